@@ -1,0 +1,157 @@
+/**
+ * Typed errors. Every error has a stable `code` (the HTTP API's `error` field),
+ * a message that says what was wrong and what was expected, and structured details.
+ */
+import type { ExpectedVersion } from './types.js';
+
+export type ErrorCode =
+  | 'WrongExpectedVersion'
+  | 'InvalidStreamId'
+  | 'InvalidEvent'
+  | 'EventTooLarge'
+  | 'AppendTooLarge'
+  | 'IdempotencyConflict'
+  | 'InvalidArgument'
+  | 'StoreClosed'
+  | 'InvalidStoreUrl'
+  | 'DriverMissing'
+  | 'SchemaTooNew'
+  | 'StoreUnavailable';
+
+export class LoglineError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.name = `${code}Error`;
+    this.code = code;
+    this.details = details;
+  }
+  /** The JSON body the HTTP API sends: `{ error, message, ...details }`. */
+  toJSON(): Record<string, unknown> {
+    return { error: this.code, message: this.message, ...this.details };
+  }
+}
+
+const describeExpected = (expected: ExpectedVersion): string =>
+  expected === 'no_stream'
+    ? 'the stream not to exist'
+    : expected === 'exists'
+      ? 'the stream to exist'
+      : expected === 'any'
+        ? 'any version'
+        : `version ${expected}`;
+
+export class WrongExpectedVersionError extends LoglineError {
+  readonly stream: string;
+  readonly expected: ExpectedVersion;
+  readonly actual: number;
+  constructor(stream: string, expected: ExpectedVersion, actual: number) {
+    super(
+      'WrongExpectedVersion',
+      `Stream '${stream}': expected ${describeExpected(expected)}, but its current version is ${actual}${actual === 0 ? ' (it does not exist)' : ''}.`,
+      { stream, expected, actual },
+    );
+    this.stream = stream;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+export class InvalidStreamIdError extends LoglineError {
+  constructor(stream: unknown, reason: string) {
+    super(
+      'InvalidStreamId',
+      `Invalid stream id ${JSON.stringify(typeof stream === 'string' ? stream.slice(0, 210) : stream)}: ${reason}. Expected 1 to 200 characters of [A-Za-z0-9_.:@-], not starting with '$'.`,
+      { stream: typeof stream === 'string' ? stream.slice(0, 210) : String(stream), reason },
+    );
+  }
+}
+
+export class InvalidEventError extends LoglineError {
+  constructor(index: number, problems: string[]) {
+    super('InvalidEvent', `Event #${index} is invalid: ${problems.join('; ')}.`, { index, problems });
+  }
+}
+
+export class EventTooLargeError extends LoglineError {
+  constructor(index: number, bytes: number, maxBytes: number) {
+    super('EventTooLarge', `Event #${index} is ${bytes} bytes as JSON; the limit is ${maxBytes} bytes.`, {
+      index,
+      bytes,
+      maxBytes,
+    });
+  }
+}
+
+export class AppendTooLargeError extends LoglineError {
+  constructor(what: 'events' | 'bytes', actual: number, max: number) {
+    super(
+      'AppendTooLarge',
+      what === 'events'
+        ? `One append may carry at most ${max} events; this one has ${actual}.`
+        : `One append may carry at most ${max} bytes of JSON; this one has ${actual}.`,
+      { limit: what, actual, max },
+    );
+  }
+}
+
+export class IdempotencyConflictError extends LoglineError {
+  constructor(stream: string, eventId: string, reason: string) {
+    super(
+      'IdempotencyConflict',
+      `Event id ${eventId} is already stored (${reason}); re-sending an id is only allowed as an exact retry of the original append to '${stream}'.`,
+      { stream, eventId, reason },
+    );
+  }
+}
+
+export class InvalidArgumentError extends LoglineError {
+  constructor(argument: string, problem: string, expected: string) {
+    super('InvalidArgument', `Invalid ${argument}: ${problem}. Expected ${expected}.`, { argument, problem, expected });
+  }
+}
+
+export class StoreClosedError extends LoglineError {
+  constructor(backend: string) {
+    super('StoreClosed', `The ${backend} store is closed; open a new one with openStore().`, { backend });
+  }
+}
+
+export class InvalidStoreUrlError extends LoglineError {
+  constructor(url: string, problem: string) {
+    super('InvalidStoreUrl', `Invalid store URL '${url}': ${problem}. Expected 'memory:', 'sqlite:<path>', 'postgres://…' or 'nats://…'.`, {
+      url,
+      problem,
+    });
+  }
+}
+
+export class DriverMissingError extends LoglineError {
+  constructor(backend: string, pkg: string, cause?: unknown) {
+    super(
+      'DriverMissing',
+      `The ${backend} backend needs the package '${pkg}', which is not installed. Run: npm install ${pkg}`,
+      { backend, package: pkg },
+      { cause },
+    );
+  }
+}
+
+export class SchemaTooNewError extends LoglineError {
+  constructor(backend: string, found: number, supported: number) {
+    super(
+      'SchemaTooNew',
+      `The ${backend} database has schema version ${found}, but this Logline supports up to ${supported}; upgrade Logline.`,
+      { backend, found, supported },
+    );
+  }
+}
+
+export class StoreUnavailableError extends LoglineError {
+  constructor(backend: string, problem: string, cause?: unknown) {
+    super('StoreUnavailable', `The ${backend} store is unavailable: ${problem}.`, { backend, problem }, { cause });
+  }
+}
+
+export const isLoglineError = (error: unknown): error is LoglineError => error instanceof LoglineError;

@@ -1,0 +1,7 @@
+/** logline: the public API. Backends have their own subpaths (logline/sqlite, logline/postgres, logline/memory). */
+export * from './core/errors.js';
+export { jsonEqual } from './core/idempotency.js';
+export { type OpenStoreOptions, openStore } from './core/open-store.js';
+export * from './core/types.js';
+export { assertStreamId, EVENT_TYPE_PATTERN, newEventSchema, STREAM_ID_PATTERN } from './core/validation.js';
+export { createMemoryStore, type MemoryStoreOptions } from './stores/memory/memory-store.js';

@@ -1,0 +1,7 @@
+export {
+  openSqliteStore,
+  type SqliteEventStore,
+  type SqliteInlineHook,
+  type SqliteStoreOptions,
+  type SqliteSynchronous,
+} from './stores/sqlite/sqlite-store.js';

@@ -1,0 +1,46 @@
+/**
+ * The SQLite schema, as numbered migrations. `PRAGMA user_version` records how many have run;
+ * opening a store applies the missing ones inside one write transaction, so several processes
+ * opening the same new file at once migrate it exactly once.
+ */
+import type { Database } from 'better-sqlite3';
+import { SchemaTooNewError } from '../../core/errors.js';
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: the log, snapshots.
+  `CREATE TABLE events (
+     position       INTEGER PRIMARY KEY,
+     stream_id      TEXT    NOT NULL,
+     stream_version INTEGER NOT NULL,
+     id             TEXT    NOT NULL,
+     type           TEXT    NOT NULL,
+     data           TEXT    NOT NULL,
+     metadata       TEXT    NOT NULL,
+     occurred_at    TEXT    NOT NULL,
+     recorded_at    TEXT    NOT NULL
+   ) STRICT;
+   CREATE UNIQUE INDEX events_stream ON events (stream_id, stream_version);
+   CREATE UNIQUE INDEX events_id ON events (id);
+   CREATE TABLE snapshots (
+     stream_id        TEXT    NOT NULL,
+     name             TEXT    NOT NULL,
+     stream_version   INTEGER NOT NULL,
+     snapshot_version INTEGER NOT NULL,
+     state            TEXT    NOT NULL,
+     taken_at         TEXT    NOT NULL,
+     PRIMARY KEY (stream_id, name)
+   ) STRICT, WITHOUT ROWID;`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function migrate(db: Database): void {
+  db.transaction(() => {
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > SCHEMA_VERSION) throw new SchemaTooNewError('sqlite', current, SCHEMA_VERSION);
+    for (let version = current; version < SCHEMA_VERSION; version++) {
+      db.exec(MIGRATIONS[version] as string);
+    }
+    if (current !== SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}

@@ -1,0 +1,450 @@
+/**
+ * The SQLite store on better-sqlite3: the embedded default.
+ *
+ * - WAL journal, `synchronous=FULL` by default: an acknowledged append survives power loss.
+ * - Appends are coalesced: every append requested while the event loop is busy joins one
+ *   write transaction (each in its own savepoint, so one failing append fails alone), and all
+ *   are acknowledged after the shared COMMIT. One caller alone pays one commit, as before.
+ * - Several processes may share one file: writes take the write lock with BEGIN IMMEDIATE and
+ *   wait up to `busyTimeoutMs`; live subscribers in other processes are woken by a watch on
+ *   the database directory, with a slow poll as the fallback.
+ */
+import { type FSWatcher, mkdirSync, watch } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
+import { DriverMissingError, StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
+import { resolveRetry } from '../../core/idempotency.js';
+import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
+import {
+  type AppendOptions,
+  type AppendResult,
+  DEFAULT_LIMITS,
+  type EventStore,
+  type ExpectedVersion,
+  type JsonObject,
+  type JsonValue,
+  type ListStreamsOptions,
+  type NewEvent,
+  type ReadAllOptions,
+  type ReadOptions,
+  type RecordedEvent,
+  type Snapshot,
+  type StoreLimits,
+  type StoreStats,
+  type StreamInfo,
+  type SubscribeOptions,
+} from '../../core/types.js';
+import {
+  assertExpectedVersion,
+  assertStreamId,
+  type NormalizedReadAll,
+  normalizeReadAllOptions,
+  normalizeReadOptions,
+  type PreparedEvent,
+  prepareEvents,
+  versionMatches,
+} from '../../core/validation.js';
+import { migrate } from './schema.js';
+
+export type SqliteSynchronous = 'off' | 'normal' | 'full' | 'extra';
+
+export interface SqliteStoreOptions {
+  /** File path; ':memory:' for a private in-memory database. */
+  path: string;
+  /** SQLite's `synchronous` pragma. Default 'full' (durable across power loss in WAL mode). */
+  synchronous?: SqliteSynchronous;
+  /** How long a writer waits for another process's write lock. Default 5000 ms. */
+  busyTimeoutMs?: number;
+  /** Longest a live subscriber sleeps before re-reading when no wake-up arrives. Default 250 ms. */
+  pollMs?: number;
+  limits?: Partial<StoreLimits>;
+}
+
+/** Runs inside the append's transaction after its events are inserted (inline projections). */
+export type SqliteInlineHook = (db: Database, events: RecordedEvent[]) => void;
+
+export interface SqliteEventStore extends EventStore {
+  readonly backend: 'sqlite';
+  /** The underlying connection, for read models that must share the events' transactions. */
+  readonly database: Database;
+  readonly path: string;
+  /** Registers a hook that runs inside every append transaction; returns an unregister function. */
+  addInlineHook(hook: SqliteInlineHook): () => void;
+}
+
+type Row = [number, string, number, string, string, string, string, string, string];
+const COLUMNS = 'position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at';
+
+const toRecorded = (row: Row): RecordedEvent => ({
+  position: BigInt(row[0]),
+  streamId: row[1],
+  streamVersion: row[2],
+  id: row[3],
+  type: row[4],
+  data: JSON.parse(row[5]) as JsonValue,
+  metadata: JSON.parse(row[6]) as JsonObject,
+  occurredAt: row[7],
+  recordedAt: row[8],
+});
+
+interface PendingAppend {
+  stream: string;
+  expected: ExpectedVersion;
+  events: PreparedEvent[];
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Most events one coalesced transaction carries; later appends wait for the next one. */
+const MAX_EVENTS_PER_COMMIT = 20_000;
+
+async function loadDriver(): Promise<typeof BetterSqlite3> {
+  try {
+    return (await import('better-sqlite3')).default;
+  } catch (error) {
+    throw new DriverMissingError('sqlite', 'better-sqlite3', error);
+  }
+}
+
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteEventStore> {
+  const Driver = await loadDriver();
+  const inMemory = options.path === ':memory:';
+  const path = inMemory ? options.path : resolve(options.path);
+  if (!inMemory) mkdirSync(dirname(path), { recursive: true });
+  const db = new Driver(path, { timeout: options.busyTimeoutMs ?? 5000 });
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${options.synchronous ?? 'full'}`);
+  migrate(db);
+  return createSqliteStore(db, path, inMemory, options);
+}
+
+function createSqliteStore(db: Database, path: string, inMemory: boolean, options: SqliteStoreOptions): SqliteEventStore {
+  const limits: StoreLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const signal = new AppendSignal();
+  const inlineHooks = new Set<SqliteInlineHook>();
+  let closed = false;
+  let queue: PendingAppend[] = [];
+  let flushScheduled = false;
+
+  const sql = {
+    version: db.prepare('SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?').pluck(),
+    insert: db.prepare(
+      'INSERT INTO events (stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    byIds: db.prepare(`SELECT ${COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(?))`).raw(),
+    readForward: db
+      .prepare(`SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`)
+      .raw(),
+    readBackward: db
+      .prepare(`SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version <= ? ORDER BY stream_version DESC LIMIT ?`)
+      .raw(),
+    head: db.prepare('SELECT coalesce(max(position), 0) FROM events').pluck(),
+    countEvents: db.prepare('SELECT count(*) FROM events').pluck(),
+    countStreams: db.prepare('SELECT count(*) FROM (SELECT DISTINCT stream_id FROM events)').pluck(),
+    listStreams: db
+      .prepare(
+        `SELECT stream_id, max(stream_version), max(position), max(recorded_at) FROM events
+         WHERE stream_id > ? AND stream_id >= ? AND stream_id < ? GROUP BY stream_id ORDER BY stream_id LIMIT ?`,
+      )
+      .raw(),
+    saveSnapshot: db.prepare(
+      `INSERT INTO snapshots (stream_id, name, stream_version, snapshot_version, state, taken_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (stream_id, name) DO UPDATE SET stream_version = excluded.stream_version,
+         snapshot_version = excluded.snapshot_version, state = excluded.state, taken_at = excluded.taken_at`,
+    ),
+    loadSnapshot: db
+      .prepare('SELECT stream_version, snapshot_version, state, taken_at FROM snapshots WHERE stream_id = ? AND name = ?')
+      .raw(),
+  };
+
+  // One prepared statement per filter shape: (types?, prefix?).
+  const pageStatements = new Map<string, Statement>();
+  const pageStatement = (filter: NormalizedReadAll): Statement => {
+    const key = `${filter.types ? 't' : ''}${filter.streamPrefix ? 'p' : ''}`;
+    let statement = pageStatements.get(key);
+    if (!statement) {
+      const where = ['position > ?'];
+      if (filter.types) where.push('type IN (SELECT value FROM json_each(?))');
+      if (filter.streamPrefix) where.push('stream_id >= ? AND stream_id < ?');
+      statement = db.prepare(`SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY position LIMIT ?`).raw();
+      pageStatements.set(key, statement);
+    }
+    return statement;
+  };
+
+  const readPage = async (after: bigint, limit: number, filter: NormalizedReadAll): Promise<RecordedEvent[]> => {
+    assertOpen();
+    const params: unknown[] = [after];
+    if (filter.types) params.push(JSON.stringify(filter.types));
+    if (filter.streamPrefix) params.push(filter.streamPrefix, `${filter.streamPrefix}\uffff`);
+    params.push(limit);
+    return (pageStatement(filter).all(...params) as Row[]).map(toRecorded);
+  };
+
+  function assertOpen(): void {
+    if (closed) throw new StoreClosedError('sqlite');
+  }
+
+  /** Writes one append inside the current transaction; throws to roll back its savepoint. */
+  const writeOne = (pending: PendingAppend, recordedAt: string): AppendResult => {
+    const { stream, expected, events } = pending;
+    const actual = sql.version.get(stream) as number;
+    if (!versionMatches(expected, actual)) {
+      // A retry of an append that already landed shows up here as a version mismatch.
+      const stored = events.length ? (sql.byIds.all(JSON.stringify(events.map((e) => e.id))) as Row[]) : [];
+      if (stored.length) return resolveRetry(stream, expected, events, stored.map(toRecorded));
+      throw new WrongExpectedVersionError(stream, expected, actual);
+    }
+    if (events.length === 0) return { streamVersion: actual, position: BigInt(sql.head.get() as number) };
+    let version = actual;
+    let position = 0;
+    const recorded: RecordedEvent[] | undefined = inlineHooks.size ? [] : undefined;
+    let inserted = 0;
+    try {
+      for (const event of events) {
+        version++;
+        const occurredAt = event.occurredAt ?? recordedAt;
+        const info = sql.insert.run(stream, version, event.id, event.type, event.dataJson, event.metadataJson, occurredAt, recordedAt);
+        position = info.lastInsertRowid as number;
+        inserted++;
+        recorded?.push({
+          id: event.id,
+          type: event.type,
+          data: event.data,
+          metadata: event.metadata,
+          occurredAt,
+          streamId: stream,
+          streamVersion: version,
+          position: BigInt(position),
+          recordedAt,
+        });
+      }
+    } catch (error) {
+      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' && String(error).includes('events.id')) {
+        // Rows this attempt inserted are visible here but roll back with the savepoint: ignore them.
+        const ownIds = new Set(events.slice(0, inserted).map((e) => e.id));
+        const stored = (sql.byIds.all(JSON.stringify(events.map((e) => e.id))) as Row[]).filter((row) => !ownIds.has(row[3]));
+        // Roll back what this append inserted so far, then answer as a retry (or a conflict).
+        throw new RetryDetected(resolveRetryOrError(stream, expected, events, stored));
+      }
+      throw error;
+    }
+    if (recorded) for (const hook of inlineHooks) hook(db, recorded);
+    return { streamVersion: version, position: BigInt(position) };
+  };
+
+  const runOneInSavepoint = db.transaction(writeOne);
+
+  const flush = (): void => {
+    flushScheduled = false;
+    if (queue.length === 0) return;
+    let end = 0;
+    let count = 0;
+    while (end < queue.length && (end === 0 || count + (queue[end] as PendingAppend).events.length <= MAX_EVENTS_PER_COMMIT)) {
+      count += (queue[end] as PendingAppend).events.length;
+      end++;
+    }
+    const batch = queue.slice(0, end);
+    queue = queue.slice(end);
+    if (queue.length) scheduleFlush();
+    const outcomes: Array<{ ok: true; result: AppendResult } | { ok: false; error: unknown }> = [];
+    try {
+      db.transaction(() => {
+        const recordedAt = new Date().toISOString();
+        for (const pending of batch) {
+          try {
+            outcomes.push({ ok: true, result: runOneInSavepoint(pending, recordedAt) });
+          } catch (error) {
+            outcomes.push(error instanceof RetryDetected ? error.outcome : { ok: false, error });
+          }
+        }
+      }).immediate();
+    } catch (error) {
+      // BEGIN or COMMIT failed: nothing of this batch is stored.
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
+    batch.forEach((pending, i) => {
+      const outcome = outcomes[i] as (typeof outcomes)[number];
+      if (outcome.ok) pending.resolve(outcome.result);
+      else pending.reject(outcome.error);
+    });
+    signal.notify();
+  };
+
+  function scheduleFlush(): void {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    setImmediate(flush);
+  }
+
+  // Wake live subscribers when another process commits: its writes touch the -wal file.
+  let watcher: FSWatcher | undefined;
+  let subscribers = 0;
+  const walName = `${basename(path)}-wal`;
+  const startWatching = () => {
+    if (inMemory || watcher) return;
+    try {
+      watcher = watch(dirname(path), { persistent: false }, (_event, file) => {
+        if (file === walName || file === basename(path)) signal.notify();
+      });
+      watcher.on('error', () => stopWatching());
+    } catch {
+      watcher = undefined; // polling still delivers, only later
+    }
+  };
+  const stopWatching = () => {
+    watcher?.close();
+    watcher = undefined;
+  };
+
+  const store: SqliteEventStore = {
+    backend: 'sqlite',
+    limits,
+    database: db,
+    path,
+
+    addInlineHook(hook) {
+      inlineHooks.add(hook);
+      return () => inlineHooks.delete(hook);
+    },
+
+    append(stream: string, events: NewEvent[], opts: AppendOptions = {}): Promise<AppendResult> {
+      try {
+        assertOpen();
+        assertStreamId(stream);
+        const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
+        assertExpectedVersion(expected);
+        const prepared = prepareEvents(events, limits);
+        return new Promise((resolve, reject) => {
+          queue.push({ stream, expected, events: prepared, resolve, reject });
+          scheduleFlush();
+        });
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+
+    async *read(stream: string, opts?: ReadOptions) {
+      assertOpen();
+      assertStreamId(stream);
+      const { from, backward, limit } = normalizeReadOptions(opts);
+      let next = from ?? (backward ? Number.MAX_SAFE_INTEGER : 1);
+      let remaining = limit;
+      while (remaining > 0 && (backward ? next >= 1 : true)) {
+        assertOpen();
+        const pageSize = Math.min(500, remaining);
+        const rows = (backward ? sql.readBackward : sql.readForward).all(stream, next, pageSize) as Row[];
+        for (const row of rows) yield toRecorded(row);
+        if (rows.length < pageSize) return;
+        remaining -= rows.length;
+        const last = (rows[rows.length - 1] as Row)[2];
+        next = backward ? last - 1 : last + 1;
+      }
+    },
+
+    async *readAll(opts?: ReadAllOptions) {
+      assertOpen();
+      yield* pagedReadAll(readPage, normalizeReadAllOptions(opts));
+    },
+
+    async *subscribe(opts?: SubscribeOptions) {
+      assertOpen();
+      if (++subscribers === 1) startWatching();
+      try {
+        yield* liveReadAll(
+          {
+            readPage,
+            headPosition: async () => BigInt(sql.head.get() as number),
+            signal,
+            pollMs: options.pollMs ?? 250,
+            isClosed: () => closed,
+            backend: 'sqlite',
+          },
+          opts,
+        );
+      } finally {
+        if (--subscribers === 0) stopWatching();
+      }
+    },
+
+    async streamVersion(stream: string) {
+      assertOpen();
+      assertStreamId(stream);
+      return sql.version.get(stream) as number;
+    },
+
+    async headPosition() {
+      assertOpen();
+      return BigInt(sql.head.get() as number);
+    },
+
+    async listStreams(opts: ListStreamsOptions = {}): Promise<StreamInfo[]> {
+      assertOpen();
+      const { prefix = '', after = '', limit = 100 } = opts;
+      const rows = sql.listStreams.all(after, prefix, `${prefix}\uffff`, limit) as [string, number, number, string][];
+      return rows.map(([streamId, version, lastPosition, lastRecordedAt]) => ({
+        streamId,
+        version,
+        lastPosition: BigInt(lastPosition),
+        lastRecordedAt,
+      }));
+    },
+
+    async stats(): Promise<StoreStats> {
+      assertOpen();
+      return {
+        events: sql.countEvents.get() as number,
+        streams: sql.countStreams.get() as number,
+        headPosition: BigInt(sql.head.get() as number),
+      };
+    },
+
+    async saveSnapshot(snapshot: Snapshot) {
+      assertOpen();
+      assertStreamId(snapshot.streamId);
+      const { streamId, name, streamVersion, snapshotVersion, state, takenAt } = snapshot;
+      sql.saveSnapshot.run(streamId, name, streamVersion, snapshotVersion, JSON.stringify(state), takenAt);
+    },
+
+    async loadSnapshot(stream: string, name: string) {
+      assertOpen();
+      const row = sql.loadSnapshot.get(stream, name) as [number, number, string, string] | undefined;
+      if (!row) return undefined;
+      const [streamVersion, snapshotVersion, state, takenAt] = row;
+      return { streamId: stream, name, streamVersion, snapshotVersion, state: JSON.parse(state) as JsonValue, takenAt };
+    },
+
+    async close() {
+      if (closed) return;
+      // Appends already accepted are written before the connection closes.
+      while (queue.length) flush();
+      closed = true;
+      stopWatching();
+      signal.notify();
+      db.close();
+    },
+  };
+  return store;
+}
+
+/** Carries a retry's answer out of the savepoint so the savepoint's inserts roll back. */
+class RetryDetected extends Error {
+  constructor(readonly outcome: { ok: true; result: AppendResult } | { ok: false; error: unknown }) {
+    super('retry detected');
+  }
+}
+
+function resolveRetryOrError(
+  stream: string,
+  expected: ExpectedVersion,
+  events: PreparedEvent[],
+  stored: Row[],
+): { ok: true; result: AppendResult } | { ok: false; error: unknown } {
+  try {
+    return { ok: true, result: resolveRetry(stream, expected, events, stored.map(toRecorded)) };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
