@@ -16,7 +16,12 @@ export type ErrorCode =
   | 'InvalidStoreUrl'
   | 'DriverMissing'
   | 'SchemaTooNew'
-  | 'StoreUnavailable';
+  | 'StoreUnavailable'
+  // HTTP server (src/server): no valid API key, a key outside its rights, an unknown stream or route, a body that is not JSON.
+  | 'Unauthorized'
+  | 'Forbidden'
+  | 'NotFound'
+  | 'UnsupportedMediaType';
 
 export class LoglineError extends Error {
   readonly code: ErrorCode;
