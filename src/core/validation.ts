@@ -22,7 +22,7 @@ export function assertStreamId(stream: unknown): asserts stream is string {
 
 /** The schema of one NewEvent. The HTTP server reuses it (and its JSON Schema) for request bodies. */
 export const newEventSchema = z.strictObject({
-  id: z.uuid({ error: 'id must be a UUID' }).optional(),
+  id: z.guid({ error: 'id must be a UUID (8-4-4-4-12 hex digits)' }).optional(),
   type: z.string().regex(EVENT_TYPE_PATTERN, { error: 'type must be 1 to 200 characters of [A-Za-z0-9_.:@/-]' }),
   data: z.json({ error: 'data must be a JSON value' }),
   metadata: z.record(z.string(), z.json()).optional(),
@@ -44,6 +44,56 @@ export interface PreparedEvent {
   occurredAt: string | undefined;
 }
 
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+const EVENT_KEYS = new Set(['id', 'type', 'data', 'metadata', 'occurredAt']);
+
+const isPlainObject = (value: object): boolean => {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+};
+
+function isJsonValue(value: unknown, depth = 0): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object': {
+      if (value === null) return true;
+      if (depth > 64) return false;
+      if (Array.isArray(value)) return value.every((item) => isJsonValue(item, depth + 1));
+      if (!isPlainObject(value)) return false;
+      for (const key in value) if (!isJsonValue((value as Record<string, unknown>)[key], depth + 1)) return false;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
+ * The hot path: the same rules as `newEventSchema`, checked by hand because appends validate every
+ * event. When it says no, the zod schema runs to explain why.
+ */
+function isValidEventFast(event: unknown): event is NewEvent {
+  if (typeof event !== 'object' || event === null || Array.isArray(event) || !isPlainObject(event)) return false;
+  const e = event as Record<string, unknown>;
+  for (const key in e) if (!EVENT_KEYS.has(key)) return false;
+  if (typeof e.type !== 'string' || !EVENT_TYPE_PATTERN.test(e.type)) return false;
+  if (!('data' in e) || !isJsonValue(e.data)) return false;
+  if (e.id !== undefined && !(typeof e.id === 'string' && UUID_PATTERN.test(e.id))) return false;
+  if (e.metadata !== undefined) {
+    const m = e.metadata;
+    if (typeof m !== 'object' || m === null || Array.isArray(m) || !isJsonValue(m)) return false;
+  }
+  if (e.occurredAt !== undefined) {
+    if (typeof e.occurredAt !== 'string' || !ISO_DATE_TIME.test(e.occurredAt) || Number.isNaN(Date.parse(e.occurredAt))) return false;
+  }
+  return true;
+}
+
 function describeIssues(error: z.ZodError): string[] {
   return error.issues.map((issue) => {
     const path = issue.path.length ? issue.path.join('.') : 'event';
@@ -61,9 +111,11 @@ export function prepareEvents(events: unknown, limits: StoreLimits): PreparedEve
   const seen = new Set<string>();
   let totalBytes = 0;
   for (let i = 0; i < events.length; i++) {
-    const parsed = newEventSchema.safeParse(events[i]);
-    if (!parsed.success) throw new InvalidEventError(i, describeIssues(parsed.error));
-    const event = parsed.data as NewEvent;
+    const event = events[i];
+    if (!isValidEventFast(event)) {
+      const parsed = newEventSchema.safeParse(event);
+      throw new InvalidEventError(i, parsed.success ? ['it is not a plain JSON object with JSON values'] : describeIssues(parsed.error));
+    }
     const id = event.id ?? randomUUID();
     if (seen.has(id)) throw new InvalidEventError(i, [`id ${id} appears twice in this append`]);
     seen.add(id);

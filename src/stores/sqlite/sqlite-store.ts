@@ -13,7 +13,7 @@ import { type FSWatcher, mkdirSync, watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
-import { DriverMissingError, StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
+import { DriverMissingError, LoglineError, StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import {
@@ -235,6 +235,16 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   };
 
   const runOneInSavepoint = db.transaction(writeOne);
+  const runAlone = db.transaction(writeOne);
+  const writeAlone = (pending: PendingAppend): Outcome => {
+    try {
+      return { ok: true, result: runAlone.immediate(pending, new Date().toISOString()) };
+    } catch (error) {
+      if (error instanceof RetryDetected) return error.outcome;
+      if (error instanceof LoglineError) return { ok: false, error };
+      throw error;
+    }
+  };
 
   const flush = (): void => {
     flushScheduled = false;
@@ -248,18 +258,23 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     const batch = queue.slice(0, end);
     queue = queue.slice(end);
     if (queue.length) scheduleFlush();
-    const outcomes: Array<{ ok: true; result: AppendResult } | { ok: false; error: unknown }> = [];
+    const outcomes: Outcome[] = [];
     try {
-      db.transaction(() => {
-        const recordedAt = new Date().toISOString();
-        for (const pending of batch) {
-          try {
-            outcomes.push({ ok: true, result: runOneInSavepoint(pending, recordedAt) });
-          } catch (error) {
-            outcomes.push(error instanceof RetryDetected ? error.outcome : { ok: false, error });
+      if (batch.length === 1) {
+        // Alone in its transaction: no savepoint needed, a failure rolls back the whole thing.
+        outcomes.push(writeAlone(batch[0] as PendingAppend));
+      } else {
+        db.transaction(() => {
+          const recordedAt = new Date().toISOString();
+          for (const pending of batch) {
+            try {
+              outcomes.push({ ok: true, result: runOneInSavepoint(pending, recordedAt) });
+            } catch (error) {
+              outcomes.push(error instanceof RetryDetected ? error.outcome : { ok: false, error });
+            }
           }
-        }
-      }).immediate();
+        }).immediate();
+      }
     } catch (error) {
       // BEGIN or COMMIT failed: nothing of this batch is stored.
       for (const pending of batch) pending.reject(error);
@@ -429,19 +444,16 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   return store;
 }
 
+type Outcome = { ok: true; result: AppendResult } | { ok: false; error: unknown };
+
 /** Carries a retry's answer out of the savepoint so the savepoint's inserts roll back. */
 class RetryDetected extends Error {
-  constructor(readonly outcome: { ok: true; result: AppendResult } | { ok: false; error: unknown }) {
+  constructor(readonly outcome: Outcome) {
     super('retry detected');
   }
 }
 
-function resolveRetryOrError(
-  stream: string,
-  expected: ExpectedVersion,
-  events: PreparedEvent[],
-  stored: Row[],
-): { ok: true; result: AppendResult } | { ok: false; error: unknown } {
+function resolveRetryOrError(stream: string, expected: ExpectedVersion, events: PreparedEvent[], stored: Row[]): Outcome {
   try {
     return { ok: true, result: resolveRetry(stream, expected, events, stored.map(toRecorded)) };
   } catch (error) {

@@ -1,0 +1,100 @@
+/**
+ * The benchmark harness every bench suite uses: run scenarios side by side in one process,
+ * measure events/s and per-operation latency, print a table with ratios to a baseline.
+ */
+
+export interface Result {
+  /** Who ran it: 'logline-sqlite', 'raw better-sqlite3', 'emmett', … */
+  label: string;
+  events: number;
+  seconds: number;
+  eventsPerSec: number;
+  /** Latency of one operation (an append, a read page…), when measured. */
+  p50Ms?: number;
+  p99Ms?: number;
+  /** Extra columns, e.g. { 'peak RSS MB': 61 }. */
+  extra?: Record<string, number | string>;
+}
+
+export function percentile(sortedMs: number[], p: number): number {
+  if (sortedMs.length === 0) return Number.NaN;
+  const index = Math.min(sortedMs.length - 1, Math.max(0, Math.ceil((p / 100) * sortedMs.length) - 1));
+  return sortedMs[index] as number;
+}
+
+export interface AppendLoad {
+  label: string;
+  /** Total operations to run (split across workers). */
+  operations: number;
+  eventsPerOperation: number;
+  concurrency: number;
+  /** Runs operation number `i` (0-based) of worker `worker`. */
+  operation: (i: number, worker: number) => Promise<unknown>;
+}
+
+/** Runs `operations` operations on `concurrency` concurrent workers; times each one. */
+export async function measure(load: AppendLoad): Promise<Result> {
+  const latencies: number[] = [];
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: load.concurrency }, async (_, worker) => {
+      while (next < load.operations) {
+        const i = next++;
+        const t0 = performance.now();
+        await load.operation(i, worker);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  const events = load.operations * load.eventsPerOperation;
+  return {
+    label: load.label,
+    events,
+    seconds,
+    eventsPerSec: events / seconds,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+  };
+}
+
+/** Times a read loop that returns how many events it saw; samples RSS while it runs. */
+export async function measureRead(label: string, read: () => Promise<number>): Promise<Result> {
+  let peakRss = process.memoryUsage.rss();
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  }, 20);
+  const start = performance.now();
+  const events = await read();
+  const seconds = (performance.now() - start) / 1000;
+  clearInterval(sampler);
+  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  return { label, events, seconds, eventsPerSec: events / seconds, extra: { 'peak RSS MB': Math.round(peakRss / 1e6) } };
+}
+
+const fmt = (n: number | undefined, digits = 2) => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits));
+
+/** Prints one scenario as a Markdown table; ratios are relative to the result labelled `baseline`. */
+export function printScenario(title: string, results: Result[], baseline?: string): string {
+  const base = results.find((r) => r.label === baseline);
+  const extras = [...new Set(results.flatMap((r) => Object.keys(r.extra ?? {})))];
+  const header = ['who', 'events/s', 'p50 ms', 'p99 ms', ...(base ? [`vs ${base.label}`] : []), ...extras];
+  const lines = [`\n### ${title}\n`, `| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  for (const r of results) {
+    const ratio = base ? [`${((r.eventsPerSec / base.eventsPerSec) * 100).toFixed(0)}%`] : [];
+    lines.push(
+      `| ${[r.label, Math.round(r.eventsPerSec).toLocaleString('en-US'), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), ...ratio, ...extras.map((k) => String(r.extra?.[k] ?? '–'))].join(' | ')} |`,
+    );
+  }
+  const text = lines.join('\n');
+  console.log(text);
+  return text;
+}
+
+/** Command-line flags shared by suites: --quick (small sizes), --large (the big optional cases). */
+export const flags = {
+  quick: process.argv.includes('--quick'),
+  large: process.argv.includes('--large'),
+};

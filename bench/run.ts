@@ -1,0 +1,19 @@
+/**
+ * npm run bench [-- <suite>…] [--quick] [--large]
+ * Runs the named suites (default: all) one after another; each prints Markdown tables.
+ */
+const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
+  sqlite: () => import('./sqlite.js'),
+};
+
+const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
+const names = asked.length ? asked : Object.keys(suites);
+for (const name of names) {
+  const load = suites[name];
+  if (!load) {
+    console.error(`unknown bench suite '${name}'; known: ${Object.keys(suites).join(', ')}`);
+    process.exit(2);
+  }
+  console.log(`\n## ${name}  (node ${process.version}, ${new Date().toISOString()})`);
+  await (await load()).run();
+}

@@ -1,0 +1,200 @@
+/**
+ * SQLite suite: Logline's SQLite store side by side with raw better-sqlite3 doing the same
+ * inserts and reads (same schema, same pragmas: WAL, synchronous=FULL) in the same process.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { NewEvent } from '../src/index.js';
+import { openSqliteStore } from '../src/sqlite.js';
+import { MIGRATIONS } from '../src/stores/sqlite/schema.js';
+import { flags, measure, measureRead, printScenario, type Result } from './harness.js';
+
+const DIR = join(process.cwd(), '.bench-data', 'sqlite');
+
+const payload = (i: number) => ({
+  orderId: `order-${i}`,
+  customer: { id: i % 1000, name: 'Marge Simpson', email: 'marge@example.com' },
+  lines: [
+    { sku: 'DONUT-PINK', quantity: 12, price: 1.25 },
+    { sku: 'DUFF-6', quantity: 1, price: 7.99 },
+  ],
+  total: 22.99,
+});
+const newEvent = (i: number): NewEvent => ({ type: 'OrderPlaced', data: payload(i), metadata: { correlationId: `c-${i}` } });
+
+function rawDb(file: string) {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec(MIGRATIONS[0] as string);
+  const insert = db.prepare(
+    'INSERT INTO events (stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const versions = new Map<string, number>();
+  /** What an application would do by hand: one transaction per append, JSON text columns. */
+  const append = db.transaction((stream: string, events: NewEvent[]) => {
+    let version = versions.get(stream) ?? 0;
+    const now = new Date().toISOString();
+    for (const e of events) {
+      insert.run(stream, ++version, randomUUID(), e.type, JSON.stringify(e.data), JSON.stringify(e.metadata ?? {}), now, now);
+    }
+    versions.set(stream, version);
+  });
+  return { db, append };
+}
+
+async function appendScenario(title: string, appends: number, perAppend: number, concurrency: number): Promise<Result[]> {
+  const results: Result[] = [];
+  const batches = Array.from({ length: appends }, (_, a) => Array.from({ length: perAppend }, (_, i) => newEvent(a * perAppend + i)));
+  {
+    const raw = rawDb(join(DIR, `raw-${perAppend}-${concurrency}.db`));
+    results.push(
+      await measure({
+        label: 'raw better-sqlite3',
+        operations: appends,
+        eventsPerOperation: perAppend,
+        concurrency: 1, // synchronous driver: concurrency is meaningless
+        operation: async (i) => raw.append(`stream-${i % 100}`, batches[i] as NewEvent[]),
+      }),
+    );
+    raw.db.close();
+  }
+  {
+    const store = await openSqliteStore({ path: join(DIR, `logline-${perAppend}-${concurrency}.db`) });
+    const versions = new Map<string, number>();
+    results.push(
+      await measure({
+        label: `logline-sqlite (${concurrency} caller${concurrency > 1 ? 's' : ''})`,
+        operations: appends,
+        eventsPerOperation: perAppend,
+        concurrency,
+        operation: async (i, worker) => {
+          // Each caller owns its streams and checks the expected version, as an aggregate would.
+          const stream = `stream-${worker}-${i % 7}`;
+          const result = await store.append(stream, batches[i] as NewEvent[], { expectedVersion: versions.get(stream) ?? 'no_stream' });
+          versions.set(stream, result.streamVersion);
+        },
+      }),
+    );
+    await store.close();
+  }
+  printScenario(title, results, 'raw better-sqlite3');
+  return results;
+}
+
+/** Fills a store file with `total` events fast (raw multi-row transactions), streams of `perStream`. */
+function seed(file: string, total: number, perStream: number): void {
+  const store = new Database(file);
+  store.pragma('journal_mode = WAL');
+  store.pragma('synchronous = OFF');
+  store.exec(MIGRATIONS[0] as string);
+  store.pragma(`user_version = ${MIGRATIONS.length}`);
+  const insert = store.prepare(
+    'INSERT INTO events (stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const now = new Date().toISOString();
+  const chunk = store.transaction((from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      insert.run(
+        `seed-${Math.floor(i / perStream)}`,
+        (i % perStream) + 1,
+        randomUUID(),
+        'OrderPlaced',
+        JSON.stringify(payload(i)),
+        '{}',
+        now,
+        now,
+      );
+    }
+  });
+  for (let i = 0; i < total; i += 50_000) chunk(i, Math.min(total, i + 50_000));
+  store.close();
+}
+
+async function readScenarios(): Promise<void> {
+  const streamLength = flags.quick ? 20_000 : 100_000;
+  const allLength = flags.quick ? 100_000 : 1_000_000;
+  const streamFile = join(DIR, 'read-stream.db');
+  const allFile = join(DIR, 'read-all.db');
+  seed(streamFile, streamLength, streamLength);
+  seed(allFile, allLength, 100);
+
+  const rawRead = (file: string, sqlText: string, first: unknown[], next: (last: unknown[]) => unknown[]) => {
+    const db = new Database(file, { readonly: true });
+    const statement = db.prepare(sqlText).raw();
+    let count = 0;
+    let params = first;
+    for (;;) {
+      const rows = statement.all(...params) as unknown[][];
+      for (const row of rows) {
+        JSON.parse(row[5] as string);
+        JSON.parse(row[6] as string);
+        count++;
+      }
+      if (rows.length < 500) break;
+      params = next(rows[rows.length - 1] as unknown[]);
+    }
+    db.close();
+    return count;
+  };
+  const cols = 'position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at';
+
+  const streamResults = [
+    await measureRead('raw better-sqlite3', async () =>
+      rawRead(
+        streamFile,
+        `SELECT ${cols} FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT 500`,
+        ['seed-0', 1],
+        (last) => ['seed-0', (last[2] as number) + 1],
+      ),
+    ),
+  ];
+  {
+    const store = await openSqliteStore({ path: streamFile });
+    streamResults.push(
+      await measureRead('logline-sqlite read()', async () => {
+        let n = 0;
+        for await (const _ of store.read('seed-0')) n++;
+        return n;
+      }),
+    );
+    await store.close();
+  }
+  printScenario(`read one ${streamLength.toLocaleString('en-US')}-event stream`, streamResults, 'raw better-sqlite3');
+
+  const allResults = [
+    await measureRead('raw better-sqlite3', async () =>
+      rawRead(allFile, `SELECT ${cols} FROM events WHERE position > ? ORDER BY position LIMIT 500`, [0], (last) => [last[0]]),
+    ),
+  ];
+  {
+    const store = await openSqliteStore({ path: allFile });
+    allResults.push(
+      await measureRead('logline-sqlite readAll()', async () => {
+        let n = 0;
+        for await (const _ of store.readAll()) n++;
+        return n;
+      }),
+    );
+    await store.close();
+  }
+  printScenario(
+    `readAll over ${allLength.toLocaleString('en-US')} events (peak RSS must not grow with length)`,
+    allResults,
+    'raw better-sqlite3',
+  );
+}
+
+export async function run(): Promise<void> {
+  rmSync(DIR, { recursive: true, force: true });
+  mkdirSync(DIR, { recursive: true });
+  const scale = flags.quick ? 0.25 : 1;
+  console.log('\nWAL, synchronous=FULL on both sides; same schema and indexes; ~330-byte events.');
+  await appendScenario('1 event per append, single writer', Math.round(3000 * scale), 1, 1);
+  await appendScenario('100 events per append, single writer', Math.round(300 * scale), 100, 1);
+  await appendScenario('1 event per append, 16 concurrent callers (coalesced commits)', Math.round(8000 * scale), 1, 16);
+  await readScenarios();
+  rmSync(DIR, { recursive: true, force: true });
+}
