@@ -17,6 +17,9 @@ export type ErrorCode =
   | 'DriverMissing'
   | 'SchemaTooNew'
   | 'StoreUnavailable'
+  // Projections (src/projections): waitForPosition timed out; a projection stopped on a failure.
+  | 'PositionTimeout'
+  | 'ProjectionStopped'
   // HTTP server (src/server): no valid API key, a key outside its rights, an unknown stream or route, a body that is not JSON.
   | 'Unauthorized'
   | 'Forbidden'
