@@ -24,7 +24,10 @@ export type ErrorCode =
   | 'Unauthorized'
   | 'Forbidden'
   | 'NotFound'
-  | 'UnsupportedMediaType';
+  | 'UnsupportedMediaType'
+  // Domain layer (src/domain): a command lost every optimistic-concurrency retry; a stored event's schema version is unknown to this app.
+  | 'CommandRetriesExhausted'
+  | 'EventSchemaTooNew';
 
 export class LoglineError extends Error {
   readonly code: ErrorCode;
