@@ -1,1 +1,7 @@
-export * from './stores/postgres/index.js';
+export {
+  openPostgresStore,
+  POSTGRES_SCHEMA_VERSION,
+  type PostgresEventStore,
+  type PostgresInlineHook,
+  type PostgresStoreOptions,
+} from './stores/postgres/index.js';
