@@ -407,7 +407,6 @@ function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: 
   // ---- wake-ups ------------------------------------------------------------------------------
 
   let listening: Promise<{ unlisten(): Promise<void> } | undefined> | undefined;
-  let subscribers = 0;
   const startListening = () => {
     // onlisten also runs after postgres.js re-listens on a new connection: re-read, we may have missed a NOTIFY.
     listening ??= sql
@@ -481,23 +480,18 @@ function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: 
 
     async *subscribe(opts?: SubscribeOptions) {
       assertOpen();
-      subscribers++;
       startListening();
-      try {
-        yield* liveReadAll(
-          {
-            readPage: (after, limit, filter) => patiently(() => readPage(after, limit, filter), [], opts?.signal),
-            headPosition: () => patiently(headPosition, 0n, opts?.signal),
-            signal,
-            pollMs,
-            isClosed: () => closed,
-            backend: 'postgres',
-          },
-          opts,
-        );
-      } finally {
-        subscribers--;
-      }
+      yield* liveReadAll(
+        {
+          readPage: (after, limit, filter) => patiently(() => readPage(after, limit, filter), [], opts?.signal),
+          headPosition: () => patiently(headPosition, 0n, opts?.signal),
+          signal,
+          pollMs,
+          isClosed: () => closed,
+          backend: 'postgres',
+        },
+        opts,
+      );
     },
 
     async streamVersion(stream: string) {
@@ -574,6 +568,5 @@ function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: 
       await sql.end({ timeout: 5 });
     },
   };
-  void subscribers;
   return store;
 }

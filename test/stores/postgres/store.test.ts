@@ -1,0 +1,140 @@
+/** PostgreSQL-specific behaviour beyond the contract: URL options, migrations, inline hooks, close. */
+import { afterAll, describe, expect, it } from 'vitest';
+import { InvalidStoreUrlError, openStore, SchemaTooNewError, StoreClosedError } from '../../../src/index.js';
+import { openPostgresStore, type PostgresEventStore } from '../../../src/postgres.js';
+import { collect, event } from '../../helpers/collect.js';
+import { freshSchemaUrl, PG_URL, requirePostgres } from '../../helpers/postgres.js';
+
+const reachable = await requirePostgres();
+const cleanups: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+});
+
+async function fresh(extra: Partial<Parameters<typeof openPostgresStore>[0]> = {}) {
+  const schema = await freshSchemaUrl();
+  cleanups.push(schema.drop);
+  const store = await openPostgresStore({ url: schema.url, poolSize: 3, ...extra });
+  cleanups.push(() => store.close());
+  return { store, ...schema };
+}
+
+describe.skipIf(!reachable)('postgres store', () => {
+  it('takes schema and poolSize from the URL, through openStore, and exposes sql and schema', async () => {
+    const { url, schema, drop } = await freshSchemaUrl();
+    cleanups.push(drop);
+    const store = (await openStore(`${url}&poolSize=2`)) as PostgresEventStore;
+    cleanups.push(() => store.close());
+    expect(store.backend).toBe('postgres');
+    expect(store.schema).toBe(schema);
+    await store.append('a-1', [event('A')]);
+    const [row] = await store.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM ${store.sql(schema)}.events`;
+    expect(row?.n).toBe(1);
+  });
+
+  it('rejects bad schema names and URL options with a typed error', async () => {
+    await expect(openStore(`${PG_URL}?schema=Bad-Name`)).rejects.toBeInstanceOf(InvalidStoreUrlError);
+    await expect(openStore(`${PG_URL}?schema=x;drop`)).rejects.toBeInstanceOf(InvalidStoreUrlError);
+    await expect(openStore(`${PG_URL}?poolSize=0`)).rejects.toBeInstanceOf(InvalidStoreUrlError);
+  });
+
+  it('migrates a new schema once when many open it at the same time, and refuses a newer schema', async () => {
+    const { url, schema, drop } = await freshSchemaUrl();
+    cleanups.push(drop);
+    const stores = await Promise.all(Array.from({ length: 6 }, () => openPostgresStore({ url, poolSize: 1 })));
+    await Promise.all(stores.map((s, i) => s.append(`s-${i}`, [event('A')])));
+    const sql = stores[0]?.sql as PostgresEventStore['sql'];
+    const migrations = await sql<{ version: number }[]>`SELECT version FROM ${sql(schema)}.migrations ORDER BY version`;
+    expect(migrations.map((m) => m.version)).toEqual([1]);
+    expect((await stores[0]?.stats())?.events).toBe(6);
+    await sql`INSERT INTO ${sql(schema)}.migrations (version) VALUES (99)`;
+    await Promise.all(stores.map((s) => s.close()));
+    await expect(openPostgresStore({ url })).rejects.toBeInstanceOf(SchemaTooNewError);
+  });
+
+  it('keeps tenants apart: one schema per store', async () => {
+    const a = await fresh();
+    const b = await fresh();
+    await a.store.append('same-id', [event('A')]);
+    expect(await b.store.streamVersion('same-id')).toBe(0);
+    expect(await collect(b.store.readAll())).toEqual([]);
+  });
+
+  it('runs inline hooks in the append transaction; a failing hook fails only its own append', async () => {
+    const { store } = await fresh();
+    await store.sql`CREATE TABLE ${store.sql(store.schema)}.counts (stream_id text PRIMARY KEY, n int NOT NULL, last_position bigint)`;
+    const seen: Array<[string, number, bigint]> = [];
+    const remove = store.addInlineHook(async (tx, events) => {
+      const last = events[events.length - 1];
+      if (!last) return;
+      for (const e of events) seen.push([e.streamId, e.streamVersion, e.position]);
+      if (last.streamId === 'poison') throw new Error('hook refused');
+      await tx`INSERT INTO ${tx(store.schema)}.counts VALUES (${last.streamId}, ${events.length}, ${last.position.toString()})
+               ON CONFLICT (stream_id) DO UPDATE SET n = counts.n + excluded.n, last_position = excluded.last_position`;
+    });
+    // Concurrent appends share one commit; the poisoned one must fail alone.
+    const results = await Promise.allSettled([
+      store.append('ok-1', [event('A'), event('B')]),
+      store.append('poison', [event('A')]),
+      store.append('ok-2', [event('A')]),
+      store.append('ok-1', [event('C')]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason.message).toBe('hook refused');
+    expect(await store.streamVersion('poison')).toBe(0);
+    const counts = await store.sql<{ stream_id: string; n: number; last_position: string }[]>`
+      SELECT stream_id, n, last_position::text FROM ${store.sql(store.schema)}.counts ORDER BY stream_id`;
+    expect(counts.map((c) => [c.stream_id, c.n])).toEqual([
+      ['ok-1', 3],
+      ['ok-2', 1],
+    ]);
+    // What the hooks saw is what was stored (versions and positions).
+    const stored = await collect(store.readAll());
+    expect(stored).toHaveLength(4);
+    for (const e of stored) expect(seen).toContainEqual([e.streamId, e.streamVersion, e.position]);
+    expect(counts.find((c) => c.stream_id === 'ok-1')?.last_position).toBe(
+      String(stored.filter((e) => e.streamId === 'ok-1').at(-1)?.position),
+    );
+    remove();
+    await store.append('poison', [event('A')]);
+    expect(await store.streamVersion('poison')).toBe(1);
+  });
+
+  it('close() finishes the appends already accepted, then refuses new ones', async () => {
+    const { store, url } = await fresh();
+    const pending = Array.from({ length: 50 }, (_, i) => store.append(`c-${i % 5}`, [event('E', { i })]));
+    await store.close();
+    const results = await Promise.allSettled(pending);
+    expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+    await expect(store.append('c-0', [event('E')])).rejects.toBeInstanceOf(StoreClosedError);
+    const reopened = await openPostgresStore({ url });
+    cleanups.push(() => reopened.close());
+    expect((await reopened.stats()).events).toBe(50);
+  });
+
+  it('wakes a live subscriber in another process-like store through NOTIFY', async () => {
+    const { store, url } = await fresh({ pollMs: 60_000 });
+    const other = await openPostgresStore({ url, pollMs: 60_000 });
+    cleanups.push(() => other.close());
+    const iterator = store.subscribe({ from: 'end' })[Symbol.asyncIterator]();
+    const first = iterator.next();
+    await new Promise((r) => setTimeout(r, 200)); // let the subscriber reach its wait
+    await other.append('x', [event('FromElsewhere')]);
+    // With a 60 s poll, only the NOTIFY can deliver this within the test timeout.
+    expect((await first).value?.type).toBe('FromElsewhere');
+    await iterator.return?.();
+  });
+
+  it('stores large positions and versions as exact integers', async () => {
+    const { store } = await fresh();
+    const sql = store.sql;
+    // Jump the log beyond 2^53 to prove positions are bigint end to end.
+    await sql`INSERT INTO ${sql(store.schema)}.events (position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at)
+              VALUES (9007199254740993, 'seed', 1, gen_random_uuid(), 'Seed', '{}', '{}', now(), now())`;
+    await sql`INSERT INTO ${sql(store.schema)}.streams VALUES ('seed', 1, 9007199254740993, now())`;
+    const { position } = await store.append('big', [event('A')]);
+    expect(position).toBe(9007199254740994n);
+    expect((await collect(store.readAll({ from: 9007199254740993n }))).map((e) => e.position)).toEqual([9007199254740994n]);
+    expect(await store.headPosition()).toBe(9007199254740994n);
+  });
+});
