@@ -1,0 +1,309 @@
+#!/usr/bin/env node
+/**
+ * The `logline` command line. Every command but `serve` acts on a store opened directly
+ * (--store URL) or on a running server (--server http://…); output is JSON / NDJSON on stdout,
+ * progress bars go to stderr and only when it is a terminal.
+ */
+import { createReadStream, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
+import { InvalidArgumentError, LoglineError } from '../core/errors.js';
+import type { ExpectedVersion, NewEvent, RecordedEvent } from '../core/types.js';
+import { stringify, toWire } from '../server/json.js';
+import { startServer } from '../server/serve.js';
+import { progressBar } from './progress.js';
+import { openTarget, RemoteError, type Target } from './targets.js';
+
+const int = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new CommanderArgumentError(`${name} must be a non-negative integer`);
+  return n;
+};
+
+const program = new Command('logline').description('Logline event store: server and command line').version('0.1.0').showHelpAfterError();
+
+const targetOptions = (command: Command) =>
+  command
+    .addOption(
+      new Option('--store <url>', 'store URL: sqlite:<path>, postgres://…, memory: (default sqlite:./logline-data/logline.db)').env(
+        'LOGLINE_STORE',
+      ),
+    )
+    .addOption(new Option('--server <url>', 'a running Logline server, e.g. http://127.0.0.1:7373').env('LOGLINE_SERVER'))
+    .addOption(new Option('--api-key <key>', 'API key for --server').env('LOGLINE_API_KEY'));
+
+interface TargetFlags {
+  store?: string;
+  server?: string;
+  apiKey?: string;
+}
+
+async function withTarget(flags: TargetFlags, action: (target: Target) => Promise<void>): Promise<void> {
+  if (flags.store && flags.server) throw new InvalidArgumentError('target', 'both --store and --server were given', 'one of them');
+  const target = await openTarget(flags);
+  try {
+    await action(target);
+  } finally {
+    await target.close();
+  }
+}
+
+const print = (value: unknown) => process.stdout.write(`${stringify(value)}\n`);
+
+/** Writes one line to stdout, waiting when the pipe is full so memory stays flat on big exports. */
+const writeLine = (line: string): Promise<void> | undefined =>
+  process.stdout.write(`${line}\n`) ? undefined : new Promise((resolve) => process.stdout.once('drain', resolve));
+
+async function* ndjsonLines(file: string | undefined): AsyncGenerator<{ value: unknown; line: number; bytes: number }> {
+  const input = file && file !== '-' ? createReadStream(file) : process.stdin;
+  let line = 0;
+  for await (const text of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+    line++;
+    if (text.trim() === '') continue;
+    try {
+      yield { value: JSON.parse(text), line, bytes: Buffer.byteLength(text) + 1 };
+    } catch (error) {
+      throw new InvalidArgumentError(`line ${line}`, `it is not JSON (${(error as Error).message})`, 'one JSON value per line (NDJSON)');
+    }
+  }
+}
+
+const fileSize = (file: string | undefined) => (file && file !== '-' ? statSync(file).size : undefined);
+
+function parseExpected(value: string | undefined): ExpectedVersion | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'any' || value === 'no_stream' || value === 'exists') return value;
+  if (/^\d+$/.test(value)) return Number(value);
+  throw new InvalidArgumentError('--expected-version', `got '${value}'`, "'any', 'no_stream', 'exists' or a stream version");
+}
+
+// --- serve ---
+program
+  .command('serve')
+  .description('run the HTTP server (API, SSE, admin page, /metrics)')
+  .addOption(new Option('--store <url>', 'store URL').env('LOGLINE_STORE').default('sqlite:./logline-data/logline.db'))
+  .addOption(new Option('--host <host>', 'interface to bind').env('LOGLINE_HOST').default('127.0.0.1'))
+  .addOption(new Option('--port <port>', 'port (0 = any free port)').env('LOGLINE_PORT').default(7373).argParser(int('--port')))
+  .option('--keys <file>', 'API keys file (JSON); also LOGLINE_API_KEYS_FILE or LOGLINE_API_KEYS')
+  .option('--insecure', 'allow binding a non-loopback interface without API keys')
+  .option('--demo', 'seed a small demo dataset when the store is empty')
+  .addOption(
+    new Option('--sse-buffer-bytes <n>', 'bytes buffered per SSE client before it counts as stalled').argParser(int('--sse-buffer-bytes')),
+  )
+  .addOption(new Option('--sse-stall-ms <n>', 'how long a stalled SSE client is kept').argParser(int('--sse-stall-ms')))
+  .addOption(new Option('--heartbeat-ms <n>', 'SSE heartbeat interval').argParser(int('--heartbeat-ms')))
+  .addOption(new Option('--shutdown-grace-ms <n>', 'how long shutdown waits for open requests').argParser(int('--shutdown-grace-ms')))
+  .action(async (flags) => {
+    const sse = Object.fromEntries(
+      Object.entries({ bufferBytes: flags.sseBufferBytes, stallMs: flags.sseStallMs, heartbeatMs: flags.heartbeatMs }).filter(
+        ([, v]) => v !== undefined,
+      ),
+    );
+    const server = await startServer({
+      store: flags.store,
+      host: flags.host,
+      port: flags.port,
+      keysFile: flags.keys,
+      insecure: flags.insecure,
+      demo: flags.demo,
+      sse,
+      shutdownGraceMs: flags.shutdownGraceMs,
+    });
+    if (process.stderr.isTTY) process.stderr.write(`Logline is listening on ${server.url} (admin page: ${server.url}/)\n`);
+    const stop = () => {
+      server.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+
+// --- append ---
+targetOptions(
+  program
+    .command('append <stream> [json]')
+    .description(
+      'append events: inline JSON (one event, an array, or {"events":[…]}: one atomic append) or NDJSON (one event per line) from --file or stdin',
+    )
+    .option('-f, --file <file>', 'NDJSON file of events ("-" = stdin)')
+    .option('--expected-version <v>', 'any | no_stream | exists | n (inline JSON, or the first NDJSON batch)')
+    .addOption(new Option('--batch <n>', 'events per append when reading NDJSON').default(500).argParser(int('--batch'))),
+).action(async (stream: string, inline: string | undefined, flags) => {
+  await withTarget(flags, async (target) => {
+    let expected = parseExpected(flags.expectedVersion);
+    if (inline !== undefined) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(inline);
+      } catch (error) {
+        throw new InvalidArgumentError(
+          'json',
+          `it is not JSON (${(error as Error).message})`,
+          'an event, an array of events or {"events":[…]}',
+        );
+      }
+      const events = (Array.isArray(parsed) ? parsed : ((parsed as { events?: unknown }).events ?? [parsed])) as NewEvent[];
+      const result = await target.append(stream, events, expected);
+      print({ ...result, events: events.length });
+      return;
+    }
+    const bar = progressBar(fileSize(flags.file), 'bytes');
+    let batch: NewEvent[] = [];
+    let last = { streamVersion: 0, position: 0n };
+    let count = 0;
+    const flush = async () => {
+      if (!batch.length) return;
+      last = await target.append(stream, batch, expected);
+      expected = undefined;
+      count += batch.length;
+      batch = [];
+    };
+    for await (const { value, bytes } of ndjsonLines(flags.file)) {
+      batch.push(value as NewEvent);
+      bar.increment(bytes);
+      if (batch.length >= flags.batch) await flush();
+    }
+    await flush();
+    bar.stop();
+    print({ ...last, events: count });
+  });
+});
+
+// --- read ---
+targetOptions(
+  program
+    .command('read <stream>')
+    .description('print a stream as NDJSON')
+    .addOption(new Option('--from <version>', 'first stream version').argParser(int('--from')))
+    .addOption(new Option('--limit <n>', 'at most n events').argParser(int('--limit')))
+    .option('--backward', 'newest first'),
+).action(async (stream: string, flags) => {
+  await withTarget(flags, async (target) => {
+    for await (const event of target.read(stream, { from: flags.from, limit: flags.limit, backward: flags.backward })) {
+      await writeLine(stringify(toWire(event)));
+    }
+  });
+});
+
+// --- tail ---
+targetOptions(
+  program
+    .command('tail [stream]')
+    .description('follow $all (or one stream) live as NDJSON; Ctrl-C to stop')
+    .option('--from <position>', "start after this position ('start' = from the beginning; default: only new events)"),
+).action(async (stream: string | undefined, flags) => {
+  const from = flags.from === undefined ? 'end' : flags.from === 'start' ? 0n : /^\d+$/.test(flags.from) ? BigInt(flags.from) : undefined;
+  if (from === undefined) throw new InvalidArgumentError('--from', `got '${flags.from}'`, "'start' or a position");
+  const abort = new AbortController();
+  process.once('SIGINT', () => abort.abort());
+  process.once('SIGTERM', () => abort.abort());
+  await withTarget(flags, async (target) => {
+    for await (const event of target.subscribe(stream, from, abort.signal)) {
+      await writeLine(stringify(toWire(event)));
+    }
+  });
+});
+
+// --- export ---
+targetOptions(
+  program
+    .command('export')
+    .description('write the log as NDJSON (one RecordedEvent per line), as of one point in time')
+    .option(
+      '--until <position|time>',
+      'last position to include, or an ISO-8601 time: events recorded at or before it (default: the head now)',
+    )
+    .option('-o, --output <file>', 'write here instead of stdout'),
+).action(async (flags) => {
+  await withTarget(flags, async (target) => {
+    const head = await target.headPosition();
+    let until = head;
+    let untilTime: string | undefined;
+    if (flags.until !== undefined) {
+      if (/^\d+$/.test(flags.until)) until = BigInt(flags.until) < head ? BigInt(flags.until) : head;
+      else if (!Number.isNaN(Date.parse(flags.until))) untilTime = new Date(flags.until).toISOString();
+      else throw new InvalidArgumentError('--until', `got '${flags.until}'`, 'a position or an ISO-8601 time');
+    }
+    const out = flags.output ? (await import('node:fs')).createWriteStream(flags.output) : undefined;
+    const write = (line: string) =>
+      out ? (out.write(`${line}\n`) ? undefined : new Promise<void>((resolve) => out.once('drain', resolve))) : writeLine(line);
+    const bar = progressBar(Number(until), 'positions');
+    let exported = 0;
+    for await (const event of target.readAll(0n, until)) {
+      bar.update(Number(event.position));
+      // recordedAt is transaction time: an event recorded after the cut-off was not known then.
+      if (untilTime && event.recordedAt > untilTime) continue;
+      await write(stringify(toWire(event)));
+      exported++;
+    }
+    bar.stop();
+    if (out) await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+    process.stderr.write(`exported ${exported} events up to position ${until}\n`);
+  });
+});
+
+// --- import ---
+targetOptions(
+  program
+    .command('import <file>')
+    .description('append an NDJSON export ("-" = stdin); idempotent: event ids are the key, importing twice adds nothing')
+    .addOption(new Option('--batch <n>', 'events per append').default(500).argParser(int('--batch'))),
+).action(async (file: string, flags) => {
+  await withTarget(flags, async (target) => {
+    const before = (await target.stats()).events;
+    const bar = progressBar(fileSize(file), 'bytes');
+    let batch: RecordedEvent[] = [];
+    let read = 0;
+    const flush = async () => {
+      const first = batch[0];
+      if (!first) return;
+      const events: NewEvent[] = batch.map(({ id, type, data, metadata, occurredAt }) => ({ id, type, data, metadata, occurredAt }));
+      // Each stream keeps its versions: the batch must land exactly where it stood in the export,
+      // and a batch already imported is recognised as a retry (same ids, same place) and adds nothing.
+      await target.append(first.streamId, events, first.streamVersion - 1);
+      batch = [];
+    };
+    for await (const { value, line, bytes } of ndjsonLines(file)) {
+      const event = value as RecordedEvent;
+      if (typeof event?.streamId !== 'string' || !Number.isSafeInteger(event.streamVersion)) {
+        throw new InvalidArgumentError(
+          `line ${line}`,
+          'it has no streamId/streamVersion',
+          'a RecordedEvent as written by `logline export`',
+        );
+      }
+      const previous = batch[batch.length - 1];
+      // Batch boundaries depend only on the file (stream changes and version multiples), so a
+      // re-import meets the same batches.
+      if (previous && (previous.streamId !== event.streamId || (event.streamVersion - 1) % flags.batch === 0)) await flush();
+      batch.push(event);
+      read++;
+      bar.increment(bytes);
+    }
+    await flush();
+    bar.stop();
+    const after = (await target.stats()).events;
+    print({ read, added: after - before });
+  });
+});
+
+// --- stats ---
+targetOptions(program.command('stats').description('event and stream counts, head position')).action(async (flags) => {
+  await withTarget(flags, async (target) => {
+    print(await target.stats());
+  });
+});
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof LoglineError || error instanceof RemoteError) {
+    process.stderr.write(`logline: ${error instanceof LoglineError ? `${error.code}: ` : ''}${error.message}\n`);
+    process.exitCode = error instanceof LoglineError && error.code === 'InvalidArgument' ? 2 : 1;
+  } else {
+    process.stderr.write(`logline: ${(error as Error)?.stack ?? error}\n`);
+    process.exitCode = 1;
+  }
+}

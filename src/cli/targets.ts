@@ -1,0 +1,154 @@
+/**
+ * Where CLI commands act: a store opened directly (--store URL) or a running server
+ * (--server http://…). Both give the same small interface, so every command works on either.
+ */
+import { LoglineError } from '../core/errors.js';
+import { openStore } from '../core/open-store.js';
+import type { AppendResult, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreStats } from '../core/types.js';
+import { readSse } from './sse-client.js';
+
+export interface Target {
+  append(stream: string, events: NewEvent[], expectedVersion?: ExpectedVersion): Promise<AppendResult>;
+  read(stream: string, opts: { from?: number; limit?: number; backward?: boolean }): AsyncIterable<RecordedEvent>;
+  /** The log after `from` up to and including `until`. */
+  readAll(from: bigint, until: bigint): AsyncIterable<RecordedEvent>;
+  /** Catch-up from `from` (exclusive; 'end' = only new events), then live, until `signal` aborts. */
+  subscribe(stream: string | undefined, from: bigint | 'end', signal: AbortSignal): AsyncIterable<RecordedEvent>;
+  headPosition(): Promise<bigint>;
+  stats(): Promise<StoreStats & Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+export function storeTarget(store: EventStore): Target {
+  return {
+    append: (stream, events, expectedVersion = 'any') => store.append(stream, events, { expectedVersion }),
+    read: (stream, { from, limit, backward }) => store.read(stream, { from, limit, direction: backward ? 'backward' : 'forward' }),
+    async *readAll(from, until) {
+      for await (const event of store.readAll({ from })) {
+        if (event.position > until) return;
+        yield event;
+      }
+    },
+    async *subscribe(stream, from, signal) {
+      for await (const event of store.subscribe({ from, streamPrefix: stream, signal })) {
+        if (stream === undefined || event.streamId === stream) yield event;
+      }
+    },
+    headPosition: () => store.headPosition(),
+    stats: async () => ({ ...(await store.stats()), backend: store.backend }),
+    close: () => store.close(),
+  };
+}
+
+type WireEvent = Omit<RecordedEvent, 'position'> & { position: string };
+const fromWire = (event: WireEvent): RecordedEvent => ({ ...event, position: BigInt(event.position) });
+
+/** An error the server answered with, re-thrown with its code and details. */
+export class RemoteError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: Record<string, unknown>,
+  ) {
+    super(`${String(body.error ?? status)}: ${String(body.message ?? '')}`);
+  }
+}
+
+export function httpTarget(baseUrl: string, apiKey: string | undefined): Target {
+  const base = baseUrl.replace(/\/+$/, '');
+  const auth: Record<string, string> = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+  const call = async (path: string, init: RequestInit = {}): Promise<Response> => {
+    const response = await fetch(`${base}${path}`, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) } });
+    if (response.status >= 400) {
+      const body = (await response.json().catch(() => ({ error: `HTTP ${response.status}` }))) as Record<string, unknown>;
+      throw new RemoteError(response.status, body);
+    }
+    return response;
+  };
+  const enc = encodeURIComponent;
+  return {
+    async append(stream, events, expectedVersion = 'any') {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (typeof expectedVersion === 'number') headers['if-match'] = `"${expectedVersion}"`;
+      else if (expectedVersion === 'exists') headers['if-match'] = '*';
+      else if (expectedVersion === 'no_stream') headers['if-none-match'] = '*';
+      const response = await call(`/v1/streams/${enc(stream)}`, { method: 'POST', headers, body: JSON.stringify({ events }) });
+      const result = (await response.json()) as { streamVersion: number; position: string };
+      return { streamVersion: result.streamVersion, position: BigInt(result.position) };
+    },
+    async *read(stream, { from, limit = Number.POSITIVE_INFINITY, backward }) {
+      let next: number | null | undefined = from;
+      let remaining = limit;
+      while (remaining > 0) {
+        const params = new URLSearchParams({ limit: String(Math.min(1000, remaining)), direction: backward ? 'backward' : 'forward' });
+        if (next !== undefined && next !== null) params.set('from', String(next));
+        const response = await fetch(`${base}/v1/streams/${enc(stream)}?${params}`, { headers: auth });
+        if (response.status === 404) return;
+        if (response.status >= 400) throw new RemoteError(response.status, (await response.json()) as Record<string, unknown>);
+        const page = (await response.json()) as { events: WireEvent[]; next: number | null };
+        for (const event of page.events) yield fromWire(event);
+        remaining -= page.events.length;
+        if (page.next === null) return;
+        next = page.next;
+      }
+    },
+    async *readAll(from, until) {
+      let after = from;
+      while (after < until) {
+        const response = await call(`/v1/all?from=${after}&limit=1000`);
+        const page = (await response.json()) as { events: WireEvent[] };
+        if (page.events.length === 0) return;
+        for (const wire of page.events) {
+          const event = fromWire(wire);
+          if (event.position > until) return;
+          yield event;
+          after = event.position;
+        }
+      }
+    },
+    async *subscribe(stream, from, signal) {
+      let after = from === 'end' ? await this.headPosition() : from;
+      const path = stream === undefined ? '/v1/all/subscribe' : `/v1/streams/${enc(stream)}/subscribe`;
+      // Reconnect after an overflow notice or a dropped connection, resuming with Last-Event-ID.
+      while (!signal.aborted) {
+        let response: Response;
+        try {
+          response = await call(path, { headers: { accept: 'text/event-stream', 'last-event-id': String(after) }, signal });
+        } catch (error) {
+          if (signal.aborted) return;
+          throw error;
+        }
+        try {
+          for await (const message of readSse(response.body as ReadableStream<Uint8Array>)) {
+            if (message.event !== 'message') continue;
+            const event = fromWire(JSON.parse(message.data) as WireEvent);
+            after = event.position;
+            yield event;
+          }
+        } catch (error) {
+          if (signal.aborted) return;
+          throw error;
+        }
+        // The server ended the stream (shutdown or overflow): wait a moment, then resume.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    },
+    async headPosition() {
+      const health = (await (await call('/v1/health')).json()) as { headPosition: string };
+      return BigInt(health.headPosition);
+    },
+    async stats() {
+      const stats = (await (await call('/v1/stats')).json()) as StoreStats & { headPosition: string };
+      return { ...stats, headPosition: BigInt(stats.headPosition) };
+    },
+    close: async () => {},
+  };
+}
+
+export async function openTarget(opts: { store?: string; server?: string; apiKey?: string }): Promise<Target> {
+  const server = opts.server ?? (opts.store ? undefined : process.env.LOGLINE_SERVER);
+  if (server) return httpTarget(server, opts.apiKey ?? process.env.LOGLINE_API_KEY);
+  return storeTarget(await openStore(opts.store ?? process.env.LOGLINE_STORE ?? 'sqlite:./logline-data/logline.db'));
+}
+
+export const describeError = (error: unknown): string =>
+  error instanceof LoglineError || error instanceof RemoteError ? error.message : String((error as Error)?.stack ?? error);

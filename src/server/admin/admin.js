@@ -1,0 +1,242 @@
+// Logline admin page: plain browser JavaScript over the public HTTP API (docs/http.md).
+
+const $ = (selector) => document.querySelector(selector);
+const el = (tag, attrs = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === 'class') node.className = value;
+    else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+};
+
+let apiKey = sessionStorage.getItem('logline-api-key') || '';
+
+async function api(path) {
+  const response = await fetch(path, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} });
+  if (response.status === 401 || response.status === 403) {
+    $('#key-form').hidden = false;
+    throw new Error('an API key with read rights is needed');
+  }
+  if (response.status === 404) return null;
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+// Pretty JSON as DOM nodes (never innerHTML: event data is untrusted).
+function prettyJson(value, indent = '') {
+  const frag = document.createDocumentFragment();
+  const span = (cls, text) => el('span', { class: cls }, text);
+  if (value === null) frag.append(span('z', 'null'));
+  else if (typeof value === 'string') frag.append(span('s', JSON.stringify(value)));
+  else if (typeof value === 'number') frag.append(span('n', String(value)));
+  else if (typeof value === 'boolean') frag.append(span('b', String(value)));
+  else if (Array.isArray(value)) {
+    if (!value.length) frag.append('[]');
+    else {
+      frag.append('[\n');
+      value.forEach((item, i) => {
+        frag.append(`${indent}  `, prettyJson(item, `${indent}  `), i < value.length - 1 ? ',\n' : '\n');
+      });
+      frag.append(`${indent}]`);
+    }
+  } else {
+    const keys = Object.keys(value);
+    if (!keys.length) frag.append('{}');
+    else {
+      frag.append('{\n');
+      keys.forEach((key, i) => {
+        frag.append(
+          `${indent}  `,
+          span('k', JSON.stringify(key)),
+          ': ',
+          prettyJson(value[key], `${indent}  `),
+          i < keys.length - 1 ? ',\n' : '\n',
+        );
+      });
+      frag.append(`${indent}}`);
+    }
+  }
+  return frag;
+}
+
+async function loadStats() {
+  try {
+    const stats = await api('/v1/stats');
+    $('#stats').textContent = `${stats.backend} · ${stats.events} events · ${stats.streams} streams · head ${stats.headPosition}`;
+  } catch (error) {
+    $('#stats').textContent = String(error.message);
+  }
+}
+
+// --- streams list with prefix search ---
+let lastStream = '';
+async function loadStreams(append = false) {
+  const prefix = $('#stream-search').value.trim();
+  const params = new URLSearchParams({ limit: '100' });
+  if (prefix) params.set('prefix', prefix);
+  if (append && lastStream) params.set('after', lastStream);
+  const list = $('#streams');
+  try {
+    const { streams } = await api(`/v1/streams?${params}`);
+    if (!append) list.replaceChildren();
+    for (const stream of streams) {
+      list.append(
+        el(
+          'li',
+          { 'data-stream': stream.streamId, onclick: () => showStream(stream.streamId) },
+          el('span', {}, stream.streamId),
+          el('span', { class: 'version' }, `v${stream.version}`),
+        ),
+      );
+    }
+    lastStream = streams.length ? streams[streams.length - 1].streamId : lastStream;
+    $('#more-streams').hidden = streams.length < 100;
+    if (!list.children.length) list.append(el('li', { class: 'empty' }, prefix ? 'No stream with this prefix' : 'No streams yet'));
+  } catch (error) {
+    list.replaceChildren(el('li', { class: 'empty' }, String(error.message)));
+  }
+}
+
+// --- one stream's events, newest first ---
+let current = { stream: '', next: null };
+function eventCard(event) {
+  const body = el('pre');
+  body.append(prettyJson({ data: event.data, metadata: event.metadata }));
+  return el(
+    'div',
+    { class: 'event', 'data-id': event.id },
+    el(
+      'div',
+      { class: 'event-head' },
+      el('span', {}, `#${event.streamVersion}`),
+      el('span', { class: 'type' }, event.type),
+      el('span', { class: 'meta', title: `recorded ${event.recordedAt}` }, `pos ${event.position} · ${event.occurredAt}`),
+    ),
+    body,
+  );
+}
+
+async function showStream(stream, more = false) {
+  for (const li of document.querySelectorAll('#streams li')) li.classList.toggle('selected', li.dataset.stream === stream);
+  const box = $('#stream-events');
+  if (!more) {
+    current = { stream, next: null };
+    $('#stream-title').textContent = stream;
+    box.replaceChildren();
+  }
+  const params = new URLSearchParams({ direction: 'backward', limit: '50' });
+  if (more && current.next) params.set('from', String(current.next));
+  try {
+    const page = await api(`/v1/streams/${encodeURIComponent(stream)}?${params}`);
+    if (!page) {
+      box.replaceChildren(el('p', { class: 'empty' }, 'This stream does not exist.'));
+      return;
+    }
+    for (const event of page.events) box.append(eventCard(event));
+    current.next = page.next;
+    $('#more-events').hidden = page.next === null;
+  } catch (error) {
+    box.replaceChildren(el('p', { class: 'empty' }, String(error.message)));
+  }
+}
+
+// --- live tail of $all over server-sent events ---
+function startLive(head) {
+  const params = new URLSearchParams({ from: String(head) });
+  if (apiKey) params.set('api_key', apiKey);
+  const source = new EventSource(`/v1/all/subscribe?${params}`);
+  const status = $('#live-status');
+  source.onopen = () => {
+    status.textContent = 'live';
+    status.className = 'badge live';
+  };
+  source.onerror = () => {
+    status.textContent = 'reconnecting';
+    status.className = 'badge down';
+  };
+  source.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    const list = $('#live');
+    list.prepend(
+      el(
+        'li',
+        { class: 'fresh', 'data-position': event.position },
+        el('span', { class: 'pos' }, event.position),
+        el(
+          'span',
+          {},
+          el('strong', {}, event.type),
+          ' on ',
+          el(
+            'a',
+            {
+              href: '#',
+              onclick: (e) => {
+                e.preventDefault();
+                showStream(event.streamId);
+              },
+            },
+            event.streamId,
+          ),
+        ),
+      ),
+    );
+    while (list.children.length > 200) list.lastChild.remove();
+    if (event.streamId === current.stream) $('#stream-events').prepend(eventCard(event));
+    scheduleRefresh();
+  };
+}
+
+let refreshTimer;
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => {
+    loadStats();
+    loadStreams();
+  }, 300);
+}
+
+// --- subscriptions and their lag ---
+async function loadSubscriptions() {
+  try {
+    const { subscriptions } = await api('/v1/subscriptions');
+    const rows = subscriptions.map((s) =>
+      el(
+        'tr',
+        {},
+        el('td', {}, s.name),
+        el('td', { class: 'num' }, String(s.position)),
+        el('td', { class: 'num' }, s.lag === null ? '–' : String(s.lag)),
+      ),
+    );
+    $('#subscriptions tbody').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: '3', class: 'empty' }, 'none'))]));
+  } catch {
+    // shown in the stats line already
+  }
+}
+
+$('#stream-search').addEventListener('input', () => {
+  lastStream = '';
+  loadStreams();
+});
+$('#more-streams').addEventListener('click', () => loadStreams(true));
+$('#more-events').addEventListener('click', () => showStream(current.stream, true));
+$('#key-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  apiKey = $('#key-input').value.trim();
+  sessionStorage.setItem('logline-api-key', apiKey);
+  location.reload();
+});
+
+(async () => {
+  await Promise.all([loadStats(), loadStreams(), loadSubscriptions()]);
+  let head = '0';
+  try {
+    head = (await api('/v1/health')).headPosition;
+  } catch {}
+  startLive(head);
+  setInterval(loadSubscriptions, 2000);
+})();

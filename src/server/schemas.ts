@@ -1,0 +1,230 @@
+/**
+ * The HTTP API's schemas. The same zod objects validate requests and generate /v1/openapi.json,
+ * so the published document cannot drift from what the server accepts.
+ */
+import { z } from 'zod';
+import { InvalidArgumentError, InvalidEventError, type LoglineError } from '../core/errors.js';
+import { EVENT_TYPE_PATTERN, newEventSchema, STREAM_ID_PATTERN } from '../core/validation.js';
+
+export const MAX_PAGE = 1000;
+export const DEFAULT_PAGE = 100;
+
+export const appendRequestSchema = z.strictObject({ events: z.array(newEventSchema) }).meta({
+  id: 'AppendRequest',
+  description: 'Events to append to one stream, atomically.',
+});
+
+const position = z.string().regex(/^\d+$/).meta({ description: 'A global position, as a decimal string.' });
+
+export const recordedEventSchema = z
+  .object({
+    id: z.uuid(),
+    type: z.string().regex(EVENT_TYPE_PATTERN),
+    data: z.json(),
+    metadata: z.record(z.string(), z.json()),
+    occurredAt: z.iso.datetime({ offset: true }),
+    streamId: z.string().regex(STREAM_ID_PATTERN),
+    streamVersion: z.int().min(1),
+    position,
+    recordedAt: z.iso.datetime({ offset: true }),
+  })
+  .meta({ id: 'RecordedEvent' });
+
+export const appendResponseSchema = z.object({ streamVersion: z.int().min(0), position }).meta({ id: 'AppendResult' });
+
+export const streamPageSchema = z
+  .object({
+    events: z.array(recordedEventSchema),
+    streamVersion: z.int().min(0),
+    next: z.int().min(1).nullable().meta({ description: "The 'from' of the next page, null at the end." }),
+  })
+  .meta({ id: 'StreamPage' });
+
+export const allPageSchema = z
+  .object({ events: z.array(recordedEventSchema), next: position.meta({ description: "The 'from' of the next page." }) })
+  .meta({ id: 'AllPage' });
+
+export const errorSchema = z
+  .looseObject({ error: z.string(), message: z.string() })
+  .meta({ id: 'Error', description: 'A typed error: `error` is a stable code from src/core/errors.ts; more fields give details.' });
+
+const intParam = (name: string, min: number) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/, { error: `${name} must be a non-negative integer` })
+    .transform(Number)
+    .pipe(z.int().min(min, { error: `${name} must be at least ${min}` }));
+
+const limitParam = intParam('limit', 1).transform((n) => Math.min(n, MAX_PAGE));
+const positionParam = z
+  .string()
+  .regex(/^\d{1,19}$/, { error: 'from must be a position (a non-negative integer)' })
+  .transform((s) => BigInt(s))
+  .refine((n) => n <= 9_223_372_036_854_775_807n, { error: 'from is too large' });
+const typesParam = z.string().transform((s) => s.split(',').filter(Boolean));
+
+export const streamReadQuery = z.object({
+  from: intParam('from', 0).optional(),
+  limit: limitParam.optional(),
+  direction: z.enum(['forward', 'backward']).optional(),
+});
+
+export const allReadQuery = z.object({
+  from: positionParam.optional(),
+  limit: limitParam.optional(),
+  types: typesParam.optional(),
+  streamPrefix: z.string().max(200).optional(),
+});
+
+export const subscribeQuery = z.object({
+  from: positionParam.optional(),
+  types: typesParam.optional(),
+  streamPrefix: z.string().max(200).optional(),
+});
+
+export const listStreamsQuery = z.object({
+  prefix: z.string().max(200).optional(),
+  after: z.string().max(200).optional(),
+  limit: limitParam.optional(),
+});
+
+/** Turns a failed parse into the typed error the store itself would have thrown. */
+export function toTypedError(error: z.ZodError, what: string): LoglineError {
+  const issue = error.issues[0];
+  if (issue && issue.path[0] === 'events' && typeof issue.path[1] === 'number') {
+    const index = issue.path[1];
+    const problems = error.issues.filter((i) => i.path[1] === index).map((i) => `${i.path.slice(2).join('.') || 'event'}: ${i.message}`);
+    return new InvalidEventError(index, problems);
+  }
+  const problem = error.issues.map((i) => `${i.path.join('.') || what}: ${i.message}`).join('; ');
+  return new InvalidArgumentError(what, problem, what === 'body' ? 'a JSON object {"events":[…]}' : 'valid query parameters');
+}
+
+/** Parses with a schema, throwing a typed 400 error instead of a ZodError. */
+export function parseWith<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) throw toTypedError(parsed.error, what);
+  return parsed.data;
+}
+
+const json = (schema: z.ZodType, description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: `#/components/schemas/${(schema.meta() as { id: string }).id}` } } },
+});
+const errorReply = (description: string) => json(errorSchema, description);
+const param = (name: string, where: 'path' | 'query' | 'header', description: string, schema: object = { type: 'string' }) => ({
+  name,
+  in: where,
+  required: where === 'path',
+  description,
+  schema,
+});
+const streamParam = param('stream', 'path', 'Stream id: 1–200 characters of [A-Za-z0-9_.:@-], not starting with $.');
+const sse = { description: 'Server-sent events: id = position, data = one RecordedEvent as JSON.', content: { 'text/event-stream': {} } };
+
+/** The OpenAPI 3.1 document served at /v1/openapi.json. */
+export function openApiDocument(): Record<string, unknown> {
+  const registry = z.registry<{ id: string }>();
+  for (const schema of [appendRequestSchema, appendResponseSchema, recordedEventSchema, streamPageSchema, allPageSchema, errorSchema]) {
+    registry.add(schema, { id: (schema.meta() as { id: string }).id });
+  }
+  const { schemas } = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: 'input', unrepresentable: 'any' });
+  for (const schema of Object.values(schemas)) delete (schema as { $schema?: string }).$schema;
+  const positionHeader = { 'Logline-Position': { description: 'Global position of the last event written.', schema: { type: 'string' } } };
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Logline HTTP API', version: '1', description: 'Event store over HTTP; see docs/http.md.' },
+    components: {
+      schemas,
+      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'Only when the server was started with API keys.' } },
+    },
+    security: [{}, { apiKey: [] }],
+    paths: {
+      '/v1/streams/{stream}': {
+        post: {
+          summary: 'Append events to a stream',
+          parameters: [
+            streamParam,
+            param('If-Match', 'header', 'Expected version: `"n"` (the stream must be at version n) or `*` (it must exist).'),
+            param('If-None-Match', 'header', '`*`: the stream must not exist yet.'),
+          ],
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/AppendRequest' } } } },
+          responses: {
+            201: { ...json(appendResponseSchema, 'Appended'), headers: { ETag: { schema: { type: 'string' } }, ...positionHeader } },
+            400: errorReply('Bad body, header or stream id'),
+            401: errorReply('No valid API key'),
+            403: errorReply('Outside the key’s rights'),
+            409: errorReply('WrongExpectedVersion (If-Match / If-None-Match mismatch) or IdempotencyConflict'),
+            413: errorReply('EventTooLarge or AppendTooLarge'),
+            415: errorReply('Content-Type is not application/json'),
+          },
+        },
+        get: {
+          summary: 'Read a stream',
+          parameters: [
+            streamParam,
+            param('from', 'query', 'First stream version (inclusive).', { type: 'integer', minimum: 0 }),
+            param('limit', 'query', `Page size, at most ${MAX_PAGE} (default ${DEFAULT_PAGE}).`, { type: 'integer', minimum: 1 }),
+            param('direction', 'query', 'forward (default) or backward.', { enum: ['forward', 'backward'] }),
+            param('If-None-Match', 'header', '`"n"`: answer 304 while the stream is still at version n.'),
+          ],
+          responses: {
+            200: { ...json(streamPageSchema, 'A page of the stream'), headers: { ETag: { schema: { type: 'string' } } } },
+            304: { description: 'Unchanged since the given ETag' },
+            400: errorReply('Bad stream id or query'),
+            404: errorReply('Unknown stream'),
+          },
+        },
+      },
+      '/v1/streams/{stream}/subscribe': {
+        get: {
+          summary: 'Follow one stream (SSE): catch-up, then live',
+          parameters: [
+            streamParam,
+            param('from', 'query', 'Exclusive global position to start after.', { type: 'string' }),
+            param('Last-Event-ID', 'header', 'Resume after this position.'),
+          ],
+          responses: { 200: sse, 400: errorReply('Bad stream id or query') },
+        },
+      },
+      '/v1/streams': {
+        get: {
+          summary: 'List streams',
+          parameters: [param('prefix', 'query', 'Only ids with this prefix.'), param('after', 'query', 'Paging: ids after this one.')],
+          responses: { 200: { description: '{"streams":[{streamId,version,lastPosition,lastRecordedAt}]}' } },
+        },
+      },
+      '/v1/all': {
+        get: {
+          summary: 'Read the global log after a position',
+          parameters: [
+            param('from', 'query', 'Exclusive position (default 0).'),
+            param('limit', 'query', `Page size, at most ${MAX_PAGE}.`, { type: 'integer', minimum: 1 }),
+            param('types', 'query', 'Comma-separated event types.'),
+            param('streamPrefix', 'query', 'Only streams with this prefix.'),
+          ],
+          responses: { 200: json(allPageSchema, 'A page of the log'), 400: errorReply('Bad query') },
+        },
+      },
+      '/v1/all/subscribe': {
+        get: {
+          summary: 'Follow the global log (SSE): catch-up, then live',
+          parameters: [
+            param('from', 'query', 'Exclusive position to start after.'),
+            param('types', 'query', 'Comma-separated event types.'),
+            param('streamPrefix', 'query', 'Only streams with this prefix.'),
+            param('Last-Event-ID', 'header', 'Resume after this position.'),
+          ],
+          responses: { 200: sse, 400: errorReply('Bad query') },
+        },
+      },
+      '/v1/stats': { get: { summary: 'Event and stream counts, head position', responses: { 200: { description: 'Stats' } } } },
+      '/v1/subscriptions': { get: { summary: 'Live subscriptions and their lag', responses: { 200: { description: 'Subscriptions' } } } },
+      '/v1/health': {
+        get: { summary: 'Liveness and store reachability', responses: { 200: { description: 'OK' }, 503: errorReply('Store down') } },
+      },
+      '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain; version=0.0.4' } } } },
+      '/v1/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } } },
+    },
+  };
+}

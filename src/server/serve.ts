@@ -1,0 +1,116 @@
+/**
+ * `logline serve`: opens a store, serves the app, shuts down gracefully. On SIGTERM/SIGINT the
+ * listener stops accepting, live SSE streams end, in-flight appends finish and are answered,
+ * and only then does the store close (it commits what it had accepted first). An append that
+ * was acknowledged was durable before the answer left, so none is lost.
+ */
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import pino, { type Logger } from 'pino';
+import { InvalidArgumentError } from '../core/errors.js';
+import { openStore } from '../core/open-store.js';
+import type { EventStore } from '../core/types.js';
+import { type AppOptions, createApp, type ReadModelHooks } from './app.js';
+import { type KeyRing, loadKeys } from './auth.js';
+import { seedDemo } from './demo.js';
+import type { SseSettings } from './sse.js';
+
+export const DEFAULT_STORE = 'sqlite:./logline-data/logline.db';
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 7373;
+
+export interface ServeOptions {
+  store?: string;
+  host?: string;
+  port?: number;
+  /** API keys file; else LOGLINE_API_KEYS_FILE / LOGLINE_API_KEYS. */
+  keysFile?: string;
+  /** Allow a non-loopback bind without API keys. */
+  insecure?: boolean;
+  demo?: boolean;
+  sse?: Partial<SseSettings>;
+  readModels?: ReadModelHooks;
+  logger?: Logger;
+  /** How long shutdown waits for open requests before cutting connections. */
+  shutdownGraceMs?: number;
+}
+
+export interface RunningServer {
+  url: string;
+  store: EventStore;
+  close(): Promise<void>;
+}
+
+export const isLoopback = (host: string) => /^(localhost|127\.\d+\.\d+\.\d+|::1|\[::1\])$/i.test(host);
+
+export function createLogger(): Logger {
+  // Synchronous writes: the last lines before exit (shutdown) must not be lost.
+  return pino({ level: process.env.LOGLINE_LOG_LEVEL ?? 'info', base: { service: 'logline' } }, pino.destination({ sync: true }));
+}
+
+export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
+  const logger = options.logger ?? createLogger();
+  const host = options.host ?? process.env.LOGLINE_HOST ?? DEFAULT_HOST;
+  const port = options.port ?? (process.env.LOGLINE_PORT ? Number(process.env.LOGLINE_PORT) : DEFAULT_PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InvalidArgumentError('port', `got ${JSON.stringify(port)}`, 'an integer from 0 to 65535');
+  }
+  const keys: KeyRing | undefined = loadKeys(options.keysFile);
+  if (!keys && !isLoopback(host) && !options.insecure) {
+    throw new InvalidArgumentError(
+      'host',
+      `'${host}' is not a loopback address and no API keys are configured`,
+      'API keys (--keys <file> or LOGLINE_API_KEYS), a loopback host, or --insecure to serve without auth on purpose',
+    );
+  }
+  const storeUrl = options.store ?? process.env.LOGLINE_STORE ?? DEFAULT_STORE;
+  const store = await openStore(storeUrl);
+  if (options.demo) {
+    const seeded = await seedDemo(store);
+    if (seeded) logger.info({ events: seeded }, 'seeded the demo dataset');
+  }
+  const appOptions: AppOptions = {
+    store,
+    logger,
+    keys,
+    loopbackOnly: !keys && !options.insecure,
+    sse: options.sse,
+    readModels: options.readModels,
+  };
+  const { app, hub, inFlight } = createApp(appOptions);
+  const server = createAdaptorServer({ fetch: app.fetch, hostname: host });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  logger.info({ url, store: redact(storeUrl), backend: store.backend, auth: Boolean(keys) }, 'listening');
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      logger.info({ inFlight: inFlight.size, sseClients: hub.clients.size }, 'shutting down');
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      hub.closeAll('server shutting down');
+      (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      const grace = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), options.shutdownGraceMs ?? 10_000).unref());
+      if ((await Promise.race([closed, grace])) === 'timeout') {
+        logger.warn('grace period over: closing the remaining connections');
+        (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }
+      // Appends already handed to the store finish (and are committed) before it closes.
+      await Promise.allSettled([...inFlight]);
+      await store.close();
+      logger.info('stopped');
+    })();
+    return closing;
+  };
+  return { url, store, close };
+}
+
+/** A store URL without its password, for logs. */
+export const redact = (url: string) => url.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@');
