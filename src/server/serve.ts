@@ -96,12 +96,17 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       logger.info({ inFlight: inFlight.size, sseClients: hub.clients.size }, 'shutting down');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       hub.closeAll('server shutting down');
-      (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      // Keep-alive connections become idle as their last response goes out: close them as they do.
+      const closeIdle = () => (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      closeIdle();
+      const idleSweep = setInterval(closeIdle, 25);
+      void closed.then(() => clearInterval(idleSweep));
       const grace = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), options.shutdownGraceMs ?? 10_000).unref());
       if ((await Promise.race([closed, grace])) === 'timeout') {
         logger.warn('grace period over: closing the remaining connections');
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       }
+      clearInterval(idleSweep);
       // Appends already handed to the store finish (and are committed) before it closes.
       await Promise.allSettled([...inFlight]);
       await store.close();

@@ -6,7 +6,7 @@
  * most `bufferBytes`. The pump reads the next event only when there is room (a healthy but
  * slower client just paces the catch-up). A client that lets the buffer stay full for
  * `stallMs` gets a final `event: overflow` message and the stream closes; if it still does not
- * read, its socket is destroyed after another `stallMs`.
+ * read, its socket is destroyed DESTROY_AFTER_MS later.
  */
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import { stringify, toWire } from './json.js';
@@ -66,6 +66,8 @@ export interface SseRequest {
 }
 
 const encoder = new TextEncoder();
+/** Time a client that was told to go away has to read the goodbye before its socket is destroyed. */
+const DESTROY_AFTER_MS = 30_000;
 
 export function sseBody(request: SseRequest): ReadableStream<Uint8Array> {
   const { store, hub, settings, stream } = request;
@@ -151,7 +153,7 @@ export function sseBody(request: SseRequest): ReadableStream<Uint8Array> {
     );
     finish();
     // The goodbye still sits in a full buffer; a client that never reads is cut off.
-    if (request.destroy) setTimeout(request.destroy, settings.stallMs).unref();
+    if (request.destroy) setTimeout(request.destroy, DESTROY_AFTER_MS).unref();
   };
 
   const pump = async () => {

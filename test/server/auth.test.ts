@@ -1,0 +1,121 @@
+/** API keys: 401 without a valid key, 403 outside its rights; without keys only loopback binds and Host names. */
+import { spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, get, post, ROOT, type ServerProcess, startServerProcess, tempDir } from './process.js';
+
+const KEYS = {
+  keys: [
+    { name: 'admin', key: 'admin-key-0123456789', read: ['*'], write: ['*'] },
+    { name: 'orders', key: 'orders-key-0123456789', read: ['order-'], write: ['order-'] },
+    { name: 'reader', key: 'reader-key-0123456789', read: ['order-', 'user-'], write: [] },
+  ],
+};
+const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+const ev = { events: [{ type: 'Placed', data: {} }] };
+
+describe('API keys', () => {
+  const dir = tempDir();
+  let server: ServerProcess;
+  let base: string;
+  beforeAll(async () => {
+    server = await startServerProcess(['--store', `sqlite:${join(dir.path, 'auth.db')}`], { LOGLINE_API_KEYS: JSON.stringify(KEYS) });
+    base = server.url;
+  });
+  afterAll(async () => {
+    await server?.stop();
+    dir.remove();
+  });
+
+  it('401 without a key or with an unknown one; public endpoints stay open', async () => {
+    for (const headers of [{}, bearer('wrong-key-0123456789'), { authorization: 'Basic abc' }]) {
+      const response = await post(`${base}/v1/streams/order-1`, ev, headers);
+      expect(response.status).toBe(401);
+      expect(response.body.error).toBe('Unauthorized');
+      expect((await get(`${base}/v1/streams/order-1`, headers)).status).toBe(401);
+      expect((await get(`${base}/v1/all`, headers)).status).toBe(401);
+      expect((await get(`${base}/metrics`, headers)).status).toBe(401);
+    }
+    expect((await get(`${base}/v1/health`)).status).toBe(200);
+    expect((await get(`${base}/v1/openapi.json`)).status).toBe(200);
+    expect((await get(`${base}/`)).status).toBe(200);
+  });
+
+  it('403 outside the key’s prefixes; allowed inside them', async () => {
+    const orders = bearer('orders-key-0123456789');
+    expect((await post(`${base}/v1/streams/order-1`, ev, orders)).status).toBe(201);
+    const outside = await post(`${base}/v1/streams/user-1`, ev, orders);
+    expect(outside.status).toBe(403);
+    expect(outside.body).toMatchObject({ error: 'Forbidden', action: 'write' });
+    expect((await get(`${base}/v1/streams/order-1`, orders)).status).toBe(200);
+    expect((await get(`${base}/v1/streams/user-1`, orders)).status).toBe(403);
+    // $all needs read on every stream unless narrowed to a permitted prefix.
+    expect((await get(`${base}/v1/all`, orders)).status).toBe(403);
+    expect((await get(`${base}/v1/all?streamPrefix=order-`, orders)).status).toBe(200);
+    expect((await get(`${base}/v1/all/subscribe`, orders)).status).toBe(403);
+    expect((await get(`${base}/v1/stats`, orders)).status).toBe(403);
+
+    const reader = bearer('reader-key-0123456789');
+    expect((await post(`${base}/v1/streams/order-2`, ev, reader)).status).toBe(403);
+    expect((await get(`${base}/v1/streams/order-1`, reader)).status).toBe(200);
+    expect((await get(`${base}/v1/streams/order-2`, reader)).status).toBe(404);
+
+    const admin = bearer('admin-key-0123456789');
+    expect((await post(`${base}/v1/streams/user-1`, ev, admin)).status).toBe(201);
+    expect((await get(`${base}/v1/all`, admin)).status).toBe(200);
+    expect((await get(`${base}/metrics`, admin)).status).toBe(200);
+    // EventSource cannot send headers: the key may come as ?api_key=.
+    const sse = await fetch(`${base}/v1/streams/order-1/subscribe?api_key=orders-key-0123456789`);
+    expect(sse.status).toBe(200);
+    await sse.body?.cancel();
+  });
+});
+
+/** Runs `logline serve` expecting it to refuse; returns exit code and stderr. */
+function refuse(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', '0', '--store', 'memory:', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, LOGLINE_API_KEYS: '', LOGLINE_API_KEYS_FILE: '', ...env },
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
+}
+
+describe('binding without keys', () => {
+  it('refuses a non-loopback host without keys, unless --insecure', async () => {
+    const refused = await refuse(['--host', '0.0.0.0']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/not a loopback address and no API keys/);
+    const insecure = await startServerProcess(['--store', 'memory:', '--host', '0.0.0.0', '--insecure'], { LOGLINE_API_KEYS: '' });
+    expect(insecure.url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/);
+    expect(await insecure.stop()).toBe(0);
+  });
+
+  it('rejects a bad keys file clearly', async () => {
+    const refused = await refuse([], { LOGLINE_API_KEYS: '{"keys":[{"name":"x","key":"short"}]}' });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/at least 16 characters/);
+  });
+
+  it('on loopback without keys, answers only loopback Host names (no DNS rebinding)', async () => {
+    const server = await startServerProcess(['--store', 'memory:'], { LOGLINE_API_KEYS: '' });
+    const port = new URL(server.url).port;
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        request({ host: '127.0.0.1', port, path: '/v1/stats', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+          .on('error', reject)
+          .end();
+      });
+    expect(await status(`127.0.0.1:${port}`)).toBe(200);
+    expect(await status(`localhost:${port}`)).toBe(200);
+    expect(await status('evil.example:80')).toBe(403);
+    await server.stop();
+  });
+});
