@@ -32,14 +32,13 @@ export interface AppendLoad {
   operation: (i: number, worker: number) => Promise<unknown>;
 }
 
-/** Runs `operations` operations on `concurrency` concurrent workers; times each one. */
-export async function measure(load: AppendLoad): Promise<Result> {
-  const latencies: number[] = [];
-  let next = 0;
+/** Runs operations [from, to) on `concurrency` workers; returns elapsed ms, pushes latencies. */
+async function runSlice(load: AppendLoad, from: number, to: number, latencies: number[]): Promise<number> {
+  let next = from;
   const start = performance.now();
   await Promise.all(
     Array.from({ length: load.concurrency }, async (_, worker) => {
-      while (next < load.operations) {
+      while (next < to) {
         const i = next++;
         const t0 = performance.now();
         await load.operation(i, worker);
@@ -47,17 +46,42 @@ export async function measure(load: AppendLoad): Promise<Result> {
       }
     }),
   );
-  const seconds = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  const events = load.operations * load.eventsPerOperation;
-  return {
-    label: load.label,
-    events,
-    seconds,
-    eventsPerSec: events / seconds,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-  };
+  return performance.now() - start;
+}
+
+/** Runs `operations` operations on `concurrency` concurrent workers; times each one. */
+export async function measure(load: AppendLoad): Promise<Result> {
+  return (await interleave([load], 1))[0] as Result;
+}
+
+/**
+ * Runs several loads side by side: each is cut into `rounds` slices and the slices alternate
+ * (A1 B1 A2 B2 ...), so a noisy neighbour or a warming disk affects all of them alike.
+ */
+export async function interleave(loads: AppendLoad[], rounds = 5): Promise<Result[]> {
+  const state = loads.map(() => ({ ms: 0, latencies: [] as number[] }));
+  for (let round = 0; round < rounds; round++) {
+    for (const [k, load] of loads.entries()) {
+      const from = Math.floor((load.operations * round) / rounds);
+      const to = Math.floor((load.operations * (round + 1)) / rounds);
+      const s = state[k] as (typeof state)[number];
+      s.ms += await runSlice(load, from, to, s.latencies);
+    }
+  }
+  return loads.map((load, k) => {
+    const { ms, latencies } = state[k] as (typeof state)[number];
+    latencies.sort((a, b) => a - b);
+    const events = load.operations * load.eventsPerOperation;
+    const seconds = ms / 1000;
+    return {
+      label: load.label,
+      events,
+      seconds,
+      eventsPerSec: events / seconds,
+      p50Ms: percentile(latencies, 50),
+      p99Ms: percentile(latencies, 99),
+    };
+  });
 }
 
 /** Times a read loop that returns how many events it saw; samples RSS while it runs. */

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import type { NewEvent } from '../src/index.js';
 import { openSqliteStore } from '../src/sqlite.js';
 import { MIGRATIONS } from '../src/stores/sqlite/schema.js';
-import { flags, measure, measureRead, printScenario, type Result } from './harness.js';
+import { flags, interleave, measureRead, printScenario, type Result } from './harness.js';
 
 const DIR = join(process.cwd(), '.bench-data', 'sqlite');
 
@@ -46,40 +46,33 @@ function rawDb(file: string) {
 }
 
 async function appendScenario(title: string, appends: number, perAppend: number, concurrency: number): Promise<Result[]> {
-  const results: Result[] = [];
   const batches = Array.from({ length: appends }, (_, a) => Array.from({ length: perAppend }, (_, i) => newEvent(a * perAppend + i)));
-  {
-    const raw = rawDb(join(DIR, `raw-${perAppend}-${concurrency}.db`));
-    results.push(
-      await measure({
-        label: 'raw better-sqlite3',
-        operations: appends,
-        eventsPerOperation: perAppend,
-        concurrency: 1, // synchronous driver: concurrency is meaningless
-        operation: async (i) => raw.append(`stream-${i % 100}`, batches[i] as NewEvent[]),
-      }),
-    );
-    raw.db.close();
-  }
-  {
-    const store = await openSqliteStore({ path: join(DIR, `logline-${perAppend}-${concurrency}.db`) });
-    const versions = new Map<string, number>();
-    results.push(
-      await measure({
-        label: `logline-sqlite (${concurrency} caller${concurrency > 1 ? 's' : ''})`,
-        operations: appends,
-        eventsPerOperation: perAppend,
-        concurrency,
-        operation: async (i, worker) => {
-          // Each caller owns its streams and checks the expected version, as an aggregate would.
-          const stream = `stream-${worker}-${i % 7}`;
-          const result = await store.append(stream, batches[i] as NewEvent[], { expectedVersion: versions.get(stream) ?? 'no_stream' });
-          versions.set(stream, result.streamVersion);
-        },
-      }),
-    );
-    await store.close();
-  }
+  const raw = rawDb(join(DIR, `raw-${perAppend}-${concurrency}.db`));
+  const store = await openSqliteStore({ path: join(DIR, `logline-${perAppend}-${concurrency}.db`) });
+  const versions = new Map<string, number>();
+  const results = await interleave([
+    {
+      label: 'raw better-sqlite3',
+      operations: appends,
+      eventsPerOperation: perAppend,
+      concurrency: 1, // a synchronous driver: one caller at a time
+      operation: async (i) => raw.append(`stream-${i % 100}`, batches[i] as NewEvent[]),
+    },
+    {
+      label: `logline-sqlite (${concurrency} caller${concurrency > 1 ? 's' : ''})`,
+      operations: appends,
+      eventsPerOperation: perAppend,
+      concurrency,
+      operation: async (i, worker) => {
+        // Each caller owns its streams and checks the expected version, as an aggregate would.
+        const stream = `stream-${worker}-${i % 7}`;
+        const result = await store.append(stream, batches[i] as NewEvent[], { expectedVersion: versions.get(stream) ?? 'no_stream' });
+        versions.set(stream, result.streamVersion);
+      },
+    },
+  ]);
+  raw.db.close();
+  await store.close();
   printScenario(title, results, 'raw better-sqlite3');
   return results;
 }
@@ -191,7 +184,7 @@ export async function run(): Promise<void> {
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
   const scale = flags.quick ? 0.25 : 1;
-  console.log('\nWAL, synchronous=FULL on both sides; same schema and indexes; ~330-byte events.');
+  console.log('\nWAL, synchronous=FULL on both sides; same schema and indexes; ~330-byte events; append runs interleaved in 5 rounds.');
   await appendScenario('1 event per append, single writer', Math.round(3000 * scale), 1, 1);
   await appendScenario('100 events per append, single writer', Math.round(300 * scale), 100, 1);
   await appendScenario('1 event per append, 16 concurrent callers (coalesced commits)', Math.round(8000 * scale), 1, 16);
