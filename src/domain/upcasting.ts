@@ -8,7 +8,7 @@
  * version a rename introduced the type at), which is what an app wrote before it had versions.
  */
 import { InvalidArgumentError } from '../core/errors.js';
-import type { JsonValue, NewEvent, RecordedEvent } from '../core/types.js';
+import type { JsonObject, JsonValue, NewEvent, RecordedEvent } from '../core/types.js';
 import { EventSchemaTooNewError } from './errors.js';
 
 /** Upgrades events of `type` stored at schema version `from` to version `from + 1`. */
@@ -36,10 +36,10 @@ export interface Upcasters {
   currentVersion(type: string): number;
   /** The schema version a stored event is at. */
   versionOf(event: { type: string; metadata?: { [key: string]: JsonValue } }): number;
-  /** Upgrades a recorded event to the newest version of its (possibly renamed) type. Returns the same object when nothing changes. */
+  /** Upgrades a recorded event to the newest version of its (possibly renamed) type. Sets metadata.schemaVersion; returns the same object when nothing changes. */
   upcast(event: RecordedEvent): RecordedEvent;
   /** Marks a new event with the newest schema version of its type. */
-  stamp<E extends NewEvent>(event: E): E;
+  stamp<E extends NewEvent>(event: E): E & { metadata: JsonObject };
 }
 
 const MAX_STEPS = 10_000;
@@ -103,6 +103,8 @@ export function defineUpcasters(steps: readonly Upcaster[]): Upcasters {
       }
       const known = currentVersion(current.type);
       if (version > known) throw new EventSchemaTooNewError(current.type, version, known, event.id);
+      // Events from before versioning get their version spelled out, so evolve can always read it.
+      if (current.metadata.schemaVersion !== version) current = { ...current, metadata: { ...current.metadata, schemaVersion: version } };
       return current;
     },
     stamp(event) {

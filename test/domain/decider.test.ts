@@ -75,7 +75,12 @@ describe('deciderSpec: given / when / then', () => {
   it('checks metadata keys and occurredAt when the expectation names them', async () => {
     const stamped = deciderSpec({
       ...bankAccount,
-      decide: (): AccountEvent => ({ type: 'MoneyDeposited', data: { amount: 1 }, metadata: { source: 'atm' }, occurredAt: '2017-06-11T00:00:00Z' }),
+      decide: (): AccountEvent => ({
+        type: 'MoneyDeposited',
+        data: { amount: 1 },
+        metadata: { source: 'atm' },
+        occurredAt: '2017-06-11T00:00:00Z',
+      }),
     });
     const when = () => stamped([opened]).when({ type: 'Deposit', data: { amount: 1 } });
     await when().then({ type: 'MoneyDeposited', data: { amount: 1 } });
