@@ -76,7 +76,7 @@ export function inValidTimeOrder<T extends RecordedEvent>(events: readonly T[]):
 /** Folds events in valid-time order, skipping correction events. */
 export function foldInValidTime<State, E extends Event>(
   events: readonly Recorded<E>[],
-  fold: Pick<Fold<State, E>, 'initialState' | 'evolve'>,
+  fold: Pick<Fold<State, E>, 'initialState' | 'evolve' | 'decide'>,
   until?: Instant,
 ): State {
   const limit = until === undefined ? Number.POSITIVE_INFINITY : toMillis('asOf.occurredAt', until);

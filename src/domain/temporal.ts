@@ -56,8 +56,8 @@ export type Correct<State, E extends Event> = (context: CorrectionContext<State,
  */
 export function deriveCorrections<State, E extends Event>(
   events: readonly Recorded<E>[],
-  fold: Pick<Fold<State, E>, 'initialState' | 'evolve'>,
-  correct: Correct<State, E>,
+  fold: Pick<Fold<State, E>, 'initialState' | 'evolve' | 'decide'>,
+  correct: NoInfer<Correct<State, E>>,
 ): E[] {
   const retroactive = findRetroactive(events);
   if (retroactive.length === 0) return [];
@@ -84,7 +84,7 @@ export async function correctRetroactive<State, E extends Event>(
   store: EventStore,
   streamId: string,
   fold: Fold<State, E>,
-  correct: Correct<State, E>,
+  correct: NoInfer<Correct<State, E>>,
   options: CorrectRetroactiveOptions = {},
 ): Promise<CommandResult<State, E>> {
   assertStreamId(streamId);

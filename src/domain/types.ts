@@ -59,6 +59,8 @@ export interface Decider<State, C extends Command, E extends Event> {
 /** The state-building half of a decider: enough to fold events. */
 export type Fold<State, E extends Event> = Pick<Decider<State, Command, E>, 'initialState' | 'evolve' | 'upcasters' | 'name'> & {
   snapshots?: SnapshotPolicy<State, E>;
+  /** Not called by folds: present so that passing a whole decider lets TypeScript infer its event type. */
+  decide?: (command: never, state: State) => E | E[] | Promise<E | E[]>;
 };
 
 /** The state, command and event types of a decider: handy in application code. */
