@@ -10,7 +10,6 @@ import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 
 import { InvalidArgumentError, LoglineError } from '../core/errors.js';
 import type { ExpectedVersion, NewEvent, RecordedEvent } from '../core/types.js';
 import { stringify, toWire } from '../server/json.js';
-import { startServer } from '../server/serve.js';
 import { progressBar } from './progress.js';
 import { openTarget, RemoteError, type Target } from './targets.js';
 
@@ -99,6 +98,8 @@ program
         ([, v]) => v !== undefined,
       ),
     );
+    // Loaded on demand: the other commands start faster without the server's dependencies.
+    const { startServer } = await import('../server/serve.js');
     const server = await startServer({
       store: flags.store,
       host: flags.host,

@@ -1,0 +1,162 @@
+/** The `logline` CLI as real processes, against a store URL and against a running server. */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, ROOT, type ServerProcess, startServerProcess, tempDir } from '../server/process.js';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], input?: string): Promise<Run> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, LOGLINE_SERVER: '', LOGLINE_STORE: '', LOGLINE_API_KEY: '' },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  child.stdin.end(input ?? '');
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+const lines = (text: string) =>
+  text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+const dir = tempDir('logline-cli-');
+afterAll(() => dir.remove());
+
+describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) => {
+  let server: ServerProcess | undefined;
+  let target: string[];
+  const source = `sqlite:${join(dir.path, `${mode}-source.db`)}`;
+  const copy = `sqlite:${join(dir.path, `${mode}-copy.db`)}`;
+
+  beforeAll(async () => {
+    if (mode === 'server') server = await startServerProcess(['--store', source]);
+    target = mode === 'server' ? ['--server', server?.url as string] : ['--store', source];
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('append (inline JSON and NDJSON on stdin), read, stats; a version mismatch fails clearly', async () => {
+    const inline = await run([
+      'append',
+      'cart-1',
+      '{"type":"CartOpened","data":{"user":"u1"}}',
+      ...target,
+      '--expected-version',
+      'no_stream',
+    ]);
+    expect(inline).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(inline.stdout)).toMatchObject({ streamVersion: 1, events: 1 });
+    const ndjson = [
+      '{"type":"ItemAdded","data":{"sku":"a"}}',
+      '',
+      '{"type":"ItemAdded","data":{"sku":"b"}}',
+      '{"type":"CartClosed","data":{}}',
+    ].join('\n');
+    const piped = await run(['append', 'cart-1', ...target], ndjson);
+    expect(piped.code).toBe(0);
+    expect(JSON.parse(piped.stdout)).toMatchObject({ streamVersion: 4, events: 3 });
+    // A progress bar never reaches a pipe.
+    expect(piped.stderr).toBe('');
+
+    const [conflict, bad, read, backward] = await Promise.all([
+      run(['append', 'cart-1', '[{"type":"Late","data":1}]', ...target, '--expected-version', '2']),
+      run(['append', 'cart-1', '{"type":', ...target]),
+      run(['read', 'cart-1', ...target]),
+      run(['read', 'cart-1', '--backward', '--limit', '2', ...target]),
+    ]);
+    expect(conflict.code).toBe(1);
+    expect(conflict.stderr).toMatch(/WrongExpectedVersion|expected version 2, but its current version is 4/);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/not JSON/);
+    expect(read.code).toBe(0);
+    const events = lines(read.stdout);
+    expect(events.map((e) => [e.streamVersion, e.type])).toEqual([
+      [1, 'CartOpened'],
+      [2, 'ItemAdded'],
+      [3, 'ItemAdded'],
+      [4, 'CartClosed'],
+    ]);
+    expect(lines(backward.stdout).map((e) => e.streamVersion)).toEqual([4, 3]);
+
+    await run(['append', 'user-1', '{"type":"UserRegistered","data":{}}', ...target]);
+    const stats = await run(['stats', ...target]);
+    expect(JSON.parse(stats.stdout)).toMatchObject({ events: 5, streams: 2, headPosition: '5' });
+  });
+
+  it('export (point in time) and import: importing twice adds nothing, ids and versions survive', async () => {
+    const file = join(dir.path, `${mode}-export.ndjson`);
+    const exported = await run(['export', ...target]);
+    expect(exported.code).toBe(0);
+    expect(exported.stderr).toBe('exported 5 events up to position 5\n');
+    writeFileSync(file, exported.stdout);
+    const original = lines(exported.stdout);
+    expect(original.map((e) => e.position)).toEqual(['1', '2', '3', '4', '5']);
+
+    const [until, beforeAnything] = await Promise.all([
+      run(['export', '--until', '3', ...target]),
+      run(['export', '--until', '2000-01-01T00:00:00Z', ...target]),
+    ]);
+    expect(lines(until.stdout).map((e) => e.position)).toEqual(['1', '2', '3']);
+    expect(beforeAnything.stdout).toBe('');
+
+    const intoCopy = mode === 'server' ? ['--server', server?.url as string] : ['--store', copy];
+    if (mode === 'server') {
+      // Through the server, import into the same store: every event is already there.
+      const again = await run(['import', file, ...intoCopy]);
+      expect(again.code).toBe(0);
+      expect(JSON.parse(again.stdout)).toEqual({ read: 5, added: 0 });
+      return;
+    }
+    const first = await run(['import', file, ...intoCopy, '--batch', '2']);
+    expect(first.code).toBe(0);
+    expect(JSON.parse(first.stdout)).toEqual({ read: 5, added: 5 });
+    expect(first.stderr).toBe('');
+    const second = await run(['import', file, ...intoCopy, '--batch', '2']);
+    expect(JSON.parse(second.stdout)).toEqual({ read: 5, added: 0 });
+    const copied = lines((await run(['export', ...intoCopy])).stdout);
+    const keep = (e: Record<string, unknown>) => [e.id, e.streamId, e.streamVersion, e.type, e.data, e.occurredAt];
+    expect(copied.map(keep)).toEqual(original.map(keep));
+
+    const broken = join(dir.path, 'broken.ndjson');
+    writeFileSync(broken, `${readFileSync(file, 'utf8')}not json\n`);
+    const failed = await run(['import', broken, ...intoCopy]);
+    expect(failed.code).toBe(2);
+    expect(failed.stderr).toMatch(/line 6/);
+  });
+
+  it('tail follows live events until interrupted', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'tail', 'live-1', '--from', 'start', ...target], { cwd: ROOT });
+    const seen: Array<Record<string, unknown>> = [];
+    const reader = createInterface({ input: child.stdout });
+    const gotTwo = new Promise<void>((resolve) =>
+      reader.on('line', (line) => {
+        seen.push(JSON.parse(line) as Record<string, unknown>);
+        if (seen.length === 2) resolve();
+      }),
+    );
+    await run(['append', 'live-1', '{"type":"First","data":1}', ...target]);
+    await run(['append', 'other', '{"type":"Elsewhere","data":1}', ...target]);
+    await run(['append', 'live-1', '{"type":"Second","data":2}', ...target]);
+    await gotTwo;
+    expect(seen.map((e) => e.type)).toEqual(['First', 'Second']);
+    child.kill('SIGINT');
+    expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(0);
+  });
+});
