@@ -1,0 +1,377 @@
+/**
+ * The loop shared by subscriptions, projections and consumer-group workers: pull a batch from
+ * store.subscribe (pull-based, so a slow sink slows reading and memory stays at one batch),
+ * hand it to a sink that applies it and moves the checkpoint, retry a failing event alone with
+ * exponential backoff and jitter, then park it and stop or skip as configured.
+ */
+import { InvalidArgumentError } from '../core/errors.js';
+import type { EventStore, RecordedEvent } from '../core/types.js';
+import { matchesFilter } from '../core/validation.js';
+import { type CheckpointUpdate, EventFailure, type ParkInput, SupersededError } from './backend.js';
+import { PositionTimeoutError, ProjectionStoppedError } from './errors.js';
+
+export interface RetryPolicy {
+  /** Attempts per event before it is parked, including the first. Default 5. */
+  maxAttempts?: number;
+  /** Delay before the second attempt; doubles each time. Default 100 ms. */
+  initialDelayMs?: number;
+  /** Upper bound of one delay. Default 10 s. */
+  maxDelayMs?: number;
+}
+
+export type OnFailure = 'stop' | 'skip';
+
+export type ConsumerStatus = 'starting' | 'catching-up' | 'live' | 'retrying' | 'stopped' | 'failed';
+
+export interface EventFilter {
+  types?: string[];
+  streamPrefix?: string;
+}
+
+/** How a consumer applies what it reads. */
+export interface Sink {
+  /**
+   * Applies `events` (in order) and moves the checkpoint to `through` (≥ the last event). Throws
+   * EventFailure when an event's handler failed.
+   */
+  apply(events: RecordedEvent[], through: bigint): Promise<void>;
+  /** Parks an event that kept failing; with `advanceTo`, moves the checkpoint past it in the same step. */
+  park(input: ParkInput, advanceTo?: bigint): Promise<void>;
+  /** Which events of a batch are this sink's business (the rest only move the checkpoint). */
+  wants(event: RecordedEvent): boolean;
+}
+
+export interface ConsumerConfig {
+  /** The checkpoint's name: a subscription's name, `projection@vN`, or a group. */
+  name: string;
+  store: EventStore;
+  /** Where to start: the stored checkpoint wins; otherwise this. */
+  start: () => Promise<bigint>;
+  sink: Sink;
+  batchSize: number;
+  retry: Required<RetryPolicy>;
+  onFailure: OnFailure;
+  /** Called after each applied batch (rebuild switch, metrics). */
+  afterBatch?: (position: bigint) => Promise<void>;
+  /** Called when the consumer ends, with the error that ended it, if any. */
+  onEnd?: (error?: unknown) => void;
+}
+
+const IDLE = Symbol('idle');
+
+/**
+ * Reads batches from a live iterator: everything that is available without waiting on a timer
+ * or the network, up to `max`. The pending read is kept for the next batch, never dropped.
+ */
+export class BatchPuller {
+  private readonly iterator: AsyncIterator<RecordedEvent>;
+  private pending: Promise<IteratorResult<RecordedEvent>> | undefined;
+
+  constructor(
+    iterable: AsyncIterable<RecordedEvent>,
+    private readonly max: number,
+  ) {
+    this.iterator = iterable[Symbol.asyncIterator]();
+  }
+
+  /** The next non-empty batch, or undefined when the source ended. */
+  async next(): Promise<RecordedEvent[] | undefined> {
+    const first = await (this.pending ?? this.iterator.next());
+    this.pending = undefined;
+    if (first.done) return undefined;
+    const batch = [first.value];
+    // Resolves after the current macrotask: reads that finish without I/O or timers win the race.
+    const idle = new Promise<typeof IDLE>((resolve) => setImmediate(resolve, IDLE));
+    while (batch.length < this.max) {
+      const next = this.iterator.next();
+      const result = await Promise.race([next, idle]);
+      if (result === IDLE) {
+        this.pending = next;
+        break;
+      }
+      if (result.done) break;
+      batch.push(result.value);
+    }
+    return batch;
+  }
+
+  async close(): Promise<void> {
+    await this.iterator.return?.();
+  }
+}
+
+export const DEFAULT_RETRY: Required<RetryPolicy> = { maxAttempts: 5, initialDelayMs: 100, maxDelayMs: 10_000 };
+
+export function normalizeRetry(retry: RetryPolicy | undefined): Required<RetryPolicy> {
+  const merged = { ...DEFAULT_RETRY, ...retry };
+  for (const [key, value] of Object.entries(merged)) {
+    if (!Number.isSafeInteger(value) || value < (key === 'maxAttempts' ? 1 : 0)) {
+      throw new InvalidArgumentError(
+        `retry.${key}`,
+        `got ${JSON.stringify(value)}`,
+        key === 'maxAttempts' ? 'an integer ≥ 1' : 'an integer ≥ 0',
+      );
+    }
+  }
+  return merged;
+}
+
+/** Exponential backoff with full jitter: uniform in [delay/2, delay], delay = initial·2^(attempt-1). */
+export function backoffDelay(retry: Required<RetryPolicy>, attempt: number): number {
+  const delay = Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** (attempt - 1));
+  return delay / 2 + Math.random() * (delay / 2);
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+export function validateFilter(filter: EventFilter): EventFilter {
+  if (filter.types !== undefined && !(Array.isArray(filter.types) && filter.types.every((t) => typeof t === 'string'))) {
+    throw new InvalidArgumentError('types', `got ${JSON.stringify(filter.types)}`, 'an array of event type names');
+  }
+  if (filter.streamPrefix !== undefined && typeof filter.streamPrefix !== 'string') {
+    throw new InvalidArgumentError('streamPrefix', `got ${typeof filter.streamPrefix}`, 'a string');
+  }
+  return { types: filter.types?.length ? filter.types : undefined, streamPrefix: filter.streamPrefix || undefined };
+}
+
+export const filterMatches = (filter: EventFilter) => (event: RecordedEvent) => matchesFilter(event, filter);
+
+export function validateBatchSize(batchSize: unknown, fallback: number): number {
+  if (batchSize === undefined) return fallback;
+  if (!Number.isSafeInteger(batchSize) || (batchSize as number) < 1 || (batchSize as number) > 100_000) {
+    throw new InvalidArgumentError('batchSize', `got ${JSON.stringify(batchSize)}`, 'an integer from 1 to 100000');
+  }
+  return batchSize as number;
+}
+
+interface Waiter {
+  position: bigint;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** One running consumer: its loop, its position, and the promises waiting on that position. */
+export class Consumer {
+  private position_ = -1n;
+  private status_: ConsumerStatus = 'starting';
+  private lastError_: unknown;
+  private readonly abort = new AbortController();
+  private readonly waiters = new Set<Waiter>();
+  private puller: BatchPuller | undefined;
+  private handedOver = false;
+  readonly done: Promise<void>;
+  /** When the last batch was applied (ms since epoch). */
+  lastAppliedAt = 0;
+
+  constructor(private readonly config: ConsumerConfig) {
+    this.done = this.run();
+    // Callers observe failures through status/lastError/done; never as an unhandled rejection.
+    this.done.catch(() => {});
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+  /** Everything at or below this position is processed (-1n before the start is known). */
+  get position(): bigint {
+    return this.position_;
+  }
+  get status(): ConsumerStatus {
+    return this.status_;
+  }
+  get lastError(): unknown {
+    return this.lastError_;
+  }
+
+  /** Stops after the batch in flight; resolves when the loop has ended. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.done.catch(() => {});
+    if (this.handedOver) {
+      this.handedOver = false;
+      this.status_ = 'stopped';
+      const reason = new ProjectionStoppedError(this.config.name, 'it was stopped');
+      for (const waiter of this.waiters) waiter.reject(reason);
+      this.waiters.clear();
+    }
+  }
+
+  /**
+   * Ends the reading loop but stays 'live': from now on something else (an inline hook) applies
+   * events and calls advance(). Safe to call from afterBatch.
+   */
+  handOver(): void {
+    this.handedOver = true;
+    this.abort.abort();
+  }
+
+  /** Resolves once `position` is processed; rejects with PositionTimeoutError after `timeoutMs`. */
+  waitForPosition(position: bigint, timeoutMs: number): Promise<void> {
+    if (this.position_ >= position) return Promise.resolve();
+    if (this.status_ === 'stopped' || this.status_ === 'failed') {
+      return Promise.reject(new ProjectionStoppedError(this.config.name, 'it is not running', this.lastError_));
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        reject(new PositionTimeoutError(this.config.name, position, this.position_, timeoutMs));
+      }, timeoutMs);
+      const waiter: Waiter = {
+        position,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Moves the in-memory position after the backend committed it; wakes waiters. */
+  advance(position: bigint): void {
+    if (position <= this.position_) return;
+    this.position_ = position;
+    this.lastAppliedAt = Date.now();
+    for (const waiter of this.waiters) {
+      if (waiter.position <= position) {
+        this.waiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
+  }
+
+  private async run(): Promise<void> {
+    const { store, batchSize } = this.config;
+    let endError: unknown;
+    try {
+      const from = await this.config.start();
+      this.position_ = from;
+      this.status_ = 'catching-up';
+      await this.config.afterBatch?.(from);
+      this.puller = new BatchPuller(store.subscribe({ from, signal: this.abort.signal }), batchSize);
+      while (!this.abort.signal.aborted) {
+        const batch = await this.puller.next();
+        if (!batch) break;
+        if (this.abort.signal.aborted) break;
+        await this.applyWithRetries(batch);
+        if (batch.length < batchSize && this.status_ === 'catching-up') this.status_ = 'live';
+        await this.config.afterBatch?.(this.position_);
+      }
+      this.status_ = this.handedOver ? 'live' : 'stopped';
+    } catch (error) {
+      endError = error;
+      this.lastError_ = error;
+      this.status_ = error instanceof ProjectionStoppedError || error instanceof SupersededError ? 'stopped' : 'failed';
+    } finally {
+      this.abort.abort();
+      await this.puller?.close().catch(() => {});
+      if (!(this.handedOver && endError === undefined)) {
+        const reason =
+          endError === undefined ? new ProjectionStoppedError(this.config.name, 'it was stopped') : this.stoppedError(endError);
+        for (const waiter of this.waiters) waiter.reject(reason);
+        this.waiters.clear();
+      }
+      this.config.onEnd?.(endError);
+    }
+    if (endError !== undefined) throw endError;
+  }
+
+  private stoppedError(error: unknown): ProjectionStoppedError {
+    if (error instanceof ProjectionStoppedError) return error;
+    return new ProjectionStoppedError(this.config.name, String((error as Error)?.message ?? error), error);
+  }
+
+  /** Applies a batch; isolates a failing event, retries it alone, parks it. */
+  private async applyWithRetries(events: RecordedEvent[]): Promise<void> {
+    const { sink } = this.config;
+    let rest = events;
+    let infrastructureAttempts = 0;
+    while (rest.length > 0) {
+      const relevant = rest.filter((event) => sink.wants(event));
+      const through = (rest[rest.length - 1] as RecordedEvent).position;
+      try {
+        await sink.apply(relevant, through);
+        this.advance(through);
+        if (this.status_ === 'retrying') this.status_ = 'catching-up';
+        return;
+      } catch (error) {
+        if (error instanceof SupersededError) throw error;
+        if (!(error instanceof EventFailure)) {
+          // The backend itself failed (busy, connection lost): retry the whole batch, forever, with backoff.
+          this.lastError_ = error;
+          this.status_ = 'retrying';
+          infrastructureAttempts++;
+          await sleep(
+            backoffDelay({ ...this.config.retry, maxAttempts: Number.MAX_SAFE_INTEGER }, infrastructureAttempts),
+            this.abort.signal,
+          );
+          if (this.abort.signal.aborted) throw new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', error);
+          continue;
+        }
+        const failing = relevant[error.index] as RecordedEvent;
+        const before = rest.filter((event) => event.position < failing.position);
+        if (error.committed < error.index) await this.applyWithRetries(before);
+        else if (before.length > 0) {
+          await sink.apply([], failing.position - 1n);
+          this.advance(failing.position - 1n);
+        }
+        await this.retryAlone(failing, error.cause);
+        rest = rest.filter((event) => event.position > failing.position);
+      }
+    }
+  }
+
+  private async retryAlone(event: RecordedEvent, firstError: unknown): Promise<void> {
+    const { sink, retry } = this.config;
+    let lastError = firstError;
+    let attempts = 1;
+    while (attempts < retry.maxAttempts) {
+      this.status_ = 'retrying';
+      this.lastError_ = lastError;
+      await sleep(backoffDelay(retry, attempts), this.abort.signal);
+      if (this.abort.signal.aborted) throw new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', lastError);
+      attempts++;
+      try {
+        await sink.apply([event], event.position);
+        this.advance(event.position);
+        this.status_ = 'catching-up';
+        return;
+      } catch (error) {
+        if (error instanceof SupersededError) throw error;
+        lastError = error instanceof EventFailure ? error.cause : error;
+      }
+    }
+    const skip = this.config.onFailure === 'skip';
+    await sink.park({ consumer: this.config.name, event, error: lastError, attempts }, skip ? event.position : undefined);
+    this.lastError_ = lastError;
+    if (!skip) {
+      throw new ProjectionStoppedError(
+        this.config.name,
+        `event at position ${event.position} (${event.type} in ${event.streamId}) failed ${attempts} times and was parked: ${String((lastError as Error)?.message ?? lastError)}`,
+        lastError,
+      );
+    }
+    this.advance(event.position);
+    this.status_ = 'catching-up';
+  }
+}
+
+export const checkpointUpdate = (name: string, kind: CheckpointUpdate['kind'], position: bigint): CheckpointUpdate => ({
+  name,
+  kind,
+  position,
+});

@@ -1,0 +1,222 @@
+/**
+ * Consumer groups: N workers (processes) share one subscription. Events are split into
+ * partitions by a hash of the stream id, so one stream's events stay in order on one worker.
+ * Each partition has its own checkpoint and a lease with an expiry; workers heartbeat their
+ * leases, take a fair share, and pick up the partitions of a worker whose leases expired.
+ *
+ * At-least-once: a worker that dies loses the events it handled after its last checkpoint save
+ * (at most one batch); the next owner handles them again, in order, from that checkpoint.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { EventStore, RecordedEvent } from '../core/types.js';
+import { EventFailure } from './backend.js';
+import {
+  Consumer,
+  type EventFilter,
+  normalizeRetry,
+  type OnFailure,
+  type RetryPolicy,
+  validateBatchSize,
+  validateFilter,
+} from './consumer.js';
+import { backendFor } from './registry.js';
+import { assertConsumerName } from './subscription.js';
+
+export interface GroupOptions extends EventFilter {
+  /** The group's durable name: its partitions' checkpoints are `group#0`, `group#1`, … */
+  group: string;
+  handler: (event: RecordedEvent) => void | Promise<void>;
+  /** This worker's id, unique in the group. Default: host-pid-random. */
+  member?: string;
+  /** Number of partitions; every worker of a group must use the same. Default 16. */
+  partitions?: number;
+  /** Where partitions without a checkpoint start (exclusive). Default 0n (the start). */
+  from?: bigint;
+  /** Events handled between checkpoint saves: the redelivery window after a crash. Default 100. */
+  batchSize?: number;
+  /** A lease lasts this long unless renewed; a dead worker's partitions move after it. Default 10 s. */
+  leaseMs?: number;
+  /** How often leases are renewed and rebalanced. Default leaseMs / 3. */
+  heartbeatMs?: number;
+  retry?: RetryPolicy;
+  onFailure?: OnFailure;
+}
+
+export interface GroupWorker {
+  readonly group: string;
+  readonly member: string;
+  /** Partitions this worker works on now. */
+  readonly partitions: readonly number[];
+  readonly lastError: unknown;
+  /** Settles when the worker ended (stop() or a stop on failure). */
+  readonly done: Promise<void>;
+  /** Finishes the batch in flight, saves checkpoints, hands its leases back. */
+  stop(): Promise<void>;
+}
+
+/** FNV-1a (32 bit) of the stream id, modulo the partition count: stable across processes and versions. */
+export function partitionOf(streamId: string, partitions: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < streamId.length; i++) {
+    hash ^= streamId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % partitions;
+}
+
+const positiveInt = (name: string, value: unknown, fallback: number, max = 1_000_000): number => {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > max) {
+    throw new InvalidArgumentError(name, `got ${JSON.stringify(value)}`, `an integer from 1 to ${max}`);
+  }
+  return value as number;
+};
+
+export async function joinGroup(store: EventStore, options: GroupOptions): Promise<GroupWorker> {
+  assertConsumerName(options?.group, 'group');
+  if (typeof options.handler !== 'function') throw new InvalidArgumentError('handler', 'it is not a function', 'a function (event) => …');
+  const member = options.member ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  assertConsumerName(member, 'member');
+  const filter = validateFilter(options);
+  const partitions = positiveInt('partitions', options.partitions, 16, 4096);
+  const batchSize = validateBatchSize(options.batchSize, 100);
+  const leaseMs = positiveInt('leaseMs', options.leaseMs, 10_000, 3_600_000);
+  const heartbeatMs = positiveInt('heartbeatMs', options.heartbeatMs, Math.max(1, Math.floor(leaseMs / 3)), leaseMs);
+  const initial = options.from ?? 0n;
+  if (typeof initial !== 'bigint' || initial < 0n) throw new InvalidArgumentError('from', `got ${String(initial)}`, 'a bigint ≥ 0n');
+  const retry = normalizeRetry(options.retry);
+  const onFailure = options.onFailure ?? 'stop';
+  const { group, handler } = options;
+  const backend = await backendFor(store);
+
+  let owned: number[] = [];
+  let ownedSet = new Set<number>();
+  const checkpoints = new Map<number, bigint>();
+  let consumer: Consumer | undefined;
+  let leaseValidUntil = 0;
+  let stopped = false;
+  let lastError: unknown;
+  let beating: Promise<void> = Promise.resolve();
+  let resolveDone!: () => void;
+  let rejectDone!: (error: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  done.catch(() => {});
+
+  const checkpointName = (partition: number) => `${group}#${partition}`;
+  const matches = (event: RecordedEvent) =>
+    (!filter.types || filter.types.includes(event.type)) && (!filter.streamPrefix || event.streamId.startsWith(filter.streamPrefix));
+
+  const saveCheckpoints = async (position: bigint) => {
+    const held = await backend.saveGroupCheckpoints(group, member, owned, position, Date.now());
+    for (const partition of held) if ((checkpoints.get(partition) ?? -1n) < position) checkpoints.set(partition, position);
+    if (held.length < owned.length) schedule(0); // a lease was lost: rebalance now
+  };
+
+  const startConsumer = async () => {
+    for (const partition of owned) checkpoints.set(partition, (await backend.readCheckpoint(checkpointName(partition))) ?? initial);
+    if (owned.length === 0 || stopped) return;
+    const from = owned.reduce((min, p) => ((checkpoints.get(p) as bigint) < min ? (checkpoints.get(p) as bigint) : min), 2n ** 63n);
+    const started = new Consumer({
+      name: group,
+      store,
+      batchSize,
+      retry,
+      onFailure,
+      start: async () => from,
+      sink: {
+        wants(event) {
+          if (!matches(event)) return false;
+          const partition = partitionOf(event.streamId, partitions);
+          return ownedSet.has(partition) && event.position > (checkpoints.get(partition) as bigint);
+        },
+        async apply(events, through) {
+          // Never work on a lease that may have expired: another worker may own it by now.
+          if (Date.now() > leaseValidUntil - heartbeatMs) throw new Error(`group ${group}: leases of ${member} are about to expire`);
+          for (let i = 0; i < events.length; i++) {
+            try {
+              await handler(events[i] as RecordedEvent);
+            } catch (error) {
+              throw new EventFailure(i, error, i);
+            }
+          }
+          await saveCheckpoints(through);
+        },
+        async park(input, advanceTo) {
+          await backend.park(input);
+          if (advanceTo !== undefined) await saveCheckpoints(advanceTo);
+        },
+      },
+      onEnd(error) {
+        if (error !== undefined && !stopped && started === consumer) {
+          lastError = error;
+          void stop(error);
+        }
+      },
+    });
+    consumer = started;
+  };
+
+  const heartbeat = async () => {
+    if (stopped) return;
+    const now = Date.now();
+    const plan = await backend.balanceLeases(group, member, partitions, leaseMs, now);
+    leaseValidUntil = now + leaseMs;
+    const changed = plan.surplus.length > 0 || plan.owned.length !== owned.length || plan.owned.some((p) => !ownedSet.has(p));
+    if (!changed || stopped) return;
+    // Finish the batch in flight (its checkpoint is saved), then hand back what is not ours.
+    await consumer?.stop();
+    consumer = undefined;
+    if (plan.surplus.length) await backend.releaseLeases(group, member, plan.surplus);
+    owned = plan.owned;
+    ownedSet = new Set(owned);
+    await startConsumer();
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  function schedule(delay: number) {
+    if (stopped) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      beating = beating
+        .then(heartbeat)
+        .catch((error) => {
+          lastError = error; // the backend was busy or away: try again at the next beat
+        })
+        .finally(() => schedule(heartbeatMs));
+    }, delay);
+  }
+
+  async function stop(error?: unknown) {
+    if (stopped) return done;
+    stopped = true;
+    clearTimeout(timer);
+    await beating.catch(() => {});
+    await consumer?.stop();
+    await backend.leaveGroup(group, member).catch(() => {});
+    owned = [];
+    if (error === undefined) resolveDone();
+    else rejectDone(error);
+    return done.catch(() => {});
+  }
+
+  await heartbeat();
+  schedule(heartbeatMs);
+
+  return {
+    group,
+    member,
+    get partitions() {
+      return owned;
+    },
+    get lastError() {
+      return lastError;
+    },
+    done,
+    stop: () => stop(),
+  };
+}

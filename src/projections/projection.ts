@@ -1,0 +1,354 @@
+/**
+ * Projections into SQL read models that live in the same database as the events. A batch of
+ * handler writes and the checkpoint commit in one transaction, so each event takes effect
+ * exactly once across crashes (memory: at-least-once, it has no transactions).
+ *
+ * Versions: every logical table `t` of version n is the physical table `t_vn`, and a view `t`
+ * points at the active version. Bumping `version` builds `t_v(n+1)` beside the live one from
+ * the start of the log; once it has caught up, one transaction moves the view and the pointer
+ * row, and the old tables are dropped. Queries that read the view never see a half-built model.
+ */
+import type { Database } from 'better-sqlite3';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { EventStore, JsonObject, JsonValue, RecordedEvent } from '../core/types.js';
+import {
+  applyInOrder,
+  EventFailure,
+  type ParkedEvent,
+  type ProjectionBackend,
+  SupersededError,
+  type TransactOptions,
+  versionedTable,
+} from './backend.js';
+import { Consumer, normalizeRetry, type OnFailure, type RetryPolicy, validateBatchSize } from './consumer.js';
+import { ProjectionStoppedError } from './errors.js';
+import { attachPostgresInline } from './postgres-backend.js';
+import { assertNotRunning, backendFor, trackConsumer } from './registry.js';
+import { type ConsumerHandle, toHandle } from './subscription.js';
+
+export interface ProjectionContext<Tx = unknown> {
+  /** The open transaction: the better-sqlite3 Database on SQLite, the postgres.js transaction on PostgreSQL, undefined in memory. */
+  tx: Tx;
+  /** The physical table of a logical table for the version being built: table('balances') → 'balances_v2'. */
+  table(name: string): string;
+  projection: string;
+  version: number;
+}
+
+export type ProjectionHandler<Tx = unknown> = (event: RecordedEvent, ctx: ProjectionContext<Tx>) => unknown;
+
+export interface ProjectionDefinition<Tx = unknown> {
+  name: string;
+  version: number;
+  /** Logical tables; each gets a physical table per version and a view of its own name. */
+  tables: string[];
+  /** Creates this version's tables (use ctx.table(...)); runs once per version, in a transaction. */
+  setup?: (ctx: ProjectionContext<Tx>) => unknown;
+  /** Handlers by event type; other types only move the checkpoint. */
+  handlers: Record<string, ProjectionHandler<Tx>>;
+  /** Only events of streams starting with this prefix. */
+  streamPrefix?: string;
+}
+
+export type SqliteProjection = ProjectionDefinition<Database>;
+
+const NAME = /^[A-Za-z][A-Za-z0-9_]{0,62}$/;
+
+/** Checks a projection definition; bad input throws InvalidArgumentError. */
+export function defineProjection<Tx = unknown>(
+  definition: Omit<ProjectionDefinition<Tx>, 'version' | 'tables'> & { version?: number; tables?: string[] },
+): ProjectionDefinition<Tx> {
+  const { name, version = 1, tables = [], handlers, setup, streamPrefix } = definition ?? ({} as never);
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    throw new InvalidArgumentError('projection name', `got ${JSON.stringify(name)}`, 'a letter, then up to 62 letters, digits or _');
+  }
+  if (!Number.isSafeInteger(version) || version < 1) {
+    throw new InvalidArgumentError('projection version', `got ${JSON.stringify(version)}`, 'an integer ≥ 1');
+  }
+  if (!Array.isArray(tables) || !tables.every((t) => typeof t === 'string' && NAME.test(t)) || new Set(tables).size !== tables.length) {
+    throw new InvalidArgumentError(
+      'projection tables',
+      `got ${JSON.stringify(tables)}`,
+      'distinct table names: a letter, then letters, digits or _',
+    );
+  }
+  if (typeof handlers !== 'object' || handlers === null || Object.keys(handlers).length === 0) {
+    throw new InvalidArgumentError('projection handlers', 'none given', 'an object of event type → handler function');
+  }
+  for (const [type, handler] of Object.entries(handlers)) {
+    if (typeof handler !== 'function') throw new InvalidArgumentError(`handler for '${type}'`, 'it is not a function', 'a function');
+  }
+  if (setup !== undefined && typeof setup !== 'function') throw new InvalidArgumentError('setup', 'it is not a function', 'a function');
+  if (streamPrefix !== undefined && typeof streamPrefix !== 'string') {
+    throw new InvalidArgumentError('streamPrefix', `got ${typeof streamPrefix}`, 'a string');
+  }
+  return { name, version, tables: [...tables], handlers: { ...handlers }, setup, streamPrefix };
+}
+
+export interface ProjectionOptions {
+  /** 'async' (default): a background consumer. 'inline': inside every append's transaction (SQLite, PostgreSQL). */
+  mode?: 'async' | 'inline';
+  /** Events per transaction while catching up. Default 500. */
+  batchSize?: number;
+  retry?: RetryPolicy;
+  /** After the last retry the event is parked; then stop (default) or skip it. */
+  onFailure?: OnFailure;
+  /** A rebuild switches over once it is within this many positions of the head. Default 0. */
+  switchLag?: number;
+  /** Drop the previous version's tables after a switch. Default true. */
+  dropOld?: boolean;
+}
+
+export interface ProjectionHandle extends ConsumerHandle {
+  readonly version: number;
+  /** Resolves when this version is the one queries see (at once unless rebuilding). */
+  readonly active: Promise<void>;
+  listParked(): Promise<ParkedEvent[]>;
+  /** Re-applies parked events (all, or these ids) with their effects and removes them; returns what still failed. */
+  replayParked(ids?: number[]): Promise<{ replayed: number; failed: Array<{ id: number; error: unknown }> }>;
+}
+
+export const checkpointName = (projection: string, version: number): string => `${projection}@v${version}`;
+
+export function contextFor<Tx>(definition: ProjectionDefinition<Tx>, tx: Tx): ProjectionContext<Tx> {
+  const { name, version, tables } = definition;
+  return {
+    tx,
+    projection: name,
+    version,
+    table(table: string) {
+      if (!tables.includes(table)) {
+        throw new InvalidArgumentError('table', `'${table}' is not declared by projection '${name}'`, `one of ${JSON.stringify(tables)}`);
+      }
+      return versionedTable(table, version);
+    },
+  };
+}
+
+const wantsFor = (definition: ProjectionDefinition<never>) => (event: RecordedEvent) =>
+  Object.hasOwn(definition.handlers, event.type) && (!definition.streamPrefix || event.streamId.startsWith(definition.streamPrefix));
+
+/** Applies events with the projection's handlers inside one backend transaction. */
+export function applyProjection<Tx>(
+  backend: ProjectionBackend,
+  definition: ProjectionDefinition<Tx>,
+  events: RecordedEvent[],
+  options: TransactOptions,
+): Promise<void> {
+  const work = (tx: unknown) => {
+    const ctx = contextFor(definition, tx as Tx);
+    return applyInOrder(
+      events,
+      (event) => (definition.handlers[event.type] as ProjectionHandler<Tx>)(event, ctx),
+      backend.kind === 'sqlite',
+    );
+  };
+  if (backend.transactional) return backend.transact(work, options);
+  // Without rollback, what ran before a failure stays applied.
+  return backend.transact(work, options).catch((error) => {
+    throw error instanceof EventFailure ? new EventFailure(error.index, error.cause, error.index) : error;
+  });
+}
+
+export async function startProjection<Tx>(
+  store: EventStore,
+  definition: ProjectionDefinition<Tx>,
+  options: ProjectionOptions = {},
+): Promise<ProjectionHandle> {
+  const { name, version, tables } = definition;
+  const mode = options.mode ?? 'async';
+  if (mode !== 'async' && mode !== 'inline') throw new InvalidArgumentError('mode', `got ${String(mode)}`, "'async' or 'inline'");
+  const batchSize = validateBatchSize(options.batchSize, 500);
+  const retry = normalizeRetry(options.retry);
+  const onFailure = options.onFailure ?? 'stop';
+  if (onFailure !== 'stop' && onFailure !== 'skip')
+    throw new InvalidArgumentError('onFailure', `got ${String(onFailure)}`, "'stop' or 'skip'");
+  const switchLag = options.switchLag ?? 0;
+  if (!Number.isSafeInteger(switchLag) || switchLag < 0) {
+    throw new InvalidArgumentError('switchLag', `got ${String(switchLag)}`, 'an integer ≥ 0');
+  }
+  const dropOld = options.dropOld ?? true;
+  const key = checkpointName(name, version);
+  assertNotRunning(store, key);
+  const backend = await backendFor(store);
+  if (mode === 'inline' && backend.kind === 'memory') {
+    throw new InvalidArgumentError('mode', "'inline' needs a store with transactions", 'a SQLite or PostgreSQL store, or mode: async');
+  }
+
+  const current = await backend.activeVersion(name);
+  if (current !== undefined && current > version) {
+    throw new ProjectionStoppedError(key, `version ${current} is already active; this process runs version ${version}`);
+  }
+  await backend.prepareVersion(name, version, tables, (tx) => definition.setup?.(contextFor(definition, tx as Tx)));
+  if (current === undefined) await backend.activate(name, version, tables);
+
+  let resolveActive!: () => void;
+  const active = new Promise<void>((resolve) => (resolveActive = resolve));
+  let isActive = current === undefined || current === version;
+  if (isActive) resolveActive();
+
+  const switchOver = async () => {
+    const previous = await backend.activate(name, version, tables);
+    isActive = true;
+    resolveActive();
+    if (dropOld && previous !== undefined && previous !== version) await backend.dropVersion(name, previous);
+  };
+  const guard = { projection: name, version };
+  const checkpoint = (position: bigint) => ({ name: key, kind: 'projection' as const, position });
+
+  let inline: { detach(): void } | undefined;
+  let consumer!: Consumer;
+  const afterCaughtUp = async (position: bigint) => {
+    if (isActive && mode === 'async') return;
+    if ((await store.headPosition()) - position > BigInt(switchLag)) return;
+    if (mode === 'inline' && !inline) {
+      // Close the last gap and hand over to the append transactions.
+      inline = await attachInline(store, backend, definition, key, (position) => consumer.advance(position));
+      consumer.handOver();
+    }
+    if (!isActive) await switchOver();
+  };
+
+  consumer = new Consumer({
+    name: key,
+    store,
+    batchSize,
+    retry,
+    onFailure,
+    start: async () => (await backend.readCheckpoint(key)) ?? 0n,
+    afterBatch: afterCaughtUp,
+    sink: {
+      wants: wantsFor(definition as ProjectionDefinition<never>),
+      apply: (events, through) => applyProjection(backend, definition, events, { checkpoint: checkpoint(through), guard }),
+      park: (input, advanceTo) => backend.park(input, advanceTo === undefined ? undefined : checkpoint(advanceTo)),
+    },
+    onEnd(error) {
+      if (error !== undefined) inline?.detach();
+    },
+  });
+  trackConsumer(store, consumer);
+  const handle = toHandle(consumer);
+
+  return {
+    ...handle,
+    get name() {
+      return handle.name;
+    },
+    get position() {
+      return handle.position;
+    },
+    get status() {
+      return inline && consumer.status === 'stopped' ? 'live' : handle.status;
+    },
+    get lastError() {
+      return handle.lastError;
+    },
+    version,
+    active,
+    async stop() {
+      inline?.detach();
+      inline = undefined;
+      await consumer.stop();
+    },
+    listParked: () => backend.listParked(key),
+    async replayParked(ids) {
+      const parked = (await backend.listParked(key)).filter((p) => ids === undefined || ids.includes(p.id));
+      let replayed = 0;
+      const failed: Array<{ id: number; error: unknown }> = [];
+      for (const item of parked) {
+        try {
+          await applyProjection(backend, definition, [item.event], { deleteParked: item.id, guard });
+          replayed++;
+        } catch (error) {
+          failed.push({ id: item.id, error: error instanceof EventFailure ? error.cause : error });
+        }
+      }
+      return { replayed, failed };
+    },
+  };
+}
+
+/** Reads the SQLite store's events table directly: inline hooks run inside its transaction. */
+type EventRow = [number, string, number, string, string, string, string, string, string];
+
+async function attachInline<Tx>(
+  store: EventStore,
+  backend: ProjectionBackend,
+  definition: ProjectionDefinition<Tx>,
+  key: string,
+  advance: (position: bigint) => void,
+): Promise<{ detach(): void }> {
+  if (backend.kind === 'postgres') return attachPostgresInline(store, backend, definition, key, advance);
+  const sqliteStore = store as EventStore & {
+    database: Database;
+    addInlineHook(hook: (db: Database, events: RecordedEvent[]) => void): () => void;
+  };
+  const db = sqliteStore.database;
+  const readCheckpoint = db.prepare('SELECT position FROM logline_checkpoints WHERE name = ?').pluck().safeIntegers();
+  const missed = db
+    .prepare(
+      `SELECT position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at
+       FROM events WHERE position > ? AND position < ? ORDER BY position`,
+    )
+    .raw();
+  const wants = wantsFor(definition as ProjectionDefinition<never>);
+  const guard = { projection: definition.name, version: definition.version };
+
+  const activeVersion = db.prepare('SELECT active_version FROM logline_projections WHERE name = ?').pluck();
+  const saveCheckpoint = db.prepare(
+    `INSERT INTO logline_checkpoints (name, kind, position, updated_at) VALUES (?, 'projection', ?, ?)
+     ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
+     WHERE excluded.position > logline_checkpoints.position`,
+  );
+
+  // Runs inside the append's transaction, synchronously: first whatever this process did not
+  // see (appends by other processes, the gap since the catch-up), then the append's own events.
+  // A throw fails the append: the read model and the log never disagree.
+  const hook = (_db: Database, events: RecordedEvent[]) => {
+    const active = activeVersion.get(definition.name) as number | undefined;
+    if (active !== undefined && active > definition.version) throw new SupersededError(definition.name, active);
+    const first = (events[0] as RecordedEvent).position;
+    const last = (events[events.length - 1] as RecordedEvent).position;
+    const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
+    const gap = first - 1n > stored ? (missed.all(stored, first) as EventRow[]).map(rowToEvent) : [];
+    const todo = [...gap, ...events].filter((event) => event.position > stored && wants(event));
+    const ctx = contextFor(definition, db as Tx);
+    try {
+      const result = applyInOrder(todo, (event) => (definition.handlers[event.type] as ProjectionHandler<Tx>)(event, ctx));
+      if (result)
+        throw new InvalidArgumentError('handler', 'it returned a promise in an inline SQLite projection', 'a synchronous handler');
+    } catch (error) {
+      throw error instanceof EventFailure ? error.cause : error;
+    }
+    saveCheckpoint.run(key, last, new Date().toISOString());
+    // After the append's COMMIT (the flush is synchronous), publish what is stored.
+    queueMicrotask(() => {
+      const committed = readCheckpoint.get(key) as bigint | undefined;
+      if (committed !== undefined) advance(committed);
+    });
+  };
+  const detach = sqliteStore.addInlineHook(hook);
+  // Catch up to the head now, synchronously: no append of this process can interleave.
+  const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
+  const rest = (missed.all(stored, Number.MAX_SAFE_INTEGER) as EventRow[]).map(rowToEvent);
+  if (rest.length > 0) {
+    await applyProjection(backend, definition, rest.filter(wants), {
+      checkpoint: { name: key, kind: 'projection', position: (rest[rest.length - 1] as RecordedEvent).position },
+      guard,
+    });
+    advance((rest[rest.length - 1] as RecordedEvent).position);
+  }
+  return { detach };
+}
+
+const rowToEvent = (row: EventRow): RecordedEvent => ({
+  position: BigInt(row[0]),
+  streamId: row[1],
+  streamVersion: row[2],
+  id: row[3],
+  type: row[4],
+  data: JSON.parse(row[5]) as JsonValue,
+  metadata: JSON.parse(row[6]) as JsonObject,
+  occurredAt: row[7],
+  recordedAt: row[8],
+});

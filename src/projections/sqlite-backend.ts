@@ -1,0 +1,247 @@
+/**
+ * Projection state in the SQLite store's own database file, on the store's own connection, so
+ * a read model's writes and its checkpoint commit together. better-sqlite3 is synchronous and
+ * so are these transactions: no other code of this process runs between BEGIN and COMMIT.
+ * Writes take the write lock up front (BEGIN IMMEDIATE) to avoid lock upgrades failing with
+ * SQLITE_BUSY when several processes share the file.
+ */
+import type { Database } from 'better-sqlite3';
+import { InvalidArgumentError } from '../core/errors.js';
+import {
+  type CheckpointUpdate,
+  errorMessage,
+  errorStack,
+  eventFromJson,
+  eventToJson,
+  isThenable,
+  type LeasePlan,
+  type LeaseRow,
+  type ParkedEvent,
+  type ProjectionBackend,
+  planLeases,
+  type StoredCheckpoint,
+  SupersededError,
+  versionedTable,
+} from './backend.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS logline_checkpoints (
+  name TEXT PRIMARY KEY, kind TEXT NOT NULL, position INTEGER NOT NULL, updated_at TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS logline_projections (
+  name TEXT PRIMARY KEY, active_version INTEGER NOT NULL, switched_at TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS logline_projection_versions (
+  name TEXT NOT NULL, version INTEGER NOT NULL, tables TEXT NOT NULL, created_at TEXT NOT NULL,
+  PRIMARY KEY (name, version)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS logline_parked (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, consumer TEXT NOT NULL, position INTEGER NOT NULL, event TEXT NOT NULL,
+  error TEXT NOT NULL, stack TEXT NOT NULL, attempts INTEGER NOT NULL, parked_at TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS logline_leases (
+  group_name TEXT NOT NULL, partition INTEGER NOT NULL, owner TEXT NOT NULL, expires_at INTEGER NOT NULL,
+  PRIMARY KEY (group_name, partition)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS logline_group_members (
+  group_name TEXT NOT NULL, member TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (group_name, member)
+) STRICT, WITHOUT ROWID;`;
+
+const quote = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`;
+
+export function createSqliteBackend(db: Database): ProjectionBackend {
+  db.transaction(() => db.exec(SCHEMA)).immediate();
+  const sql = {
+    checkpoint: db.prepare('SELECT position FROM logline_checkpoints WHERE name = ?').pluck().safeIntegers(),
+    checkpoints: db.prepare('SELECT name, kind, position, updated_at FROM logline_checkpoints ORDER BY name').raw().safeIntegers(),
+    saveCheckpoint: db.prepare(
+      `INSERT INTO logline_checkpoints (name, kind, position, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
+       WHERE excluded.position > logline_checkpoints.position`,
+    ),
+    deleteCheckpoint: db.prepare('DELETE FROM logline_checkpoints WHERE name = ?'),
+    active: db.prepare('SELECT active_version FROM logline_projections WHERE name = ?').pluck(),
+    setActive: db.prepare(
+      `INSERT INTO logline_projections (name, active_version, switched_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET active_version = excluded.active_version, switched_at = excluded.switched_at`,
+    ),
+    version: db.prepare('SELECT tables FROM logline_projection_versions WHERE name = ? AND version = ?').pluck(),
+    addVersion: db.prepare('INSERT INTO logline_projection_versions (name, version, tables, created_at) VALUES (?, ?, ?, ?)'),
+    deleteVersion: db.prepare('DELETE FROM logline_projection_versions WHERE name = ? AND version = ?'),
+    park: db.prepare(
+      'INSERT INTO logline_parked (consumer, position, event, error, stack, attempts, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    parkedAll: db.prepare('SELECT id, consumer, position, event, error, stack, attempts, parked_at FROM logline_parked ORDER BY id').raw(),
+    parkedOf: db
+      .prepare('SELECT id, consumer, position, event, error, stack, attempts, parked_at FROM logline_parked WHERE consumer = ? ORDER BY id')
+      .raw(),
+    deleteParked: db.prepare('DELETE FROM logline_parked WHERE id = ?'),
+    renewMember: db.prepare(
+      `INSERT INTO logline_group_members (group_name, member, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (group_name, member) DO UPDATE SET expires_at = excluded.expires_at`,
+    ),
+    liveMembers: db.prepare('SELECT member FROM logline_group_members WHERE group_name = ? AND expires_at > ?').pluck(),
+    deadMembers: db.prepare('DELETE FROM logline_group_members WHERE group_name = ? AND expires_at <= ?'),
+    leases: db.prepare('SELECT partition, owner, expires_at FROM logline_leases WHERE group_name = ?').raw(),
+    setLease: db.prepare(
+      `INSERT INTO logline_leases (group_name, partition, owner, expires_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (group_name, partition) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`,
+    ),
+    releaseLease: db.prepare('DELETE FROM logline_leases WHERE group_name = ? AND partition = ? AND owner = ?'),
+    heldLease: db.prepare('SELECT 1 FROM logline_leases WHERE group_name = ? AND partition = ? AND owner = ? AND expires_at > ?').pluck(),
+    leaveMember: db.prepare('DELETE FROM logline_group_members WHERE group_name = ? AND member = ?'),
+    leaveLeases: db.prepare('DELETE FROM logline_leases WHERE group_name = ? AND owner = ?'),
+  };
+
+  const save = (update: CheckpointUpdate) => {
+    sql.saveCheckpoint.run(update.name, update.kind, update.position, new Date().toISOString());
+  };
+
+  const runSync = (work: (tx: unknown) => unknown) => {
+    const result = work(db);
+    if (isThenable(result)) {
+      throw new InvalidArgumentError(
+        'handler',
+        'it returned a promise inside a SQLite transaction',
+        'synchronous handlers on SQLite (better-sqlite3 is synchronous; use ctx.tx directly)',
+      );
+    }
+  };
+
+  const toParked = (row: [number, string, number, string, string, string, number, string]): ParkedEvent => ({
+    id: row[0],
+    consumer: row[1],
+    position: BigInt(row[2]),
+    event: eventFromJson(row[3]),
+    error: row[4],
+    stack: row[5],
+    attempts: row[6],
+    parkedAt: row[7],
+  });
+
+  return {
+    kind: 'sqlite',
+    transactional: true,
+    async readCheckpoint(name) {
+      const position = sql.checkpoint.get(name) as bigint | undefined;
+      return position;
+    },
+    async listCheckpoints() {
+      return (sql.checkpoints.all() as [string, string, bigint, string][]).map(
+        ([name, kind, position, updatedAt]): StoredCheckpoint => ({ name, kind: kind as StoredCheckpoint['kind'], position, updatedAt }),
+      );
+    },
+    async saveCheckpoint(update) {
+      save(update);
+    },
+    async deleteCheckpoint(name) {
+      sql.deleteCheckpoint.run(name);
+    },
+    async transact(work, options) {
+      db.transaction(() => {
+        if (options.guard) {
+          const current = sql.active.get(options.guard.projection) as number | undefined;
+          if (current !== undefined && current > options.guard.version) throw new SupersededError(options.guard.projection, current);
+        }
+        runSync(work);
+        if (options.checkpoint) save(options.checkpoint);
+        if (options.deleteParked !== undefined) sql.deleteParked.run(options.deleteParked);
+      }).immediate();
+    },
+    async park(input, advance) {
+      db.transaction(() => {
+        sql.park.run(
+          input.consumer,
+          input.event.position,
+          eventToJson(input.event),
+          errorMessage(input.error),
+          errorStack(input.error),
+          input.attempts,
+          new Date().toISOString(),
+        );
+        if (advance) save(advance);
+      }).immediate();
+    },
+    async listParked(consumer) {
+      const rows = (consumer === undefined ? sql.parkedAll.all() : sql.parkedOf.all(consumer)) as Parameters<typeof toParked>[0][];
+      return rows.map(toParked);
+    },
+    async deleteParked(id) {
+      sql.deleteParked.run(id);
+    },
+    async activeVersion(projection) {
+      return sql.active.get(projection) as number | undefined;
+    },
+    async prepareVersion(projection, version, tables, setup) {
+      let created = false;
+      db.transaction(() => {
+        if (sql.version.get(projection, version) !== undefined) return;
+        runSync(setup);
+        sql.addVersion.run(projection, version, JSON.stringify(tables), new Date().toISOString());
+        created = true;
+      }).immediate();
+      return created;
+    },
+    async activate(projection, version, tables) {
+      let previous: number | undefined;
+      db.transaction(() => {
+        previous = sql.active.get(projection) as number | undefined;
+        // Views keep the logical names; DDL is transactional in SQLite, so readers see the old
+        // view or the new one, never neither.
+        for (const table of tables) {
+          db.exec(`DROP VIEW IF EXISTS ${quote(table)}`);
+          db.exec(`CREATE VIEW ${quote(table)} AS SELECT * FROM ${quote(versionedTable(table, version))}`);
+        }
+        sql.setActive.run(projection, version, new Date().toISOString());
+      }).immediate();
+      return previous;
+    },
+    async dropVersion(projection, version) {
+      db.transaction(() => {
+        const tables = sql.version.get(projection, version) as string | undefined;
+        for (const table of tables ? (JSON.parse(tables) as string[]) : []) {
+          db.exec(`DROP TABLE IF EXISTS ${quote(versionedTable(table, version))}`);
+        }
+        sql.deleteVersion.run(projection, version);
+        sql.deleteCheckpoint.run(`${projection}@v${version}`);
+      }).immediate();
+    },
+    async balanceLeases(group, member, partitions, ttlMs, now) {
+      let plan: LeasePlan = { owned: [], surplus: [] };
+      db.transaction(() => {
+        sql.renewMember.run(group, member, now + ttlMs);
+        sql.deadMembers.run(group, now);
+        const live = sql.liveMembers.all(group, now) as string[];
+        const leases = (sql.leases.all(group) as [number, string, number][]).map(
+          ([partition, owner, expiresAt]): LeaseRow => ({ partition, owner, expiresAt }),
+        );
+        const { keep, claim, release } = planLeases(leases, live, member, partitions, now);
+        for (const partition of [...keep, ...claim, ...release]) sql.setLease.run(group, partition, member, now + ttlMs);
+        plan = { owned: [...keep, ...claim].sort((a, b) => a - b), surplus: release };
+      }).immediate();
+      return plan;
+    },
+    async releaseLeases(group, member, partitions) {
+      db.transaction(() => {
+        for (const partition of partitions) sql.releaseLease.run(group, partition, member);
+      }).immediate();
+    },
+    async saveGroupCheckpoints(group, member, partitions, position, now) {
+      const held: number[] = [];
+      db.transaction(() => {
+        for (const partition of partitions) {
+          if (sql.heldLease.get(group, partition, member, now) === undefined) continue;
+          held.push(partition);
+          save({ name: `${group}#${partition}`, kind: 'group', position });
+        }
+      }).immediate();
+      return held;
+    },
+    async leaveGroup(group, member) {
+      db.transaction(() => {
+        sql.leaveLeases.run(group, member);
+        sql.leaveMember.run(group, member);
+      }).immediate();
+    },
+  };
+}

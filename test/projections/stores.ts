@@ -1,0 +1,49 @@
+/** The stores every projections test runs on: memory, a fresh SQLite file, a fresh PostgreSQL schema. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EventStore } from '../../src/index.js';
+import { createMemoryStore } from '../../src/memory.js';
+import { openSqliteStore } from '../../src/sqlite.js';
+
+export interface TestStore {
+  store: EventStore;
+  /** Closes the store and removes what it left behind. */
+  dispose(): Promise<void>;
+}
+
+export interface Backend {
+  name: 'memory' | 'sqlite' | 'postgres';
+  open(): Promise<TestStore>;
+}
+
+export const memoryBackend: Backend = {
+  name: 'memory',
+  async open() {
+    const store = createMemoryStore();
+    return { store, dispose: () => store.close() };
+  },
+};
+
+export const sqliteBackend: Backend = {
+  name: 'sqlite',
+  async open() {
+    const dir = mkdtempSync(join(tmpdir(), 'logline-proj-'));
+    // synchronous=normal: durability across power loss is not what these tests are about.
+    const store = await openSqliteStore({ path: join(dir, 'events.db'), synchronous: 'normal' });
+    return {
+      store,
+      async dispose() {
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+export const tempDir = (): { dir: string; remove(): void } => {
+  const dir = mkdtempSync(join(tmpdir(), 'logline-proj-'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+};
+
+export const backends: Backend[] = [memoryBackend, sqliteBackend];
