@@ -3,7 +3,9 @@
  * package by its name (self-reference through package.json "exports"), as a user would.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -35,4 +37,33 @@ describe('package', () => {
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
     expect(JSON.parse(out)).toEqual({ events: ['Created'], conflict: true, sqlite: 'function' });
   });
+
+  it('names the driver to install when a backend driver is missing', () => {
+    // A project with Logline and its own dependencies, but none of the optional drivers.
+    const app = mkdtempSync(join(tmpdir(), 'logline-nodriver-'));
+    try {
+      cpSync(`${root}dist`, join(app, 'dist'), { recursive: true });
+      cpSync(`${root}package.json`, join(app, 'package.json'));
+      for (const dep of Object.keys(pkg.dependencies)) {
+        const target = join(app, 'node_modules', dep);
+        cpSync(join(root, 'node_modules', dep), target, { recursive: true, dereference: true });
+      }
+      const script = `
+        import { openStore } from './dist/index.js';
+        const out = {};
+        for (const url of ['sqlite:./x.db', 'postgres://postgres@127.0.0.1:5432/test']) {
+          const e = await openStore(url).catch((e) => e);
+          out[url.slice(0, 6)] = { code: e.code, message: e.message };
+        }
+        const memory = await openStore('memory:');
+        out.memory = memory.backend;
+        console.log(JSON.stringify(out));`;
+      const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: app, encoding: 'utf8' }));
+      expect(out.memory).toBe('memory');
+      expect(out.sqlite).toMatchObject({ code: 'DriverMissing', message: expect.stringContaining('npm install better-sqlite3') });
+      expect(out.postgr).toMatchObject({ code: 'DriverMissing', message: expect.stringContaining('npm install postgres') });
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
