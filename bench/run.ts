@@ -4,6 +4,7 @@
  */
 const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   sqlite: () => import('./sqlite.js'),
+  snapshots: () => import('./snapshots.js'),
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
