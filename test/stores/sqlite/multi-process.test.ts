@@ -31,7 +31,7 @@ describe('sqlite: several processes on one file', () => {
     expect(shared).toHaveLength(sharedWins * 2);
     expect(shared.map((e) => e.streamVersion)).toEqual(shared.map((_, i) => i + 1));
     // Each winner's first event records the version it expected: the version before it.
-    shared.filter((e) => e.type === 'Bumped').forEach((e) => expect((e.data as { from: number }).from).toBe(e.streamVersion - 1));
+    for (const e of shared.filter((e) => e.type === 'Bumped')) expect((e.data as { from: number }).from).toBe(e.streamVersion - 1);
     await store.close();
     const db = new Database(file, { readonly: true });
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
