@@ -112,10 +112,9 @@ describe('test kit', () => {
     given([{ type: 'UserCreated', data: {} }]);
     // @ts-expect-error not a command of the bank account
     given([]).when({ type: 'Explode', data: {} });
+    const when = given([]).when({ type: 'Deposit', data: { amount: 1 } });
     // @ts-expect-error expected events are checked too
-    await given([])
-      .when({ type: 'Deposit', data: { amount: 1 } })
-      .then({ type: 'MoneyDeposited', data: { cents: 1 } });
+    await when.then({ type: 'MoneyDeposited', data: { cents: 1 } });
     const onStore = handlerSpec(store, bankAccount);
     // @ts-expect-error not a command of the bank account
     onStore([]).when({ type: 'Explode', data: {} });
