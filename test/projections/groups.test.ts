@@ -1,0 +1,165 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { EventStore, RecordedEvent } from '../../src/index.js';
+import { InvalidArgumentError } from '../../src/index.js';
+import { joinGroup, listConsumers, partitionOf } from '../../src/projections.js';
+import { openSqliteStore } from '../../src/sqlite.js';
+import { event, sleep } from '../helpers/collect.js';
+import { spawnChild } from './children.js';
+import { backends, tempDir } from './stores.js';
+
+const WORKER = fileURLToPath(new URL('./fixtures/group-worker.ts', import.meta.url));
+
+async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+interface Handled {
+  member: string;
+  stream: string;
+  version: number;
+  position: bigint;
+}
+
+/**
+ * Checks a handling log against the log of events: every event handled; per stream, versions in
+ * order, where the only step back is a new owner re-handling the tail of a dead member's
+ * window (≤ window events, all first handled by the dead member).
+ */
+function checkHandling(handled: Handled[], events: RecordedEvent[], dead: string | undefined, window: number): number {
+  const seen = new Set(handled.map((h) => h.position));
+  expect(events.filter((e) => !seen.has(e.position)).map((e) => e.position)).toEqual([]);
+  const firstBy = new Map<bigint, string>();
+  let duplicates = 0;
+  for (const h of handled) {
+    if (!firstBy.has(h.position)) firstBy.set(h.position, h.member);
+    else {
+      duplicates++;
+      expect(firstBy.get(h.position), `event ${h.position} handled twice`).toBe(dead);
+    }
+  }
+  expect(duplicates).toBeLessThanOrEqual(window);
+  const byStream = new Map<string, Handled[]>();
+  for (const h of handled) byStream.set(h.stream, [...(byStream.get(h.stream) ?? []), h]);
+  for (const [stream, list] of byStream) {
+    for (let i = 1; i < list.length; i++) {
+      const a = list[i - 1] as Handled;
+      const b = list[i] as Handled;
+      if (b.version === a.version + 1) continue;
+      // The only other allowed step: a new owner resumes at or before the dead member's last one.
+      expect(a.member, `${stream}: ${a.version} then ${b.version}`).toBe(dead);
+      expect(b.member).not.toBe(dead);
+      expect(b.version).toBeLessThanOrEqual(a.version);
+      expect(a.version - b.version).toBeLessThan(window);
+    }
+  }
+  return duplicates;
+}
+
+describe('consumer groups across processes (sqlite)', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.remove());
+
+  it('3 workers, one killed with SIGKILL mid-run: every event handled, per-stream order kept, duplicates only in the window', async () => {
+    const path = join(tmp.dir, 'group.db');
+    const log = join(tmp.dir, 'handled.log');
+    writeFileSync(log, '');
+    const store = await openSqliteStore({ path, synchronous: 'normal' });
+    const append = async (round: number) => {
+      for (let s = 0; s < 40; s++)
+        await store.append(
+          `acct-${s}`,
+          Array.from({ length: 4 }, (_, j) => event('Moved', { round, j })),
+        );
+    };
+    for (let round = 0; round < 5; round++) await append(round);
+    const workers = ['w1', 'w2', 'w3'].map((member) => ({
+      member,
+      ...spawnChild(WORKER, [`sqlite:${path}?synchronous=normal`, log, member]),
+    }));
+    await Promise.all(workers.map((w) => w.ready));
+    const lines = () =>
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line): Handled => {
+          const [member, stream, version, position] = line.split(' ') as [string, string, string, string];
+          return { member, stream, version: Number(version), position: BigInt(position) };
+        });
+    await until(() => new Set(lines().map((h) => h.member)).size === 3 && lines().length > 500, 20_000, 'all three workers at work');
+    // Kill the busiest worker mid-run, with events still coming.
+    const counts = new Map<string, number>();
+    for (const h of lines()) counts.set(h.member, (counts.get(h.member) ?? 0) + 1);
+    const victim = workers.reduce((a, b) => ((counts.get(a.member) ?? 0) >= (counts.get(b.member) ?? 0) ? a : b));
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    for (let round = 5; round < 10; round++) await append(round);
+    const events: RecordedEvent[] = [];
+    for await (const e of store.readAll()) events.push(e);
+    expect(events).toHaveLength(1600);
+    await until(() => new Set(lines().map((h) => h.position)).size === events.length, 30_000, 'every event handled');
+    const survivors = workers.filter((w) => w !== victim);
+    for (const w of survivors) w.child.kill('SIGTERM');
+    for (const w of survivors) expect(await w.exited).toBe(0);
+    const handled = lines();
+    checkHandling(handled, events, victim.member, 20);
+    // The survivors took over the victim's partitions.
+    const afterKill = handled.slice(handled.findLastIndex((h) => h.member === victim.member) + 1);
+    expect(new Set(afterKill.map((h) => h.member))).toEqual(new Set(survivors.map((w) => w.member)));
+    const partitions = (await listConsumers(store)).filter((c) => c.kind === 'group');
+    expect(partitions).toHaveLength(12);
+    expect(partitions.every((c) => c.checkpoint === 1600n)).toBe(true);
+    await store.close();
+  });
+});
+
+for (const backend of backends) {
+  describe(`consumer groups in one process (${backend.name})`, () => {
+    it('splits partitions between members, and hands them over when one stops', async () => {
+      const { store, dispose } = await backend.open();
+      const handled: Handled[] = [];
+      const join2 = (member: string, s: EventStore) =>
+        joinGroup(s, {
+          group: 'g',
+          member,
+          partitions: 8,
+          leaseMs: 300,
+          batchSize: 5,
+          handler: (e) => void handled.push({ member, stream: e.streamId, version: e.streamVersion, position: e.position }),
+        });
+      const a = await join2('a', store);
+      const b = await join2('b', store);
+      await until(() => a.partitions.length === 4 && b.partitions.length === 4, 5000, 'a fair split');
+      expect([...a.partitions, ...b.partitions].sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      for (let s = 0; s < 20; s++) await store.append(`st-${s}`, [event('E'), event('E')]);
+      await until(() => handled.length === 40, 5000, 'all handled');
+      for (const h of handled) {
+        const owner = a.partitions.includes(partitionOf(h.stream, 8)) ? 'a' : 'b';
+        expect(h.member).toBe(owner);
+      }
+      await a.stop();
+      await until(() => b.partitions.length === 8, 5000, 'b taking over');
+      for (let s = 0; s < 20; s++) await store.append(`st-${s}`, [event('E')]);
+      await until(() => handled.length === 60, 5000, 'all handled after the hand-over');
+      const events: RecordedEvent[] = [];
+      for await (const e of store.readAll()) events.push(e);
+      expect(checkHandling(handled, events, undefined, 0)).toBe(0);
+      await b.stop();
+      await expect(joinGroup(store, { group: 'bad group', handler: () => {} })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(joinGroup(store, { group: 'g', partitions: 0, handler: () => {} })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await dispose();
+    });
+  });
+}
+
+it('partitionOf is stable and spreads streams', () => {
+  expect(partitionOf('acct-1', 16)).toBe(partitionOf('acct-1', 16));
+  const used = new Set(Array.from({ length: 200 }, (_, i) => partitionOf(`stream-${i}`, 16)));
+  expect(used.size).toBe(16);
+});
