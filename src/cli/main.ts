@@ -92,6 +92,11 @@ program
   .addOption(new Option('--sse-stall-ms <n>', 'how long a stalled SSE client is kept').argParser(int('--sse-stall-ms')))
   .addOption(new Option('--heartbeat-ms <n>', 'SSE heartbeat interval').argParser(int('--heartbeat-ms')))
   .addOption(new Option('--shutdown-grace-ms <n>', 'how long shutdown waits for open requests').argParser(int('--shutdown-grace-ms')))
+  .addOption(
+    new Option('--min-position-timeout-ms <n>', 'longest wait for Logline-Min-Position (default 5000)').argParser(
+      int('--min-position-timeout-ms'),
+    ),
+  )
   .action(async (flags) => {
     const sse = Object.fromEntries(
       Object.entries({ bufferBytes: flags.sseBufferBytes, stallMs: flags.sseStallMs, heartbeatMs: flags.heartbeatMs }).filter(
@@ -109,6 +114,7 @@ program
       demo: flags.demo,
       sse,
       shutdownGraceMs: flags.shutdownGraceMs,
+      minPositionTimeoutMs: flags.minPositionTimeoutMs,
     });
     if (process.stderr.isTTY) process.stderr.write(`Logline is listening on ${server.url} (admin page: ${server.url}/)\n`);
     const stop = () => {

@@ -4,11 +4,14 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
-import { type Context, Hono } from 'hono';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { AppendTooLargeError, InvalidArgumentError } from '../core/errors.js';
 import type { EventStore, ExpectedVersion, RecordedEvent } from '../core/types.js';
 import { assertStreamId } from '../core/validation.js';
+import { PositionTimeoutError } from '../projections/errors.js';
+import { type ConsumerInfo, getLag, listConsumers } from '../projections/observability.js';
+import type { ConsumerHandle } from '../projections/subscription.js';
 import { type ApiKey, type KeyRing, requireRight } from './auth.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
 import { stringify, toWire } from './json.js';
@@ -25,14 +28,6 @@ import {
 } from './schemas.js';
 import { DEFAULT_SSE, SseHub, type SseSettings, sseBody } from './sse.js';
 
-/** A read model the server can wait on for Logline-Min-Position (see src/projections). */
-export interface ReadModelHooks {
-  /** Resolves once `projection` has processed `position`; rejects with PositionTimeout after `timeoutMs`. */
-  waitForPosition(projection: string, position: bigint, opts: { timeout: number }): Promise<unknown>;
-  /** Subscriptions/projections and how far behind the head they are. */
-  listLag(): Promise<Array<{ name: string; position: bigint; lag: bigint; status?: string }>>;
-}
-
 export interface AppOptions {
   store: EventStore;
   logger: Logger;
@@ -40,9 +35,12 @@ export interface AppOptions {
   /** Without keys, only requests whose Host is a loopback name are served (defeats DNS rebinding). */
   loopbackOnly?: boolean;
   sse?: Partial<SseSettings>;
-  readModels?: ReadModelHooks;
-  /** Longest wait for Logline-Min-Position, ms. */
+  /** Consumers running in this process (waited on directly; others are polled through their checkpoints). */
+  consumers?: ConsumerHandle[];
+  /** Longest wait for Logline-Min-Position, ms (default 5000). */
   minPositionTimeoutMs?: number;
+  /** Adds application routes (e.g. read-model queries using readYourWrites()) before the fallback. */
+  routes?: (app: Hono<ServerEnv>, store: EventStore) => void;
 }
 
 export interface LoglineApp {
@@ -53,7 +51,8 @@ export interface LoglineApp {
   inFlight: Set<Promise<unknown>>;
 }
 
-type Env = { Bindings: { outgoing?: ServerResponse }; Variables: { key: ApiKey | undefined } };
+export type ServerEnv = { Bindings: { outgoing?: ServerResponse }; Variables: { key: ApiKey | undefined } };
+type Env = ServerEnv;
 
 const LOOPBACK_HOST = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/i;
 const PUBLIC = new Set(['/', '/v1/health', '/v1/openapi.json', '/favicon.ico']);
@@ -127,6 +126,42 @@ function parseJson(text: string): unknown {
   }
 }
 
+function parseMinPosition(header: string | undefined): bigint | undefined {
+  if (header === undefined) return undefined;
+  if (!/^\d{1,19}$/.test(header.trim())) {
+    throw new InvalidArgumentError(
+      'Logline-Min-Position',
+      `got ${JSON.stringify(header.slice(0, 100))}`,
+      'a position (a non-negative integer)',
+    );
+  }
+  return BigInt(header.trim());
+}
+
+/** Waits for a consumer that runs elsewhere by polling its stored checkpoint. */
+async function pollCheckpoint(lag: () => Promise<ConsumerInfo>, name: string, position: bigint, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { checkpoint } = await lag();
+    if (checkpoint >= position) return;
+    const left = deadline - Date.now();
+    if (left <= 0) throw new PositionTimeoutError(name, position, checkpoint, timeoutMs);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(25, left)));
+  }
+}
+
+/**
+ * Middleware for read-model query routes: honours `Logline-Min-Position: p` by waiting (at most
+ * `timeout` ms) until `consumer` has processed p; 503 PositionTimeout otherwise.
+ */
+export function readYourWrites(consumer: ConsumerHandle, opts: { timeout?: number } = {}): MiddlewareHandler<ServerEnv> {
+  return async (c, next) => {
+    const position = parseMinPosition(c.req.header('logline-min-position'));
+    if (position !== undefined) await consumer.waitForPosition(position, { timeout: opts.timeout ?? 5000 });
+    await next();
+  };
+}
+
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   new Response(stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
 
@@ -171,14 +206,14 @@ export function createApp(options: AppOptions): LoglineApp {
   const keyOf = (c: { get(name: 'key'): ApiKey | undefined }) => c.get('key');
   const headPosition = () => store.headPosition().catch(() => undefined);
 
-  // Read-your-writes for read-model queries: wait (bounded) until the named projection has caught up.
-  const waitForMinPosition = async (header: string | undefined, projection: string) => {
-    if (header === undefined) return;
-    if (!/^\d{1,19}$/.test(header.trim())) {
-      throw new InvalidArgumentError('Logline-Min-Position', `got ${JSON.stringify(header.slice(0, 100))}`, 'a position (integer)');
+  const minPositionTimeout = options.minPositionTimeoutMs ?? 5000;
+  const consumerInfos = async (): Promise<ConsumerInfo[]> => {
+    try {
+      return await listConsumers(store);
+    } catch (error) {
+      logger.debug({ err: error }, 'no consumer checkpoints on this store');
+      return [];
     }
-    if (!options.readModels) return;
-    await options.readModels.waitForPosition(projection, BigInt(header.trim()), { timeout: options.minPositionTimeoutMs ?? 5000 });
   };
 
   // --- append ---
@@ -326,14 +361,41 @@ export function createApp(options: AppOptions): LoglineApp {
       bufferedBytes: client.bufferedBytes(),
       connectedAt: client.connectedAt,
     }));
-    const projections = options.readModels ? (await options.readModels.listLag()).map((p) => ({ kind: 'projection', ...p })) : [];
-    return { head, subscriptions: [...projections, ...sse] };
+    const consumers = (await consumerInfos()).map((info) => ({
+      kind: info.kind,
+      name: info.name,
+      target: info.projection ?? info.name,
+      position: info.checkpoint,
+      lag: BigInt(info.lagPositions),
+      lagSeconds: info.lagSeconds,
+      status: info.status,
+      parked: info.parked,
+      ...(info.lastError === undefined ? {} : { lastError: info.lastError }),
+    }));
+    return { head, subscriptions: [...consumers, ...sse] };
   };
 
   app.get('/v1/subscriptions', async (c) => {
     requireRight(keyOf(c), 'read', '', 'subscriptions');
-    await waitForMinPosition(c.req.header('logline-min-position'), c.req.query('projection') ?? '');
     return json(await subscriptions());
+  });
+
+  // One consumer's checkpoint and lag. With Logline-Min-Position: p it answers only once the
+  // consumer has processed p (read-your-writes), or 503 PositionTimeout.
+  app.get('/v1/subscriptions/:name', async (c) => {
+    requireRight(keyOf(c), 'read', '', 'subscriptions');
+    const name = c.req.param('name');
+    const lag = () =>
+      getLag(store, name).catch((error: unknown) => {
+        throw (error as { code?: string }).code === 'InvalidArgument' ? new NotFoundError(`Subscription '${name}'`, { name }) : error;
+      });
+    const minPosition = parseMinPosition(c.req.header('logline-min-position'));
+    if (minPosition !== undefined) {
+      const local = options.consumers?.find((handle) => handle.name === name);
+      if (local) await local.waitForPosition(minPosition, { timeout: minPositionTimeout });
+      else await pollCheckpoint(lag, name, minPosition, minPositionTimeout);
+    }
+    return json(await lag());
   });
 
   app.get('/v1/health', async () => {
@@ -352,6 +414,7 @@ export function createApp(options: AppOptions): LoglineApp {
     if (keys && !keyOf(c)) throw new ForbiddenError('read', 'metrics');
     const [stats, subs] = await Promise.all([store.stats(), subscriptions()]);
     const sseLag = subs.subscriptions.filter((s) => s.kind === 'sse' && s.lag !== null).map((s) => Number(s.lag));
+    const consumers = subs.subscriptions.filter((s) => s.kind !== 'sse');
     const extra: Gauge[] = [
       { name: 'logline_events_stored', help: 'Events in the store.', samples: [{ value: stats.events }] },
       { name: 'logline_streams', help: 'Streams in the store.', samples: [{ value: stats.streams }] },
@@ -363,18 +426,23 @@ export function createApp(options: AppOptions): LoglineApp {
         samples: [{ value: [...hub.clients.values()].reduce((sum, client) => sum + client.bufferedBytes(), 0) }],
       },
       {
+        name: 'logline_subscription_lag_seconds',
+        help: 'Age of the oldest event a subscription/projection has not processed yet.',
+        samples: consumers.map((s) => ({ labels: { subscription: s.name }, value: 'lagSeconds' in s ? Number(s.lagSeconds) : 0 })),
+      },
+      {
         name: 'logline_subscription_lag',
         help: 'Positions between the head and what a subscription has processed (projections; SSE = the slowest unfiltered $all client).',
         samples: [
-          ...subs.subscriptions
-            .filter((s) => s.kind === 'projection')
-            .map((s) => ({ labels: { subscription: s.name }, value: s.lag ?? 0 })),
+          ...consumers.map((s) => ({ labels: { subscription: s.name }, value: s.lag ?? 0 })),
           ...(sseLag.length ? [{ labels: { subscription: 'sse' }, value: Math.max(...sseLag) }] : []),
         ],
       },
     ];
     return new Response(metrics.render(extra), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } });
   });
+
+  options.routes?.(app, store);
 
   // --- admin page ---
   const asset = (name: string) => {

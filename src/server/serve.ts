@@ -10,7 +10,7 @@ import pino, { type Logger } from 'pino';
 import { InvalidArgumentError } from '../core/errors.js';
 import { openStore } from '../core/open-store.js';
 import type { EventStore } from '../core/types.js';
-import { type AppOptions, createApp, type ReadModelHooks } from './app.js';
+import { type AppOptions, createApp } from './app.js';
 import { type KeyRing, loadKeys } from './auth.js';
 import { seedDemo } from './demo.js';
 import type { SseSettings } from './sse.js';
@@ -29,7 +29,9 @@ export interface ServeOptions {
   insecure?: boolean;
   demo?: boolean;
   sse?: Partial<SseSettings>;
-  readModels?: ReadModelHooks;
+  consumers?: AppOptions['consumers'];
+  routes?: AppOptions['routes'];
+  minPositionTimeoutMs?: number;
   logger?: Logger;
   /** How long shutdown waits for open requests before cutting connections. */
   shutdownGraceMs?: number;
@@ -75,7 +77,9 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     keys,
     loopbackOnly: !keys && !options.insecure,
     sse: options.sse,
-    readModels: options.readModels,
+    consumers: options.consumers,
+    routes: options.routes,
+    minPositionTimeoutMs: options.minPositionTimeoutMs,
   };
   const { app, hub, inFlight } = createApp(appOptions);
   const server = createAdaptorServer({ fetch: app.fetch, hostname: host });
