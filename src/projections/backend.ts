@@ -73,10 +73,13 @@ export interface ProjectionBackend {
   saveCheckpoint(update: CheckpointUpdate): Promise<void>;
   deleteCheckpoint(name: string): Promise<void>;
   /**
-   * Runs `work(tx)` in one transaction with the options' side effects. SQLite requires `work`
-   * to be synchronous (better-sqlite3 is); it throws when `work` returns a promise.
+   * Runs `work(tx, stored)` in one transaction with the options' side effects; `stored` is the
+   * checkpoint named in `options.checkpoint` as committed (read under the transaction's lock).
+   * SQLite requires `work` to be synchronous (better-sqlite3 is).
    */
-  transact(work: (tx: unknown) => unknown, options: TransactOptions): Promise<void>;
+  transact(work: (tx: unknown, stored: bigint | undefined) => unknown, options: TransactOptions): Promise<void>;
+  /** The name to use in SQL for a table of the store's database (schema-qualified on PostgreSQL). */
+  qualify(table: string): string;
 
   /** Records a parked event; with `advance`, sets that checkpoint in the same transaction. */
   park(input: ParkInput, advance?: CheckpointUpdate): Promise<void>;
@@ -110,15 +113,15 @@ export interface ProjectionBackend {
   leaveGroup(group: string, member: string): Promise<void>;
 }
 
-/** Thrown out of `work` when handling event #index failed; the transaction is rolled back. */
+/** Thrown out of `work` when handling the event at `position` failed; the transaction is rolled back. */
 export class EventFailure extends Error {
   constructor(
-    readonly index: number,
+    readonly position: bigint,
     override readonly cause: unknown,
-    /** How many events before `index` already took effect (non-transactional sinks). */
-    readonly committed: number = 0,
+    /** True when the events before it already took effect (sinks without rollback). */
+    readonly priorApplied = false,
   ) {
-    super(`event #${index} failed: ${String(cause)}`);
+    super(`event at position ${position} failed: ${String(cause)}`);
   }
 }
 
@@ -138,22 +141,23 @@ const isThenable = (value: unknown): value is PromiseLike<unknown> =>
 /**
  * Applies `apply` to each event in order. Stays synchronous while every call returns a plain
  * value (SQLite transactions must not yield), and switches to async at the first promise
- * (PostgreSQL). A failure is rethrown as EventFailure with the event's index.
+ * (PostgreSQL). A failure is rethrown as EventFailure with the event's position.
  */
-export function applyInOrder<T>(items: T[], apply: (item: T, index: number) => unknown, syncOnly = false): void | Promise<void> {
-  for (let i = 0; i < items.length; i++) {
+export function applyInOrder(events: RecordedEvent[], apply: (event: RecordedEvent) => unknown, syncOnly = false): void | Promise<void> {
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i] as RecordedEvent;
     let result: unknown;
     try {
-      result = apply(items[i] as T, i);
+      result = apply(event);
     } catch (error) {
-      throw new EventFailure(i, error);
+      throw new EventFailure(event.position, error);
     }
     if (isThenable(result)) {
       if (syncOnly) {
         // Swallow the stray promise's outcome; the handler is refused anyway.
         Promise.resolve(result).catch(() => {});
         throw new EventFailure(
-          i,
+          event.position,
           new InvalidArgumentError(
             'handler',
             'it returned a promise inside a SQLite transaction',
@@ -161,22 +165,23 @@ export function applyInOrder<T>(items: T[], apply: (item: T, index: number) => u
           ),
         );
       }
-      return continueAsync(items, apply, i, result);
+      return continueAsync(events, apply, i, result);
     }
   }
 }
 
-async function continueAsync<T>(items: T[], apply: (item: T, index: number) => unknown, at: number, pending: PromiseLike<unknown>) {
+async function continueAsync(events: RecordedEvent[], apply: (event: RecordedEvent) => unknown, at: number, pending: PromiseLike<unknown>) {
   try {
     await pending;
   } catch (error) {
-    throw new EventFailure(at, error);
+    throw new EventFailure((events[at] as RecordedEvent).position, error);
   }
-  for (let i = at + 1; i < items.length; i++) {
+  for (let i = at + 1; i < events.length; i++) {
+    const event = events[i] as RecordedEvent;
     try {
-      await apply(items[i] as T, i);
+      await apply(event);
     } catch (error) {
-      throw new EventFailure(i, error);
+      throw new EventFailure(event.position, error);
     }
   }
 }

@@ -322,9 +322,10 @@ export class Consumer {
           if (this.abort.signal.aborted) throw new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', error);
           continue;
         }
-        const failing = relevant[error.index] as RecordedEvent;
+        const failing = relevant.find((event) => event.position === error.position);
+        if (!failing) throw error;
         const before = rest.filter((event) => event.position < failing.position);
-        if (error.committed < error.index) await this.applyWithRetries(before);
+        if (!error.priorApplied) await this.applyWithRetries(before);
         else if (before.length > 0) {
           await sink.apply([], failing.position - 1n);
           this.advance(failing.position - 1n);

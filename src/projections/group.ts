@@ -141,7 +141,7 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
             try {
               await handler(events[i] as RecordedEvent);
             } catch (error) {
-              throw new EventFailure(i, error, i);
+              throw new EventFailure((events[i] as RecordedEvent).position, error, true);
             }
           }
           await saveCheckpoints(through);

@@ -36,6 +36,7 @@ export function createMemoryBackend(): ProjectionBackend {
   return {
     kind: 'memory',
     transactional: false,
+    qualify: (table) => table,
     async readCheckpoint(name) {
       return checkpoints.get(name)?.position;
     },
@@ -53,7 +54,7 @@ export function createMemoryBackend(): ProjectionBackend {
         const current = active.get(options.guard.projection);
         if (current !== undefined && current > options.guard.version) throw new SupersededError(options.guard.projection, current);
       }
-      const result = work(undefined);
+      const result = work(undefined, options.checkpoint ? checkpoints.get(options.checkpoint.name)?.position : undefined);
       if (isThenable(result)) await result;
       if (options.checkpoint) save(options.checkpoint);
       if (options.deleteParked !== undefined) parked.delete(options.deleteParked);

@@ -110,7 +110,11 @@ export interface ProjectionHandle extends ConsumerHandle {
 
 export const checkpointName = (projection: string, version: number): string => `${projection}@v${version}`;
 
-export function contextFor<Tx>(definition: ProjectionDefinition<Tx>, tx: Tx): ProjectionContext<Tx> {
+export function contextFor<Tx>(
+  definition: ProjectionDefinition<Tx>,
+  tx: Tx,
+  qualify: (table: string) => string = (table) => table,
+): ProjectionContext<Tx> {
   const { name, version, tables } = definition;
   return {
     tx,
@@ -120,7 +124,7 @@ export function contextFor<Tx>(definition: ProjectionDefinition<Tx>, tx: Tx): Pr
       if (!tables.includes(table)) {
         throw new InvalidArgumentError('table', `'${table}' is not declared by projection '${name}'`, `one of ${JSON.stringify(tables)}`);
       }
-      return versionedTable(table, version);
+      return qualify(versionedTable(table, version));
     },
   };
 }
@@ -135,18 +139,16 @@ export function applyProjection<Tx>(
   events: RecordedEvent[],
   options: TransactOptions,
 ): Promise<void> {
-  const work = (tx: unknown) => {
-    const ctx = contextFor(definition, tx as Tx);
-    return applyInOrder(
-      events,
-      (event) => (definition.handlers[event.type] as ProjectionHandler<Tx>)(event, ctx),
-      backend.kind === 'sqlite',
-    );
+  const work = (tx: unknown, stored: bigint | undefined) => {
+    const ctx = contextFor(definition, tx as Tx, backend.qualify);
+    // Another runner of the same version may have got there first: apply only what is new.
+    const todo = stored === undefined ? events : events.filter((event) => event.position > stored);
+    return applyInOrder(todo, (event) => (definition.handlers[event.type] as ProjectionHandler<Tx>)(event, ctx), backend.kind === 'sqlite');
   };
   if (backend.transactional) return backend.transact(work, options);
   // Without rollback, what ran before a failure stays applied.
   return backend.transact(work, options).catch((error) => {
-    throw error instanceof EventFailure ? new EventFailure(error.index, error.cause, error.index) : error;
+    throw error instanceof EventFailure ? new EventFailure(error.position, error.cause, true) : error;
   });
 }
 
@@ -179,7 +181,7 @@ export async function startProjection<Tx>(
   if (current !== undefined && current > version) {
     throw new ProjectionStoppedError(key, `version ${current} is already active; this process runs version ${version}`);
   }
-  await backend.prepareVersion(name, version, tables, (tx) => definition.setup?.(contextFor(definition, tx as Tx)));
+  await backend.prepareVersion(name, version, tables, (tx) => definition.setup?.(contextFor(definition, tx as Tx, backend.qualify)));
   if (current === undefined) await backend.activate(name, version, tables);
 
   let resolveActive!: () => void;
@@ -314,9 +316,7 @@ async function attachInline<Tx>(
     const todo = [...gap, ...events].filter((event) => event.position > stored && wants(event));
     const ctx = contextFor(definition, db as Tx);
     try {
-      const result = applyInOrder(todo, (event) => (definition.handlers[event.type] as ProjectionHandler<Tx>)(event, ctx));
-      if (result)
-        throw new InvalidArgumentError('handler', 'it returned a promise in an inline SQLite projection', 'a synchronous handler');
+      applyInOrder(todo, (event) => (definition.handlers[event.type] as ProjectionHandler<Tx>)(event, ctx), true);
     } catch (error) {
       throw error instanceof EventFailure ? error.cause : error;
     }

@@ -97,8 +97,8 @@ export function createSqliteBackend(db: Database): ProjectionBackend {
     sql.saveCheckpoint.run(update.name, update.kind, update.position, new Date().toISOString());
   };
 
-  const runSync = (work: (tx: unknown) => unknown) => {
-    const result = work(db);
+  const runSync = (work: (tx: unknown, stored: bigint | undefined) => unknown, stored?: bigint) => {
+    const result = work(db, stored);
     if (isThenable(result)) {
       throw new InvalidArgumentError(
         'handler',
@@ -122,6 +122,7 @@ export function createSqliteBackend(db: Database): ProjectionBackend {
   return {
     kind: 'sqlite',
     transactional: true,
+    qualify: (table) => table,
     async readCheckpoint(name) {
       const position = sql.checkpoint.get(name) as bigint | undefined;
       return position;
@@ -143,7 +144,8 @@ export function createSqliteBackend(db: Database): ProjectionBackend {
           const current = sql.active.get(options.guard.projection) as number | undefined;
           if (current !== undefined && current > options.guard.version) throw new SupersededError(options.guard.projection, current);
         }
-        runSync(work);
+        const stored = options.checkpoint ? (sql.checkpoint.get(options.checkpoint.name) as bigint | undefined) : undefined;
+        runSync(work, stored);
         if (options.checkpoint) save(options.checkpoint);
         if (options.deleteParked !== undefined) sql.deleteParked.run(options.deleteParked);
       }).immediate();

@@ -134,7 +134,7 @@ export async function startSubscription(store: EventStore, options: Subscription
             await handler(events[i] as RecordedEvent);
           } catch (error) {
             // Events before i were handled: their effects stay (at-least-once, not transactional).
-            throw new EventFailure(i, error, i);
+            throw new EventFailure((events[i] as RecordedEvent).position, error, true);
           }
         }
         await backend.saveCheckpoint({ name, kind, position: through });
