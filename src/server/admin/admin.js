@@ -152,6 +152,7 @@ function startLive(head) {
   source.onopen = () => {
     status.textContent = 'live';
     status.className = 'badge live';
+    setTimeout(loadSubscriptions, 100);
   };
   source.onerror = () => {
     status.textContent = 'reconnecting';
@@ -233,10 +234,11 @@ $('#key-form').addEventListener('submit', (e) => {
 
 (async () => {
   await Promise.all([loadStats(), loadStreams(), loadSubscriptions()]);
-  let head = '0';
+  // The live tail starts with the last few events for context.
+  let from = 0;
   try {
-    head = (await api('/v1/health')).headPosition;
+    from = Math.max(0, Number((await api('/v1/health')).headPosition) - 20);
   } catch {}
-  startLive(head);
+  startLive(from);
   setInterval(loadSubscriptions, 2000);
 })();
