@@ -82,17 +82,10 @@ export function handlerSpec<State, C extends Command, E extends Event>(
           return outcome;
         },
         async thenThrows(errorClass, check) {
-          let version = -1;
-          const error = await assertThrows(
-            async () => {
-              version = await setUp();
-              return handleCommand(store, streamId, command, decider, options);
-            },
-            errorClass,
-            check,
-            what,
-          );
-          if (version >= 0) assert.deepStrictEqual(await storedAfter(version), [], `${what}: the command failed but stored events`);
+          // Set-up failures are not the error under test: let them fail the test as themselves.
+          const version = await setUp();
+          const error = await assertThrows(() => handleCommand(store, streamId, command, decider, options), errorClass, check, what);
+          assert.deepStrictEqual(await storedAfter(version), [], `${what}: the command failed but stored events`);
           return error;
         },
       };
