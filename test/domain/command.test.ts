@@ -114,23 +114,29 @@ for (const target of storeTargets()) {
       await expect(handleCommand(s, 'ok', null as any, bankAccount)).rejects.toThrow(InvalidArgumentError);
     });
 
-    it('20 concurrent commands on one stream all land through retries; the state equals a sequential fold', async () => {
-      const s = await getStore();
-      const streamId = `counter-${target.name}-race`;
-      const results = await Promise.all(
-        Array.from({ length: 20 }, (_, n) =>
-          handleCommand(s, streamId, { type: 'Add', data: { n } }, counter, { retry: { maxAttempts: 20 } }),
-        ),
-      );
-      expect(results.some((r) => r.attempts > 1)).toBe(true);
-      const stored = await collect(s.read(streamId));
-      expect(stored.map((e) => e.streamVersion)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-      expect(stored.map((e) => (e.data as { n: number }).n).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, n) => n));
-      const sequential = stored.map((event) => (event.data as { n: number }).n);
-      expect((await loadAggregate(s, streamId, counter)).state).toEqual(sequential);
-      // Each command saw every event before its own: its returned state is a prefix of the final one.
-      for (const r of results) expect(r.state).toEqual(sequential.slice(0, r.streamVersion));
-    });
+    for (const [label, decider] of [
+      ['', counter],
+      [' (with snapshots every 3)', { ...counter, snapshots: { every: 3 } }],
+    ] as const) {
+      it(`20 concurrent commands on one stream all land through retries; the state equals a sequential fold${label}`, async () => {
+        const s = await getStore();
+        const streamId = `counter-${target.name}-race${label ? '-snap' : ''}`;
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, n) =>
+            handleCommand(s, streamId, { type: 'Add', data: { n } }, decider, { retry: { maxAttempts: 20 } }),
+          ),
+        );
+        expect(results.some((r) => r.attempts > 1)).toBe(true);
+        const stored = await collect(s.read(streamId));
+        expect(stored.map((e) => e.streamVersion)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+        expect(stored.map((e) => (e.data as { n: number }).n).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, n) => n));
+        const sequential = stored.map((event) => (event.data as { n: number }).n);
+        expect((await loadAggregate(s, streamId, decider)).state).toEqual(sequential);
+        expect((await loadAggregate(s, streamId, decider, { useSnapshot: false })).state).toEqual(sequential);
+        // Each command saw every event before its own: its returned state is a prefix of the final one.
+        for (const r of results) expect(r.state).toEqual(sequential.slice(0, r.streamVersion));
+      });
+    }
 
     it('gives up with CommandRetriesExhaustedError after maxAttempts lost races', async () => {
       const s = await getStore();
