@@ -90,8 +90,15 @@ export function foldInValidTime<State, E extends Event>(
   return state;
 }
 
-export function snapshotName(fold: { name?: string; snapshots?: { name?: string } }): string {
-  const name = fold.snapshots?.name ?? fold.name;
+/** The snapshot key of a decider; also checks its policy, so a typo fails on first use rather than silently. */
+export function snapshotName(fold: { name?: string; snapshots?: { name?: string; every?: number; version?: number } }): string {
+  const policy = fold.snapshots;
+  const positive = (n: unknown) => n === undefined || (typeof n === 'number' && Number.isSafeInteger(n) && n >= 1);
+  if (!positive(policy?.every))
+    throw new InvalidArgumentError('snapshots.every', `got ${JSON.stringify(policy?.every)}`, 'a number of events ≥ 1');
+  if (!positive(policy?.version))
+    throw new InvalidArgumentError('snapshots.version', `got ${JSON.stringify(policy?.version)}`, 'an integer ≥ 1');
+  const name = policy?.name ?? fold.name;
   if (!name)
     throw new InvalidArgumentError(
       'decider.name',

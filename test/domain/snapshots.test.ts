@@ -101,6 +101,9 @@ for (const target of storeTargets()) {
       expect(snapshot).toMatchObject({ streamVersion: 3, state: { total: 6, count: 3 } });
       const { name: _, ...nameless } = summing({ every: 1 });
       await expect(handleCommand(s, `${streamId}-2`, add(1), nameless)).rejects.toThrow(InvalidArgumentError);
+      await expect(handleCommand(s, `${streamId}-3`, add(1), summing({ every: 0 }))).rejects.toThrow(/snapshots.every/);
+      await expect(loadAggregate(s, streamId, summing({ every: 5, version: 1.5 }))).rejects.toThrow(/snapshots.version/);
+      expect(await s.streamVersion(`${streamId}-3`)).toBe(0);
     });
 
     it('property: with snapshots every k, loads equal the full fold', async () => {
