@@ -1,20 +1,353 @@
-/** Projection state in the PostgreSQL store's schema (filled in once the PostgreSQL store lands). */
+/**
+ * Projection state in the PostgreSQL store's schema, through the store's postgres.js pool. A
+ * batch's read-model writes and its checkpoint commit in one transaction; the checkpoint row is
+ * locked (FOR UPDATE) first, so two runners of one projection never apply an event twice.
+ *
+ * Inline projections run in the store's append transactions (addInlineHook). Appends of one
+ * schema are serialized by the store's advisory lock, so hooks run in position order and see
+ * every earlier event committed.
+ */
+import type { Sql, TransactionSql } from 'postgres';
 import { InvalidArgumentError } from '../core/errors.js';
-import type { EventStore } from '../core/types.js';
-import type { ProjectionBackend } from './backend.js';
+import type { EventStore, JsonObject, JsonValue, RecordedEvent } from '../core/types.js';
+import {
+  type CheckpointUpdate,
+  EventFailure,
+  errorMessage,
+  errorStack,
+  eventFromJson,
+  eventToJson,
+  type LeaseRow,
+  type ParkedEvent,
+  type ProjectionBackend,
+  planLeases,
+  type StoredCheckpoint,
+  SupersededError,
+  versionedTable,
+} from './backend.js';
 
-export const isPostgresStore = (store: EventStore): boolean => store.backend === 'postgres' && 'sql' in store;
-
-export function createPostgresBackend(_store: EventStore): ProjectionBackend {
-  throw new InvalidArgumentError('store', 'PostgreSQL projections are not available yet', 'a memory or SQLite store');
+interface PostgresStoreLike extends EventStore {
+  readonly sql: Sql;
+  readonly schema: string;
+  addInlineHook(hook: (tx: TransactionSql, events: RecordedEvent[]) => Promise<void>): () => void;
 }
 
+export const isPostgresStore = (store: EventStore): store is PostgresStoreLike =>
+  store.backend === 'postgres' && 'sql' in store && 'schema' in store;
+
+const SCHEMA = (S: string) => `
+CREATE TABLE IF NOT EXISTS ${S}.logline_checkpoints (
+  name text PRIMARY KEY, kind text NOT NULL, position bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ${S}.logline_projections (
+  name text PRIMARY KEY, active_version integer NOT NULL, switched_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ${S}.logline_projection_versions (
+  name text NOT NULL, version integer NOT NULL, tables jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS ${S}.logline_parked (
+  id bigserial PRIMARY KEY, consumer text NOT NULL, position bigint NOT NULL, event text NOT NULL,
+  error text NOT NULL, stack text NOT NULL, attempts integer NOT NULL, parked_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ${S}.logline_leases (
+  group_name text NOT NULL, partition integer NOT NULL, owner text NOT NULL, expires_at bigint NOT NULL,
+  PRIMARY KEY (group_name, partition)
+);
+CREATE TABLE IF NOT EXISTS ${S}.logline_group_members (
+  group_name text NOT NULL, member text NOT NULL, expires_at bigint NOT NULL, PRIMARY KEY (group_name, member)
+);`;
+
+const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
+
+export async function createPostgresBackend(store: PostgresStoreLike): Promise<ProjectionBackend> {
+  const { sql, schema } = store;
+  // The store validated the schema name ([a-z_][a-z0-9_]*): safe to use unquoted.
+  const S = schema;
+  const T = (table: string) => sql.unsafe(`${S}.${table}`);
+  const checkpoints = T('logline_checkpoints');
+  const projections = T('logline_projections');
+  const versions = T('logline_projection_versions');
+  const parked = T('logline_parked');
+  const leases = T('logline_leases');
+  const members = T('logline_group_members');
+
+  await sql.begin(async (tx) => {
+    // Concurrent first users of a schema would race on CREATE TABLE IF NOT EXISTS.
+    await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:projections:${schema}`}, 0))`;
+    await tx.unsafe(SCHEMA(S));
+  });
+
+  const save = (q: Sql | TransactionSql, update: CheckpointUpdate) =>
+    q`INSERT INTO ${checkpoints} (name, kind, position, updated_at) VALUES (${update.name}, ${update.kind}, ${String(update.position)}, now())
+      ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
+      WHERE excluded.position > ${checkpoints}.position`;
+
+  const guard = async (tx: TransactionSql, projection: string, version: number) => {
+    const [row] = await tx<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${projection}`;
+    if (row && row.active_version > version) throw new SupersededError(projection, row.active_version);
+  };
+
+  const toParked = (row: {
+    id: string;
+    consumer: string;
+    position: string;
+    event: string;
+    error: string;
+    stack: string;
+    attempts: number;
+    parked_at: string;
+  }): ParkedEvent => ({
+    id: Number(row.id),
+    consumer: row.consumer,
+    position: BigInt(row.position),
+    event: eventFromJson(row.event),
+    error: row.error,
+    stack: row.stack,
+    attempts: row.attempts,
+    parkedAt: row.parked_at,
+  });
+
+  return {
+    kind: 'postgres',
+    transactional: true,
+    qualify: (table) => `${S}.${table}`,
+    async readCheckpoint(name) {
+      const [row] = await sql<{ position: string }[]>`SELECT position FROM ${checkpoints} WHERE name = ${name}`;
+      return row ? BigInt(row.position) : undefined;
+    },
+    async listCheckpoints() {
+      const rows = await sql<{ name: string; kind: string; position: string; updated_at: string }[]>`
+        SELECT name, kind, position, to_char(updated_at AT TIME ZONE 'UTC', ${sql.unsafe(ISO)}) AS updated_at
+        FROM ${checkpoints} ORDER BY name`;
+      return rows.map(
+        (row): StoredCheckpoint => ({
+          name: row.name,
+          kind: row.kind as StoredCheckpoint['kind'],
+          position: BigInt(row.position),
+          updatedAt: row.updated_at,
+        }),
+      );
+    },
+    async saveCheckpoint(update) {
+      await save(sql, update);
+    },
+    async deleteCheckpoint(name) {
+      await sql`DELETE FROM ${checkpoints} WHERE name = ${name}`;
+    },
+    async transact(work, options) {
+      await sql.begin(async (tx) => {
+        if (options.guard) await guard(tx, options.guard.projection, options.guard.version);
+        let stored: bigint | undefined;
+        if (options.checkpoint) {
+          const [row] = await tx<
+            { position: string }[]
+          >`SELECT position FROM ${checkpoints} WHERE name = ${options.checkpoint.name} FOR UPDATE`;
+          stored = row ? BigInt(row.position) : undefined;
+        }
+        await work(tx, stored);
+        if (options.checkpoint) await save(tx, options.checkpoint);
+        if (options.deleteParked !== undefined) await tx`DELETE FROM ${parked} WHERE id = ${options.deleteParked}`;
+      });
+    },
+    async park(input, advance) {
+      await sql.begin(async (tx) => {
+        await tx`INSERT INTO ${parked} (consumer, position, event, error, stack, attempts)
+                 VALUES (${input.consumer}, ${String(input.event.position)}, ${eventToJson(input.event)},
+                         ${errorMessage(input.error)}, ${errorStack(input.error)}, ${input.attempts})`;
+        if (advance) await save(tx, advance);
+      });
+    },
+    async listParked(consumer) {
+      const rows = await sql<Parameters<typeof toParked>[0][]>`
+        SELECT id, consumer, position, event, error, stack, attempts, to_char(parked_at AT TIME ZONE 'UTC', ${sql.unsafe(ISO)}) AS parked_at
+        FROM ${parked} ${consumer === undefined ? sql`` : sql`WHERE consumer = ${consumer}`} ORDER BY id`;
+      return rows.map(toParked);
+    },
+    async deleteParked(id) {
+      await sql`DELETE FROM ${parked} WHERE id = ${id}`;
+    },
+    async activeVersion(projection) {
+      const [row] = await sql<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${projection}`;
+      return row?.active_version;
+    },
+    async prepareVersion(projection, version, tables, setup) {
+      return sql.begin(async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:projection:${schema}:${projection}`}, 0))`;
+        const [known] = await tx`SELECT 1 FROM ${versions} WHERE name = ${projection} AND version = ${version}`;
+        if (known) return false;
+        await setup(tx);
+        await tx`INSERT INTO ${versions} (name, version, tables) VALUES (${projection}, ${version}, ${JSON.stringify(tables)}::jsonb)`;
+        return true;
+      });
+    },
+    async activate(projection, version, tables) {
+      return sql.begin(async (tx) => {
+        const [row] = await tx<
+          { active_version: number }[]
+        >`SELECT active_version FROM ${projections} WHERE name = ${projection} FOR UPDATE`;
+        // DDL is transactional: readers see the old view or the new one, never neither.
+        for (const table of tables) {
+          await tx.unsafe(`DROP VIEW IF EXISTS ${S}.${table}`);
+          await tx.unsafe(`CREATE VIEW ${S}.${table} AS SELECT * FROM ${S}.${versionedTable(table, version)}`);
+        }
+        await tx`INSERT INTO ${projections} (name, active_version) VALUES (${projection}, ${version})
+                 ON CONFLICT (name) DO UPDATE SET active_version = excluded.active_version, switched_at = now()`;
+        return row?.active_version;
+      });
+    },
+    async dropVersion(projection, version) {
+      await sql.begin(async (tx) => {
+        const [row] = await tx<{ tables: string[] }[]>`SELECT tables FROM ${versions} WHERE name = ${projection} AND version = ${version}`;
+        const tables = typeof row?.tables === 'string' ? (JSON.parse(row.tables) as string[]) : (row?.tables ?? []);
+        for (const table of tables) await tx.unsafe(`DROP TABLE IF EXISTS ${S}.${versionedTable(table, version)}`);
+        await tx`DELETE FROM ${versions} WHERE name = ${projection} AND version = ${version}`;
+        await tx`DELETE FROM ${checkpoints} WHERE name = ${`${projection}@v${version}`}`;
+      });
+    },
+    async balanceLeases(group, member, partitions, ttlMs, now) {
+      return sql.begin(async (tx) => {
+        // One balancer per group at a time: plans never cross.
+        await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:group:${schema}:${group}`}, 0))`;
+        await tx`INSERT INTO ${members} (group_name, member, expires_at) VALUES (${group}, ${member}, ${now + ttlMs})
+                 ON CONFLICT (group_name, member) DO UPDATE SET expires_at = excluded.expires_at`;
+        await tx`DELETE FROM ${members} WHERE group_name = ${group} AND expires_at <= ${now}`;
+        const live = (await tx<{ member: string }[]>`SELECT member FROM ${members} WHERE group_name = ${group}`).map((r) => r.member);
+        const rows = await tx<{ partition: number; owner: string; expires_at: string }[]>`
+          SELECT partition, owner, expires_at FROM ${leases} WHERE group_name = ${group}`;
+        const current = rows.map((r): LeaseRow => ({ partition: r.partition, owner: r.owner, expiresAt: Number(r.expires_at) }));
+        const { keep, claim, release } = planLeases(current, live, member, partitions, now);
+        const mine = [...keep, ...claim, ...release];
+        if (mine.length) {
+          await tx`INSERT INTO ${leases} (group_name, partition, owner, expires_at)
+                   SELECT ${group}, p, ${member}, ${now + ttlMs} FROM unnest(${`{${mine.join(',')}}`}::int[]) AS p
+                   ON CONFLICT (group_name, partition) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`;
+        }
+        return { owned: [...keep, ...claim].sort((a, b) => a - b), surplus: release };
+      });
+    },
+    async releaseLeases(group, member, partitions) {
+      if (!partitions.length) return;
+      await sql`DELETE FROM ${leases} WHERE group_name = ${group} AND owner = ${member}
+                AND partition = ANY(${`{${partitions.join(',')}}`}::int[])`;
+    },
+    async saveGroupCheckpoints(group, member, partitions, position, now) {
+      if (!partitions.length) return [];
+      return sql.begin(async (tx) => {
+        const held = (
+          await tx<{ partition: number }[]>`
+            SELECT partition FROM ${leases} WHERE group_name = ${group} AND owner = ${member} AND expires_at > ${now}
+            AND partition = ANY(${`{${partitions.join(',')}}`}::int[]) FOR UPDATE`
+        ).map((r) => r.partition);
+        for (const partition of held) await save(tx, { name: `${group}#${partition}`, kind: 'group', position });
+        return held;
+      });
+    },
+    async leaveGroup(group, member) {
+      await sql.begin(async (tx) => {
+        await tx`DELETE FROM ${leases} WHERE group_name = ${group} AND owner = ${member}`;
+        await tx`DELETE FROM ${members} WHERE group_name = ${group} AND member = ${member}`;
+      });
+    },
+  };
+}
+
+type EventRow = [string, string, number, string, string, JsonValue, JsonObject, string, string];
+
+/**
+ * Inline projection on PostgreSQL: a hook in every append transaction that first applies the
+ * events it missed (appended by processes without the hook, or before it was attached), then
+ * the append's own, and moves the checkpoint; a failure fails the append.
+ */
 export async function attachPostgresInline(
-  _store: EventStore,
-  _backend: ProjectionBackend,
-  _definition: unknown,
-  _key: string,
-  _advance: (position: bigint) => void,
+  store: EventStore,
+  backend: ProjectionBackend,
+  apply: (tx: unknown, events: RecordedEvent[]) => unknown,
+  key: string,
+  guardOf: { projection: string; version: number },
+  wants: (event: RecordedEvent) => boolean,
+  advance: (position: bigint) => void,
 ): Promise<{ detach(): void }> {
-  throw new InvalidArgumentError('store', 'PostgreSQL inline projections are not available yet', 'a SQLite store');
+  if (!isPostgresStore(store)) throw new InvalidArgumentError('store', 'it is not a PostgreSQL store', 'a PostgreSQL store');
+  const { sql, schema } = store;
+  const S = schema;
+  const columns = sql.unsafe(
+    `position, stream_id, stream_version, id, type, data, metadata,
+     to_char(occurred_at AT TIME ZONE 'UTC', ${ISO}), to_char(recorded_at AT TIME ZONE 'UTC', ${ISO})`,
+  );
+  const events = sql.unsafe(`${S}.events`);
+  const checkpoints = sql.unsafe(`${S}.logline_checkpoints`);
+  const projections = sql.unsafe(`${S}.logline_projections`);
+  const toEvent = (row: EventRow): RecordedEvent => ({
+    position: BigInt(row[0]),
+    streamId: row[1],
+    streamVersion: row[2],
+    id: row[3],
+    type: row[4],
+    data: row[5],
+    metadata: row[6],
+    occurredAt: row[7],
+    recordedAt: row[8],
+  });
+
+  /** Applies everything after the stored checkpoint up to `through` plus `own`, inside `tx`. */
+  const catchUp = async (tx: TransactionSql, own: RecordedEvent[], through: bigint | undefined) => {
+    const [active] = await tx<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${guardOf.projection}`;
+    if (active && active.active_version > guardOf.version) throw new SupersededError(guardOf.projection, active.active_version);
+    const [row] = await tx<{ position: string }[]>`SELECT position FROM ${checkpoints} WHERE name = ${key} FOR UPDATE`;
+    const stored = row ? BigInt(row.position) : 0n;
+    const first = own[0]?.position;
+    const gap =
+      first === undefined || first - 1n > stored
+        ? (
+            (await tx`SELECT ${columns} FROM ${events} WHERE position > ${String(stored)}
+              ${first === undefined ? sql`` : sql`AND position < ${String(first)}`} ORDER BY position`.values()) as unknown as EventRow[]
+          ).map(toEvent)
+        : [];
+    const todo = [...gap, ...own].filter((event) => event.position > stored);
+    const last = todo.length ? (todo[todo.length - 1] as RecordedEvent).position : stored;
+    try {
+      await apply(
+        tx,
+        todo.filter((event) => wants(event)),
+      );
+    } catch (error) {
+      throw error instanceof EventFailure ? error.cause : error;
+    }
+    const position = through !== undefined && through > last ? through : last;
+    await tx`INSERT INTO ${checkpoints} (name, kind, position, updated_at) VALUES (${key}, 'projection', ${String(position)}, now())
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
+             WHERE excluded.position > ${checkpoints}.position`;
+    return position;
+  };
+
+  let committedTarget = -1n;
+  let polling = false;
+  // The hook runs before COMMIT; publish the position once the checkpoint row shows it.
+  const publish = (position: bigint) => {
+    if (position > committedTarget) committedTarget = position;
+    if (polling) return;
+    polling = true;
+    void (async () => {
+      for (let attempt = 0; attempt < 200; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, attempt === 0 ? 0 : 5));
+        const stored = await backend.readCheckpoint(key).catch(() => undefined);
+        if (stored !== undefined) advance(stored);
+        if (stored !== undefined && stored >= committedTarget) break;
+      }
+      polling = false;
+    })();
+  };
+
+  const detach = store.addInlineHook(async (tx, own) => {
+    const position = await catchUp(tx, own, undefined);
+    publish(position);
+  });
+  // Close the gap since the async catch-up, under the appends' lock so no append is half-done.
+  const position = await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:append:${schema}`}, 0))`;
+    return catchUp(tx, [], undefined);
+  });
+  advance(position);
+  return { detach };
 }

@@ -187,12 +187,12 @@ export async function startProjection<Tx>(
   let resolveActive!: () => void;
   const active = new Promise<void>((resolve) => (resolveActive = resolve));
   let isActive = current === undefined || current === version;
-  if (isActive) resolveActive();
+  // Async: active once queries see this version. Inline: also once appends run it.
+  if (isActive && mode === 'async') resolveActive();
 
   const switchOver = async () => {
     const previous = await backend.activate(name, version, tables);
     isActive = true;
-    resolveActive();
     if (dropOld && previous !== undefined && previous !== version) await backend.dropVersion(name, previous);
   };
   const guard = { projection: name, version };
@@ -209,6 +209,7 @@ export async function startProjection<Tx>(
       consumer.handOver();
     }
     if (!isActive) await switchOver();
+    resolveActive();
   };
 
   consumer = new Consumer({
@@ -280,7 +281,15 @@ async function attachInline<Tx>(
   key: string,
   advance: (position: bigint) => void,
 ): Promise<{ detach(): void }> {
-  if (backend.kind === 'postgres') return attachPostgresInline(store, backend, definition, key, advance);
+  const wants = wantsFor(definition as ProjectionDefinition<never>);
+  const guard = { projection: definition.name, version: definition.version };
+  if (backend.kind === 'postgres') {
+    const apply = (tx: unknown, events: RecordedEvent[]) => {
+      const ctx = contextFor(definition, tx as Tx, backend.qualify);
+      return applyInOrder(events, (event) => (definition.handlers[event.type] as ProjectionHandler<Tx>)(event, ctx));
+    };
+    return attachPostgresInline(store, backend, apply, key, guard, wants, advance);
+  }
   const sqliteStore = store as EventStore & {
     database: Database;
     addInlineHook(hook: (db: Database, events: RecordedEvent[]) => void): () => void;
@@ -293,8 +302,6 @@ async function attachInline<Tx>(
        FROM events WHERE position > ? AND position < ? ORDER BY position`,
     )
     .raw();
-  const wants = wantsFor(definition as ProjectionDefinition<never>);
-  const guard = { projection: definition.name, version: definition.version };
 
   const activeVersion = db.prepare('SELECT active_version FROM logline_projections WHERE name = ?').pluck();
   const saveCheckpoint = db.prepare(

@@ -5,32 +5,11 @@
  * commit in one transaction.
  */
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/sqlite.js';
-import { sleep } from '../helpers/collect.js';
-import { spawnChild } from './children.js';
+import { crashLoop, KILLS } from './crash.js';
 import { tempDir } from './stores.js';
-
-const CHILD = fileURLToPath(new URL('./fixtures/projecting-child.ts', import.meta.url));
-const KILLS = 8;
-
-/** Kills a projecting child KILLS times at random moments, then lets one finish. Returns checkpoints seen after kills. */
-export async function crashLoop(url: string, checkpoint: () => Promise<bigint>): Promise<bigint[]> {
-  const afterKills: bigint[] = [];
-  for (let i = 0; i < KILLS; i++) {
-    const { child, ready, exited } = spawnChild(CHILD, [url]);
-    await ready;
-    await sleep(30 + Math.random() * 150);
-    child.kill('SIGKILL');
-    await exited;
-    afterKills.push(await checkpoint());
-  }
-  const { exited } = spawnChild(CHILD, [url, 'finish']);
-  expect(await exited).toBe(0);
-  return afterKills;
-}
 
 describe('projection crash safety on sqlite', () => {
   const tmp = tempDir();

@@ -4,11 +4,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EventStore, RecordedEvent } from '../../src/index.js';
 import { InvalidArgumentError } from '../../src/index.js';
+import { openPostgresStore } from '../../src/postgres.js';
 import { joinGroup, listConsumers, partitionOf } from '../../src/projections.js';
 import { openSqliteStore } from '../../src/sqlite.js';
 import { event, sleep } from '../helpers/collect.js';
+import { freshSchemaUrl } from '../helpers/postgres.js';
 import { spawnChild } from './children.js';
-import { backends, tempDir } from './stores.js';
+import { backends, postgresReachable, tempDir } from './stores.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/group-worker.ts', import.meta.url));
 
@@ -62,15 +64,44 @@ function checkHandling(handled: Handled[], events: RecordedEvent[], dead: string
   return duplicates;
 }
 
-describe('consumer groups across processes (sqlite)', () => {
+const processBackends: Array<{ name: string; open(dir: string): Promise<{ url: string; store: EventStore; dispose(): Promise<void> }> }> = [
+  {
+    name: 'sqlite',
+    async open(dir) {
+      const path = join(dir, 'group.db');
+      const store = await openSqliteStore({ path, synchronous: 'normal' });
+      return { url: `sqlite:${path}?synchronous=normal`, store, dispose: () => store.close() };
+    },
+  },
+  ...(postgresReachable
+    ? [
+        {
+          name: 'postgres',
+          async open() {
+            const fresh = await freshSchemaUrl();
+            const store = await openPostgresStore({ url: fresh.url });
+            return {
+              url: fresh.url,
+              store,
+              async dispose() {
+                await store.close();
+                await fresh.drop();
+              },
+            };
+          },
+        },
+      ]
+    : []),
+];
+
+describe.each(processBackends)('consumer groups across processes ($name)', (backend) => {
   const tmp = tempDir();
   afterAll(() => tmp.remove());
 
   it('3 workers, one killed with SIGKILL mid-run: every event handled, per-stream order kept, duplicates only in the window', async () => {
-    const path = join(tmp.dir, 'group.db');
     const log = join(tmp.dir, 'handled.log');
     writeFileSync(log, '');
-    const store = await openSqliteStore({ path, synchronous: 'normal' });
+    const { url, store, dispose } = await backend.open(tmp.dir);
     const append = async (round: number) => {
       for (let s = 0; s < 40; s++)
         await store.append(
@@ -81,7 +112,7 @@ describe('consumer groups across processes (sqlite)', () => {
     for (let round = 0; round < 5; round++) await append(round);
     const workers = ['w1', 'w2', 'w3'].map((member) => ({
       member,
-      ...spawnChild(WORKER, [`sqlite:${path}?synchronous=normal`, log, member]),
+      ...spawnChild(WORKER, [url, log, member]),
     }));
     await Promise.all(workers.map((w) => w.ready));
     const lines = () =>
@@ -114,8 +145,9 @@ describe('consumer groups across processes (sqlite)', () => {
     expect(new Set(afterKill.map((h) => h.member))).toEqual(new Set(survivors.map((w) => w.member)));
     const partitions = (await listConsumers(store)).filter((c) => c.kind === 'group');
     expect(partitions).toHaveLength(12);
-    expect(partitions.every((c) => c.checkpoint === 1600n)).toBe(true);
-    await store.close();
+    const head = await store.headPosition();
+    expect(partitions.every((c) => c.checkpoint === head)).toBe(true);
+    await dispose();
   });
 });
 

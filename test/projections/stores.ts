@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventStore } from '../../src/index.js';
 import { createMemoryStore } from '../../src/memory.js';
+import { openPostgresStore } from '../../src/postgres.js';
 import { openSqliteStore } from '../../src/sqlite.js';
+import { freshSchemaUrl, requirePostgres } from '../helpers/postgres.js';
 
 export interface TestStore {
   store: EventStore;
@@ -46,4 +48,22 @@ export const tempDir = (): { dir: string; remove(): void } => {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 };
 
-export const backends: Backend[] = [memoryBackend, sqliteBackend];
+export const postgresBackend: Backend = {
+  name: 'postgres',
+  async open() {
+    const fresh = await freshSchemaUrl();
+    const store = await openPostgresStore({ url: fresh.url, pollMs: 100 });
+    return {
+      store,
+      async dispose() {
+        await store.close();
+        await fresh.drop();
+      },
+    };
+  },
+};
+
+/** Whether PostgreSQL answers (with CI=true, unreachable is an error, never a skip). */
+export const postgresReachable = await requirePostgres();
+
+export const backends: Backend[] = [memoryBackend, sqliteBackend, ...(postgresReachable ? [postgresBackend] : [])];

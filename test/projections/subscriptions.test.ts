@@ -257,7 +257,7 @@ for (const backend of backends) {
           fc.option(fc.constantFrom(...types), { nil: undefined }),
           fc.option(fc.constantFrom('a-', 'b-'), { nil: undefined }),
           async (appends, batchSize, type, prefix) => {
-            const store = await open();
+            const { store, dispose } = await backend.open();
             const half = Math.ceil(appends.length / 2);
             for (const [stream, ts] of appends.slice(0, half))
               await store.append(
@@ -282,6 +282,7 @@ for (const backend of backends) {
             await sub.stop();
             const expected: bigint[] = [];
             for await (const e of store.readAll({ types: type ? [type] : undefined, streamPrefix: prefix })) expected.push(e.position);
+            await dispose();
             expect(seen.map((e) => e.position)).toEqual(expected);
           },
         ),
