@@ -49,7 +49,13 @@ export function deciderSpec<State, C extends Command, E extends Event>(
         const decided = await decider.decide(command, stateBefore);
         const events = Array.isArray(decided) ? decided : [decided];
         let state = stateBefore;
-        const recorded = asRecorded(events, `${label}-spec`, undefined) as Recorded<E>[];
+        // As handleCommand would record them: stamped with the newest schema version.
+        const { upcasters } = decider;
+        const recorded = asRecorded(
+          upcasters ? events.map((e) => upcasters.stamp(e)) : events,
+          `${label}-spec`,
+          upcasters,
+        ) as Recorded<E>[];
         recorded.forEach((event, i) => {
           state = decider.evolve(state, { ...event, streamVersion: history.length + i + 1, position: BigInt(history.length + i + 1) });
         });

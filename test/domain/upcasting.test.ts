@@ -18,6 +18,7 @@ import {
   readStream,
   upcaster,
 } from '../../src/index.js';
+import { deciderSpec } from '../../src/testing.js';
 import { collect } from '../helpers/collect.js';
 import { storeTargets } from './targets.js';
 
@@ -89,6 +90,18 @@ describe('defineUpcasters', () => {
     expect(() => defineUpcasters([step, step])).toThrow(/two upcasters for 'A' from version 1/);
     expect(() => defineUpcasters([step, { ...step, from: 3 }])).toThrow(/no upcaster from version 2/);
     expect(() => defineUpcasters([{ ...step, from: 0 }])).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('the test kit with upcasters', () => {
+  it('given events in old versions are upcast; decided events are stamped like handleCommand stamps them', async () => {
+    const old = { type: 'UserRegistered', data: { name: 'Apu Nahasapeemapetilon' } } as unknown as UserEvent;
+    await deciderSpec(users)([old])
+      .when({ type: 'ChangeEmail', data: { email: 'apu@kwik-e.mart' } })
+      .thenState({ name: 'Apu Nahasapeemapetilon', email: 'apu@kwik-e.mart', versionsSeen: [3, 1] });
+    await deciderSpec(users)([])
+      .when({ type: 'SignUp', data: { firstName: 'Moe', lastName: 'Szyslak', email: 'moe@tavern.com' } })
+      .thenState({ name: 'Moe Szyslak', email: 'moe@tavern.com', versionsSeen: [3] });
   });
 });
 
