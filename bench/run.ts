@@ -5,6 +5,8 @@
 const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   sqlite: () => import('./sqlite.js'),
   snapshots: () => import('./snapshots.js'),
+  projections: () => import('./projections.js'),
+  http: () => import('./http.js'),
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));

@@ -103,9 +103,21 @@ program
         ([, v]) => v !== undefined,
       ),
     );
+    // Signals are handled from the start: a SIGTERM during start-up still shuts down cleanly.
+    let server: { url: string; close(): Promise<void> } | undefined;
+    let stopping = false;
+    const stop = () => {
+      stopping = true;
+      server?.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
     // Loaded on demand: the other commands start faster without the server's dependencies.
     const { startServer } = await import('../server/serve.js');
-    const server = await startServer({
+    server = await startServer({
       store: flags.store,
       host: flags.host,
       port: flags.port,
@@ -116,15 +128,8 @@ program
       shutdownGraceMs: flags.shutdownGraceMs,
       minPositionTimeoutMs: flags.minPositionTimeoutMs,
     });
+    if (stopping) stop();
     if (process.stderr.isTTY) process.stderr.write(`Logline is listening on ${server.url} (admin page: ${server.url}/)\n`);
-    const stop = () => {
-      server.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
   });
 
 // --- append ---

@@ -46,8 +46,8 @@ export interface RunningServer {
 export const isLoopback = (host: string) => /^(localhost|127\.\d+\.\d+\.\d+|::1|\[::1\])$/i.test(host);
 
 export function createLogger(): Logger {
-  // Synchronous writes: the last lines before exit (shutdown) must not be lost.
-  return pino({ level: process.env.LOGLINE_LOG_LEVEL ?? 'info', base: { service: 'logline' } }, pino.destination({ sync: true }));
+  // Asynchronous writes keep a slow log reader from stalling requests; close() flushes.
+  return pino({ level: process.env.LOGLINE_LOG_LEVEL ?? 'info', base: { service: 'logline' } }, pino.destination({ sync: false }));
 }
 
 export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
@@ -115,6 +115,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       await Promise.allSettled([...inFlight]);
       await store.close();
       logger.info('stopped');
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
     })();
     return closing;
   };
