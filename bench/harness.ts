@@ -109,7 +109,7 @@ export function printScenario(title: string, results: Result[], baseline?: strin
   for (const r of results) {
     const ratio = base ? [`${((r.eventsPerSec / base.eventsPerSec) * 100).toFixed(0)}%`] : [];
     lines.push(
-      `| ${[r.label, Math.round(r.eventsPerSec).toLocaleString('en-US'), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), ...ratio, ...extras.map((k) => String(r.extra?.[k] ?? '–'))].join(' | ')} |`,
+      `| ${[r.label, Number.isNaN(r.eventsPerSec) ? '–' : Math.round(r.eventsPerSec).toLocaleString('en-US'), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), ...ratio, ...extras.map((k) => String(r.extra?.[k] ?? '–'))].join(' | ')} |`,
     );
   }
   const text = lines.join('\n');

@@ -2,6 +2,7 @@
  * SQLite suite: Logline's SQLite store side by side with raw better-sqlite3 doing the same
  * inserts and reads (same schema, same pragmas: WAL, synchronous=FULL) in the same process.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import Database from 'better-sqlite3';
 import type { NewEvent } from '../src/index.js';
 import { openSqliteStore } from '../src/sqlite.js';
 import { MIGRATIONS } from '../src/stores/sqlite/schema.js';
-import { flags, interleave, measureRead, printScenario, type Result } from './harness.js';
+import { flags, interleave, measureRead, percentile, printScenario, type Result } from './harness.js';
 
 const DIR = join(process.cwd(), '.bench-data', 'sqlite');
 
@@ -180,6 +181,58 @@ async function readScenarios(): Promise<void> {
   );
 }
 
+/** Append in another process -> live subscriber here; and what an idle subscriber costs. */
+async function crossProcessScenario(): Promise<void> {
+  const file = join(DIR, 'cross.db');
+  const store = await openSqliteStore({ path: file });
+  await store.append('warm', [{ type: 'Warm', data: {} }]);
+  const count = flags.quick ? 200 : 1000;
+  const latencies: number[] = [];
+  const controller = new AbortController();
+  const received = (async () => {
+    for await (const event of store.subscribe({ from: 'end', signal: controller.signal })) {
+      latencies.push(performance.timeOrigin + performance.now() - (event.data as { sentAt: number }).sentAt);
+      if (latencies.length === count) controller.abort();
+    }
+  })();
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, 'children', 'sqlite-ticker.ts'), file, String(count), '5'],
+    {
+      stdio: 'inherit',
+    },
+  );
+  await received;
+  child.kill();
+  latencies.sort((a, b) => a - b);
+
+  // Idle: one live subscriber, nothing appended, for 3 s.
+  const idle = new AbortController();
+  const idleLoop = (async () => {
+    for await (const _ of store.subscribe({ from: 'end', signal: idle.signal })) {
+      /* nothing arrives */
+    }
+  })();
+  const cpu0 = process.cpuUsage();
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const cpu = process.cpuUsage(cpu0);
+  idle.abort();
+  await idleLoop;
+  await store.close();
+  const idlePercent = ((cpu.user + cpu.system) / 1000 / 3000) * 100;
+  printScenario(`append in another process -> live subscriber (${count} events, one per 5 ms)`, [
+    {
+      label: 'logline-sqlite subscribe()',
+      events: count,
+      seconds: 0,
+      eventsPerSec: Number.NaN,
+      p50Ms: percentile(latencies, 50),
+      p99Ms: percentile(latencies, 99),
+      extra: { 'idle subscriber CPU %': idlePercent.toFixed(2) },
+    },
+  ]);
+}
+
 export async function run(): Promise<void> {
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
@@ -189,5 +242,6 @@ export async function run(): Promise<void> {
   await appendScenario('100 events per append, single writer', Math.round(300 * scale), 100, 1);
   await appendScenario('1 event per append, 16 concurrent callers (coalesced commits)', Math.round(8000 * scale), 1, 16);
   await readScenarios();
+  await crossProcessScenario();
   rmSync(DIR, { recursive: true, force: true });
 }
