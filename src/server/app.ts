@@ -179,10 +179,15 @@ export function createApp(options: AppOptions): LoglineApp {
   const maxBodyBytes = store.limits.maxAppendBytes + 1024 * 1024;
   const app = new Hono<Env>();
 
-  app.onError((error, c) => {
+  app.onError(async (error, c) => {
     const { status, body } = errorResponse(error);
     if (status >= 500) logger.error({ err: error, path: c.req.path }, 'request failed');
     const headers: Record<string, string> = status === 503 ? { 'retry-after': '1' } : {};
+    // Writes rejected before the append handler (auth, Host) still say where the log stands.
+    if (c.req.method === 'POST') {
+      const head = await store.headPosition().catch(() => undefined);
+      if (head !== undefined) headers['logline-position'] = head.toString();
+    }
     return json(body, status, headers);
   });
   app.notFound((c) => json(new NotFoundError(`Route ${c.req.method} ${c.req.path}`).toJSON(), 404));

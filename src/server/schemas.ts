@@ -129,7 +129,10 @@ export function openApiDocument(): Record<string, unknown> {
     registry.add(schema, { id: (schema.meta() as { id: string }).id });
   }
   const { schemas } = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: 'input', unrepresentable: 'any' });
-  for (const schema of Object.values(schemas)) delete (schema as { $schema?: string }).$schema;
+  for (const schema of Object.values(schemas)) {
+    delete (schema as { $schema?: string }).$schema;
+    delete (schema as { $id?: string }).$id;
+  }
   const positionHeader = { 'Logline-Position': { description: 'Global position of the last event written.', schema: { type: 'string' } } };
   return {
     openapi: '3.1.0',

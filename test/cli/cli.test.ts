@@ -69,7 +69,10 @@ describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) =
       '{"type":"ItemAdded","data":{"sku":"b"}}',
       '{"type":"CartClosed","data":{}}',
     ].join('\n');
-    const piped = await run(['append', 'cart-1', ...target], ndjson);
+    // From stdin against the store, from a file (-f) against the server: both paths are used.
+    const file = join(dir.path, `${mode}-append.ndjson`);
+    writeFileSync(file, ndjson);
+    const piped = await run(mode === 'store' ? ['append', 'cart-1', ...target] : ['append', 'cart-1', '-f', file, ...target], ndjson);
     expect(piped.code).toBe(0);
     expect(JSON.parse(piped.stdout)).toMatchObject({ streamVersion: 4, events: 3 });
     // A progress bar never reaches a pipe.

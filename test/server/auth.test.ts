@@ -47,6 +47,7 @@ describe('API keys', () => {
     expect((await post(`${base}/v1/streams/order-1`, ev, orders)).status).toBe(201);
     const outside = await post(`${base}/v1/streams/user-1`, ev, orders);
     expect(outside.status).toBe(403);
+    expect(outside.headers.get('logline-position')).toMatch(/^\d+$/);
     expect(outside.body).toMatchObject({ error: 'Forbidden', action: 'write' });
     expect((await get(`${base}/v1/streams/order-1`, orders)).status).toBe(200);
     expect((await get(`${base}/v1/streams/user-1`, orders)).status).toBe(403);

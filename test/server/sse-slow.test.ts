@@ -39,10 +39,10 @@ describe('SSE slow consumer', () => {
     const { port } = new URL(server.url);
     const socket = connect(Number(port), '127.0.0.1');
     socket.write(`GET /v1/streams/big/subscribe HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`);
-    // Do not read for a while: the server fills its bounded queue and gives up after 300 ms.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    const metrics = await get(`${server.url}/metrics`);
-    expect(metrics.text).toMatch(/^logline_sse_clients 0$/m);
+    // Do not read: the server fills its bounded queue, and gives up once it stays full for 300 ms.
+    const sseClients = async () => Number(/^logline_sse_clients (\d+)$/m.exec((await get(`${server.url}/metrics`)).text)?.[1]);
+    await expect.poll(sseClients, { timeout: 15_000, interval: 100 }).toBe(1);
+    await expect.poll(sseClients, { timeout: 15_000, interval: 100 }).toBe(0);
     let text = '';
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
