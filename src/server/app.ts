@@ -249,7 +249,9 @@ export function createApp(options: AppOptions): LoglineApp {
         const { status, body } = errorResponse(error);
         if (status >= 500) logger.error({ err: error, stream }, 'append failed');
         const head = await headPosition();
-        return json(body, status, head === undefined ? {} : { 'logline-position': head.toString() });
+        const headers: Record<string, string> = status === 503 ? { 'retry-after': '1' } : {};
+        if (head !== undefined) headers['logline-position'] = head.toString();
+        return json(body, status, headers);
       }
     })();
     inFlight.add(work);
