@@ -1,6 +1,6 @@
 /**
  * A small demo on embedded SQLite: append a few events with optimistic concurrency, read them
- * back, and fold them into state. Run: npm start (or: npx tsx examples/quickstart.ts)
+ * back, and fold them into state. Run: npx tsx examples/quickstart.ts (`npm start` runs the server)
  */
 import { openStore, WrongExpectedVersionError } from '../src/index.js';
 
