@@ -162,6 +162,40 @@ export function readYourWrites(consumer: ConsumerHandle, opts: { timeout?: numbe
   };
 }
 
+/** A page holds at most `limit` events and, past the first event, at most this many bytes of JSON. */
+export const MAX_PAGE_BYTES = 4 * 1024 * 1024;
+
+interface Page {
+  /** Each event as wire JSON. */
+  parts: string[];
+  last: RecordedEvent | undefined;
+  /** Whether the page ended on its limit or its byte budget (there may be more), not on the data. */
+  more: boolean;
+}
+
+/** Reads a page, stopping at `limit` events, at MAX_PAGE_BYTES, or where `check` says stop. */
+async function collectPage(
+  events: AsyncIterable<RecordedEvent>,
+  limit: number,
+  check: (event: RecordedEvent) => 'take' | 'stop',
+): Promise<Page> {
+  const parts: string[] = [];
+  let bytes = 0;
+  let last: RecordedEvent | undefined;
+  for await (const event of events) {
+    if (check(event) === 'stop') return { parts, last, more: false };
+    const part = stringify(toWire(event));
+    if (parts.length > 0 && bytes + part.length > MAX_PAGE_BYTES) return { parts, last, more: true };
+    parts.push(part);
+    bytes += part.length;
+    last = event;
+  }
+  return { parts, last, more: parts.length === limit };
+}
+
+const rawJson = (text: string, headers: Record<string, string> = {}) =>
+  new Response(text, { status: 200, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
+
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   new Response(stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
 
@@ -277,17 +311,14 @@ export function createApp(options: AppOptions): LoglineApp {
     }
     const limit = q.limit ?? DEFAULT_PAGE;
     const backward = q.direction === 'backward';
-    const events: RecordedEvent[] = [];
     // Cap at `version` so the page agrees with the ETag even if an append lands meanwhile.
     const from = backward ? Math.min(q.from ?? version, version) : (q.from ?? 1);
-    for await (const event of store.read(stream, { from, limit, direction: q.direction ?? 'forward' })) {
-      if (event.streamVersion > version) break;
-      events.push(event);
-    }
-    const last = events[events.length - 1]?.streamVersion;
-    const next =
-      last === undefined || events.length < limit ? null : backward ? (last > 1 ? last - 1 : null) : last < version ? last + 1 : null;
-    return json({ events: events.map(toWire), streamVersion: version, next }, 200, { etag });
+    const page = await collectPage(store.read(stream, { from, limit, direction: q.direction ?? 'forward' }), limit, (event) =>
+      event.streamVersion > version ? 'stop' : 'take',
+    );
+    const last = page.last?.streamVersion;
+    const next = last === undefined || !page.more ? null : backward ? (last > 1 ? last - 1 : null) : last < version ? last + 1 : null;
+    return rawJson(`{"events":[${page.parts.join(',')}],"streamVersion":${version},"next":${next}}`, { etag });
   });
 
   // --- list streams (admin page, CLI) ---
@@ -303,12 +334,10 @@ export function createApp(options: AppOptions): LoglineApp {
     const q = parseWith(allReadQuery, query(c.req.raw), 'query');
     requireRight(keyOf(c), 'read', q.streamPrefix ?? '', q.streamPrefix ? `streams '${q.streamPrefix}…'` : '$all');
     const from = q.from ?? 0n;
-    const events: RecordedEvent[] = [];
-    for await (const event of store.readAll({ from, limit: q.limit ?? DEFAULT_PAGE, types: q.types, streamPrefix: q.streamPrefix })) {
-      events.push(event);
-    }
-    const next = events[events.length - 1]?.position ?? from;
-    return json({ events: events.map(toWire), next: next.toString() });
+    const limit = q.limit ?? DEFAULT_PAGE;
+    const page = await collectPage(store.readAll({ from, limit, types: q.types, streamPrefix: q.streamPrefix }), limit, () => 'take');
+    const next = page.last?.position ?? from;
+    return rawJson(`{"events":[${page.parts.join(',')}],"next":"${next}"}`);
   });
 
   const subscribe = (c: Context<Env>, stream: string | undefined) => {
