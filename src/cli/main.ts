@@ -311,11 +311,17 @@ targetOptions(program.command('stats').description('event and stream counts, hea
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
+  // Bad input (flags, JSON, ids, URLs) exits 2; everything else that failed exits 1.
+  const badInput = ['InvalidArgument', 'InvalidStreamId', 'InvalidEvent', 'InvalidStoreUrl'];
   if (error instanceof LoglineError || error instanceof RemoteError) {
     process.stderr.write(`logline: ${error instanceof LoglineError ? `${error.code}: ` : ''}${error.message}\n`);
-    process.exitCode = error instanceof LoglineError && error.code === 'InvalidArgument' ? 2 : 1;
+    const code = error instanceof LoglineError ? error.code : String(error.body.error);
+    process.exitCode = badInput.includes(code) ? 2 : 1;
   } else {
-    process.stderr.write(`logline: ${(error as Error)?.stack ?? error}\n`);
+    // Stack traces only on request: most failures (an unreachable database…) say enough in one line.
+    process.stderr.write(
+      `logline: ${process.env.LOGLINE_DEBUG ? ((error as Error)?.stack ?? error) : ((error as Error)?.message ?? error)}\n`,
+    );
     process.exitCode = 1;
   }
 }

@@ -5,6 +5,7 @@
 import { LoglineError } from '../core/errors.js';
 import { openStore } from '../core/open-store.js';
 import type { AppendResult, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreStats } from '../core/types.js';
+import { NotFoundError } from '../server/http-errors.js';
 import { readSse } from './sse-client.js';
 
 export interface Target {
@@ -22,7 +23,10 @@ export interface Target {
 export function storeTarget(store: EventStore): Target {
   return {
     append: (stream, events, expectedVersion = 'any') => store.append(stream, events, { expectedVersion }),
-    read: (stream, { from, limit, backward }) => store.read(stream, { from, limit, direction: backward ? 'backward' : 'forward' }),
+    async *read(stream, { from, limit, backward }) {
+      if ((await store.streamVersion(stream)) === 0) throw new NotFoundError(`Stream '${stream}'`, { stream });
+      yield* store.read(stream, { from, limit, direction: backward ? 'backward' : 'forward' });
+    },
     async *readAll(from, until) {
       for await (const event of store.readAll({ from })) {
         if (event.position > until) return;
@@ -81,9 +85,7 @@ export function httpTarget(baseUrl: string, apiKey: string | undefined): Target 
       while (remaining > 0) {
         const params = new URLSearchParams({ limit: String(Math.min(1000, remaining)), direction: backward ? 'backward' : 'forward' });
         if (next !== undefined && next !== null) params.set('from', String(next));
-        const response = await fetch(`${base}/v1/streams/${enc(stream)}?${params}`, { headers: auth });
-        if (response.status === 404) return;
-        if (response.status >= 400) throw new RemoteError(response.status, (await response.json()) as Record<string, unknown>);
+        const response = await call(`/v1/streams/${enc(stream)}?${params}`);
         const page = (await response.json()) as { events: WireEvent[]; next: number | null };
         for (const event of page.events) yield fromWire(event);
         remaining -= page.events.length;

@@ -78,12 +78,15 @@ describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) =
     // A progress bar never reaches a pipe.
     expect(piped.stderr).toBe('');
 
-    const [conflict, bad, read, backward] = await Promise.all([
+    const [conflict, bad, read, backward, missing] = await Promise.all([
       run(['append', 'cart-1', '[{"type":"Late","data":1}]', ...target, '--expected-version', '2']),
       run(['append', 'cart-1', '{"type":', ...target]),
       run(['read', 'cart-1', ...target]),
       run(['read', 'cart-1', '--backward', '--limit', '2', ...target]),
+      run(['read', 'no-such-stream', ...target]),
     ]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/NotFound: Stream 'no-such-stream' not found/);
     expect(conflict.code).toBe(1);
     expect(conflict.stderr).toMatch(/WrongExpectedVersion|expected version 2, but its current version is 4/);
     expect(bad.code).toBe(2);
