@@ -28,7 +28,7 @@ describe('Logline-Min-Position (read-your-writes)', () => {
         handled++;
       },
     });
-    server = await startServerProcess(['--store', storeUrl, '--min-position-timeout-ms', '1500']);
+    server = await startServerProcess(['--store', storeUrl, '--min-position-timeout-ms', '3000']);
   });
   afterAll(async () => {
     await server?.stop();
