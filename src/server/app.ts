@@ -355,6 +355,11 @@ export function createApp(options: AppOptions): LoglineApp {
       stream,
       destroy: outgoing ? () => outgoing.destroy() : undefined,
       onError: (error) => logger.warn({ err: error, stream: stream ?? '$all' }, 'subscription failed'),
+      onOverflow: (client) =>
+        logger.warn(
+          { client: client.id, target: client.target, lastEventId: client.lastEventId.toString() },
+          'sse client too slow: closed',
+        ),
     });
     return new Response(body, {
       headers: {

@@ -63,6 +63,8 @@ export interface SseRequest {
   /** Destroys the underlying connection: the last resort for a client that never reads. */
   destroy?: () => void;
   onError?: (error: unknown) => void;
+  /** Called when the server gives up on a stalled client. */
+  onOverflow?: (client: { id: number; target: string; lastEventId: bigint }) => void;
 }
 
 const encoder = new TextEncoder();
@@ -152,6 +154,7 @@ export function sseBody(request: SseRequest): ReadableStream<Uint8Array> {
       })}\n\n`,
     );
     finish();
+    request.onOverflow?.({ id: client.id, target: client.target, lastEventId: client.lastEventId });
     // The goodbye still sits in a full buffer; a client that never reads is cut off.
     if (request.destroy) setTimeout(request.destroy, DESTROY_AFTER_MS).unref();
   };
