@@ -8,7 +8,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { freshSchemaUrl, requirePostgres } from '../test/helpers/postgres.js';
-import { fuzzRequest, sendFuzz } from '../test/server/fuzz.js';
+import { fuzzRead, fuzzRequest, sendFuzz, sendFuzzRead } from '../test/server/fuzz.js';
 import { type ServerProcess, startServerProcess } from '../test/server/process.js';
 import { flags } from './harness.js';
 
@@ -172,11 +172,19 @@ async function fuzz(storeUrl: string): Promise<string> {
       }),
       { numRuns },
     );
+    // Reads with random query parameters against what the appends left behind.
+    await fc.assert(
+      fc.asyncProperty(fuzzRead, async (request) => {
+        const outcome = await sendFuzzRead(server.url, request);
+        if (outcome.problem) throw new Error(outcome.problem);
+      }),
+      { numRuns: numRuns / 2 },
+    );
     const stored = (await stats(server.url)).events - before;
     if (stored !== acknowledged) throw new Error(`fuzz: stored ${stored} events, acknowledged ${acknowledged}`);
     const seconds = (performance.now() - started) / 1000;
     const byStatus = [...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}: ${n}`);
-    return `\n### HTTP fuzz\n\n${numRuns} random requests in ${seconds.toFixed(1)} s; no 5xx; stored ${stored} = acknowledged ${acknowledged}; statuses ${byStatus.join(', ')}`;
+    return `\n### HTTP fuzz\n\n${numRuns} random appends and ${numRuns / 2} random reads in ${seconds.toFixed(1)} s; no 5xx; stored ${stored} = acknowledged ${acknowledged}; statuses ${byStatus.join(', ')}`;
   } finally {
     await server.stop();
   }

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fuzzRequest, sendFuzz } from './fuzz.js';
+import { fuzzRead, fuzzRequest, sendFuzz, sendFuzzRead } from './fuzz.js';
 import { get, type ServerProcess, startServerProcess, tempDir } from './process.js';
 
 describe('HTTP fuzz', () => {
@@ -34,5 +34,14 @@ describe('HTTP fuzz', () => {
     // The generator reaches both sides: accepted appends and rejected ones.
     expect(statuses.get(201)).toBeGreaterThan(0);
     expect([...statuses.keys()].filter((s) => s >= 400).length).toBeGreaterThan(2);
+  });
+
+  it('200 random reads (stream pages, $all, stream list; random query and If-None-Match): no 5xx, JSON answers', async () => {
+    await fc.assert(
+      fc.asyncProperty(fuzzRead, async (request) => {
+        expect((await sendFuzzRead(server.url, request)).problem).toBeUndefined();
+      }),
+      { numRuns: 200 },
+    );
   });
 });

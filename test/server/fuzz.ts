@@ -129,3 +129,44 @@ export async function sendFuzz(base: string, request: FuzzRequest): Promise<Fuzz
   }
   return { status, stored: 0 };
 }
+
+const queryValue = fc.oneof(
+  fc.constantFrom('0', '1', '5', '100', '1000', '1001', '-1', 'abc', '', '1e3', '99999999999999999999', '9223372036854775808', ' 1'),
+  fc.string({ maxLength: 12 }),
+);
+const query = fc.dictionary(fc.constantFrom('from', 'limit', 'direction', 'types', 'streamPrefix', 'prefix', 'after', 'x'), queryValue, {
+  maxKeys: 4,
+});
+
+/** A random read: a stream page, the $all page or the stream list, with random query parameters and conditional headers. */
+export const fuzzRead: fc.Arbitrary<{ path: string; headers: Record<string, string> }> = fc
+  .record({
+    kind: fc.constantFrom('stream', 'all', 'list'),
+    stream: streamId,
+    query,
+    ifNoneMatch: fc.option(fc.oneof(fc.constantFrom('"1"', '*', 'W/"1"', '"1", "2"'), headerText), { nil: undefined }),
+  })
+  .map(({ kind, stream, query: q, ifNoneMatch: inm }) => {
+    const search = new URLSearchParams(q).toString();
+    const path = kind === 'stream' ? `/v1/streams/${encodeURIComponent(stream)}` : kind === 'all' ? '/v1/all' : '/v1/streams';
+    const headers: Record<string, string> = inm === undefined ? {} : { 'if-none-match': inm };
+    return { path: search ? `${path}?${search}` : path, headers };
+  });
+
+/** Sends one random read; a problem is a 5xx or an answer that is neither JSON nor a 304. */
+export async function sendFuzzRead(base: string, request: { path: string; headers: Record<string, string> }): Promise<FuzzOutcome> {
+  const response = await fetch(`${base}${request.path}`, { headers: request.headers });
+  const text = await response.text();
+  const { status } = response;
+  if (status >= 500) return { status, stored: 0, problem: `status ${status} for ${request.path}: ${text.slice(0, 300)}` };
+  if (status === 304) return { status, stored: 0 };
+  try {
+    const body = JSON.parse(text) as Record<string, unknown>;
+    if (status >= 400 && (typeof body.error !== 'string' || typeof body.message !== 'string')) {
+      return { status, stored: 0, problem: `error body without error/message for ${request.path}` };
+    }
+  } catch {
+    return { status, stored: 0, problem: `not JSON for ${request.path}: ${text.slice(0, 200)}` };
+  }
+  return { status, stored: 0 };
+}
