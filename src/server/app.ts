@@ -353,7 +353,8 @@ export function createApp(options: AppOptions): LoglineApp {
       types: q.types,
       streamPrefix: q.streamPrefix,
       stream,
-      destroy: outgoing ? () => outgoing.destroy() : undefined,
+      // Only while this response is still unsent: the socket may carry another request by then.
+      destroy: outgoing ? () => (outgoing.writableFinished ? undefined : outgoing.destroy()) : undefined,
       onError: (error) => logger.warn({ err: error, stream: stream ?? '$all' }, 'subscription failed'),
       onOverflow: (client) =>
         logger.warn(
