@@ -13,7 +13,7 @@ import { type FSWatcher, mkdirSync, watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
-import { DriverMissingError, LoglineError, StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
+import { DriverMissingError, LoglineError, StoreClosedError, StoreUnavailableError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import {
@@ -277,7 +277,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       }
     } catch (error) {
       // BEGIN or COMMIT failed: nothing of this batch is stored.
-      for (const pending of batch) pending.reject(error);
+      const reason = describeWriteFailure(error);
+      for (const pending of batch) pending.reject(reason);
       return;
     }
     batch.forEach((pending, i) => {
@@ -445,6 +446,23 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
 }
 
 type Outcome = { ok: true; result: AppendResult } | { ok: false; error: unknown };
+
+/** Lock time-outs and I/O failures become StoreUnavailableError (the append may be retried). */
+function describeWriteFailure(error: unknown): unknown {
+  if (error instanceof LoglineError) return error;
+  const code = String((error as { code?: unknown }).code ?? '');
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new StoreUnavailableError(
+      'sqlite',
+      'another process held the write lock for longer than busyTimeoutMs; nothing was stored',
+      error,
+    );
+  }
+  if (code.startsWith('SQLITE_FULL') || code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_READONLY')) {
+    return new StoreUnavailableError('sqlite', `the database file could not be written (${code}); nothing was stored`, error);
+  }
+  return error;
+}
 
 /** Carries a retry's answer out of the savepoint so the savepoint's inserts roll back. */
 class RetryDetected extends Error {
