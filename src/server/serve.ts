@@ -83,13 +83,19 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   };
   const { app, hub, inFlight } = createApp(appOptions);
   const server = createAdaptorServer({ fetch: app.fetch, hostname: host });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    // E.g. EADDRINUSE: nothing was served, so the store just closes.
+    await store.close();
+    throw error;
+  }
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   logger.info({ url, store: redact(storeUrl), backend: store.backend, auth: Boolean(keys) }, 'listening');
