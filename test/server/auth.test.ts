@@ -1,5 +1,6 @@
 /** API keys: 401 without a valid key, 403 outside its rights; without keys only loopback binds and Host names. */
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +21,10 @@ describe('API keys', () => {
   let server: ServerProcess;
   let base: string;
   beforeAll(async () => {
-    server = await startServerProcess(['--store', `sqlite:${join(dir.path, 'auth.db')}`], { LOGLINE_API_KEYS: JSON.stringify(KEYS) });
+    // Keys from a file here (--keys); the env variable is used by the bad-keys test below.
+    const keysFile = join(dir.path, 'keys.json');
+    writeFileSync(keysFile, JSON.stringify(KEYS));
+    server = await startServerProcess(['--store', `sqlite:${join(dir.path, 'auth.db')}`, '--keys', keysFile], { LOGLINE_API_KEYS: '' });
     base = server.url;
   });
   afterAll(async () => {
