@@ -77,6 +77,42 @@ describe('API keys', () => {
   });
 });
 
+describe('the CLI against a server with keys', () => {
+  it('--api-key authenticates; without it the CLI fails with Unauthorized', async () => {
+    const dir = tempDir();
+    const server = await startServerProcess(['--store', `sqlite:${join(dir.path, 'cli-auth.db')}`], {
+      LOGLINE_API_KEYS: JSON.stringify(KEYS),
+    });
+    const cli = (args: string[]) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args, '--server', server.url], {
+        cwd: ROOT,
+        env: { ...process.env, LOGLINE_API_KEY: '' },
+      });
+      let out = '';
+      child.stdout.on('data', (chunk) => {
+        out += chunk;
+      });
+      child.stderr.on('data', (chunk) => {
+        out += chunk;
+      });
+      return new Promise<{ code: number | null; out: string }>((resolve) => child.on('exit', (code) => resolve({ code, out })));
+    };
+    const [allowed, anonymous, outside] = await Promise.all([
+      cli(['append', 'order-9', '{"type":"Placed","data":{}}', '--api-key', 'orders-key-0123456789']),
+      cli(['stats']),
+      cli(['append', 'user-9', '{"type":"Registered","data":{}}', '--api-key', 'orders-key-0123456789']),
+    ]);
+    expect(allowed).toMatchObject({ code: 0 });
+    expect(JSON.parse(allowed.out)).toMatchObject({ streamVersion: 1, events: 1 });
+    expect(anonymous.code).toBe(1);
+    expect(anonymous.out).toMatch(/Unauthorized/);
+    expect(outside.code).toBe(1);
+    expect(outside.out).toMatch(/Forbidden/);
+    await server.stop();
+    dir.remove();
+  });
+});
+
 /** Runs `logline serve` expecting it to refuse; returns exit code and stderr. */
 function refuse(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', '0', '--store', 'memory:', ...args], {
