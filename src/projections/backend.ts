@@ -120,6 +120,8 @@ export class EventFailure extends Error {
     override readonly cause: unknown,
     /** True when the events before it already took effect (sinks without rollback). */
     readonly priorApplied = false,
+    /** A batch handler failed: which event of the batch is at fault is not known yet. */
+    readonly wholeBatch = false,
   ) {
     super(`event at position ${position} failed: ${String(cause)}`);
   }

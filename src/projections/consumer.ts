@@ -262,13 +262,26 @@ export class Consumer {
       this.position_ = from;
       this.status_ = 'catching-up';
       await this.config.afterBatch?.(from);
-      this.puller = new BatchPuller(store.subscribe({ from, signal: this.abort.signal }), batchSize);
+      // Catch-up: whole pages from readAll (pull-based, one page in memory), until a short page
+      // says the head is reached.
+      let after = from;
+      while (!this.abort.signal.aborted) {
+        const batch: RecordedEvent[] = [];
+        for await (const event of store.readAll({ from: after, limit: batchSize })) batch.push(event);
+        if (this.abort.signal.aborted || batch.length === 0) break;
+        await this.applyWithRetries(batch);
+        after = (batch[batch.length - 1] as RecordedEvent).position;
+        await this.config.afterBatch?.(this.position_);
+        if (batch.length < batchSize) break;
+      }
+      // Live: the subscription wakes on appends; batches are what is there without waiting.
+      if (!this.abort.signal.aborted) this.status_ = 'live';
+      this.puller = new BatchPuller(store.subscribe({ from: after, signal: this.abort.signal }), batchSize);
       while (!this.abort.signal.aborted) {
         const batch = await this.puller.next();
         if (!batch) break;
         if (this.abort.signal.aborted) break;
         await this.applyWithRetries(batch);
-        if (batch.length < batchSize && this.status_ === 'catching-up') this.status_ = 'live';
         await this.config.afterBatch?.(this.position_);
       }
       this.status_ = this.handedOver ? 'live' : 'stopped';
@@ -306,7 +319,7 @@ export class Consumer {
       try {
         await sink.apply(relevant, through);
         this.advance(through);
-        if (this.status_ === 'retrying') this.status_ = 'catching-up';
+        if (this.status_ === 'retrying') this.status_ = this.puller ? 'live' : 'catching-up';
         return;
       } catch (error) {
         if (error instanceof SupersededError) throw error;
@@ -349,7 +362,7 @@ export class Consumer {
       try {
         await sink.apply([event], event.position);
         this.advance(event.position);
-        this.status_ = 'catching-up';
+        this.status_ = this.puller ? 'live' : 'catching-up';
         return;
       } catch (error) {
         if (error instanceof SupersededError) throw error;
@@ -367,7 +380,7 @@ export class Consumer {
       );
     }
     this.advance(event.position);
-    this.status_ = 'catching-up';
+    this.status_ = this.puller ? 'live' : 'catching-up';
   }
 }
 

@@ -14,6 +14,7 @@ import type { EventStore, JsonObject, JsonValue, RecordedEvent } from '../core/t
 import {
   applyInOrder,
   EventFailure,
+  isThenable,
   type ParkedEvent,
   type ProjectionBackend,
   SupersededError,
@@ -46,6 +47,14 @@ export interface ProjectionDefinition<Tx = unknown> {
   setup?: (ctx: ProjectionContext<Tx>) => unknown;
   /** Handlers by event type; other types only move the checkpoint. */
   handlers: Record<string, ProjectionHandler<Tx>>;
+  /**
+   * Instead of (or besides) per-event handlers: one call per batch of wanted events, for
+   * set-based SQL (one statement for many events). A failing batch is re-run event by event to
+   * find the event at fault, which is then retried and parked like any other.
+   */
+  handleBatch?: (events: RecordedEvent[], ctx: ProjectionContext<Tx>) => unknown;
+  /** With handleBatch: only these event types (default: all). */
+  types?: string[];
   /** Only events of streams starting with this prefix. */
   streamPrefix?: string;
 }
@@ -58,7 +67,7 @@ const NAME = /^[A-Za-z][A-Za-z0-9_]{0,62}$/;
 export function defineProjection<Tx = unknown>(
   definition: Omit<ProjectionDefinition<Tx>, 'version' | 'tables'> & { version?: number; tables?: string[] },
 ): ProjectionDefinition<Tx> {
-  const { name, version = 1, tables = [], handlers, setup, streamPrefix } = definition ?? ({} as never);
+  const { name, version = 1, tables = [], handlers = {}, handleBatch, types, setup, streamPrefix } = definition ?? ({} as never);
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new InvalidArgumentError('projection name', `got ${JSON.stringify(name)}`, 'a letter, then up to 62 letters, digits or _');
   }
@@ -72,8 +81,17 @@ export function defineProjection<Tx = unknown>(
       'distinct table names: a letter, then letters, digits or _',
     );
   }
-  if (typeof handlers !== 'object' || handlers === null || Object.keys(handlers).length === 0) {
-    throw new InvalidArgumentError('projection handlers', 'none given', 'an object of event type → handler function');
+  if (typeof handlers !== 'object' || handlers === null || (Object.keys(handlers).length === 0 && handleBatch === undefined)) {
+    throw new InvalidArgumentError('projection handlers', 'none given', 'an object of event type → handler function, or handleBatch');
+  }
+  if (handleBatch !== undefined && typeof handleBatch !== 'function') {
+    throw new InvalidArgumentError('handleBatch', 'it is not a function', 'a function (events, ctx) => …');
+  }
+  if (handleBatch !== undefined && Object.keys(handlers).length > 0) {
+    throw new InvalidArgumentError('projection handlers', 'both handlers and handleBatch given', 'one of them');
+  }
+  if (types !== undefined && !(Array.isArray(types) && types.every((t) => typeof t === 'string'))) {
+    throw new InvalidArgumentError('types', `got ${JSON.stringify(types)}`, 'an array of event type names');
   }
   for (const [type, handler] of Object.entries(handlers)) {
     if (typeof handler !== 'function') throw new InvalidArgumentError(`handler for '${type}'`, 'it is not a function', 'a function');
@@ -82,7 +100,7 @@ export function defineProjection<Tx = unknown>(
   if (streamPrefix !== undefined && typeof streamPrefix !== 'string') {
     throw new InvalidArgumentError('streamPrefix', `got ${typeof streamPrefix}`, 'a string');
   }
-  return { name, version, tables: [...tables], handlers: { ...handlers }, setup, streamPrefix };
+  return { name, version, tables: [...tables], handlers: { ...handlers }, handleBatch, types, setup, streamPrefix };
 }
 
 export interface ProjectionOptions {
@@ -130,7 +148,43 @@ export function contextFor<Tx>(
 }
 
 const wantsFor = (definition: ProjectionDefinition<never>) => (event: RecordedEvent) =>
-  Object.hasOwn(definition.handlers, event.type) && (!definition.streamPrefix || event.streamId.startsWith(definition.streamPrefix));
+  (definition.handleBatch ? !definition.types || definition.types.includes(event.type) : Object.hasOwn(definition.handlers, event.type)) &&
+  (!definition.streamPrefix || event.streamId.startsWith(definition.streamPrefix));
+
+/** Runs the definition's handlers over events (in order); failures come out as EventFailure. */
+export function runHandlers<Tx>(
+  definition: ProjectionDefinition<Tx>,
+  events: RecordedEvent[],
+  ctx: ProjectionContext<Tx>,
+  syncOnly: boolean,
+): void | Promise<void> {
+  const { handleBatch } = definition;
+  if (!handleBatch) {
+    return applyInOrder(events, (event) => (definition.handlers[event.type] as ProjectionHandler<Tx>)(event, ctx), syncOnly);
+  }
+  if (events.length === 0) return;
+  const first = (events[0] as RecordedEvent).position;
+  const asFailure = (error: unknown) => new EventFailure(first, error, false, events.length > 1);
+  let result: unknown;
+  try {
+    result = handleBatch(events, ctx);
+  } catch (error) {
+    throw asFailure(error);
+  }
+  if (!isThenable(result)) return;
+  if (syncOnly) {
+    Promise.resolve(result).catch(() => {});
+    throw asFailure(
+      new InvalidArgumentError('handleBatch', 'it returned a promise inside a SQLite transaction', 'a synchronous function on SQLite'),
+    );
+  }
+  return Promise.resolve(result).then(
+    () => {},
+    (error) => {
+      throw asFailure(error);
+    },
+  );
+}
 
 /** Applies events with the projection's handlers inside one backend transaction. */
 export function applyProjection<Tx>(
@@ -143,13 +197,37 @@ export function applyProjection<Tx>(
     const ctx = contextFor(definition, tx as Tx, backend.qualify);
     // Another runner of the same version may have got there first: apply only what is new.
     const todo = stored === undefined ? events : events.filter((event) => event.position > stored);
-    return applyInOrder(todo, (event) => (definition.handlers[event.type] as ProjectionHandler<Tx>)(event, ctx), backend.kind === 'sqlite');
+    return runHandlers(definition, todo, ctx, backend.kind === 'sqlite');
   };
-  if (backend.transactional) return backend.transact(work, options);
-  // Without rollback, what ran before a failure stays applied.
-  return backend.transact(work, options).catch((error) => {
-    throw error instanceof EventFailure ? new EventFailure(error.position, error.cause, true) : error;
+  const attempt = backend.transactional
+    ? backend.transact(work, options)
+    : // Without rollback, what ran before a failure stays applied.
+      backend.transact(work, options).catch((error) => {
+        throw error instanceof EventFailure ? new EventFailure(error.position, error.cause, true, error.wholeBatch) : error;
+      });
+  return attempt.catch((error) => {
+    if (!(error instanceof EventFailure && error.wholeBatch)) throw error;
+    return findFailingEvent(backend, definition, events, options);
   });
+}
+
+/** A batch handler failed: apply the batch one event per transaction to find the one at fault. */
+async function findFailingEvent<Tx>(
+  backend: ProjectionBackend,
+  definition: ProjectionDefinition<Tx>,
+  events: RecordedEvent[],
+  options: TransactOptions,
+): Promise<void> {
+  for (const event of events) {
+    const checkpoint = options.checkpoint && { ...options.checkpoint, position: event.position };
+    try {
+      await applyProjection(backend, definition, [event], { ...options, checkpoint, deleteParked: undefined });
+    } catch (error) {
+      // The events before it are committed, each with its checkpoint.
+      throw error instanceof EventFailure ? new EventFailure(error.position, error.cause, true) : error;
+    }
+  }
+  await backend.transact(() => {}, options);
 }
 
 export async function startProjection<Tx>(
@@ -284,10 +362,8 @@ async function attachInline<Tx>(
   const wants = wantsFor(definition as ProjectionDefinition<never>);
   const guard = { projection: definition.name, version: definition.version };
   if (backend.kind === 'postgres') {
-    const apply = (tx: unknown, events: RecordedEvent[]) => {
-      const ctx = contextFor(definition, tx as Tx, backend.qualify);
-      return applyInOrder(events, (event) => (definition.handlers[event.type] as ProjectionHandler<Tx>)(event, ctx));
-    };
+    const apply = (tx: unknown, events: RecordedEvent[]) =>
+      runHandlers(definition, events, contextFor(definition, tx as Tx, backend.qualify), false);
     return attachPostgresInline(store, backend, apply, key, guard, wants, advance);
   }
   const sqliteStore = store as EventStore & {
@@ -323,7 +399,7 @@ async function attachInline<Tx>(
     const todo = [...gap, ...events].filter((event) => event.position > stored && wants(event));
     const ctx = contextFor(definition, db as Tx);
     try {
-      applyInOrder(todo, (event) => (definition.handlers[event.type] as ProjectionHandler<Tx>)(event, ctx), true);
+      runHandlers(definition, todo, ctx, true);
     } catch (error) {
       throw error instanceof EventFailure ? error.cause : error;
     }

@@ -186,12 +186,42 @@ describe('projections on sqlite', () => {
     await v2.stop();
   });
 
+  it('handleBatch: one set-based call per batch; a failing batch is narrowed down to the event at fault', async () => {
+    const store = await open();
+    await store.append('s', [event('A'), event('B'), event('Poison'), event('A'), event('C')]);
+    const batchSizes: number[] = [];
+    const projection = await startProjection(
+      store,
+      defineProjection<Database>({
+        name: 'batched',
+        tables: ['totals'],
+        types: ['A', 'B', 'Poison'],
+        setup: ({ tx, table }) => tx.exec(`CREATE TABLE ${table('totals')} (type TEXT PRIMARY KEY, n INTEGER NOT NULL)`),
+        handleBatch(events, { tx, table }) {
+          batchSizes.push(events.length);
+          const counts = new Map<string, number>();
+          for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
+          const upsert = tx.prepare(`INSERT INTO ${table('totals')} VALUES (?, ?) ON CONFLICT (type) DO UPDATE SET n = n + excluded.n`);
+          for (const [type, n] of counts) upsert.run(type, n);
+          if (counts.has('Poison')) throw new Error('poison in batch');
+        },
+      }),
+      { retry: fastRetry, onFailure: 'skip' },
+    );
+    await waitForPosition(projection, 5n);
+    expect(countsOf(store.database, 'totals')).toEqual({ A: 2, B: 1 });
+    expect(batchSizes[0]).toBe(4); // C is not wanted
+    expect((await projection.listParked()).map((p) => p.position)).toEqual([3n]);
+    await projection.stop();
+  });
+
   it('rejects bad definitions and options with typed errors', async () => {
     const store = await open();
     const handlers = { A: () => {} };
     expect(() => defineProjection({ name: '1bad', handlers })).toThrow(InvalidArgumentError);
     expect(() => defineProjection({ name: 'ok', version: 0, handlers })).toThrow(InvalidArgumentError);
     expect(() => defineProjection({ name: 'ok', handlers: {} })).toThrow(InvalidArgumentError);
+    expect(() => defineProjection({ name: 'ok', handlers, handleBatch: () => {} })).toThrow(InvalidArgumentError);
     expect(() => defineProjection({ name: 'ok', tables: ['a;drop'], handlers })).toThrow(InvalidArgumentError);
     expect(() => defineProjection({ name: 'ok', handlers: { A: 1 as never } })).toThrow(InvalidArgumentError);
     const ok = defineProjection({ name: 'ok', handlers });

@@ -99,18 +99,17 @@ for (const backend of backends) {
     it('backpressure: a blocked handler stops reading, so buffered events stay within one batch', async () => {
       const inner = await open();
       let pulled = 0;
-      // The real store, with its subscribe counted: how many events left the store.
+      // The real store, with its reads counted: how many events left the store.
+      const counted = async function* (source: AsyncIterable<RecordedEvent>) {
+        for await (const e of source) {
+          pulled++;
+          yield e;
+        }
+      };
       const store: EventStore = {
         ...inner,
-        subscribe(opts) {
-          const source = inner.subscribe(opts);
-          return (async function* () {
-            for await (const e of source) {
-              pulled++;
-              yield e;
-            }
-          })();
-        },
+        readAll: (opts) => counted(inner.readAll(opts)),
+        subscribe: (opts) => counted(inner.subscribe(opts)),
       };
       for (let i = 0; i < 20; i++)
         await store.append(
