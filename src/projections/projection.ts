@@ -65,7 +65,11 @@ const NAME = /^[A-Za-z][A-Za-z0-9_]{0,62}$/;
 
 /** Checks a projection definition; bad input throws InvalidArgumentError. */
 export function defineProjection<Tx = unknown>(
-  definition: Omit<ProjectionDefinition<Tx>, 'version' | 'tables'> & { version?: number; tables?: string[] },
+  definition: Omit<ProjectionDefinition<Tx>, 'version' | 'tables' | 'handlers'> & {
+    version?: number;
+    tables?: string[];
+    handlers?: Record<string, ProjectionHandler<Tx>>;
+  },
 ): ProjectionDefinition<Tx> {
   const { name, version = 1, tables = [], handlers = {}, handleBatch, types, setup, streamPrefix } = definition ?? ({} as never);
   if (typeof name !== 'string' || !NAME.test(name)) {
