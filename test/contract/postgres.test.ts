@@ -1,21 +1,32 @@
 import { afterAll, describe } from 'vitest';
+import type { EventStore } from '../../src/index.js';
 import { openPostgresStore } from '../../src/postgres.js';
 import { freshSchemaUrl, requirePostgres } from '../helpers/postgres.js';
 import { describeContract } from './contract.js';
 
 const reachable = await requirePostgres();
-const drops: Array<() => Promise<void>> = [];
-afterAll(async () => {
-  // The contract suite closes its stores in its own afterAll, which runs first.
-  for (const drop of drops) await drop();
-});
+
+// Every contract test opens one store and is done with it when the next test opens another, so
+// the previous one is closed and its schema dropped right away: the suite holds one small pool at
+// a time on a PostgreSQL that other suites share.
+let previous: { store: EventStore; drop(): Promise<void> } | undefined;
+const retire = async () => {
+  if (!previous) return;
+  const { store, drop } = previous;
+  previous = undefined;
+  await store.close().catch(() => {});
+  await drop();
+};
+afterAll(retire);
 
 describe.skipIf(!reachable)('postgres', () => {
   describeContract('postgres', {
     open: async (options) => {
+      await retire();
       const { url, drop } = await freshSchemaUrl();
-      drops.push(drop);
-      return openPostgresStore({ url, limits: options?.limits, poolSize: 4 });
+      const store = await openPostgresStore({ url, limits: options?.limits, poolSize: 2 });
+      previous = { store, drop };
+      return store;
     },
     propertyRuns: 12,
   });

@@ -138,13 +138,74 @@ function appendJson(pending: PendingAppend): string {
 export function isConnectionError(error: unknown): boolean {
   const code = String((error as { code?: unknown })?.code ?? '');
   return (
-    ['CONNECTION_CLOSED', 'CONNECT_TIMEOUT', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03'].includes(
-      code,
-    ) || code.startsWith('08')
+    [
+      'CONNECTION_CLOSED',
+      'CONNECT_TIMEOUT',
+      'ECONNRESET',
+      'ECONNREFUSED',
+      'EPIPE',
+      'ETIMEDOUT',
+      '57P01',
+      '57P02',
+      '57P03',
+      '53300',
+    ].includes(code) || code.startsWith('08')
   );
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** How long a query may stay unsettled after a connection of the pool closed before we call it lost. */
+const LOST_QUERY_GRACE_MS = 1500;
+const RECENT_CLOSE_MS = 3000;
+
+/**
+ * postgres.js 3.4.9 sometimes never settles a query whose connection was killed mid-flight
+ * (seen with pg_terminate_backend; see porsager/postgres#1097 and #1142). `watch` settles such a
+ * query with a CONNECTION_CLOSED error once any connection of the pool closed while it was in
+ * flight and it did not settle within a grace period. Callers only retry operations that are safe
+ * to repeat: reads, and appends (a re-sent append resolves as an idempotent retry).
+ */
+class ConnectionWatch {
+  private readonly waiters = new Set<() => void>();
+  private lastCloseAt = Number.NEGATIVE_INFINITY;
+
+  /** postgres.js `onclose`: a connection of the pool closed. */
+  readonly closed = (): void => {
+    this.lastCloseAt = performance.now();
+    for (const wake of this.waiters) wake();
+  };
+
+  watch<T>(query: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onClose = () => {
+        timer ??= setTimeout(() => {
+          done();
+          reject(Object.assign(new Error('the connection closed and the query never settled'), { code: 'CONNECTION_CLOSED' }));
+        }, LOST_QUERY_GRACE_MS);
+      };
+      const done = () => {
+        this.waiters.delete(onClose);
+        clearTimeout(timer);
+      };
+      this.waiters.add(onClose);
+      // A query sent right after a close may land on a connection that is still reconnecting
+      // (where the lost promises come from), so it is watched from the start.
+      if (performance.now() - this.lastCloseAt < RECENT_CLOSE_MS) onClose();
+      query.then(
+        (value) => {
+          done();
+          resolve(value);
+        },
+        (error) => {
+          done();
+          reject(error);
+        },
+      );
+    });
+  }
+}
 
 async function loadDriver(): Promise<typeof Postgres> {
   try {
@@ -188,9 +249,14 @@ function parseUrl(options: PostgresStoreOptions): { url: string; schema: string;
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresEventStore> {
   const { url, schema, poolSize, pollMs } = parseUrl(options);
   const postgres = await loadDriver();
+  const connections = new ConnectionWatch();
   const sql = postgres(url, {
+    onclose: connections.closed,
     max: poolSize,
     onnotice: () => {},
+    // No type-fetching query on each (re)connect: fewer states for a connection killed mid-startup.
+    // Arrays are passed as JSON text instead.
+    fetch_types: false,
     // Lets operators (and tests) find this store's sessions in pg_stat_activity.
     connection: { application_name: `logline:${schema}` },
   });
@@ -201,7 +267,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     if (isConnectionError(error)) throw new StoreUnavailable(error);
     throw error;
   }
-  return createPostgresStore(sql, schema, pollMs, options);
+  return createPostgresStore(sql, schema, pollMs, options, connections);
 }
 
 class StoreUnavailable extends Error {
@@ -210,7 +276,13 @@ class StoreUnavailable extends Error {
   }
 }
 
-function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: PostgresStoreOptions): PostgresEventStore {
+function createPostgresStore(
+  sql: Sql,
+  schema: string,
+  pollMs: number,
+  options: PostgresStoreOptions,
+  connections: ConnectionWatch,
+): PostgresEventStore {
   const limits: StoreLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const signal = new AppendSignal();
   const inlineHooks = new Set<PostgresInlineHook>();
@@ -218,6 +290,8 @@ function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: 
   const S = sql(schema);
   const columns = sql.unsafe(COLUMNS);
   let closed = false;
+  /** Set once the pool is ending: connection errors are final from then on. */
+  let sqlEnded = false;
   let queue: PendingAppend[] = [];
   let flushing: Promise<void> | undefined;
 
@@ -322,12 +396,18 @@ function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: 
   };
 
   /** Answers an append whose ids are already stored: an exact retry gets the original result. */
-  const resolveStored = async (pending: PendingAppend): Promise<Outcome> => {
+  const resolveStored = async (pending: PendingAppend, attempt = 1): Promise<Outcome> => {
     try {
-      const rows =
-        (await sql`SELECT ${columns} FROM ${S}.events WHERE id = ANY(${pending.events.map((e) => e.id)}::uuid[])`.values()) as unknown as Row[];
+      const ids = JSON.stringify(pending.events.map((e) => e.id));
+      const rows = (await connections.watch(
+        sql`SELECT ${columns} FROM ${S}.events WHERE id IN (SELECT json_array_elements_text(${ids}::text::json)::uuid)`.values(),
+      )) as unknown as Row[];
       return { ok: true, result: resolveRetry(pending.stream, pending.expected, pending.events, rows.map(toRecorded)) };
     } catch (error) {
+      if (isConnectionError(error) && attempt < 4 && !sqlEnded) {
+        await sleep(50 * attempt);
+        return resolveStored(pending, attempt + 1);
+      }
       return { ok: false, error };
     }
   };
@@ -335,7 +415,7 @@ function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: 
   const runBatch = async (batch: PendingAppend[]): Promise<Outcome[]> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await commitBatch(batch);
+        return await connections.watch(commitBatch(batch));
       } catch (error) {
         // The connection died mid-commit, so the batch may or may not have landed. Re-sending is
         // safe: appends that did land come back as 'stored' and resolve as idempotent retries.
@@ -355,6 +435,16 @@ function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: 
   };
 
   const flush = async (): Promise<void> => {
+    try {
+      await flushQueue();
+    } finally {
+      flushing = undefined;
+      // An append queued by a caller resumed in the last round (it saw `flushing` still set).
+      if (queue.length) flushing = flush();
+    }
+  };
+
+  const flushQueue = async (): Promise<void> => {
     // Let every append requested in this turn of the event loop join the first batch.
     await new Promise((resolve) => setImmediate(resolve));
     while (queue.length) {
@@ -371,22 +461,23 @@ function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: 
       }
       if (wrote) signal.notify();
     }
-    flushing = undefined;
   };
 
   // ---- reads ---------------------------------------------------------------------------------
 
   const readPage = async (after: bigint, limit: number, filter: NormalizedReadAll): Promise<RecordedEvent[]> => {
     assertOpen();
-    const rows = (await sql`SELECT ${columns} FROM ${S}.events WHERE position > ${after.toString()}
-      ${filter.types ? sql`AND type = ANY(${filter.types})` : sql``}
+    const rows = (await connections.watch(
+      sql`SELECT ${columns} FROM ${S}.events WHERE position > ${after.toString()}
+      ${filter.types ? sql`AND type IN (SELECT json_array_elements_text(${JSON.stringify(filter.types)}::text::json))` : sql``}
       ${filter.streamPrefix ? sql`AND starts_with(stream_id, ${filter.streamPrefix})` : sql``}
-      ORDER BY position LIMIT ${limit}`.values()) as unknown as Row[];
+      ORDER BY position LIMIT ${limit}`.values(),
+    )) as unknown as Row[];
     return rows.map(toRecorded);
   };
 
   const headPosition = async (): Promise<bigint> => {
-    const [row] = await sql<{ head: string }[]>`SELECT coalesce(max(position), 0)::text AS head FROM ${S}.events`;
+    const [row] = await connections.watch(sql<{ head: string }[]>`SELECT coalesce(max(position), 0)::text AS head FROM ${S}.events`);
     return BigInt(row?.head ?? '0');
   };
 
@@ -417,7 +508,6 @@ function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: 
       )
       .catch(() => undefined); // polling still delivers, only later
   };
-  let sqlEnded = false;
 
   const store: PostgresEventStore = {
     backend: 'postgres',
@@ -459,12 +549,14 @@ function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: 
       while (remaining > 0 && (backward ? next >= 1 : true)) {
         assertOpen();
         const pageSize = Math.min(1000, remaining);
-        const rows = (await (backward
-          ? sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version <= ${next}
+        const rows = (await connections.watch(
+          (backward
+            ? sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version <= ${next}
                 ORDER BY stream_version DESC LIMIT ${pageSize}`
-          : sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version >= ${next}
+            : sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version >= ${next}
                 ORDER BY stream_version LIMIT ${pageSize}`
-        ).values()) as unknown as Row[];
+          ).values(),
+        )) as unknown as Row[];
         for (const row of rows) yield toRecorded(row);
         if (rows.length < pageSize) return;
         remaining -= rows.length;
@@ -565,7 +657,9 @@ function createPostgresStore(sql: Sql, schema: string, pollMs: number, options: 
       const listener = await listening;
       await listener?.unlisten().catch(() => {});
       sqlEnded = true;
-      await sql.end({ timeout: 5 });
+      // Our appends are done; a bounded timeout also covers postgres.js 3.4.9's end() hanging on a
+      // connection killed mid-query (porsager/postgres#1097): stragglers are destroyed after 1 s.
+      await sql.end({ timeout: 1 });
     },
   };
   return store;
