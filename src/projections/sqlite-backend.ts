@@ -51,6 +51,22 @@ const quote = (identifier: string): string => `"${identifier.replaceAll('"', '""
 
 export function createSqliteBackend(db: Database): ProjectionBackend {
   db.transaction(() => db.exec(SCHEMA)).immediate();
+  // Read models, checkpoints, parked rows and leases can all be rebuilt from the log, so their
+  // commits skip the fsync (synchronous=NORMAL: atomic, durable at the next synced commit).
+  // After a power loss a projection may go back a few batches, effects and checkpoint together,
+  // and redo them: still exactly once. The events' own commits keep the store's setting. The
+  // connection is synchronous, so no append can commit while the setting is lowered.
+  const storeSync = db.pragma('synchronous', { simple: true }) as number;
+  const relaxed = <T>(work: () => T): T => {
+    if (storeSync <= 1) return work();
+    db.pragma('synchronous = NORMAL');
+    try {
+      return work();
+    } finally {
+      db.pragma(`synchronous = ${storeSync}`);
+    }
+  };
+  const write = <T>(work: () => T): T => relaxed(() => db.transaction(work).immediate());
   const sql = {
     checkpoint: db.prepare('SELECT position FROM logline_checkpoints WHERE name = ?').pluck().safeIntegers(),
     checkpoints: db.prepare('SELECT name, kind, position, updated_at FROM logline_checkpoints ORDER BY name').raw().safeIntegers(),
@@ -133,13 +149,13 @@ export function createSqliteBackend(db: Database): ProjectionBackend {
       );
     },
     async saveCheckpoint(update) {
-      save(update);
+      relaxed(() => save(update));
     },
     async deleteCheckpoint(name) {
       sql.deleteCheckpoint.run(name);
     },
     async transact(work, options) {
-      db.transaction(() => {
+      write(() => {
         if (options.guard) {
           const current = sql.active.get(options.guard.projection) as number | undefined;
           if (current !== undefined && current > options.guard.version) throw new SupersededError(options.guard.projection, current);
@@ -148,10 +164,10 @@ export function createSqliteBackend(db: Database): ProjectionBackend {
         runSync(work, stored);
         if (options.checkpoint) save(options.checkpoint);
         if (options.deleteParked !== undefined) sql.deleteParked.run(options.deleteParked);
-      }).immediate();
+      });
     },
     async park(input, advance) {
-      db.transaction(() => {
+      write(() => {
         sql.park.run(
           input.consumer,
           input.event.position,
@@ -162,7 +178,7 @@ export function createSqliteBackend(db: Database): ProjectionBackend {
           new Date().toISOString(),
         );
         if (advance) save(advance);
-      }).immediate();
+      });
     },
     async listParked(consumer) {
       const rows = (consumer === undefined ? sql.parkedAll.all() : sql.parkedOf.all(consumer)) as Parameters<typeof toParked>[0][];
@@ -176,17 +192,17 @@ export function createSqliteBackend(db: Database): ProjectionBackend {
     },
     async prepareVersion(projection, version, tables, setup) {
       let created = false;
-      db.transaction(() => {
+      write(() => {
         if (sql.version.get(projection, version) !== undefined) return;
         runSync(setup);
         sql.addVersion.run(projection, version, JSON.stringify(tables), new Date().toISOString());
         created = true;
-      }).immediate();
+      });
       return created;
     },
     async activate(projection, version, tables) {
       let previous: number | undefined;
-      db.transaction(() => {
+      write(() => {
         previous = sql.active.get(projection) as number | undefined;
         // Views keep the logical names; DDL is transactional in SQLite, so readers see the old
         // view or the new one, never neither.
@@ -195,22 +211,22 @@ export function createSqliteBackend(db: Database): ProjectionBackend {
           db.exec(`CREATE VIEW ${quote(table)} AS SELECT * FROM ${quote(versionedTable(table, version))}`);
         }
         sql.setActive.run(projection, version, new Date().toISOString());
-      }).immediate();
+      });
       return previous;
     },
     async dropVersion(projection, version) {
-      db.transaction(() => {
+      write(() => {
         const tables = sql.version.get(projection, version) as string | undefined;
         for (const table of tables ? (JSON.parse(tables) as string[]) : []) {
           db.exec(`DROP TABLE IF EXISTS ${quote(versionedTable(table, version))}`);
         }
         sql.deleteVersion.run(projection, version);
         sql.deleteCheckpoint.run(`${projection}@v${version}`);
-      }).immediate();
+      });
     },
     async balanceLeases(group, member, partitions, ttlMs, now) {
       let plan: LeasePlan = { owned: [], surplus: [] };
-      db.transaction(() => {
+      write(() => {
         sql.renewMember.run(group, member, now + ttlMs);
         sql.deadMembers.run(group, now);
         const live = sql.liveMembers.all(group, now) as string[];
@@ -220,30 +236,30 @@ export function createSqliteBackend(db: Database): ProjectionBackend {
         const { keep, claim, release } = planLeases(leases, live, member, partitions, now);
         for (const partition of [...keep, ...claim, ...release]) sql.setLease.run(group, partition, member, now + ttlMs);
         plan = { owned: [...keep, ...claim].sort((a, b) => a - b), surplus: release };
-      }).immediate();
+      });
       return plan;
     },
     async releaseLeases(group, member, partitions) {
-      db.transaction(() => {
+      write(() => {
         for (const partition of partitions) sql.releaseLease.run(group, partition, member);
-      }).immediate();
+      });
     },
     async saveGroupCheckpoints(group, member, partitions, position, now) {
       const held: number[] = [];
-      db.transaction(() => {
+      write(() => {
         for (const partition of partitions) {
           if (sql.heldLease.get(group, partition, member, now) === undefined) continue;
           held.push(partition);
           save({ name: `${group}#${partition}`, kind: 'group', position });
         }
-      }).immediate();
+      });
       return held;
     },
     async leaveGroup(group, member) {
-      db.transaction(() => {
+      write(() => {
         sql.leaveLeases.run(group, member);
         sql.leaveMember.run(group, member);
-      }).immediate();
+      });
     },
   };
 }

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/index.js';
@@ -12,9 +13,9 @@ import {
   startProjection,
   waitForPosition,
 } from '../../src/projections.js';
-import type { SqliteEventStore } from '../../src/sqlite.js';
+import { openSqliteStore, type SqliteEventStore } from '../../src/sqlite.js';
 import { event, sleep } from '../helpers/collect.js';
-import { memoryBackend, sqliteBackend, type TestStore } from './stores.js';
+import { memoryBackend, sqliteBackend, type TestStore, tempDir } from './stores.js';
 
 const fastRetry = { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 5 };
 
@@ -73,6 +74,22 @@ describe('projections on sqlite', () => {
     await waitForPosition(again, 6n);
     expect(countsOf(store.database)).toEqual({ A: 3, B: 2 });
     await again.stop();
+  });
+
+  it("commits read models without fsync but leaves the store's own synchronous setting as it was", async () => {
+    const tmp = tempDir();
+    const store = await openSqliteStore({ path: join(tmp.dir, 'full.db'), synchronous: 'full' });
+    await store.append('s', [event('A'), event('B')]);
+    const projection = await startProjection(store, counting());
+    await waitForPosition(projection, 2n);
+    expect(store.database.pragma('synchronous', { simple: true })).toBe(2);
+    await store.append('s', [event('A')]);
+    await waitForPosition(projection, 3n);
+    expect(countsOf(store.database)).toEqual({ A: 2, B: 1 });
+    expect(store.database.pragma('synchronous', { simple: true })).toBe(2);
+    await projection.stop();
+    await store.close();
+    tmp.remove();
   });
 
   it('rolls back a failing event, retries it, parks it with error and stack, skips on, and replays it', async () => {
