@@ -1,0 +1,375 @@
+/**
+ * PostgreSQL suite: Logline's PostgreSQL store side by side, in one run on one database with the
+ * same payloads, with raw postgres.js doing the equivalent inserts, Emmett (emmett-postgresql) and
+ * Castore (event-storage-adapter-postgres). Everything runs in a scratch database
+ * `logline_bench` that is dropped and re-created at the start.
+ *
+ *   npm run bench -- postgres [--quick] [--large]
+ *   LOGLINE_BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/postgres (the server; the database part is replaced)
+ */
+import { randomUUID } from 'node:crypto';
+import { PostgresEventStorageAdapter } from '@castore/event-storage-adapter-postgres';
+import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
+import postgres from 'postgres';
+import type { NewEvent } from '../src/index.js';
+import { openPostgresStore, type PostgresEventStore } from '../src/postgres.js';
+import { type AppendLoad, flags, interleave, measureRead, percentile, printScenario, type Result } from './harness.js';
+
+const SERVER_URL = process.env.LOGLINE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const DB = 'logline_bench';
+const dbUrl = (() => {
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${DB}`;
+  return url.toString();
+})();
+const RAW = 'raw postgres.js';
+
+const payload = (i: number) => ({
+  orderId: `order-${i}`,
+  customer: { id: i % 1000, name: 'Marge Simpson', email: 'marge@example.com' },
+  lines: [
+    { sku: 'DONUT-PINK', quantity: 12, price: 1.25 },
+    { sku: 'DUFF-6', quantity: 1, price: 7.99 },
+  ],
+  total: 22.99,
+});
+const newEvent = (i: number): NewEvent => ({ type: 'OrderPlaced', data: payload(i), metadata: { correlationId: `c-${i}` } });
+
+async function recreateDatabase(): Promise<void> {
+  const admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
+  await admin`DROP DATABASE IF EXISTS ${admin(DB)} WITH (FORCE)`;
+  await admin`CREATE DATABASE ${admin(DB)}`;
+  await admin.end();
+}
+
+/**
+ * Raw postgres.js: what an application would write by hand. The same columns and unique indexes
+ * as Logline's events table, a bigserial position, versions kept in a Map, autocommit INSERTs
+ * (one multi-row INSERT per append), no validation, no concurrency check, no ordering guarantee.
+ */
+async function rawStore(sql: postgres.Sql, table: string) {
+  await sql`CREATE TABLE ${sql(table)} (
+    position bigserial PRIMARY KEY, stream_id text COLLATE "C" NOT NULL, stream_version int NOT NULL, id uuid NOT NULL,
+    type text NOT NULL, data json NOT NULL, metadata json NOT NULL, occurred_at timestamptz NOT NULL DEFAULT now(),
+    recorded_at timestamptz NOT NULL DEFAULT now(), UNIQUE (stream_id, stream_version), UNIQUE (id))`;
+  const versions = new Map<string, number>();
+  return {
+    append: async (stream: string, events: NewEvent[]) => {
+      let version = versions.get(stream) ?? 0;
+      const rows = events.map((e) => ({
+        stream_id: stream,
+        stream_version: ++version,
+        id: randomUUID(),
+        type: e.type,
+        data: JSON.stringify(e.data),
+        metadata: JSON.stringify(e.metadata ?? {}),
+      }));
+      versions.set(stream, version);
+      await sql`INSERT INTO ${sql(table)} ${sql(rows)}`;
+    },
+  };
+}
+
+/** Emmett's PostgreSQL event store (node-postgres underneath), its own tables in `public`. */
+function emmettStore() {
+  const store = getPostgreSQLEventStore(dbUrl);
+  const versions = new Map<string, bigint>();
+  return {
+    append: async (stream: string, events: NewEvent[]) => {
+      const result = await store.appendToStream(
+        stream,
+        events.map((e) => ({ type: e.type, data: e.data as Record<string, unknown>, metadata: e.metadata as Record<string, unknown> })),
+        { expectedStreamVersion: versions.get(stream) ?? 0n },
+      );
+      versions.set(stream, result.nextExpectedStreamVersion);
+    },
+    readStream: (stream: string) => store.readStream(stream),
+    close: () => store.close(),
+  };
+}
+
+/** Castore's Postgres adapter (postgres.js underneath): one event per pushEvent, aggregate ids are UUIDs. */
+async function castoreStore() {
+  const tableName = 'castore_events';
+  await PostgresEventStorageAdapter.createEventTable({ connectionString: dbUrl, tableName });
+  const adapter = new PostgresEventStorageAdapter({ connectionString: dbUrl, tableName });
+  const ids = new Map<string, string>();
+  const versions = new Map<string, number>();
+  return {
+    append: async (stream: string, event: NewEvent) => {
+      let aggregateId = ids.get(stream);
+      if (!aggregateId) ids.set(stream, (aggregateId = randomUUID()));
+      const version = (versions.get(stream) ?? 0) + 1;
+      await adapter.pushEvent(
+        { aggregateId, version, type: event.type, payload: event.data, metadata: event.metadata },
+        { eventStoreId: 'orders' },
+      );
+      versions.set(stream, version);
+    },
+  };
+}
+
+/** A Logline append as an aggregate would do it: each caller owns its streams and checks the version. */
+function loglineLoad(
+  store: PostgresEventStore,
+  label: string,
+  ops: number,
+  per: number,
+  concurrency: number,
+  batches: NewEvent[][],
+): AppendLoad {
+  const versions = new Map<string, number>();
+  return {
+    label,
+    operations: ops,
+    eventsPerOperation: per,
+    concurrency,
+    operation: async (i, worker) => {
+      const stream = `ll-${per}-${concurrency}-${worker}-${i % 7}`;
+      const result = await store.append(stream, batches[i] as NewEvent[], { expectedVersion: versions.get(stream) ?? 'no_stream' });
+      versions.set(stream, result.streamVersion);
+    },
+  };
+}
+
+interface Contenders {
+  sql: postgres.Sql;
+  logline: PostgresEventStore;
+  emmett: ReturnType<typeof emmettStore>;
+  castore: Awaited<ReturnType<typeof castoreStore>> | undefined;
+}
+
+async function appendScenario(c: Contenders, title: string, ops: number, per: number, concurrency: number): Promise<Result[]> {
+  const batches = Array.from({ length: ops }, (_, a) => Array.from({ length: per }, (_, i) => newEvent(a * per + i)));
+  const raw = await rawStore(c.sql, `raw_${per}_${concurrency}`);
+  const loads: AppendLoad[] = [
+    {
+      label: RAW,
+      operations: ops,
+      eventsPerOperation: per,
+      concurrency,
+      operation: (i, worker) => raw.append(`raw-${worker}-${i % 7}`, batches[i] as NewEvent[]),
+    },
+    loglineLoad(c.logline, 'logline-pg', ops, per, concurrency, batches),
+    {
+      label: 'emmett',
+      operations: ops,
+      eventsPerOperation: per,
+      concurrency,
+      operation: (i, worker) => c.emmett.append(`em-${per}-${concurrency}-${worker}-${i % 7}`, batches[i] as NewEvent[]),
+    },
+  ];
+  const castore = c.castore;
+  if (castore && per === 1) {
+    loads.push({
+      label: 'castore',
+      operations: ops,
+      eventsPerOperation: per,
+      concurrency,
+      operation: (i, worker) => castore.append(`ca-${concurrency}-${worker}-${i % 7}`, (batches[i] as NewEvent[])[0] as NewEvent),
+    });
+  }
+  const results = await interleave(loads);
+  printScenario(title, results, RAW);
+  return results;
+}
+
+const COLUMNS = 'position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at';
+
+async function readStreamScenario(c: Contenders): Promise<void> {
+  const length = 10_000;
+  const batches = Array.from({ length: length / 100 }, (_, a) => Array.from({ length: 100 }, (_, i) => newEvent(a * 100 + i)));
+  const raw = await rawStore(c.sql, 'raw_read');
+  for (const batch of batches) {
+    await raw.append('long', batch);
+    await c.logline.append('long', batch);
+    await c.emmett.append('long', batch);
+  }
+  const results: Result[] = [];
+  for (let round = 0; round < 3; round++) {
+    results.push(
+      await measureRead(RAW, async () => {
+        // Keyset paging by version, 1000 rows a page, json parsed by postgres.js.
+        let n = 0;
+        let from = 0;
+        for (;;) {
+          const rows = await c.sql`SELECT ${c.sql.unsafe(COLUMNS)} FROM raw_read WHERE stream_id = ${'long'} AND stream_version > ${from}
+                                   ORDER BY stream_version LIMIT 1000`.values();
+          n += rows.length;
+          if (rows.length < 1000) return n;
+          from = (rows[rows.length - 1] as unknown[])[2] as number;
+        }
+      }),
+      await measureRead('logline-pg read()', async () => {
+        let n = 0;
+        for await (const _ of c.logline.read('long')) n++;
+        return n;
+      }),
+      await measureRead('emmett readStream()', async () => (await c.emmett.readStream('long')).events.length),
+    );
+  }
+  printScenario(`read one ${length.toLocaleString('en-US')}-event stream (3 rounds each)`, best(results), RAW);
+}
+
+/** The best of the rounds per label (first round warms caches and prepared statements). */
+function best(results: Result[]): Result[] {
+  const byLabel = new Map<string, Result>();
+  for (const r of results) {
+    const seen = byLabel.get(r.label);
+    if (!seen || r.eventsPerSec > seen.eventsPerSec) byLabel.set(r.label, r);
+  }
+  return [...byLabel.values()];
+}
+
+/** Fills a Logline schema straight in SQL (fast), `count` events over 10k streams. */
+async function fill(sql: postgres.Sql, schema: string, count: number): Promise<void> {
+  const chunk = 1_000_000;
+  for (let from = 0; from < count; from += chunk) {
+    const to = Math.min(count, from + chunk);
+    await sql`INSERT INTO ${sql(schema)}.events (position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at)
+      SELECT g, 'fill-' || (g % 10000), g / 10000 + 1, gen_random_uuid(), 'OrderPlaced',
+             ${JSON.stringify(payload(1))}::json, '{"correlationId":"c"}'::json, now(), now()
+      FROM generate_series(${from + 1}::bigint, ${to}::bigint) AS g`;
+  }
+  await sql`INSERT INTO ${sql(schema)}.streams (stream_id, version, last_position, last_recorded_at)
+    SELECT stream_id, max(stream_version), max(position), now() FROM ${sql(schema)}.events GROUP BY stream_id
+    ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position`;
+  await sql`VACUUM ANALYZE ${sql(schema)}.events`;
+}
+
+async function catchUpScenario(sql: postgres.Sql, store: PostgresEventStore, count: number): Promise<void> {
+  const results: Result[] = [];
+  for (let round = 0; round < 2; round++) {
+    results.push(
+      await measureRead(RAW, async () => {
+        let n = 0;
+        let after = '0';
+        for (;;) {
+          const rows = await sql`SELECT ${sql.unsafe(COLUMNS)} FROM ${sql(store.schema)}.events WHERE position > ${after}
+                                 ORDER BY position LIMIT 500`.values();
+          n += rows.length;
+          if (rows.length < 500) return n;
+          after = String((rows[rows.length - 1] as unknown[])[0]);
+        }
+      }),
+      await measureRead('logline-pg readAll()', async () => {
+        let n = 0;
+        for await (const _ of store.readAll()) n++;
+        return n;
+      }),
+    );
+  }
+  printScenario(`readAll catch-up over ${count.toLocaleString('en-US')} events (500-row pages)`, best(results), RAW);
+}
+
+/** Appends at a steady rate from one store; a subscriber on another store (woken by NOTIFY) measures latency. */
+async function liveLatencyScenario(url: string): Promise<void> {
+  const writer = await openPostgresStore({ url, poolSize: 4 });
+  const reader = await openPostgresStore({ url, poolSize: 2 });
+  const rate = 1000;
+  const seconds = flags.quick ? 3 : 10;
+  const total = rate * seconds;
+  const sentAt = new Map<string, number>();
+  const latencies: number[] = [];
+  const controller = new AbortController();
+  const received = (async () => {
+    for await (const event of reader.subscribe({ from: 'end', signal: controller.signal })) {
+      const t0 = sentAt.get(event.id);
+      if (t0 !== undefined) latencies.push(performance.now() - t0);
+      if (latencies.length === total) controller.abort();
+    }
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const start = performance.now();
+  const appends: Promise<unknown>[] = [];
+  for (let sent = 0; sent < total; ) {
+    // Every 5 ms, the appends due by now: 1 event each, ~1000 per second.
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
+    for (; sent < due; sent++) {
+      const id = randomUUID();
+      sentAt.set(id, performance.now());
+      appends.push(writer.append(`live-${sent % 50}`, [{ ...newEvent(sent), id }]));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await Promise.all(appends);
+  await received;
+  const elapsed = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  printScenario(
+    `append -> live subscriber in another store (LISTEN/NOTIFY), steady ${rate.toLocaleString('en-US')} events/s for ${seconds} s`,
+    [
+      {
+        label: 'logline-pg',
+        events: total,
+        seconds: elapsed,
+        eventsPerSec: total / elapsed,
+        p50Ms: percentile(latencies, 50),
+        p99Ms: percentile(latencies, 99),
+      },
+    ],
+  );
+  await writer.close();
+  await reader.close();
+}
+
+async function appendAtSizeScenario(emptyUrl: string, fullUrl: string, stored: number): Promise<void> {
+  const empty = await openPostgresStore({ url: emptyUrl, poolSize: 2 });
+  const full = await openPostgresStore({ url: fullUrl, poolSize: 2 });
+  const ops = flags.quick ? 500 : 2000;
+  const batches = Array.from({ length: ops }, (_, i) => [newEvent(i)]);
+  const results = await interleave([
+    loglineLoad(empty, 'logline-pg, empty store', ops, 1, 1, batches),
+    loglineLoad(full, `logline-pg, ${stored.toLocaleString('en-US')} events stored`, ops, 1, 1, batches),
+  ]);
+  printScenario(
+    `1 event per append, 1 writer: empty vs ${stored.toLocaleString('en-US')} events stored`,
+    results,
+    'logline-pg, empty store',
+  );
+  await empty.close();
+  await full.close();
+}
+
+export async function run(): Promise<void> {
+  await recreateDatabase();
+  const sql = postgres(dbUrl, { max: 16, onnotice: () => {} });
+  const logline = await openPostgresStore({ url: `${dbUrl}?schema=bench`, poolSize: 10 });
+  const emmett = emmettStore();
+  let castore: Contenders['castore'];
+  try {
+    castore = await castoreStore();
+  } catch (error) {
+    console.log(`castore unavailable: ${String(error)}`);
+  }
+  const c: Contenders = { sql, logline, emmett, castore };
+  // Warm-up: schemas, prepared statements, connection pools.
+  await appendScenario(c, 'warm-up (ignore)', 200, 1, 16);
+
+  const q = flags.quick;
+  await appendScenario(c, '1 event per append, 1 writer', q ? 500 : 2000, 1, 1);
+  await appendScenario(c, '1 event per append, 16 concurrent writers', q ? 3000 : 16000, 1, 16);
+  await appendScenario(c, '100 events per append, 4 concurrent writers', q ? 100 : 400, 100, 4);
+  await readStreamScenario(c);
+  await emmett.close();
+
+  const catchUp = q ? 100_000 : 1_000_000;
+  const big = await openPostgresStore({ url: `${dbUrl}?schema=big`, poolSize: 2 });
+  await fill(sql, 'big', catchUp);
+  await catchUpScenario(sql, big, catchUp);
+  await big.close();
+  await liveLatencyScenario(`${dbUrl}?schema=live`);
+
+  let sizedSchema = 'big';
+  let stored = catchUp;
+  if (flags.large) {
+    const huge = await openPostgresStore({ url: `${dbUrl}?schema=huge`, poolSize: 1 });
+    await huge.close();
+    await fill(sql, 'huge', 10_000_000);
+    sizedSchema = 'huge';
+    stored = 10_000_000;
+  }
+  await appendAtSizeScenario(`${dbUrl}?schema=sized_empty`, `${dbUrl}?schema=${sizedSchema}`, stored);
+  await logline.close();
+  await sql.end();
+}
