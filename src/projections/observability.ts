@@ -95,13 +95,19 @@ export async function listConsumers(store: EventStore): Promise<ConsumerInfo[]> 
  */
 export async function getLag(store: EventStore, name: string): Promise<ConsumerInfo> {
   const backend = await backendFor(store);
-  let key = name;
-  if ((await backend.readCheckpoint(key)) === undefined) {
+  const checkpoints = await backend.listCheckpoints();
+  let found = checkpoints.find((checkpoint) => checkpoint.name === name);
+  if (!found) {
     const active = await backend.activeVersion(name);
-    if (active !== undefined) key = `${name}@v${active}`;
+    if (active !== undefined) found = checkpoints.find((checkpoint) => checkpoint.name === `${name}@v${active}`);
   }
-  const found = (await listConsumers(store)).find((info) => info.name === key);
   if (!found)
     throw new InvalidArgumentError('name', `no subscription, projection or group checkpoint named '${name}'`, 'a known consumer name');
-  return found;
+  const [head, parked] = await Promise.all([store.headPosition(), backend.listParked(found.name.split('#')[0])]);
+  const actives = new Map<string, number | undefined>();
+  if (found.kind === 'projection') {
+    const projection = found.name.slice(0, found.name.lastIndexOf('@v'));
+    actives.set(projection, await backend.activeVersion(projection));
+  }
+  return describe(store, found, head, actives, parked, Date.now());
 }

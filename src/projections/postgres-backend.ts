@@ -83,11 +83,6 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
       WHERE excluded.position > ${checkpoints}.position`;
 
-  const guard = async (tx: TransactionSql, projection: string, version: number) => {
-    const [row] = await tx<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${projection}`;
-    if (row && row.active_version > version) throw new SupersededError(projection, row.active_version);
-  };
-
   const toParked = (row: {
     id: string;
     consumer: string;
@@ -137,14 +132,21 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
     },
     async transact(work, options) {
       await sql.begin(async (tx) => {
-        if (options.guard) await guard(tx, options.guard.projection, options.guard.version);
-        let stored: bigint | undefined;
-        if (options.checkpoint) {
-          const [row] = await tx<
-            { position: string }[]
-          >`SELECT position FROM ${checkpoints} WHERE name = ${options.checkpoint.name} FOR UPDATE`;
-          stored = row ? BigInt(row.position) : undefined;
+        // Read models can be rebuilt from the log: their commits need not wait for the WAL flush.
+        // A server crash may lose the last few, effects and checkpoint together: redone, still once.
+        // Sent together with the next query (postgres.js pipelines), so it costs no round trip.
+        const relaxed = tx`SET LOCAL synchronous_commit = off`.execute();
+        const [row] = await tx<{ active: number | null; position: string | null }[]>`
+          WITH locked AS (
+            SELECT position FROM ${checkpoints} WHERE name = ${options.checkpoint?.name ?? ''} FOR UPDATE
+          )
+          SELECT (SELECT active_version FROM ${projections} WHERE name = ${options.guard?.projection ?? ''}) AS active,
+                 (SELECT position FROM locked) AS position`;
+        await relaxed;
+        if (options.guard && row?.active != null && row.active > options.guard.version) {
+          throw new SupersededError(options.guard.projection, row.active);
         }
+        const stored = options.checkpoint && row?.position != null ? BigInt(row.position) : undefined;
         await work(tx, stored);
         if (options.checkpoint) await save(tx, options.checkpoint);
         if (options.deleteParked !== undefined) await tx`DELETE FROM ${parked} WHERE id = ${options.deleteParked}`;
