@@ -4,14 +4,20 @@
  * exactly (no event lost, none counted twice), because each batch's writes and its checkpoint
  * commit in one transaction.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/sqlite.js';
+import { sleep } from '../helpers/collect.js';
+import { spawnChild } from './children.js';
 import { crashLoop, KILLS } from './crash.js';
 import { tempDir } from './stores.js';
 
-describe('projection crash safety on sqlite', () => {
+const SUBSCRIBER = fileURLToPath(new URL('./fixtures/subscribing-child.ts', import.meta.url));
+
+describe('crash safety on sqlite', () => {
   const tmp = tempDir();
   afterAll(() => tmp.remove());
 
@@ -42,5 +48,45 @@ describe('projection crash safety on sqlite', () => {
       .all();
     expect(reader.prepare('SELECT stream, n, last FROM stream_versions ORDER BY stream').raw().all()).toEqual(expectedStreams);
     reader.close();
+  });
+
+  it('a subscription killed with SIGKILL redelivers at most one batch, and misses nothing', async () => {
+    const path = join(tmp.dir, 'subscription.db');
+    const log = join(tmp.dir, 'mailer.log');
+    writeFileSync(log, '');
+    const store = await openSqliteStore({ path, synchronous: 'normal' });
+    for (let i = 0; i < 10; i++)
+      await store.append(
+        `user-${i}`,
+        Array.from({ length: 50 }, () => ({ type: 'Registered', data: {} })),
+      );
+    await store.close();
+    const url = `sqlite:${path}?synchronous=normal`;
+    const handled = () => readFileSync(log, 'utf8').split('\n').filter(Boolean).map(Number);
+    for (let kill = 0; kill < 3; kill++) {
+      const { child, ready, exited } = spawnChild(SUBSCRIBER, [url, log]);
+      await ready;
+      const before = handled().length;
+      while (handled().length < before + 40) await sleep(5);
+      child.kill('SIGKILL');
+      await exited;
+    }
+    const { exited } = spawnChild(SUBSCRIBER, [url, log, 'finish']);
+    expect(await exited).toBe(0);
+    const positions = handled();
+    expect(new Set(positions).size).toBe(500);
+    // Redelivery only after a kill, of at most one batch (10), in order: the sequence never
+    // steps back by more than the batch size, and only three times (once per kill).
+    let stepsBack = 0;
+    for (let i = 1; i < positions.length; i++) {
+      const a = positions[i - 1] as number;
+      const b = positions[i] as number;
+      if (b === a + 1) continue;
+      stepsBack++;
+      expect(b).toBeLessThanOrEqual(a);
+      expect(a - b).toBeLessThan(10);
+    }
+    expect(stepsBack).toBeLessThanOrEqual(3);
+    expect(positions.length - 500).toBeLessThanOrEqual(30);
   });
 });

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type EventStore, InvalidArgumentError, type RecordedEvent } from '../../src/index.js';
 import {
+  backoffDelay,
   getLag,
   listConsumers,
   listParked,
@@ -290,3 +291,26 @@ for (const backend of backends) {
     });
   });
 }
+
+describe('retry backoff', () => {
+  it('property: exponential, capped, with jitter in [delay/2, delay]', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1000 }),
+        fc.integer({ min: 1, max: 60_000 }),
+        fc.integer({ min: 1, max: 40 }),
+        (initial, cap, attempt) => {
+          const retry = { maxAttempts: 50, initialDelayMs: initial, maxDelayMs: cap };
+          const delay = Math.min(cap, initial * 2 ** (attempt - 1));
+          const drawn = backoffDelay(retry, attempt);
+          expect(drawn).toBeGreaterThanOrEqual(delay / 2);
+          expect(drawn).toBeLessThanOrEqual(delay);
+        },
+      ),
+      { numRuns: 200 },
+    );
+    // Jitter: repeated draws differ.
+    const draws = new Set(Array.from({ length: 20 }, () => backoffDelay({ maxAttempts: 5, initialDelayMs: 100, maxDelayMs: 10_000 }, 3)));
+    expect(draws.size).toBeGreaterThan(1);
+  });
+});
