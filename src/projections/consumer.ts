@@ -4,7 +4,7 @@
  * hand it to a sink that applies it and moves the checkpoint, retry a failing event alone with
  * exponential backoff and jitter, then park it and stop or skip as configured.
  */
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, StoreClosedError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import { matchesFilter } from '../core/validation.js';
 import { type CheckpointUpdate, EventFailure, type ParkInput, SupersededError } from './backend.js';
@@ -288,7 +288,10 @@ export class Consumer {
     } catch (error) {
       endError = error;
       this.lastError_ = error;
-      this.status_ = error instanceof ProjectionStoppedError || error instanceof SupersededError ? 'stopped' : 'failed';
+      this.status_ =
+        error instanceof ProjectionStoppedError || error instanceof SupersededError || error instanceof StoreClosedError
+          ? 'stopped'
+          : 'failed';
     } finally {
       this.abort.abort();
       await this.puller?.close().catch(() => {});

@@ -12,7 +12,7 @@ import {
   waitForPosition,
 } from '../../src/projections.js';
 import { event, sleep } from '../helpers/collect.js';
-import { freshSchemaUrl } from '../helpers/postgres.js';
+import { freshSchemaUrl, PG_URL } from '../helpers/postgres.js';
 import { crashLoop } from './crash.js';
 import { postgresBackend, postgresReachable, type TestStore } from './stores.js';
 
@@ -121,6 +121,12 @@ describe.skipIf(!postgresReachable)('projections on postgres', () => {
     poisoned = false;
     await Promise.all([store.append('x', [event('Poison')]), store.append('y', [event('B')]), store.append('z', [event('A')])]);
     expect(await countsOf(store)).toEqual({ A: 3, B: 2, Poison: 1 });
+    // Another writer without the hook (another process): its events are applied by the next hooked append.
+    const other = await openPostgresStore({ url: PG_URL, schema: store.schema });
+    await other.append('w', [event('A'), event('A')]);
+    await other.close();
+    await store.append('v', [event('B')]);
+    expect(await countsOf(store)).toEqual({ A: 5, B: 3, Poison: 1 });
     await projection.stop();
   });
 

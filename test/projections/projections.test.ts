@@ -154,6 +154,12 @@ describe('projections on sqlite', () => {
     const again = await startProjection(store, counting(1), { mode: 'inline' });
     await waitForPosition(again, 5n);
     expect(countsOf(store.database)).toEqual({ A: 2, B: 2, Poison: 1 });
+    // Another writer without the hook (another process): its events are applied by the next hooked append.
+    const other = await openSqliteStore({ path: store.path, synchronous: 'normal' });
+    await other.append('t', [event('A'), event('A')]);
+    await other.close();
+    await store.append('s', [event('B')]);
+    expect(countsOf(store.database)).toEqual({ A: 4, B: 3, Poison: 1 });
     await again.stop();
   });
 
