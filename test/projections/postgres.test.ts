@@ -79,6 +79,22 @@ describe.skipIf(!postgresReachable)('projections on postgres', () => {
     await again.stop();
   });
 
+  it('two runners of one projection (two pools) never apply an event twice', async () => {
+    const store = await open();
+    const second = await openPostgresStore({ url: PG_URL, schema: store.schema });
+    const runners = [
+      await startProjection(store, counting(), { batchSize: 7 }),
+      await startProjection(second, counting(), { batchSize: 3 }),
+    ];
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) => (i % 2 ? store : second).append(`s-${i % 5}`, [event('A'), event('B'), event('A')])),
+    );
+    for (const runner of runners) await waitForPosition(runner, 90n, { timeout: 10_000 });
+    expect(await countsOf(store)).toEqual({ A: 60, B: 30 });
+    for (const runner of runners) await runner.stop();
+    await second.close();
+  });
+
   it('rolls back, retries, parks with error and stack, skips, replays', async () => {
     const store = await open();
     await store.append('s', [event('A'), event('Poison'), event('B')]);

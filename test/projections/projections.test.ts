@@ -76,6 +76,20 @@ describe('projections on sqlite', () => {
     await again.stop();
   });
 
+  it('two runners of one projection (two connections) never apply an event twice', async () => {
+    const store = await open();
+    const second = await openSqliteStore({ path: store.path, synchronous: 'normal' });
+    const runners = [
+      await startProjection(store, counting(), { batchSize: 7 }),
+      await startProjection(second, counting(), { batchSize: 3 }),
+    ];
+    for (let i = 0; i < 30; i++) await (i % 2 ? store : second).append(`s-${i % 5}`, [event('A'), event('B'), event('A')]);
+    for (const runner of runners) await waitForPosition(runner, 90n, { timeout: 10_000 });
+    expect(countsOf(store.database)).toEqual({ A: 60, B: 30 });
+    for (const runner of runners) await runner.stop();
+    await second.close();
+  });
+
   it("commits read models without fsync but leaves the store's own synchronous setting as it was", async () => {
     const tmp = tempDir();
     const store = await openSqliteStore({ path: join(tmp.dir, 'full.db'), synchronous: 'full' });
