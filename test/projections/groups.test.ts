@@ -5,12 +5,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { EventStore, RecordedEvent } from '../../src/index.js';
 import { InvalidArgumentError } from '../../src/index.js';
 import { openPostgresStore } from '../../src/postgres.js';
-import { joinGroup, listConsumers, partitionOf } from '../../src/projections.js';
+import { joinGroup, listConsumers, listParked, partitionOf } from '../../src/projections.js';
 import { openSqliteStore } from '../../src/sqlite.js';
 import { event, sleep } from '../helpers/collect.js';
 import { freshSchemaUrl } from '../helpers/postgres.js';
 import { spawnChild } from './children.js';
-import { backends, postgresReachable, tempDir } from './stores.js';
+import { backends, memoryBackend, postgresReachable, tempDir } from './stores.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/group-worker.ts', import.meta.url));
 
@@ -189,6 +189,28 @@ for (const backend of backends) {
     });
   });
 }
+
+it('a group parks a failing event after its retries and skips on when configured to', async () => {
+  const { store, dispose } = await memoryBackend.open();
+  const handled: bigint[] = [];
+  const worker = await joinGroup(store, {
+    group: 'poisoned',
+    partitions: 4,
+    retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 2 },
+    onFailure: 'skip',
+    handler: (e) => {
+      if (e.type === 'Poison') throw new Error('bad event');
+      handled.push(e.position);
+    },
+  });
+  await store.append('a', [event('Ok'), event('Poison'), event('Ok')]);
+  await until(() => handled.length === 2, 5000, 'the good events');
+  expect(handled).toEqual([1n, 3n]);
+  const parked = await listParked(store, { consumer: 'poisoned' });
+  expect(parked.map((p) => [p.position, p.attempts, p.error])).toEqual([[2n, 2, 'bad event']]);
+  await worker.stop();
+  await dispose();
+});
 
 it('partitionOf is stable and spreads streams', () => {
   expect(partitionOf('acct-1', 16)).toBe(partitionOf('acct-1', 16));
