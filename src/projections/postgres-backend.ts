@@ -268,8 +268,9 @@ export async function attachPostgresInline(
   key: string,
   guardOf: { projection: string; version: number },
   wants: (event: RecordedEvent) => boolean,
-  advance: (position: bigint) => void,
+  inline: { advance(position: bigint): void; superseded(): void },
 ): Promise<{ detach(): void }> {
+  const { advance } = inline;
   if (!isPostgresStore(store)) throw new InvalidArgumentError('store', 'it is not a PostgreSQL store', 'a PostgreSQL store');
   const { sql, schema } = store;
   const S = schema;
@@ -342,8 +343,13 @@ export async function attachPostgresInline(
   };
 
   const detach = store.addInlineHook(async (tx, own) => {
-    const position = await catchUp(tx, own, undefined);
-    publish(position);
+    try {
+      publish(await catchUp(tx, own, undefined));
+    } catch (error) {
+      // A newer version is active: leave the append alone; the projection stops.
+      if (!(error instanceof SupersededError)) throw error;
+      setImmediate(inline.superseded);
+    }
   });
   // Close the gap since the async catch-up, under the appends' lock so no append is half-done.
   const position = await sql.begin(async (tx) => {

@@ -17,7 +17,6 @@ import {
   isThenable,
   type ParkedEvent,
   type ProjectionBackend,
-  SupersededError,
   type TransactOptions,
   versionedTable,
 } from './backend.js';
@@ -287,7 +286,15 @@ export async function startProjection<Tx>(
     if ((await store.headPosition()) - position > BigInt(switchLag)) return;
     if (mode === 'inline' && !inline) {
       // Close the last gap and hand over to the append transactions.
-      inline = await attachInline(store, backend, definition, key, (position) => consumer.advance(position));
+      inline = await attachInline(store, backend, definition, key, {
+        advance: (position) => consumer.advance(position),
+        // A newer version went live: leave the appends alone and stop.
+        superseded: () => {
+          inline?.detach();
+          inline = undefined;
+          void consumer.stop();
+        },
+      });
       consumer.handOver();
     }
     if (!isActive) await switchOver();
@@ -353,6 +360,14 @@ export async function startProjection<Tx>(
   };
 }
 
+/** What an inline hook reports back to its projection. */
+export interface InlineEvents {
+  /** The checkpoint committed up to here. */
+  advance(position: bigint): void;
+  /** A newer version is active: the hook must go. */
+  superseded(): void;
+}
+
 /** Reads the SQLite store's events table directly: inline hooks run inside its transaction. */
 type EventRow = [number, string, number, string, string, string, string, string, string];
 
@@ -361,14 +376,15 @@ async function attachInline<Tx>(
   backend: ProjectionBackend,
   definition: ProjectionDefinition<Tx>,
   key: string,
-  advance: (position: bigint) => void,
+  events: InlineEvents,
 ): Promise<{ detach(): void }> {
+  const { advance } = events;
   const wants = wantsFor(definition as ProjectionDefinition<never>);
   const guard = { projection: definition.name, version: definition.version };
   if (backend.kind === 'postgres') {
     const apply = (tx: unknown, events: RecordedEvent[]) =>
       runHandlers(definition, events, contextFor(definition, tx as Tx, backend.qualify), false);
-    return attachPostgresInline(store, backend, apply, key, guard, wants, advance);
+    return attachPostgresInline(store, backend, apply, key, guard, wants, events);
   }
   const sqliteStore = store as EventStore & {
     database: Database;
@@ -393,14 +409,17 @@ async function attachInline<Tx>(
   // Runs inside the append's transaction, synchronously: first whatever this process did not
   // see (appends by other processes, the gap since the catch-up), then the append's own events.
   // A throw fails the append: the read model and the log never disagree.
-  const hook = (_db: Database, events: RecordedEvent[]) => {
+  const hook = (_db: Database, appended: RecordedEvent[]) => {
     const active = activeVersion.get(definition.name) as number | undefined;
-    if (active !== undefined && active > definition.version) throw new SupersededError(definition.name, active);
-    const first = (events[0] as RecordedEvent).position;
-    const last = (events[events.length - 1] as RecordedEvent).position;
+    if (active !== undefined && active > definition.version) {
+      queueMicrotask(events.superseded);
+      return;
+    }
+    const first = (appended[0] as RecordedEvent).position;
+    const last = (appended[appended.length - 1] as RecordedEvent).position;
     const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
     const gap = first - 1n > stored ? (missed.all(stored, first) as EventRow[]).map(rowToEvent) : [];
-    const todo = [...gap, ...events].filter((event) => event.position > stored && wants(event));
+    const todo = [...gap, ...appended].filter((event) => event.position > stored && wants(event));
     const ctx = contextFor(definition, db as Tx);
     try {
       runHandlers(definition, todo, ctx, true);

@@ -146,6 +146,22 @@ describe.skipIf(!postgresReachable)('projections on postgres', () => {
     await projection.stop();
   });
 
+  it('inline rebuild: the old inline version steps aside without failing appends', async () => {
+    const store = await open();
+    await store.append('s', [event('A'), event('B')]);
+    const v1 = await startProjection(store, counting(1), { mode: 'inline' });
+    await v1.active;
+    await store.append('s', [event('A')]);
+    const v2 = await startProjection(store, counting(2), { mode: 'inline' });
+    await v2.active;
+    await store.append('s', [event('B')]);
+    await store.append('s', [event('A')]);
+    expect(await countsOf(store)).toEqual({ A: 3, B: 2 });
+    await v1.done.catch(() => {});
+    expect(v1.status).toBe('stopped');
+    await v2.stop();
+  });
+
   it('rebuilds a new version beside the live one; queries on the view never fail nor see a partial model', async () => {
     const store = await open();
     for (let i = 0; i < 20; i++)

@@ -177,6 +177,24 @@ describe('projections on sqlite', () => {
     await again.stop();
   });
 
+  it('inline rebuild: the old inline version steps aside without failing appends', async () => {
+    const store = await open();
+    await store.append('s', [event('A'), event('B')]);
+    const v1 = await startProjection(store, counting(1), { mode: 'inline' });
+    await v1.active;
+    await store.append('s', [event('A')]);
+    const v2 = await startProjection(store, counting(2), { mode: 'inline' });
+    await v2.active;
+    // v1's hook is still registered until it notices; appends must not fail because of it.
+    await store.append('s', [event('B')]);
+    await store.append('s', [event('A')]);
+    expect(countsOf(store.database)).toEqual({ A: 3, B: 2 });
+    expect(store.database.prepare('SELECT min(weight / n), max(weight / n) FROM type_counts').raw().get()).toEqual([2, 2]);
+    await v1.done.catch(() => {});
+    expect(v1.status).toBe('stopped');
+    await v2.stop();
+  });
+
   it('rebuilds a new version beside the live one; queries on the view never fail nor see a partial model', async () => {
     const store = await open();
     for (let i = 0; i < 40; i++)
