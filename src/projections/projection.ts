@@ -307,7 +307,12 @@ export async function startProjection<Tx>(
     batchSize,
     retry,
     onFailure,
-    start: async () => (await backend.readCheckpoint(key)) ?? 0n,
+    async start() {
+      // The checkpoint row must exist before the first batch: that row is what concurrent
+      // runners lock (PostgreSQL: FOR UPDATE locks nothing when there is no row yet).
+      await backend.saveCheckpoint(checkpoint(0n));
+      return (await backend.readCheckpoint(key)) ?? 0n;
+    },
     afterBatch: afterCaughtUp,
     sink: {
       wants: wantsFor(definition as ProjectionDefinition<never>),
