@@ -259,7 +259,7 @@ export class Consumer {
     let endError: unknown;
     try {
       const from = await this.config.start();
-      this.position_ = from;
+      this.advance(from);
       this.status_ = 'catching-up';
       await this.config.afterBatch?.(from);
       // Catch-up: whole pages from readAll (pull-based, one page in memory), until a short page

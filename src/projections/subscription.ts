@@ -110,6 +110,14 @@ export async function startSubscription(store: EventStore, options: Subscription
   assertNotRunning(store, name);
   const backend = await backendFor(store);
   const kind = 'subscription' as const;
+  // Settled before this function returns: 'end' means the head when startSubscription was called.
+  let startAt = await backend.readCheckpoint(name);
+  if (startAt === undefined) {
+    const from = options.from ?? 'start';
+    startAt = from === 'start' ? 0n : from === 'end' ? await store.headPosition() : from;
+    // Remember where 'end' was, so a restart continues from there rather than from a later end.
+    await backend.saveCheckpoint({ name, kind, position: startAt });
+  }
 
   const consumer = new Consumer({
     name,
@@ -117,15 +125,7 @@ export async function startSubscription(store: EventStore, options: Subscription
     batchSize,
     retry,
     onFailure,
-    async start() {
-      const stored = await backend.readCheckpoint(name);
-      if (stored !== undefined) return stored;
-      const from = options.from ?? 'start';
-      const position = from === 'start' ? 0n : from === 'end' ? await store.headPosition() : from;
-      // Remember where 'end' was, so a restart continues from there rather than from a later end.
-      await backend.saveCheckpoint({ name, kind, position });
-      return position;
-    },
+    start: async () => startAt,
     sink: {
       wants: filterMatches(filter),
       async apply(events, through) {
