@@ -61,6 +61,8 @@ export interface ProjectionDefinition<Tx = unknown> {
 export type SqliteProjection = ProjectionDefinition<Database>;
 
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,62}$/;
+/** The stores' own tables: a read-model view of the same name would collide with them. */
+const RESERVED_TABLES = ['events', 'streams', 'snapshots', 'migrations'];
 
 /** Checks a projection definition; bad input throws InvalidArgumentError. */
 export function defineProjection<Tx = unknown>(
@@ -82,6 +84,14 @@ export function defineProjection<Tx = unknown>(
       'projection tables',
       `got ${JSON.stringify(tables)}`,
       'distinct table names: a letter, then letters, digits or _',
+    );
+  }
+  const reserved = tables.find((t) => RESERVED_TABLES.includes(t.toLowerCase()) || t.toLowerCase().startsWith('logline_'));
+  if (reserved !== undefined) {
+    throw new InvalidArgumentError(
+      'projection tables',
+      `'${reserved}' is a name the store uses`,
+      `a name other than ${RESERVED_TABLES.join(', ')} or logline_*`,
     );
   }
   if (typeof handlers !== 'object' || handlers === null || (Object.keys(handlers).length === 0 && handleBatch === undefined)) {

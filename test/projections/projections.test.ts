@@ -278,6 +278,8 @@ describe('projections on sqlite', () => {
     expect(() => defineProjection({ name: 'ok', handlers: {} })).toThrow(InvalidArgumentError);
     expect(() => defineProjection({ name: 'ok', handlers, handleBatch: () => {} })).toThrow(InvalidArgumentError);
     expect(() => defineProjection({ name: 'ok', tables: ['a;drop'], handlers })).toThrow(InvalidArgumentError);
+    expect(() => defineProjection({ name: 'ok', tables: ['events'], handlers })).toThrow(InvalidArgumentError);
+    expect(() => defineProjection({ name: 'ok', tables: ['logline_checkpoints'], handlers })).toThrow(InvalidArgumentError);
     expect(() => defineProjection({ name: 'ok', handlers: { A: 1 as never } })).toThrow(InvalidArgumentError);
     const ok = defineProjection({ name: 'ok', handlers });
     await expect(startProjection(store, ok, { mode: 'sideways' as never })).rejects.toBeInstanceOf(InvalidArgumentError);
