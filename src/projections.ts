@@ -47,14 +47,18 @@ export async function listParked(store: EventStore, options: { consumer?: string
 
 /** Replays a consumer's parked events (all, or these ids) through its handlers; removes those that now succeed. */
 export function replayParked(
-  consumer: ConsumerHandle & {
+  consumer: {
     replayParked?: (ids?: number[]) => Promise<{ replayed: number; failed: Array<{ id: number; error: unknown }> }>;
   },
   ids?: number[],
 ): Promise<{ replayed: number; failed: Array<{ id: number; error: unknown }> }> {
   if (typeof consumer?.replayParked !== 'function') {
     return Promise.reject(
-      new InvalidArgumentError('consumer', 'it has no parked-event replay', 'a handle from startProjection or startSubscription'),
+      new InvalidArgumentError(
+        'consumer',
+        'it has no parked-event replay',
+        'a handle from startProjection, startSubscription or joinGroup',
+      ),
     );
   }
   return consumer.replayParked(ids);

@@ -54,6 +54,8 @@ export interface GroupWorker {
   readonly done: Promise<void>;
   /** Finishes the batch in flight, saves checkpoints, hands its leases back. */
   stop(): Promise<void>;
+  /** Calls the handler again for the group's parked events (all, or these ids); removes those that succeed. */
+  replayParked(ids?: number[]): Promise<{ replayed: number; failed: Array<{ id: number; error: unknown }> }>;
 }
 
 /** FNV-1a (32 bit) of the stream id, modulo the partition count: stable across processes and versions. */
@@ -218,5 +220,20 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
     },
     done,
     stop: () => stop(),
+    async replayParked(ids) {
+      const parked = (await backend.listParked(group)).filter((p) => ids === undefined || ids.includes(p.id));
+      let replayed = 0;
+      const failed: Array<{ id: number; error: unknown }> = [];
+      for (const item of parked) {
+        try {
+          await handler(item.event);
+          await backend.deleteParked(item.id);
+          replayed++;
+        } catch (error) {
+          failed.push({ id: item.id, error });
+        }
+      }
+      return { replayed, failed };
+    },
   };
 }

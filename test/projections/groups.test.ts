@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { EventStore, RecordedEvent } from '../../src/index.js';
 import { InvalidArgumentError } from '../../src/index.js';
 import { openPostgresStore } from '../../src/postgres.js';
-import { joinGroup, listConsumers, listParked, partitionOf } from '../../src/projections.js';
+import { joinGroup, listConsumers, listParked, partitionOf, replayParked } from '../../src/projections.js';
 import { openSqliteStore } from '../../src/sqlite.js';
 import { event, sleep } from '../helpers/collect.js';
 import { freshSchemaUrl } from '../helpers/postgres.js';
@@ -193,13 +193,14 @@ for (const backend of backends) {
 it('a group parks a failing event after its retries and skips on when configured to', async () => {
   const { store, dispose } = await memoryBackend.open();
   const handled: bigint[] = [];
+  let healed = false;
   const worker = await joinGroup(store, {
     group: 'poisoned',
     partitions: 4,
     retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 2 },
     onFailure: 'skip',
     handler: (e) => {
-      if (e.type === 'Poison') throw new Error('bad event');
+      if (e.type === 'Poison' && !healed) throw new Error('bad event');
       handled.push(e.position);
     },
   });
@@ -208,6 +209,11 @@ it('a group parks a failing event after its retries and skips on when configured
   expect(handled).toEqual([1n, 3n]);
   const parked = await listParked(store, { consumer: 'poisoned' });
   expect(parked.map((p) => [p.position, p.attempts, p.error])).toEqual([[2n, 2, 'bad event']]);
+  expect((await replayParked(worker)).failed).toHaveLength(1);
+  healed = true;
+  expect(await replayParked(worker)).toEqual({ replayed: 1, failed: [] });
+  expect(handled).toEqual([1n, 3n, 2n]);
+  expect(await listParked(store)).toEqual([]);
   await worker.stop();
   await dispose();
 });
