@@ -1,8 +1,9 @@
 /**
- * The loop shared by subscriptions, projections and consumer-group workers: pull a batch from
- * store.subscribe (pull-based, so a slow sink slows reading and memory stays at one batch),
- * hand it to a sink that applies it and moves the checkpoint, retry a failing event alone with
- * exponential backoff and jitter, then park it and stop or skip as configured.
+ * The loop shared by subscriptions, projections and consumer-group workers: pull a batch (whole
+ * readAll pages while catching up, then what store.subscribe has ready once live; both are
+ * pull-based, so a slow sink slows reading and memory stays at one batch), hand it to a sink that
+ * applies it and moves the checkpoint, retry a failing event alone with exponential backoff and
+ * jitter, then park it and stop or skip as configured.
  */
 import { InvalidArgumentError, StoreClosedError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
