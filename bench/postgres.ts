@@ -23,6 +23,7 @@ const dbUrl = (() => {
   return url.toString();
 })();
 const RAW = 'raw postgres.js';
+let tables = 0;
 
 const payload = (i: number) => ({
   orderId: `order-${i}`,
@@ -119,13 +120,14 @@ function loglineLoad(
   batches: NewEvent[][],
 ): AppendLoad {
   const versions = new Map<string, number>();
+  const scenario = ++tables;
   return {
     label,
     operations: ops,
     eventsPerOperation: per,
     concurrency,
     operation: async (i, worker) => {
-      const stream = `ll-${per}-${concurrency}-${worker}-${i % 7}`;
+      const stream = `ll-${scenario}-${worker}-${i % 7}`;
       const result = await store.append(stream, batches[i] as NewEvent[], { expectedVersion: versions.get(stream) ?? 'no_stream' });
       versions.set(stream, result.streamVersion);
     },
@@ -141,7 +143,7 @@ interface Contenders {
 
 async function appendScenario(c: Contenders, title: string, ops: number, per: number, concurrency: number): Promise<Result[]> {
   const batches = Array.from({ length: ops }, (_, a) => Array.from({ length: per }, (_, i) => newEvent(a * per + i)));
-  const raw = await rawStore(c.sql, `raw_${per}_${concurrency}`);
+  const raw = await rawStore(c.sql, `raw_${per}_${concurrency}_${++tables}`);
   const loads: AppendLoad[] = [
     {
       label: RAW,
@@ -156,7 +158,7 @@ async function appendScenario(c: Contenders, title: string, ops: number, per: nu
       operations: ops,
       eventsPerOperation: per,
       concurrency,
-      operation: (i, worker) => c.emmett.append(`em-${per}-${concurrency}-${worker}-${i % 7}`, batches[i] as NewEvent[]),
+      operation: (i, worker) => c.emmett.append(`em-${tables}-${worker}-${i % 7}`, batches[i] as NewEvent[]),
     },
   ];
   const castore = c.castore;
@@ -166,7 +168,7 @@ async function appendScenario(c: Contenders, title: string, ops: number, per: nu
       operations: ops,
       eventsPerOperation: per,
       concurrency,
-      operation: (i, worker) => castore.append(`ca-${concurrency}-${worker}-${i % 7}`, (batches[i] as NewEvent[])[0] as NewEvent),
+      operation: (i, worker) => castore.append(`ca-${tables}-${worker}-${i % 7}`, (batches[i] as NewEvent[])[0] as NewEvent),
     });
   }
   const results = await interleave(loads);

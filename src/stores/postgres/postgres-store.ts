@@ -123,15 +123,48 @@ const MAX_INT = 2_147_483_647;
 const encodeExpected = (expected: ExpectedVersion): number =>
   expected === 'any' ? -1 : expected === 'no_stream' ? -2 : expected === 'exists' ? -3 : Math.min(expected, MAX_INT);
 
-/** The append's JSON for `append_batch`, spliced from the already-serialised data (no second stringify). */
-function appendJson(pending: PendingAppend): string {
-  const events = pending.events.map(
-    (e) =>
-      `{"id":"${e.id}","type":${JSON.stringify(e.type)},"data":${e.dataJson},"metadata":${e.metadataJson}${
-        e.occurredAt === undefined ? '' : `,"at":"${e.occurredAt}"`
-      }}`,
-  );
-  return `{"s":${JSON.stringify(pending.stream)},"e":${encodeExpected(pending.expected)},"ev":[${events.join(',')}]}`;
+/** A PostgreSQL array literal; every element quoted (so 'NULL' stays a string), undefined is NULL. */
+function arrayLiteral(values: Array<string | number | undefined>): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (i) out += ',';
+    if (value === undefined) out += 'NULL';
+    else if (typeof value === 'number') out += value;
+    else out += `"${/["\\]/.test(value) ? value.replace(/["\\]/g, '\\$&') : value}"`;
+  }
+  return `${out}}`;
+}
+
+/**
+ * The parameters of `append_batch`: per-append and per-event arrays as text, data and metadata as
+ * JSON arrays spliced from the already-serialised JSON (no second stringify, one parse each).
+ */
+function batchParams(batch: PendingAppend[]): [string, string, string, string, string, string, string, string] {
+  const ids: string[] = [];
+  const types: string[] = [];
+  const at: Array<string | undefined> = [];
+  const data: string[] = [];
+  const metadata: string[] = [];
+  for (const pending of batch) {
+    for (const e of pending.events) {
+      ids.push(e.id);
+      types.push(e.type);
+      at.push(e.occurredAt);
+      data.push(e.dataJson);
+      metadata.push(e.metadataJson);
+    }
+  }
+  return [
+    arrayLiteral(batch.map((p) => p.stream)),
+    arrayLiteral(batch.map((p) => encodeExpected(p.expected))),
+    arrayLiteral(batch.map((p) => p.events.length)),
+    arrayLiteral(ids),
+    arrayLiteral(types),
+    arrayLiteral(at),
+    `[${data.join(',')}]`,
+    `[${metadata.join(',')}]`,
+  ];
 }
 
 /** Errors after which the connection is gone but the server may be fine: worth retrying. */
@@ -330,8 +363,12 @@ function createPostgresStore(
     return batch;
   };
 
-  const callBatch = (q: Sql | TransactionSql, batch: PendingAppend[]) =>
-    q<BatchRow[]>`SELECT * FROM ${S}.append_batch(${`[${batch.map(appendJson).join(',')}]`})`;
+  const callBatch = (q: Sql | TransactionSql, batch: PendingAppend[]) => {
+    const [streams, expected, counts, ids, types, at, data, metadata] = batchParams(batch);
+    return q<
+      BatchRow[]
+    >`SELECT * FROM ${S}.append_batch(${streams}, ${expected}, ${counts}, ${ids}, ${types}, ${at}, ${data}, ${metadata})`;
+  };
 
   const outcomeOf = (pending: PendingAppend, row: BatchRow | undefined): Outcome => {
     if (!row) return { ok: false, error: new Error('append_batch returned no row for an append') };

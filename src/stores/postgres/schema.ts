@@ -59,16 +59,19 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
       PRIMARY KEY (stream_id, name)
     );
 
-    -- Appends a batch of appends in one statement: [{"s": stream, "e": expected, "ev": [event…]}].
-    -- expected: -1 any, -2 no_stream, -3 exists, n >= 0 exact version. The caller puts each stream
-    -- and each event id at most once in a batch. Per append it answers 'ok', 'version' (expected
-    -- version mismatch, nothing stored) or 'stored' (some ids already exist: the caller decides
-    -- between an idempotent retry and a conflict). Failed appends store nothing; the others do.
-    CREATE FUNCTION ${S}.append_batch(batch_text text)
+    -- Appends a batch of appends in one statement. Per append (arrays in append order): stream,
+    -- expected version (-1 any, -2 no_stream, -3 exists, n >= 0 exact) and event count; per event
+    -- (arrays in append order, then event order): id, type, occurredAt (NULL: recordedAt), and data
+    -- and metadata as two JSON arrays (parsed once each). All arrive as text and are cast here. The
+    -- caller puts each stream and each event id at most once in a batch. Per append it answers 'ok',
+    -- 'version' (expected version mismatch, nothing stored) or 'stored' (some of its ids exist: the
+    -- caller decides between an idempotent retry and a conflict); only 'ok' appends are stored.
+    CREATE FUNCTION ${S}.append_batch(p_streams text, p_expected text, p_counts text, p_ids text, p_types text,
+                                      p_at text, p_data text, p_metadata text)
       RETURNS TABLE (ord integer, status text, actual integer, version integer, last_position bigint, recorded_at text)
       LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
     DECLARE
-      batch json := batch_text::json;
       head bigint;
     BEGIN
       -- Held until commit: positions are assigned and become visible in order (design §5).
@@ -77,35 +80,41 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
       SELECT coalesce(max(e.position), 0) INTO head FROM ${S}.events e;
       RETURN QUERY
       WITH input AS (
-        SELECT (a.n - 1)::integer AS ord, a.value->>'s' AS stream_id, (a.value->>'e')::integer AS expected,
-               a.value->'ev' AS ev, json_array_length(a.value->'ev') AS n
-        FROM json_array_elements(batch) WITH ORDINALITY AS a(value, n)
+        SELECT (a.k - 1)::integer AS ord, a.stream_id, a.expected, a.n
+        FROM unnest(p_streams::text[], p_expected::integer[], p_counts::integer[]) WITH ORDINALITY AS a(stream_id, expected, n, k)
       ),
-      checked AS (
-        SELECT i.*, coalesce(s.version, 0) AS actual,
-               EXISTS (SELECT 1 FROM json_array_elements(i.ev) AS x(value)
-                       JOIN ${S}.events e ON e.id = (x.value->>'id')::uuid) AS stored
-        FROM input i LEFT JOIN ${S}.streams s ON s.stream_id = i.stream_id
+      slots AS (  -- which append and which place in it each event of the arrays belongs to
+        SELECT i.ord, g.idx, row_number() OVER (ORDER BY i.ord, g.idx) AS k
+        FROM input i CROSS JOIN LATERAL generate_series(1, i.n) AS g(idx)
+      ),
+      ev AS (
+        SELECT s.ord, s.idx, s.k, x.id, x.type, x.at
+        FROM unnest(p_ids::uuid[], p_types::text[], p_at::timestamptz[]) WITH ORDINALITY AS x(id, type, at, k)
+        JOIN slots s ON s.k = x.k
+      ),
+      stored AS (
+        SELECT DISTINCT ev.ord FROM ev JOIN ${S}.events e ON e.id = ev.id
       ),
       decided AS (
-        SELECT c.*, CASE
-            WHEN c.stored THEN 'stored'
-            WHEN c.expected = -1 OR (c.expected = -2 AND c.actual = 0) OR (c.expected = -3 AND c.actual > 0)
-                 OR c.expected = c.actual THEN 'ok'
+        SELECT i.ord, i.stream_id, i.n, coalesce(s.version, 0) AS actual, CASE
+            WHEN i.ord IN (SELECT st.ord FROM stored st) THEN 'stored'
+            WHEN i.expected = -1 OR (i.expected = -2 AND coalesce(s.version, 0) = 0)
+                 OR (i.expected = -3 AND coalesce(s.version, 0) > 0) OR i.expected = coalesce(s.version, 0) THEN 'ok'
             ELSE 'version' END AS status
-        FROM checked c
+        FROM input i LEFT JOIN ${S}.streams s ON s.stream_id = i.stream_id
       ),
       new_rows AS (
-        SELECT d.ord, d.stream_id, d.actual + x.idx::integer AS stream_version, x.value AS ev,
-               head + row_number() OVER (ORDER BY d.ord, x.idx) AS position
-        FROM decided d CROSS JOIN LATERAL json_array_elements(d.ev) WITH ORDINALITY AS x(value, idx)
+        SELECT ev.k, ev.ord, d.stream_id, d.actual + ev.idx AS stream_version, ev.id, ev.type, ev.at,
+               head + row_number() OVER (ORDER BY ev.k) AS position
+        FROM ev JOIN decided d ON d.ord = ev.ord
         WHERE d.status = 'ok'
       ),
       inserted AS (
         INSERT INTO ${S}.events (position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at)
-        SELECT r.position, r.stream_id, r.stream_version, (r.ev->>'id')::uuid, r.ev->>'type', r.ev->'data',
-               coalesce(r.ev->'metadata', '{}'::json), coalesce((r.ev->>'at')::timestamptz, now()), now()
+        SELECT r.position, r.stream_id, r.stream_version, r.id, r.type, dj.value, mj.value, coalesce(r.at, now()), now()
         FROM new_rows r
+        JOIN json_array_elements(p_data::json) WITH ORDINALITY AS dj(value, k) ON dj.k = r.k
+        JOIN json_array_elements(p_metadata::json) WITH ORDINALITY AS mj(value, k) ON mj.k = r.k
         RETURNING 1
       ),
       heads AS (
@@ -114,12 +123,15 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
         ON CONFLICT (stream_id) DO UPDATE
           SET version = excluded.version, last_position = excluded.last_position, last_recorded_at = excluded.last_recorded_at
         RETURNING 1
+      ),
+      last_positions AS (
+        SELECT r.ord, max(r.position) AS position FROM new_rows r GROUP BY r.ord
       )
       SELECT d.ord, d.status, d.actual,
              CASE WHEN d.status = 'ok' THEN d.actual + d.n ELSE d.actual END,
-             coalesce((SELECT max(r.position) FROM new_rows r WHERE r.ord = d.ord), head),
+             coalesce(lp.position, head),
              to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-      FROM decided d
+      FROM decided d LEFT JOIN last_positions lp ON lp.ord = d.ord
       ORDER BY d.ord;
       PERFORM pg_notify('${channelName(schema)}', '');
     END
