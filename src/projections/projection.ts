@@ -10,7 +10,8 @@
  */
 import type { Database } from 'better-sqlite3';
 import { InvalidArgumentError } from '../core/errors.js';
-import type { EventStore, JsonObject, JsonValue, RecordedEvent } from '../core/types.js';
+import type { EventStore, RecordedEvent } from '../core/types.js';
+import { COLUMNS, type Row, toRecorded } from '../stores/sqlite/sqlite-store.js';
 import {
   applyInOrder,
   EventFailure,
@@ -383,9 +384,6 @@ export interface InlineEvents {
   superseded(): void;
 }
 
-/** Reads the SQLite store's events table directly: inline hooks run inside its transaction. */
-type EventRow = [number, string, number, string, string, string, string, string, string];
-
 async function attachInline<Tx>(
   store: EventStore,
   backend: ProjectionBackend,
@@ -409,8 +407,8 @@ async function attachInline<Tx>(
   const readCheckpoint = db.prepare('SELECT position FROM logline_checkpoints WHERE name = ?').pluck().safeIntegers();
   const missed = db
     .prepare(
-      `SELECT position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at
-       FROM events WHERE position > ? AND position < ? ORDER BY position`,
+      // Reads the events table directly: inline hooks run inside the append's transaction.
+      `SELECT ${COLUMNS} FROM events WHERE position > ? AND position < ? ORDER BY position`,
     )
     .raw();
 
@@ -433,7 +431,7 @@ async function attachInline<Tx>(
     const first = (appended[0] as RecordedEvent).position;
     const last = (appended[appended.length - 1] as RecordedEvent).position;
     const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
-    const gap = first - 1n > stored ? (missed.all(stored, first) as EventRow[]).map(rowToEvent) : [];
+    const gap = first - 1n > stored ? (missed.all(stored, first) as Row[]).map(toRecorded) : [];
     const todo = [...gap, ...appended].filter((event) => event.position > stored && wants(event));
     const ctx = contextFor(definition, db as Tx);
     try {
@@ -451,7 +449,7 @@ async function attachInline<Tx>(
   const detach = sqliteStore.addInlineHook(hook);
   // Catch up to the head now, synchronously: no append of this process can interleave.
   const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
-  const rest = (missed.all(stored, Number.MAX_SAFE_INTEGER) as EventRow[]).map(rowToEvent);
+  const rest = (missed.all(stored, Number.MAX_SAFE_INTEGER) as Row[]).map(toRecorded);
   if (rest.length > 0) {
     await applyProjection(backend, definition, rest.filter(wants), {
       checkpoint: { name: key, kind: 'projection', position: (rest[rest.length - 1] as RecordedEvent).position },
@@ -461,15 +459,3 @@ async function attachInline<Tx>(
   }
   return { detach };
 }
-
-const rowToEvent = (row: EventRow): RecordedEvent => ({
-  position: BigInt(row[0]),
-  streamId: row[1],
-  streamVersion: row[2],
-  id: row[3],
-  type: row[4],
-  data: JSON.parse(row[5]) as JsonValue,
-  metadata: JSON.parse(row[6]) as JsonObject,
-  occurredAt: row[7],
-  recordedAt: row[8],
-});

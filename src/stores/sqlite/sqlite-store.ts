@@ -73,10 +73,11 @@ export interface SqliteEventStore extends EventStore {
   addInlineHook(hook: SqliteInlineHook): () => void;
 }
 
-type Row = [number, string, number, string, string, string, string, string, string];
-const COLUMNS = 'position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at';
+/** One row of the events table as read with `.raw()` and COLUMNS (read models reuse both). */
+export type Row = [number, string, number, string, string, string, string, string, string];
+export const COLUMNS = 'position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at';
 
-const toRecorded = (row: Row): RecordedEvent => ({
+export const toRecorded = (row: Row): RecordedEvent => ({
   position: BigInt(row[0]),
   streamId: row[1],
   streamVersion: row[2],
