@@ -107,6 +107,8 @@ async function castoreStore() {
       );
       versions.set(stream, version);
     },
+    // The adapter has no close(); its postgres.js client is private.
+    close: () => (adapter as unknown as { _sql: postgres.Sql })._sql.end({ timeout: 1 }),
   };
 }
 
@@ -333,6 +335,93 @@ async function appendAtSizeScenario(emptyUrl: string, fullUrl: string, stored: n
   await full.close();
 }
 
+/**
+ * Design §5, measured: the two ways to a global order without skips, as raw SQL on 16 connections
+ * (one-row transactions, nothing coalesced, so the strategies' own costs show):
+ * - xid: every row stores pg_current_xact_id(); writers run free, readers filter on
+ *   pg_snapshot_xmin (and any open transaction in the database holds every reader back);
+ * - lock: one advisory lock per log taken before the position is assigned, held to commit.
+ * Then Logline (lock + coalesced commits) with the 16 writers in 1 store vs spread over 4 stores
+ * (separate pools, as separate processes would be: their commits contend for the lock).
+ */
+async function orderingScenario(sql: postgres.Sql): Promise<void> {
+  await sql`CREATE TABLE ord_xid (position bigserial PRIMARY KEY, tx xid8 NOT NULL DEFAULT pg_current_xact_id(), data json NOT NULL)`;
+  await sql`CREATE TABLE ord_lock (position bigserial PRIMARY KEY, data json NOT NULL)`;
+  await sql`CREATE FUNCTION ord_lock_insert(d text) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_advisory_xact_lock(42); INSERT INTO ord_lock (data) VALUES (d::json); END $$`;
+  const ops = flags.quick ? 3000 : 12000;
+  const data = JSON.stringify(payload(1));
+  const results = await interleave([
+    {
+      label: 'xid8 column (writers unserialized)',
+      operations: ops,
+      eventsPerOperation: 1,
+      concurrency: 16,
+      operation: () => sql`INSERT INTO ord_xid (data) VALUES (${data}::text::json)`,
+    },
+    {
+      label: 'advisory lock to commit',
+      operations: ops,
+      eventsPerOperation: 1,
+      concurrency: 16,
+      operation: () => sql`SELECT ord_lock_insert(${data})`,
+    },
+  ]);
+  printScenario('ordering strategies, raw SQL: 1-row transactions on 16 connections', results, 'xid8 column (writers unserialized)');
+
+  // What the xid filter costs readers while one unrelated transaction stays open for 1 s.
+  const reader = postgres(dbUrl, { max: 1, onnotice: () => {} });
+  const holder = await sql.reserve();
+  await holder`BEGIN`;
+  await holder`SELECT pg_current_xact_id()`;
+  await sql`INSERT INTO ord_xid (data) VALUES (${data}::text::json)`;
+  const t0 = performance.now();
+  let visibleAfterMs = Number.NaN;
+  const head = await sql<{ p: string }[]>`SELECT max(position)::text AS p FROM ord_xid`;
+  const release = setTimeout(() => holder`COMMIT`.then(() => holder.release()), 1000);
+  for (;;) {
+    const rows = await reader`SELECT position FROM ord_xid WHERE position >= ${head[0]?.p ?? '0'}
+                              AND tx < pg_snapshot_xmin(pg_current_snapshot())`;
+    if (rows.length) {
+      visibleAfterMs = performance.now() - t0;
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  clearTimeout(release);
+  await reader.end();
+  console.log(
+    `\nxid filter: a committed event became visible to readers after ${visibleAfterMs.toFixed(0)} ms, because one unrelated transaction stayed open for 1000 ms.`,
+  );
+
+  const one = await openPostgresStore({ url: `${dbUrl}?schema=ord_one`, poolSize: 4 });
+  const four = await Promise.all(Array.from({ length: 4 }, () => openPostgresStore({ url: `${dbUrl}?schema=ord_four`, poolSize: 2 })));
+  const batches = Array.from({ length: ops }, (_, i) => [newEvent(i)]);
+  const spread = new Map<string, number>();
+  const logline = await interleave([
+    loglineLoad(one, 'logline-pg, 16 writers in 1 store', ops, 1, 16, batches),
+    {
+      label: 'logline-pg, 16 writers over 4 stores',
+      operations: ops,
+      eventsPerOperation: 1,
+      concurrency: 16,
+      operation: async (i, worker) => {
+        const stream = `spread-${worker}-${i % 7}`;
+        const store = four[worker % 4] as PostgresEventStore;
+        const result = await store.append(stream, batches[i] as NewEvent[], { expectedVersion: spread.get(stream) ?? 'no_stream' });
+        spread.set(stream, result.streamVersion);
+      },
+    },
+  ]);
+  printScenario(
+    'ordering strategy as shipped (lock + coalesced commits), 1 event per append',
+    logline,
+    'logline-pg, 16 writers in 1 store',
+  );
+  await one.close();
+  await Promise.all(four.map((s) => s.close()));
+}
+
 export async function run(): Promise<void> {
   await recreateDatabase();
   const sql = postgres(dbUrl, { max: 16, onnotice: () => {} });
@@ -354,6 +443,8 @@ export async function run(): Promise<void> {
   await appendScenario(c, '100 events per append, 4 concurrent writers', q ? 100 : 400, 100, 4);
   await readStreamScenario(c);
   await emmett.close();
+  await castore?.close();
+  await orderingScenario(sql);
 
   const catchUp = q ? 100_000 : 1_000_000;
   const big = await openPostgresStore({ url: `${dbUrl}?schema=big`, poolSize: 2 });

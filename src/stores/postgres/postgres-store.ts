@@ -56,6 +56,11 @@ export interface PostgresStoreOptions {
   /** Longest a live subscriber sleeps without a wake-up before reading again. Default 1000 ms. */
   pollMs?: number;
   limits?: Partial<StoreLimits>;
+  /**
+   * Coalesced batches in flight at once (default 2). With 2, the next batch's statement travels and
+   * waits on the ordering lock while the previous one commits, overlapping round trip and flush.
+   */
+  commitsInFlight?: number;
   /** For tests only: runs inside every append transaction, just before COMMIT (e.g. `pg_sleep`). */
   testHooks?: { beforeCommit?: (tx: TransactionSql) => Promise<void> };
 }
@@ -117,6 +122,7 @@ type Outcome = { ok: true; result: AppendResult } | { ok: false; error: unknown 
 
 /** Most events / JSON bytes one coalesced commit carries; later appends wait for the next one. */
 const MAX_EVENTS_PER_COMMIT = 20_000;
+
 const MAX_BYTES_PER_COMMIT = 32 * 1024 * 1024;
 const MAX_INT = 2_147_483_647;
 
@@ -320,13 +326,15 @@ function createPostgresStore(
   const signal = new AppendSignal();
   const inlineHooks = new Set<PostgresInlineHook>();
   const beforeCommit = options.testHooks?.beforeCommit;
+  const commitsInFlight = Math.max(1, options.commitsInFlight ?? 2);
   const S = sql(schema);
   const columns = sql.unsafe(COLUMNS);
   let closed = false;
   /** Set once the pool is ending: connection errors are final from then on. */
   let sqlEnded = false;
   let queue: PendingAppend[] = [];
-  let flushing: Promise<void> | undefined;
+  /** Commit lanes at work; each takes the next batch from the queue when its last one is answered. */
+  const lanes = new Set<Promise<void>>();
 
   function assertOpen(): void {
     if (closed) throw new StoreClosedError('postgres');
@@ -471,14 +479,15 @@ function createPostgresStore(
     }
   };
 
-  const flush = async (): Promise<void> => {
-    try {
-      await flushQueue();
-    } finally {
-      flushing = undefined;
-      // An append queued by a caller resumed in the last round (it saw `flushing` still set).
-      if (queue.length) flushing = flush();
-    }
+  /** Starts a commit lane if one is free: at most `commitsInFlight` batches are in flight. */
+  const flush = (): void => {
+    if (lanes.size >= commitsInFlight || queue.length === 0) return;
+    const lane: Promise<void> = flushQueue().finally(() => {
+      lanes.delete(lane);
+      // An append queued by a caller resumed in the last round (it saw every lane busy).
+      flush();
+    });
+    lanes.add(lane);
   };
 
   const flushQueue = async (): Promise<void> => {
@@ -570,7 +579,7 @@ function createPostgresStore(
         for (const e of prepared) bytes += e.dataJson.length + e.metadataJson.length + 100;
         return new Promise((resolve, reject) => {
           queue.push({ stream, expected, events: prepared, bytes, resolve, reject });
-          flushing ??= flush();
+          flush();
         });
       } catch (error) {
         return Promise.reject(error);
@@ -689,7 +698,7 @@ function createPostgresStore(
       if (closed) return;
       closed = true;
       // Appends already accepted are committed and answered before the pool ends.
-      while (flushing) await flushing;
+      while (lanes.size) await Promise.all(lanes);
       signal.notify();
       const listener = await listening;
       await listener?.unlisten().catch(() => {});
