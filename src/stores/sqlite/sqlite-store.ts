@@ -300,11 +300,30 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   let watcher: FSWatcher | undefined;
   let subscribers = 0;
   const walName = `${basename(path)}-wal`;
+  // The watch fires when another process writes the WAL, which is before its commit is visible
+  // (the fsync and the WAL-index update come after the last write). So a write starts a short
+  // burst of `PRAGMA data_version` checks (1, 2, 4 … 64 ms apart); each change wakes subscribers.
+  const dataVersion = db.prepare('PRAGMA data_version').pluck();
+  let lastDataVersion = dataVersion.get();
+  let burst: NodeJS.Timeout | undefined;
+  const checkForCommits = (delayMs: number): void => {
+    burst = undefined;
+    if (closed) return;
+    const version = dataVersion.get();
+    if (version !== lastDataVersion) {
+      lastDataVersion = version;
+      signal.notify();
+      delayMs = 1; // more may follow
+    }
+    if (delayMs <= 64) burst = setTimeout(checkForCommits, delayMs, delayMs * 2).unref();
+  };
   const startWatching = () => {
     if (inMemory || watcher) return;
     try {
       watcher = watch(dirname(path), { persistent: false }, (_event, file) => {
-        if (file === walName || file === basename(path)) signal.notify();
+        if (file !== walName && file !== basename(path)) return;
+        clearTimeout(burst);
+        checkForCommits(1);
       });
       watcher.on('error', () => stopWatching());
     } catch {
@@ -314,6 +333,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   const stopWatching = () => {
     watcher?.close();
     watcher = undefined;
+    clearTimeout(burst);
+    burst = undefined;
   };
 
   const store: SqliteEventStore = {
