@@ -1,6 +1,6 @@
 /**
  * openStore(url): one entry point for every backend. Backends are imported on demand, so a
- * driver (better-sqlite3, postgres, nats) is only loaded when its URL scheme is used.
+ * driver (better-sqlite3, postgres) is only loaded when its URL scheme is used.
  *
  *   memory:                                   in-process, for tests and examples
  *   sqlite:./data/logline.db?synchronous=full embedded file (also sqlite::memory:)
