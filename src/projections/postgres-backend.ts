@@ -9,7 +9,8 @@
  */
 import type { Sql, TransactionSql } from 'postgres';
 import { InvalidArgumentError } from '../core/errors.js';
-import type { EventStore, JsonObject, JsonValue, RecordedEvent } from '../core/types.js';
+import type { EventStore, RecordedEvent } from '../core/types.js';
+import { COLUMNS, type Row, toRecorded } from '../stores/postgres/postgres-store.js';
 import {
   type CheckpointUpdate,
   EventFailure,
@@ -254,8 +255,6 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
   };
 }
 
-type EventRow = [string, string, number, string, string, JsonValue, JsonObject, string, string];
-
 /**
  * Inline projection on PostgreSQL: a hook in every append transaction that first applies the
  * events it missed (appended by processes without the hook, or before it was attached), then
@@ -274,24 +273,10 @@ export async function attachPostgresInline(
   if (!isPostgresStore(store)) throw new InvalidArgumentError('store', 'it is not a PostgreSQL store', 'a PostgreSQL store');
   const { sql, schema } = store;
   const S = schema;
-  const columns = sql.unsafe(
-    `position, stream_id, stream_version, id, type, data, metadata,
-     to_char(occurred_at AT TIME ZONE 'UTC', ${ISO}), to_char(recorded_at AT TIME ZONE 'UTC', ${ISO})`,
-  );
+  const columns = sql.unsafe(COLUMNS);
   const events = sql.unsafe(`${S}.events`);
   const checkpoints = sql.unsafe(`${S}.logline_checkpoints`);
   const projections = sql.unsafe(`${S}.logline_projections`);
-  const toEvent = (row: EventRow): RecordedEvent => ({
-    position: BigInt(row[0]),
-    streamId: row[1],
-    streamVersion: row[2],
-    id: row[3],
-    type: row[4],
-    data: row[5],
-    metadata: row[6],
-    occurredAt: row[7],
-    recordedAt: row[8],
-  });
 
   /** Applies everything after the stored checkpoint up to `through` plus `own`, inside `tx`. */
   const catchUp = async (tx: TransactionSql, own: RecordedEvent[], through: bigint | undefined) => {
@@ -304,8 +289,8 @@ export async function attachPostgresInline(
       first === undefined || first - 1n > stored
         ? (
             (await tx`SELECT ${columns} FROM ${events} WHERE position > ${String(stored)}
-              ${first === undefined ? sql`` : sql`AND position < ${String(first)}`} ORDER BY position`.values()) as unknown as EventRow[]
-          ).map(toEvent)
+              ${first === undefined ? sql`` : sql`AND position < ${String(first)}`} ORDER BY position`.values()) as unknown as Row[]
+          ).map(toRecorded)
         : [];
     const todo = [...gap, ...own].filter((event) => event.position > stored);
     const last = todo.length ? (todo[todo.length - 1] as RecordedEvent).position : stored;

@@ -82,13 +82,14 @@ export interface PostgresEventStore extends EventStore {
   addInlineHook(hook: PostgresInlineHook): () => void;
 }
 
-type Row = [string, string, number, string, string, JsonValue, JsonObject, string, string];
+/** One row of the events table as read with `.values()` and COLUMNS (read models reuse both). */
+export type Row = [string, string, number, string, string, JsonValue, JsonObject, string, string];
 
 const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
-const COLUMNS = `position, stream_id, stream_version, id, type, data, metadata,
+export const COLUMNS = `position, stream_id, stream_version, id, type, data, metadata,
   to_char(occurred_at AT TIME ZONE 'UTC', ${ISO}), to_char(recorded_at AT TIME ZONE 'UTC', ${ISO})`;
 
-const toRecorded = (row: Row): RecordedEvent => ({
+export const toRecorded = (row: Row): RecordedEvent => ({
   position: BigInt(row[0]),
   streamId: row[1],
   streamVersion: row[2],
