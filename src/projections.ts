@@ -26,6 +26,7 @@ export {
 } from './projections/projection.js';
 export {
   type ConsumerHandle,
+  type ReplayResult,
   type SubscriptionHandle,
   type SubscriptionHandler,
   type SubscriptionOptions,

@@ -22,7 +22,7 @@ import {
   validateFilter,
 } from './consumer.js';
 import { backendFor } from './registry.js';
-import { assertConsumerName } from './subscription.js';
+import { assertConsumerName, type ReplayResult, replayParkedEvents } from './subscription.js';
 
 export interface GroupOptions extends EventFilter {
   /** The group's durable name: its partitions' checkpoints are `group#0`, `group#1`, … */
@@ -55,7 +55,7 @@ export interface GroupWorker {
   /** Finishes the batch in flight, saves checkpoints, hands its leases back. */
   stop(): Promise<void>;
   /** Calls the handler again for the group's parked events (all, or these ids); removes those that succeed. */
-  replayParked(ids?: number[]): Promise<{ replayed: number; failed: Array<{ id: number; error: unknown }> }>;
+  replayParked(ids?: number[]): Promise<ReplayResult>;
 }
 
 /** FNV-1a (32 bit) of the stream id, modulo the partition count: stable across processes and versions. */
@@ -220,20 +220,10 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
     },
     done,
     stop: () => stop(),
-    async replayParked(ids) {
-      const parked = (await backend.listParked(group)).filter((p) => ids === undefined || ids.includes(p.id));
-      let replayed = 0;
-      const failed: Array<{ id: number; error: unknown }> = [];
-      for (const item of parked) {
-        try {
-          await handler(item.event);
-          await backend.deleteParked(item.id);
-          replayed++;
-        } catch (error) {
-          failed.push({ id: item.id, error });
-        }
-      }
-      return { replayed, failed };
-    },
+    replayParked: (ids) =>
+      replayParkedEvents(backend, group, ids, async (item) => {
+        await handler(item.event);
+        await backend.deleteParked(item.id);
+      }),
   };
 }

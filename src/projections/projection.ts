@@ -25,7 +25,7 @@ import { Consumer, normalizeRetry, type OnFailure, type RetryPolicy, validateBat
 import { ProjectionStoppedError } from './errors.js';
 import { attachPostgresInline } from './postgres-backend.js';
 import { assertNotRunning, backendFor, trackConsumer } from './registry.js';
-import { type ConsumerHandle, toHandle } from './subscription.js';
+import { type ConsumerHandle, type ReplayResult, replayParkedEvents, toHandle } from './subscription.js';
 
 export interface ProjectionContext<Tx = unknown> {
   /** The open transaction: the better-sqlite3 Database on SQLite, the postgres.js transaction on PostgreSQL, undefined in memory. */
@@ -137,7 +137,7 @@ export interface ProjectionHandle extends ConsumerHandle {
   readonly active: Promise<void>;
   listParked(): Promise<ParkedEvent[]>;
   /** Re-applies parked events (all, or these ids) with their effects and removes them; returns what still failed. */
-  replayParked(ids?: number[]): Promise<{ replayed: number; failed: Array<{ id: number; error: unknown }> }>;
+  replayParked(ids?: number[]): Promise<ReplayResult>;
 }
 
 export const checkpointName = (projection: string, version: number): string => `${projection}@v${version}`;
@@ -359,20 +359,10 @@ export async function startProjection<Tx>(
       await consumer.stop();
     },
     listParked: () => backend.listParked(key),
-    async replayParked(ids) {
-      const parked = (await backend.listParked(key)).filter((p) => ids === undefined || ids.includes(p.id));
-      let replayed = 0;
-      const failed: Array<{ id: number; error: unknown }> = [];
-      for (const item of parked) {
-        try {
-          await applyProjection(backend, definition, [item.event], { deleteParked: item.id, guard });
-          replayed++;
-        } catch (error) {
-          failed.push({ id: item.id, error: error instanceof EventFailure ? error.cause : error });
-        }
-      }
-      return { replayed, failed };
-    },
+    replayParked: (ids) =>
+      replayParkedEvents(backend, key, ids, async (item) => {
+        await applyProjection(backend, definition, [item.event], { deleteParked: item.id, guard });
+      }),
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
-import { EventFailure, type ParkedEvent } from './backend.js';
+import { EventFailure, type ParkedEvent, type ProjectionBackend } from './backend.js';
 import {
   Consumer,
   type ConsumerStatus,
@@ -93,7 +93,7 @@ export function waitOn(consumer: Consumer, position: unknown, timeout: unknown =
 
 export interface SubscriptionHandle extends ConsumerHandle {
   listParked(): Promise<ParkedEvent[]>;
-  replayParked(ids?: number[]): Promise<{ replayed: number; failed: Array<{ id: number; error: unknown }> }>;
+  replayParked(ids?: number[]): Promise<ReplayResult>;
 }
 
 export async function startSubscription(store: EventStore, options: SubscriptionOptions): Promise<SubscriptionHandle> {
@@ -147,20 +147,38 @@ export async function startSubscription(store: EventStore, options: Subscription
   return Object.assign(handle, {
     listParked: () => backend.listParked(name),
     /** Calls the handler again for parked events (all, or these ids); removes those that succeed. */
-    async replayParked(ids?: number[]) {
-      const parked = (await backend.listParked(name)).filter((p) => ids === undefined || ids.includes(p.id));
-      let replayed = 0;
-      const failed: Array<{ id: number; error: unknown }> = [];
-      for (const item of parked) {
-        try {
-          await handler(item.event);
-          await backend.deleteParked(item.id);
-          replayed++;
-        } catch (error) {
-          failed.push({ id: item.id, error });
-        }
-      }
-      return { replayed, failed };
-    },
+    replayParked: (ids?: number[]) =>
+      replayParkedEvents(backend, name, ids, async (item) => {
+        await handler(item.event);
+        await backend.deleteParked(item.id);
+      }),
   });
+}
+
+export interface ReplayResult {
+  replayed: number;
+  failed: Array<{ id: number; error: unknown }>;
+}
+
+/**
+ * Replays a consumer's parked events (all, or these ids) one at a time through `replay`, which
+ * removes each one it handles; a failure stays parked and is reported.
+ */
+export async function replayParkedEvents(
+  backend: ProjectionBackend,
+  consumer: string,
+  ids: number[] | undefined,
+  replay: (item: ParkedEvent) => Promise<void>,
+): Promise<ReplayResult> {
+  const parked = (await backend.listParked(consumer)).filter((p) => ids === undefined || ids.includes(p.id));
+  const result: ReplayResult = { replayed: 0, failed: [] };
+  for (const item of parked) {
+    try {
+      await replay(item);
+      result.replayed++;
+    } catch (error) {
+      result.failed.push({ id: item.id, error: error instanceof EventFailure ? error.cause : error });
+    }
+  }
+  return result;
 }
