@@ -2,6 +2,20 @@
  * The benchmark harness every bench suite uses: run scenarios side by side in one process,
  * measure events/s and per-operation latency, print a table with ratios to a baseline.
  */
+import type { NewEvent } from '../src/index.js';
+
+/** The ~330-byte order event every append and read scenario writes, for Logline and the baselines alike. */
+export const benchPayload = (i: number) => ({
+  orderId: `order-${i}`,
+  customer: { id: i % 1000, name: 'Marge Simpson', email: 'marge@example.com' },
+  lines: [
+    { sku: 'DONUT-PINK', quantity: 12, price: 1.25 },
+    { sku: 'DUFF-6', quantity: 1, price: 7.99 },
+  ],
+  total: 22.99,
+});
+
+export const benchEvent = (i: number): NewEvent => ({ type: 'OrderPlaced', data: benchPayload(i), metadata: { correlationId: `c-${i}` } });
 
 export interface Result {
   /** Who ran it: 'logline-sqlite', 'raw better-sqlite3', 'emmett', … */

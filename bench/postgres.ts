@@ -13,7 +13,17 @@ import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
 import postgres from 'postgres';
 import type { NewEvent } from '../src/index.js';
 import { openPostgresStore, type PostgresEventStore } from '../src/postgres.js';
-import { type AppendLoad, flags, interleave, measureRead, percentile, printScenario, type Result } from './harness.js';
+import {
+  type AppendLoad,
+  benchEvent,
+  benchPayload,
+  flags,
+  interleave,
+  measureRead,
+  percentile,
+  printScenario,
+  type Result,
+} from './harness.js';
 
 const SERVER_URL = process.env.LOGLINE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DB = 'logline_bench';
@@ -24,17 +34,6 @@ const dbUrl = (() => {
 })();
 const RAW = 'raw postgres.js';
 let tables = 0;
-
-const payload = (i: number) => ({
-  orderId: `order-${i}`,
-  customer: { id: i % 1000, name: 'Marge Simpson', email: 'marge@example.com' },
-  lines: [
-    { sku: 'DONUT-PINK', quantity: 12, price: 1.25 },
-    { sku: 'DUFF-6', quantity: 1, price: 7.99 },
-  ],
-  total: 22.99,
-});
-const newEvent = (i: number): NewEvent => ({ type: 'OrderPlaced', data: payload(i), metadata: { correlationId: `c-${i}` } });
 
 async function recreateDatabase(): Promise<void> {
   const admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
@@ -144,7 +143,7 @@ interface Contenders {
 }
 
 async function appendScenario(c: Contenders, title: string, ops: number, per: number, concurrency: number): Promise<Result[]> {
-  const batches = Array.from({ length: ops }, (_, a) => Array.from({ length: per }, (_, i) => newEvent(a * per + i)));
+  const batches = Array.from({ length: ops }, (_, a) => Array.from({ length: per }, (_, i) => benchEvent(a * per + i)));
   const raw = await rawStore(c.sql, `raw_${per}_${concurrency}_${++tables}`);
   const loads: AppendLoad[] = [
     {
@@ -182,7 +181,7 @@ const COLUMNS = 'position, stream_id, stream_version, id, type, data, metadata, 
 
 async function readStreamScenario(c: Contenders): Promise<void> {
   const length = 10_000;
-  const batches = Array.from({ length: length / 100 }, (_, a) => Array.from({ length: 100 }, (_, i) => newEvent(a * 100 + i)));
+  const batches = Array.from({ length: length / 100 }, (_, a) => Array.from({ length: 100 }, (_, i) => benchEvent(a * 100 + i)));
   const raw = await rawStore(c.sql, 'raw_read');
   for (const batch of batches) {
     await raw.append('long', batch);
@@ -232,7 +231,7 @@ async function fill(sql: postgres.Sql, schema: string, count: number): Promise<v
     const to = Math.min(count, from + chunk);
     await sql`INSERT INTO ${sql(schema)}.events (position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at)
       SELECT g, 'fill-' || (g % 10000), g / 10000 + 1, gen_random_uuid(), 'OrderPlaced',
-             ${JSON.stringify(payload(1))}::json, '{"correlationId":"c"}'::json, now(), now()
+             ${JSON.stringify(benchPayload(1))}::json, '{"correlationId":"c"}'::json, now(), now()
       FROM generate_series(${from + 1}::bigint, ${to}::bigint) AS g`;
   }
   await sql`INSERT INTO ${sql(schema)}.streams (stream_id, version, last_position, last_recorded_at)
@@ -292,7 +291,7 @@ async function liveLatencyScenario(url: string): Promise<void> {
     for (; sent < due; sent++) {
       const id = randomUUID();
       sentAt.set(id, performance.now());
-      appends.push(writer.append(`live-${sent % 50}`, [{ ...newEvent(sent), id }]));
+      appends.push(writer.append(`live-${sent % 50}`, [{ ...benchEvent(sent), id }]));
     }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
@@ -321,7 +320,7 @@ async function appendAtSizeScenario(emptyUrl: string, fullUrl: string, stored: n
   const empty = await openPostgresStore({ url: emptyUrl, poolSize: 2 });
   const full = await openPostgresStore({ url: fullUrl, poolSize: 2 });
   const ops = flags.quick ? 500 : 2000;
-  const batches = Array.from({ length: ops }, (_, i) => [newEvent(i)]);
+  const batches = Array.from({ length: ops }, (_, i) => [benchEvent(i)]);
   const results = await interleave([
     loglineLoad(empty, 'logline-pg, empty store', ops, 1, 1, batches),
     loglineLoad(full, `logline-pg, ${stored.toLocaleString('en-US')} events stored`, ops, 1, 1, batches),
@@ -350,7 +349,7 @@ async function orderingScenario(sql: postgres.Sql): Promise<void> {
   await sql`CREATE FUNCTION ord_lock_insert(d text) RETURNS void LANGUAGE plpgsql AS $$
     BEGIN PERFORM pg_advisory_xact_lock(42); INSERT INTO ord_lock (data) VALUES (d::json); END $$`;
   const ops = flags.quick ? 3000 : 12000;
-  const data = JSON.stringify(payload(1));
+  const data = JSON.stringify(benchPayload(1));
   const results = await interleave([
     {
       label: 'xid8 column (writers unserialized)',
@@ -396,7 +395,7 @@ async function orderingScenario(sql: postgres.Sql): Promise<void> {
 
   const one = await openPostgresStore({ url: `${dbUrl}?schema=ord_one`, poolSize: 4 });
   const four = await Promise.all(Array.from({ length: 4 }, () => openPostgresStore({ url: `${dbUrl}?schema=ord_four`, poolSize: 2 })));
-  const batches = Array.from({ length: ops }, (_, i) => [newEvent(i)]);
+  const batches = Array.from({ length: ops }, (_, i) => [benchEvent(i)]);
   const spread = new Map<string, number>();
   const logline = await interleave([
     loglineLoad(one, 'logline-pg, 16 writers in 1 store', ops, 1, 16, batches),

@@ -10,20 +10,9 @@ import Database from 'better-sqlite3';
 import type { NewEvent } from '../src/index.js';
 import { openSqliteStore } from '../src/sqlite.js';
 import { MIGRATIONS } from '../src/stores/sqlite/schema.js';
-import { flags, interleave, measureRead, percentile, printScenario, type Result } from './harness.js';
+import { benchEvent, benchPayload, flags, interleave, measureRead, percentile, printScenario, type Result } from './harness.js';
 
 const DIR = join(process.cwd(), '.bench-data', 'sqlite');
-
-const payload = (i: number) => ({
-  orderId: `order-${i}`,
-  customer: { id: i % 1000, name: 'Marge Simpson', email: 'marge@example.com' },
-  lines: [
-    { sku: 'DONUT-PINK', quantity: 12, price: 1.25 },
-    { sku: 'DUFF-6', quantity: 1, price: 7.99 },
-  ],
-  total: 22.99,
-});
-const newEvent = (i: number): NewEvent => ({ type: 'OrderPlaced', data: payload(i), metadata: { correlationId: `c-${i}` } });
 
 function rawDb(file: string) {
   const db = new Database(file);
@@ -47,7 +36,7 @@ function rawDb(file: string) {
 }
 
 async function appendScenario(title: string, appends: number, perAppend: number, concurrency: number): Promise<Result[]> {
-  const batches = Array.from({ length: appends }, (_, a) => Array.from({ length: perAppend }, (_, i) => newEvent(a * perAppend + i)));
+  const batches = Array.from({ length: appends }, (_, a) => Array.from({ length: perAppend }, (_, i) => benchEvent(a * perAppend + i)));
   const raw = rawDb(join(DIR, `raw-${perAppend}-${concurrency}.db`));
   const store = await openSqliteStore({ path: join(DIR, `logline-${perAppend}-${concurrency}.db`) });
   const versions = new Map<string, number>();
@@ -96,7 +85,7 @@ function seed(file: string, total: number, perStream: number): void {
         (i % perStream) + 1,
         randomUUID(),
         'OrderPlaced',
-        JSON.stringify(payload(i)),
+        JSON.stringify(benchPayload(i)),
         '{}',
         now,
         now,
