@@ -235,11 +235,11 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     return { streamVersion: version, position: BigInt(position) };
   };
 
-  const runOneInSavepoint = db.transaction(writeOne);
-  const runAlone = db.transaction(writeOne);
+  // Called inside the batch's transaction it runs in a savepoint; `.immediate()` runs it alone.
+  const writeInTransaction = db.transaction(writeOne);
   const writeAlone = (pending: PendingAppend): Outcome => {
     try {
-      return { ok: true, result: runAlone.immediate(pending, new Date().toISOString()) };
+      return { ok: true, result: writeInTransaction.immediate(pending, new Date().toISOString()) };
     } catch (error) {
       if (error instanceof RetryDetected) return error.outcome;
       if (error instanceof LoglineError) return { ok: false, error };
@@ -269,7 +269,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
           const recordedAt = new Date().toISOString();
           for (const pending of batch) {
             try {
-              outcomes.push({ ok: true, result: runOneInSavepoint(pending, recordedAt) });
+              outcomes.push({ ok: true, result: writeInTransaction(pending, recordedAt) });
             } catch (error) {
               outcomes.push(error instanceof RetryDetected ? error.outcome : { ok: false, error });
             }
