@@ -247,6 +247,18 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     }
   };
 
+  /** Several appends in one transaction, each in its own savepoint so a failure stays its own. */
+  const writeBatch = db.transaction((batch: PendingAppend[], outcomes: Outcome[]) => {
+    const recordedAt = new Date().toISOString();
+    for (const pending of batch) {
+      try {
+        outcomes.push({ ok: true, result: writeInTransaction(pending, recordedAt) });
+      } catch (error) {
+        outcomes.push(error instanceof RetryDetected ? error.outcome : { ok: false, error });
+      }
+    }
+  });
+
   const flush = (): void => {
     flushScheduled = false;
     if (queue.length === 0) return;
@@ -265,16 +277,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
         // Alone in its transaction: no savepoint needed, a failure rolls back the whole thing.
         outcomes.push(writeAlone(batch[0] as PendingAppend));
       } else {
-        db.transaction(() => {
-          const recordedAt = new Date().toISOString();
-          for (const pending of batch) {
-            try {
-              outcomes.push({ ok: true, result: writeInTransaction(pending, recordedAt) });
-            } catch (error) {
-              outcomes.push(error instanceof RetryDetected ? error.outcome : { ok: false, error });
-            }
-          }
-        }).immediate();
+        writeBatch.immediate(batch, outcomes);
       }
     } catch (error) {
       // BEGIN or COMMIT failed: nothing of this batch is stored.
