@@ -4,12 +4,33 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { type EventStore, IdempotencyConflictError, InvalidEventError, type NewEvent } from '../../src/index.js';
+import {
+  type EventStore,
+  IdempotencyConflictError,
+  InvalidEventError,
+  type NewEvent,
+  PositionBeyondHeadError,
+  type RecordedEvent,
+} from '../../src/index.js';
 import { collect, take } from '../helpers/collect.js';
+import { restoreTo } from '../helpers/restore.js';
 
 const ev = (type: string, data: NewEvent['data'] = {}, extra: Partial<NewEvent> = {}): NewEvent => ({ type, data, ...extra });
 
-export function describeAgreement(open: () => Promise<EventStore>): void {
+/** The first result of an iterator, or a timeout error. */
+async function nextWithin(iterator: AsyncIterator<RecordedEvent>, ms: number): Promise<IteratorResult<RecordedEvent>> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([iterator.next(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function describeAgreement(backend: string, open: () => Promise<EventStore>): void {
   describe('event ids are canonical: lower-case UUIDs, compared case-insensitively', () => {
     it('stores and returns an upper-case id in lower case', async () => {
       const store = await open();
@@ -44,6 +65,46 @@ export function describeAgreement(open: () => Promise<EventStore>): void {
       await expect(store.append('ids-4', [ev('A', { v: 1 }, { id: id.toUpperCase() })])).rejects.toBeInstanceOf(IdempotencyConflictError);
       await expect(store.append('ids-3', [ev('A', { v: 2 }, { id: id.toUpperCase() })])).rejects.toBeInstanceOf(IdempotencyConflictError);
       expect((await store.stats()).events).toBe(1);
+    });
+  });
+
+  describe('a position beyond the head is PositionBeyondHead, never a silent skip', () => {
+    it('readAll from beyond the head throws; from the head it is empty', async () => {
+      const store = await open();
+      await expect(collect(store.readAll({ from: 1n }))).rejects.toBeInstanceOf(PositionBeyondHeadError);
+      const { position: head } = await store.append('p-1', [ev('A'), ev('B')]);
+      expect(await collect(store.readAll({ from: head }))).toEqual([]);
+      expect(await collect(store.readAll({ from: head, types: ['Other'] }))).toEqual([]);
+      const error = await collect(store.readAll({ from: head + 5n, types: ['A'], streamPrefix: 'p-' })).catch((e) => e);
+      expect(error).toBeInstanceOf(PositionBeyondHeadError);
+      expect(error.details).toEqual({ position: (head + 5n).toString(), head: head.toString() });
+      expect(await collect(store.readAll({ from: head - 1n }))).toHaveLength(1);
+    });
+
+    it('subscribe from beyond the head throws at once; from the head it goes live', async () => {
+      const store = await open();
+      const { position: head } = await store.append('p-2', [ev('A')]);
+      const beyond = store.subscribe({ from: head + 1n })[Symbol.asyncIterator]();
+      await expect(nextWithin(beyond, 10_000)).rejects.toBeInstanceOf(PositionBeyondHeadError);
+      await expect(
+        nextWithin(store.subscribe({ from: head + 3n, types: ['Nope'] })[Symbol.asyncIterator](), 10_000),
+      ).rejects.toBeInstanceOf(PositionBeyondHeadError);
+      const live = take(store.subscribe({ from: head }), 1);
+      await store.append('p-2', [ev('B')]);
+      expect((await live).map((e) => e.type)).toEqual(['B']);
+    });
+
+    it.skipIf(backend === 'memory')('a live subscription fails when the store is restored behind it, instead of skipping', async () => {
+      const store = await open();
+      await store.append('p-3', [ev('A'), ev('B'), ev('C'), ev('D')]);
+      const iterator = store.subscribe()[Symbol.asyncIterator]();
+      for (let i = 0; i < 4; i++) await nextWithin(iterator, 10_000);
+      await restoreTo(store, 2n);
+      // Written after the restore at positions the subscriber believes it has seen.
+      await store.append('p-3', [ev('AfterRestore')]);
+      const error = await nextWithin(iterator, 10_000).catch((e) => e);
+      expect(error).toBeInstanceOf(PositionBeyondHeadError);
+      expect(error.details).toMatchObject({ position: '4' });
     });
   });
 }

@@ -46,7 +46,7 @@ export function describeContract(name: string, target: ContractTarget): void {
       for (const store of opened) await store.close().catch(() => {});
     });
 
-    describeAgreement(open);
+    describeAgreement(name, open);
 
     describe('append and read', () => {
       it('records events with versions, positions, ids and times', async () => {

@@ -450,7 +450,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
 
     async *readAll(opts?: ReadAllOptions) {
       assertOpen();
-      yield* pagedReadAll(readPage, normalizeReadAllOptions(opts));
+      yield* pagedReadAll(readPage, normalizeReadAllOptions(opts), async () => BigInt(sql.head.get() as number));
     },
 
     async *subscribe(opts?: SubscribeOptions) {
