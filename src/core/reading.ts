@@ -100,7 +100,8 @@ export async function* liveReadAll(source: LiveSource, opts: SubscribeOptions = 
   while (!signal?.aborted && !source.isClosed()) {
     const generation = source.signal.generation;
     const page = await source.readPage(after, PAGE_SIZE, filter);
-    if (page.length === 0 && after > 0n && (headCheckedAt === undefined || Date.now() - headCheckedAt >= source.pollMs)) {
+    const headDue = headCheckedAt === undefined || Date.now() - headCheckedAt >= source.pollMs;
+    if (page.length === 0 && after > 0n && headDue && !signal?.aborted && !source.isClosed()) {
       headCheckedAt = Date.now();
       const head = await source.headPosition();
       if (signal?.aborted || source.isClosed()) return;
