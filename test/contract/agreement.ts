@@ -101,7 +101,7 @@ export function describeAgreement(backend: string, open: () => Promise<EventStor
       for (let i = 0; i < 4; i++) await nextWithin(iterator, 10_000);
       await restoreTo(store, 2n);
       // Written after the restore at positions the subscriber believes it has seen.
-      await store.append('p-3', [ev('AfterRestore')]);
+      await store.append('p-3-after', [ev('AfterRestore')]);
       const error = await nextWithin(iterator, 10_000).catch((e) => e);
       expect(error).toBeInstanceOf(PositionBeyondHeadError);
       expect(error.details).toMatchObject({ position: '4' });
