@@ -346,8 +346,9 @@ export function createApp(options: AppOptions): LoglineApp {
     const resume = lastEventId ? parseWith(subscribeQuery, { from: lastEventId.trim() }, 'Last-Event-ID').from : undefined;
     const from = resume ?? q.from ?? 0n;
     // Answered before the stream starts, so the client gets a status (409), not an error event.
-    const head = from > 0n ? await store.headPosition() : 0n;
-    if (from > head) throw new PositionBeyondHeadError(from, head);
+    // A store that cannot answer now is left to the subscription, which waits out an outage.
+    const head = from > 0n ? await store.headPosition().catch(() => undefined) : undefined;
+    if (head !== undefined && from > head) throw new PositionBeyondHeadError(from, head);
     const outgoing = c.env?.outgoing;
     const body = sseBody({
       store,
