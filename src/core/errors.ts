@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'DriverMissing'
   | 'SchemaTooNew'
   | 'StoreUnavailable'
+  | 'PositionBeyondHead'
   // Projections (src/projections): waitForPosition timed out; a projection stopped on a failure.
   | 'PositionTimeout'
   | 'ProjectionStopped'
@@ -162,6 +163,21 @@ export class SchemaTooNewError extends LoglineError {
 export class StoreUnavailableError extends LoglineError {
   constructor(backend: string, problem: string, cause?: unknown) {
     super('StoreUnavailable', `The ${backend} store is unavailable: ${problem}.`, { backend, problem }, { cause });
+  }
+}
+
+/**
+ * A reader asked for events after a position the store has not reached: the store was restored
+ * from a backup or failed over to a replica that lags, and the position came from the store it
+ * replaced. Going on would silently skip the events the restored store writes at those positions.
+ */
+export class PositionBeyondHeadError extends LoglineError {
+  constructor(position: bigint, head: bigint) {
+    super(
+      'PositionBeyondHead',
+      `Position ${position} is beyond the store's head (${head}): the store was probably restored or failed over to a replica that lags. Nothing was skipped; resume from a position at or below the head.`,
+      { position: position.toString(), head: head.toString() },
+    );
   }
 }
 

@@ -2,7 +2,7 @@
  * Paging and live-tail machinery shared by every backend. A backend supplies "read one page
  * after position p" and an AppendSignal; this file turns those into readAll and subscribe.
  */
-import { InvalidArgumentError, StoreClosedError } from './errors.js';
+import { InvalidArgumentError, PositionBeyondHeadError, StoreClosedError } from './errors.js';
 import type { RecordedEvent, SubscribeOptions } from './types.js';
 import { type NormalizedReadAll, normalizeReadAllOptions } from './validation.js';
 
@@ -46,12 +46,27 @@ export class AppendSignal {
   }
 }
 
-export async function* pagedReadAll(readPage: ReadAllPage, filter: NormalizedReadAll): AsyncGenerator<RecordedEvent> {
+/**
+ * Throws PositionBeyondHeadError when `after` is beyond the head. Called only when a read from
+ * `after` found nothing, which is the only time it can be (an event after it proves it is not).
+ */
+async function assertNotBeyondHead(after: bigint, headPosition: () => Promise<bigint>): Promise<void> {
+  if (after === 0n) return;
+  const head = await headPosition();
+  if (after > head) throw new PositionBeyondHeadError(after, head);
+}
+
+export async function* pagedReadAll(
+  readPage: ReadAllPage,
+  filter: NormalizedReadAll,
+  headPosition: () => Promise<bigint>,
+): AsyncGenerator<RecordedEvent> {
   let after = filter.from;
   let remaining = filter.limit;
   while (remaining > 0) {
     const pageSize = Math.min(PAGE_SIZE, remaining);
     const page = await readPage(after, pageSize, filter);
+    if (page.length === 0 && after === filter.from) await assertNotBeyondHead(after, headPosition);
     for (const event of page) yield event;
     remaining -= page.length;
     if (page.length < pageSize) return;
@@ -78,9 +93,20 @@ export async function* liveReadAll(source: LiveSource, opts: SubscribeOptions = 
   if (source.isClosed()) throw new StoreClosedError(source.backend);
   const filter = normalizeReadAllOptions({ types: opts.types, streamPrefix: opts.streamPrefix });
   let after = from === 'start' ? 0n : from === 'end' ? await source.headPosition() : from;
+  // A position beyond the head (a restored store) fails at once, and also while live: nothing
+  // after `after` may mean the head fell behind it, so an empty page checks the head, at most
+  // once per poll interval.
+  let headCheckedAt: number | undefined;
   while (!signal?.aborted && !source.isClosed()) {
     const generation = source.signal.generation;
     const page = await source.readPage(after, PAGE_SIZE, filter);
+    const headDue = headCheckedAt === undefined || Date.now() - headCheckedAt >= source.pollMs;
+    if (page.length === 0 && after > 0n && headDue && !signal?.aborted && !source.isClosed()) {
+      headCheckedAt = Date.now();
+      const head = await source.headPosition();
+      if (signal?.aborted || source.isClosed()) return;
+      if (after > head) throw new PositionBeyondHeadError(after, head);
+    }
     for (const event of page) {
       if (signal?.aborted) return;
       yield event;

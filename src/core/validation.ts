@@ -116,7 +116,9 @@ export function prepareEvents(events: unknown, limits: StoreLimits): PreparedEve
       const parsed = newEventSchema.safeParse(event);
       throw new InvalidEventError(i, parsed.success ? ['it is not a plain JSON object with JSON values'] : describeIssues(parsed.error));
     }
-    const id = event.id ?? randomUUID();
+    // Ids are UUIDs, which compare case-insensitively: one canonical spelling (lower case, as
+    // PostgreSQL's uuid prints them) makes an upper-case retry match its original on every backend.
+    const id = event.id === undefined ? randomUUID() : event.id.toLowerCase();
     if (seen.has(id)) throw new InvalidEventError(i, [`id ${id} appears twice in this append`]);
     seen.add(id);
     const dataJson = JSON.stringify(event.data);

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
-import { AppendTooLargeError, InvalidArgumentError } from '../core/errors.js';
+import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError } from '../core/errors.js';
 import type { EventStore, ExpectedVersion, RecordedEvent } from '../core/types.js';
 import { assertStreamId } from '../core/validation.js';
 import { PositionTimeoutError } from '../projections/errors.js';
@@ -340,16 +340,21 @@ export function createApp(options: AppOptions): LoglineApp {
     return rawJson(`{"events":[${page.parts.join(',')}],"next":"${next}"}`);
   });
 
-  const subscribe = (c: Context<Env>, stream: string | undefined) => {
+  const subscribe = async (c: Context<Env>, stream: string | undefined) => {
     const q = parseWith(subscribeQuery, query(c.req.raw), 'query');
     const lastEventId = c.req.header('last-event-id');
     const resume = lastEventId ? parseWith(subscribeQuery, { from: lastEventId.trim() }, 'Last-Event-ID').from : undefined;
+    const from = resume ?? q.from ?? 0n;
+    // Answered before the stream starts, so the client gets a status (409), not an error event.
+    // A store that cannot answer now is left to the subscription, which waits out an outage.
+    const head = from > 0n ? await store.headPosition().catch(() => undefined) : undefined;
+    if (head !== undefined && from > head) throw new PositionBeyondHeadError(from, head);
     const outgoing = c.env?.outgoing;
     const body = sseBody({
       store,
       hub,
       settings,
-      from: resume ?? q.from ?? 0n,
+      from,
       types: q.types,
       streamPrefix: q.streamPrefix,
       stream,

@@ -42,6 +42,8 @@ const STATUS: Partial<Record<LoglineError['code'], number>> = {
   UnsupportedMediaType: 415,
   StoreClosed: 503,
   StoreUnavailable: 503,
+  // A position from a store this one was restored behind (Last-Event-ID, ?from=): nothing is skipped.
+  PositionBeyondHead: 409,
   // A read model has not caught up with Logline-Min-Position in time (or stopped): retry later.
   PositionTimeout: 503,
   ProjectionStopped: 503,

@@ -121,6 +121,7 @@ const param = (name: string, where: 'path' | 'query' | 'header', description: st
 });
 const streamParam = param('stream', 'path', 'Stream id: 1–200 characters of [A-Za-z0-9_.:@-], not starting with $.');
 const sse = { description: 'Server-sent events: id = position, data = one RecordedEvent as JSON.', content: { 'text/event-stream': {} } };
+const beyondHead = errorReply('PositionBeyondHead: the position is beyond the store head (the store was restored or failed over)');
 
 /** The OpenAPI 3.1 document served at /v1/openapi.json. */
 export function openApiDocument(): Record<string, unknown> {
@@ -187,7 +188,7 @@ export function openApiDocument(): Record<string, unknown> {
             param('from', 'query', 'Exclusive global position to start after.', { type: 'string' }),
             param('Last-Event-ID', 'header', 'Resume after this position.'),
           ],
-          responses: { 200: sse, 400: errorReply('Bad stream id or query') },
+          responses: { 200: sse, 400: errorReply('Bad stream id or query'), 409: beyondHead },
         },
       },
       '/v1/streams': {
@@ -206,7 +207,7 @@ export function openApiDocument(): Record<string, unknown> {
             param('types', 'query', 'Comma-separated event types.'),
             param('streamPrefix', 'query', 'Only streams with this prefix.'),
           ],
-          responses: { 200: json(allPageSchema, 'A page of the log'), 400: errorReply('Bad query') },
+          responses: { 200: json(allPageSchema, 'A page of the log'), 400: errorReply('Bad query'), 409: beyondHead },
         },
       },
       '/v1/all/subscribe': {
@@ -218,7 +219,7 @@ export function openApiDocument(): Record<string, unknown> {
             param('streamPrefix', 'query', 'Only streams with this prefix.'),
             param('Last-Event-ID', 'header', 'Resume after this position.'),
           ],
-          responses: { 200: sse, 400: errorReply('Bad query') },
+          responses: { 200: sse, 400: errorReply('Bad query'), 409: beyondHead },
         },
       },
       '/v1/stats': { get: { summary: 'Event and stream counts, head position', responses: { 200: { description: 'Stats' } } } },

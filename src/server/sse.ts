@@ -8,6 +8,7 @@
  * `stallMs` gets a final `event: overflow` message and the stream closes; if it still does not
  * read, its socket is destroyed DESTROY_AFTER_MS later.
  */
+import { isLoglineError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import { stringify, toWire } from './json.js';
 
@@ -182,7 +183,11 @@ export function sseBody(request: SseRequest): ReadableStream<Uint8Array> {
     .catch((error: unknown) => {
       if (closed) return;
       request.onError?.(error);
-      send(`event: error\ndata: ${stringify({ error: 'SubscriptionFailed', message: String((error as Error)?.message ?? error) })}\n\n`);
+      // A typed failure (PositionBeyondHead after a restore) keeps its code and details.
+      const body = isLoglineError(error)
+        ? error.toJSON()
+        : { error: 'SubscriptionFailed', message: String((error as Error)?.message ?? error) };
+      send(`event: error\ndata: ${stringify(body)}\n\n`);
     })
     .finally(finish);
 

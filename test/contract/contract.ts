@@ -22,6 +22,7 @@ import {
   WrongExpectedVersionError,
 } from '../../src/index.js';
 import { collect, take } from '../helpers/collect.js';
+import { describeAgreement } from './agreement.js';
 
 export interface ContractTarget {
   /** A fresh, empty store. */
@@ -44,6 +45,8 @@ export function describeContract(name: string, target: ContractTarget): void {
     afterAll(async () => {
       for (const store of opened) await store.close().catch(() => {});
     });
+
+    describeAgreement(name, open);
 
     describe('append and read', () => {
       it('records events with versions, positions, ids and times', async () => {

@@ -120,7 +120,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): EventStore 
 
     async *readAll(opts?: ReadAllOptions) {
       assertOpen();
-      yield* pagedReadAll(readPage, normalizeReadAllOptions(opts));
+      yield* pagedReadAll(readPage, normalizeReadAllOptions(opts), async () => BigInt(log.length));
     },
 
     subscribe(opts?: SubscribeOptions) {

@@ -614,7 +614,7 @@ function createPostgresStore(
 
     async *readAll(opts?: ReadAllOptions) {
       assertOpen();
-      yield* pagedReadAll(readPage, normalizeReadAllOptions(opts));
+      yield* pagedReadAll(readPage, normalizeReadAllOptions(opts), headPosition);
     },
 
     async *subscribe(opts?: SubscribeOptions) {

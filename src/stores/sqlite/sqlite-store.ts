@@ -4,7 +4,8 @@
  * - WAL journal, `synchronous=FULL` by default: an acknowledged append survives power loss.
  * - Appends are coalesced: every append requested while the event loop is busy joins one
  *   write transaction (each in its own savepoint, so one failing append fails alone), and all
- *   are acknowledged after the shared COMMIT. One caller alone pays one commit, as before.
+ *   are acknowledged after the shared COMMIT. One caller alone pays one commit, as before. A
+ *   transaction that ends part-way is settled by what the log holds (see settleEndedBatch).
  * - Several processes may share one file: writes take the write lock with BEGIN IMMEDIATE and
  *   wait up to `busyTimeoutMs`; live subscribers in other processes are woken by a watch on
  *   the database directory, with a slow poll as the fallback.
@@ -95,10 +96,15 @@ interface PendingAppend {
   events: PreparedEvent[];
   resolve: (result: AppendResult) => void;
   reject: (error: unknown) => void;
+  /** How often a failed batch made it run again (see settleEndedBatch). */
+  reruns: number;
 }
 
 /** Most events one coalesced transaction carries; later appends wait for the next one. */
 const MAX_EVENTS_PER_COMMIT = 20_000;
+
+/** How often an append whose events are already stored is re-run after its batch failed. */
+const MAX_RERUNS = 3;
 
 async function loadDriver(): Promise<typeof BetterSqlite3> {
   try {
@@ -235,29 +241,88 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     return { streamVersion: version, position: BigInt(position) };
   };
 
-  // Called inside the batch's transaction it runs in a savepoint; `.immediate()` runs it alone.
-  const writeInTransaction = db.transaction(writeOne);
-  const writeAlone = (pending: PendingAppend): Outcome => {
+  const control = {
+    begin: db.prepare('BEGIN IMMEDIATE'),
+    commit: db.prepare('COMMIT'),
+    rollback: db.prepare('ROLLBACK'),
+  };
+  // Called inside the batch's transaction, better-sqlite3 runs it in a savepoint.
+  const writeInSavepoint = db.transaction(writeOne);
+
+  /**
+   * Writes a batch in one write transaction, each append in its own savepoint (a lone append
+   * needs none: its failure rolls back the whole transaction). A transaction that ends before
+   * COMMIT (an inline hook rolled it back or committed it; SQLite rolled it back by itself on a
+   * full disk or an I/O error) or whose COMMIT fails is reported, not settled here.
+   */
+  const writeBatch = (batch: PendingAppend[]): BatchRun => {
+    const recordedAt = new Date().toISOString();
+    const outcomes: Outcome[] = [];
+    let rolledBack = false;
+    control.begin.run();
+    for (const [i, pending] of batch.entries()) {
+      try {
+        outcomes.push({ ok: true, result: batch.length === 1 ? writeOne(pending, recordedAt) : writeInSavepoint(pending, recordedAt) });
+      } catch (error) {
+        if (!db.inTransaction) return { ended: true, culprit: i, error };
+        if (batch.length === 1) {
+          control.rollback.run();
+          rolledBack = true;
+        }
+        outcomes.push(error instanceof RetryDetected ? error.outcome : { ok: false, error: describeWriteFailure(error) });
+      }
+      // A hook may end the transaction without throwing: what follows would run outside it.
+      if (!db.inTransaction && !rolledBack) {
+        return { ended: true, culprit: i, error: new Error('an inline hook ended the write transaction') };
+      }
+    }
+    if (rolledBack) return { ended: false, outcomes };
     try {
-      return { ok: true, result: writeInTransaction.immediate(pending, new Date().toISOString()) };
+      control.commit.run();
     } catch (error) {
-      if (error instanceof RetryDetected) return error.outcome;
-      if (error instanceof LoglineError) return { ok: false, error };
-      throw error;
+      if (db.inTransaction) control.rollback.run();
+      return { ended: true, culprit: undefined, error };
+    }
+    return { ended: false, outcomes };
+  };
+
+  /**
+   * Whether any event of `pending` is in the log (ids are unique: this is what really committed);
+   * undefined when the database cannot tell.
+   */
+  const isStored = (pending: PendingAppend): boolean | undefined => {
+    if (pending.events.length === 0) return false;
+    try {
+      return sql.byIds.all(JSON.stringify(pending.events.map((e) => e.id))).length > 0;
+    } catch {
+      return undefined;
     }
   };
 
-  /** Several appends in one transaction, each in its own savepoint so a failure stays its own. */
-  const writeBatch = db.transaction((batch: PendingAppend[], outcomes: Outcome[]) => {
-    const recordedAt = new Date().toISOString();
-    for (const pending of batch) {
-      try {
-        outcomes.push({ ok: true, result: writeInTransaction(pending, recordedAt) });
-      } catch (error) {
-        outcomes.push(error instanceof RetryDetected ? error.outcome : { ok: false, error });
+  /**
+   * A batch whose transaction ended early or failed to commit: rolled-back appends were never
+   * stored, yet some may have committed (a hook's COMMIT). No caller is told "nothing stored"
+   * without checking. The append whose write ended the transaction fails alone when none of its
+   * events is stored; every other one runs again, in call order, before anything queued later:
+   * re-running is safe because event ids are idempotency keys, so an append that did commit
+   * comes back as an exact retry with its original result. After a failed COMMIT there is no
+   * culprit: appends that are not stored fail (nothing stored), the others are re-run.
+   */
+  const settleEndedBatch = (batch: PendingAppend[], culprit: number | undefined, error: unknown): void => {
+    const again: PendingAppend[] = [];
+    for (const [i, pending] of batch.entries()) {
+      const stored = isStored(pending);
+      if (stored === false && (culprit === undefined || i === culprit)) pending.reject(describeWriteFailure(error));
+      else if (stored === undefined || (stored && pending.reruns >= MAX_RERUNS)) {
+        pending.reject(new StoreUnavailableError('sqlite', 'the write transaction failed and its events may be stored', error));
+      } else {
+        pending.reruns++;
+        again.push(pending);
       }
     }
-  });
+    queue = [...again, ...queue];
+    if (queue.length) scheduleFlush();
+  };
 
   const flush = (): void => {
     flushScheduled = false;
@@ -271,25 +336,23 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     const batch = queue.slice(0, end);
     queue = queue.slice(end);
     if (queue.length) scheduleFlush();
-    const outcomes: Outcome[] = [];
+    let run: BatchRun;
     try {
-      if (batch.length === 1) {
-        // Alone in its transaction: no savepoint needed, a failure rolls back the whole thing.
-        outcomes.push(writeAlone(batch[0] as PendingAppend));
-      } else {
-        writeBatch.immediate(batch, outcomes);
-      }
+      run = writeBatch(batch);
     } catch (error) {
-      // BEGIN or COMMIT failed: nothing of this batch is stored.
+      // BEGIN failed (the write lock stayed busy): nothing of this batch is stored.
       const reason = describeWriteFailure(error);
       for (const pending of batch) pending.reject(reason);
       return;
     }
-    batch.forEach((pending, i) => {
-      const outcome = outcomes[i] as (typeof outcomes)[number];
-      if (outcome.ok) pending.resolve(outcome.result);
-      else pending.reject(outcome.error);
-    });
+    if (run.ended) settleEndedBatch(batch, run.culprit, run.error);
+    else {
+      batch.forEach((pending, i) => {
+        const outcome = run.outcomes[i] as Outcome;
+        if (outcome.ok) pending.resolve(outcome.result);
+        else pending.reject(outcome.error);
+      });
+    }
     signal.notify();
   };
 
@@ -359,7 +422,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
         assertExpectedVersion(expected);
         const prepared = prepareEvents(events, limits);
         return new Promise((resolve, reject) => {
-          queue.push({ stream, expected, events: prepared, resolve, reject });
+          queue.push({ stream, expected, events: prepared, resolve, reject, reruns: 0 });
           scheduleFlush();
         });
       } catch (error) {
@@ -387,7 +450,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
 
     async *readAll(opts?: ReadAllOptions) {
       assertOpen();
-      yield* pagedReadAll(readPage, normalizeReadAllOptions(opts));
+      yield* pagedReadAll(readPage, normalizeReadAllOptions(opts), async () => BigInt(sql.head.get() as number));
     },
 
     async *subscribe(opts?: SubscribeOptions) {
@@ -471,6 +534,9 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
 }
 
 type Outcome = { ok: true; result: AppendResult } | { ok: false; error: unknown };
+
+/** How a batch's transaction went: committed (or rolled back on purpose), or ended by something else. */
+type BatchRun = { ended: false; outcomes: Outcome[] } | { ended: true; culprit: number | undefined; error: unknown };
 
 /** Lock time-outs and I/O failures become StoreUnavailableError (the append may be retried). */
 function describeWriteFailure(error: unknown): unknown {
