@@ -133,7 +133,7 @@ export interface ProjectionOptions {
 
 export interface ProjectionHandle extends ConsumerHandle {
   readonly version: number;
-  /** Resolves when this version is the one queries see (at once unless rebuilding). */
+  /** Resolves when this version is the one queries see (at once unless rebuilding; inline: before startProjection resolves). */
   readonly active: Promise<void>;
   listParked(): Promise<ParkedEvent[]>;
   /** Re-applies parked events (all, or these ids) with their effects and removes them; returns what still failed. */
@@ -336,6 +336,7 @@ export async function startProjection<Tx>(
   });
   trackConsumer(store, consumer);
   const handle = toHandle(consumer);
+  if (mode === 'inline') await inlineInstalled(key, consumer, active, () => inline !== undefined);
 
   return {
     ...handle,
@@ -364,6 +365,20 @@ export async function startProjection<Tx>(
         await applyProjection(backend, definition, [item.event], { deleteParked: item.id, guard });
       }),
   };
+}
+
+/**
+ * Inline mode promises read-your-writes from the moment startProjection resolves: wait until the
+ * catch-up handed over to the append hook (and a rebuild switched over). A consumer that ends
+ * before that (a parked event with onFailure 'stop', a newer version, a closed store) rejects
+ * with what ended it; its hook, if any, is already detached.
+ */
+async function inlineInstalled(key: string, consumer: Consumer, active: Promise<void>, installed: () => boolean): Promise<void> {
+  const ended = consumer.done.then(() => {
+    if (!installed()) throw new ProjectionStoppedError(key, 'it ended before its inline hook was installed');
+  });
+  ended.catch(() => {});
+  await Promise.race([active, ended]);
 }
 
 /** What an inline hook reports back to its projection. */
