@@ -9,12 +9,13 @@
  * row, and the old tables are dropped. Queries that read the view never see a half-built model.
  */
 import type { Database } from 'better-sqlite3';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, LoglineError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import { COLUMNS, type Row, toRecorded } from '../stores/sqlite/sqlite-store.js';
 import {
   applyInOrder,
   EventFailure,
+  errorMessage,
   isThenable,
   type ParkedEvent,
   type ProjectionBackend,
@@ -374,9 +375,15 @@ export async function startProjection<Tx>(
  * with what ended it; its hook, if any, is already detached.
  */
 async function inlineInstalled(key: string, consumer: Consumer, active: Promise<void>, installed: () => boolean): Promise<void> {
-  const ended = consumer.done.then(() => {
-    if (!installed()) throw new ProjectionStoppedError(key, 'it ended before its inline hook was installed');
-  });
+  const ended = consumer.done.then(
+    () => {
+      if (!installed()) throw new ProjectionStoppedError(key, 'it ended before its inline hook was installed');
+    },
+    (error) => {
+      // Typed errors (a parked event's ProjectionStopped, StoreClosed) as they are; internal ones (Superseded) wrapped.
+      throw error instanceof LoglineError ? error : new ProjectionStoppedError(key, errorMessage(error), error);
+    },
+  );
   ended.catch(() => {});
   await Promise.race([active, ended]);
 }

@@ -12,7 +12,10 @@ import type { SqliteEventStore } from '../../src/sqlite.js';
 import { event } from '../helpers/collect.js';
 import { postgresBackend, sqliteBackend, type TestStore } from './stores.js';
 
-/** Counts events per type in `seen`; a 'Poison' event fails while `poisoned()` says so. */
+/**
+ * Counts events per type in `seen`; a 'Poison' event fails while `poisoned()` says so; a 'Switch'
+ * event makes version 9 the active one, as a rebuild in another process would.
+ */
 function counting(kind: 'sqlite' | 'postgres', version: number, poisoned: () => boolean = () => false): ProjectionDefinition<never> {
   const fail = (type: string) => {
     if (type === 'Poison' && poisoned()) throw new Error('poisoned');
@@ -28,6 +31,7 @@ function counting(kind: 'sqlite' | 'postgres', version: number, poisoned: () => 
         for (const e of events) {
           fail(e.type);
           upsert.run(e.type);
+          if (e.type === 'Switch') tx.prepare(`UPDATE logline_projections SET active_version = 9 WHERE name = 'seen'`).run();
         }
       },
     });
@@ -39,6 +43,9 @@ function counting(kind: 'sqlite' | 'postgres', version: number, poisoned: () => 
     setup: async ({ tx, table }) => void (await tx.unsafe(`CREATE TABLE ${table('seen')} (type text PRIMARY KEY, n integer NOT NULL)`)),
     handleBatch: async (events, { tx, table }) => {
       for (const e of events) fail(e.type);
+      const schema = table('seen').split('.')[0];
+      if (events.some((e) => e.type === 'Switch'))
+        await tx.unsafe(`UPDATE ${schema}.logline_projections SET active_version = 9 WHERE name = 'seen'`);
       // One statement per batch: the catch-up of a few thousand events stays fast.
       await tx.unsafe(
         `INSERT INTO ${table('seen')} AS s (type, n) SELECT type, count(*) FROM jsonb_array_elements_text($1::text::jsonb) AS type GROUP BY type
@@ -82,10 +89,10 @@ for (const backend of [sqliteBackend, postgresBackend]) {
 
     it('an append right after startProjection resolves is in the read model when append resolves', async () => {
       const store = await open();
-      await fill(store, 2000);
+      await fill(store, 1000);
       const projection = await startProjection(store, counting(kind, 1), { mode: 'inline', batchSize: 100 });
       const { position } = await store.append('s', [event('B')]);
-      expect(await countsOf(store)).toEqual({ A: 2000, B: 1 });
+      expect(await countsOf(store)).toEqual({ A: 1000, B: 1 });
       expect(projection.status).toBe('live');
       await projection.waitForPosition(position, { timeout: 2000 });
       await projection.stop();
@@ -126,6 +133,17 @@ for (const backend of [sqliteBackend, postgresBackend]) {
       await store.append('s', [event('B')]);
       expect(await countsOf(store)).toEqual({ A: 300, Poison: 2, B: 2 });
       await again.stop();
+    });
+
+    it('a projection superseded during its catch-up rejects startProjection with ProjectionStopped', async () => {
+      const store = await open();
+      await store.append('s', [event('Switch')]);
+      await fill(store, 300);
+      const start = startProjection(store, counting(kind, 1), { mode: 'inline', batchSize: 100 });
+      await expect(start).rejects.toBeInstanceOf(ProjectionStoppedError);
+      await expect(start).rejects.toThrow(/superseded by version 9/);
+      await store.append('s', [event('B')]);
+      expect(await countsOf(store)).toEqual({ Switch: 1, A: 99 });
     });
   });
 }
