@@ -9,12 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EventStore, RecordedEvent } from '../../src/index.js';
 import { openPostgresStore } from '../../src/postgres.js';
-import { listConsumers, listParked } from '../../src/projections.js';
+import { joinGroup, listConsumers, listParked } from '../../src/projections.js';
 import { openSqliteStore } from '../../src/sqlite.js';
 import { event, sleep } from '../helpers/collect.js';
 import { freshSchemaUrl } from '../helpers/postgres.js';
 import { spawnChild } from './children.js';
-import { postgresReachable, tempDir } from './stores.js';
+import { backends, postgresReachable, tempDir } from './stores.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/retrying-group-worker.ts', import.meta.url));
 
@@ -203,3 +203,52 @@ describe.each(processBackends)('consumer-group rebalances during retries ($name)
     }
   }, 90_000);
 });
+
+for (const backend of backends) {
+  describe(`consumer-group rebalance during a retry, in one process (${backend.name})`, () => {
+    it('a worker waiting to retry survives a join: it hands over or keeps the partition, and the event is handled', async () => {
+      const { store, dispose } = await backend.open();
+      const workers: Awaited<ReturnType<typeof joinGroup>>[] = [];
+      try {
+        let failures = 0;
+        const handled: string[] = [];
+        const join = async (member: string) => {
+          const worker = await joinGroup(store, {
+            group: 'g',
+            member,
+            partitions: 4,
+            leaseMs: 600,
+            // The retry waits 0.5–1 s: the join's rebalance (within one 200 ms heartbeat) lands in it.
+            retry: { maxAttempts: 3, initialDelayMs: 1000, maxDelayMs: 1000 },
+            handler(e) {
+              if (e.type === 'Flaky' && failures < 2) {
+                failures++;
+                throw new Error('flaky');
+              }
+              handled.push(`${member}:${e.streamId}:${e.streamVersion}`);
+            },
+          });
+          workers.push(worker);
+          return worker;
+        };
+        const a = await join('a');
+        let aEnded = false;
+        void a.done.finally(() => (aEnded = true)).catch(() => {});
+        await store.append('x', [event('Ok'), event('Flaky'), event('Ok')]);
+        await until(() => failures === 1, 5000, 'the first failure');
+        const b = await join('b');
+        await until(() => a.partitions.length === 2 && b.partitions.length === 2, 5000, 'a fair split');
+        await until(() => handled.length === 3, 10_000, 'the flaky event and the one after it');
+        expect(aEnded).toBe(false);
+        expect(handled.map((h) => h.split(':').slice(1).join(':'))).toEqual(['x:1', 'x:2', 'x:3']);
+        await a.stop();
+        await b.stop();
+        await expect(a.done).resolves.toBeUndefined();
+        await expect(b.done).resolves.toBeUndefined();
+      } finally {
+        for (const worker of workers) await worker.stop();
+        await dispose();
+      }
+    });
+  });
+}
