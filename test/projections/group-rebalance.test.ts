@@ -145,9 +145,10 @@ describe.each(processBackends)('consumer-group rebalances during retries ($name)
       try {
         await Promise.all([spawnWorker('w1'), spawnWorker('w2')]);
         // Each join and each leave moves partitions away from workers that are waiting to retry.
+        // (Starting a worker process takes a second or more: the others are at work, and retrying, meanwhile.)
         for (let n = 3; n <= 4; n++) {
-          await sleep(1000);
           await spawnWorker(`w${n}`);
+          // Let the join's rebalance happen (heartbeats every second) before the leave's.
           await sleep(1000);
           const leaver = workers.find((w) => !w.stopping) as (typeof workers)[number];
           // Best effort: leave while waiting to retry, so the event is finished by another worker.
@@ -175,6 +176,13 @@ describe.each(processBackends)('consumer-group rebalances during retries ($name)
         30_000,
         'every poison event parked',
       );
+      const head = await store.headPosition();
+      const atHead = async () => {
+        const partitions = (await listConsumers(store)).filter((c) => c.kind === 'group');
+        return partitions.length === 8 && partitions.every((c) => c.checkpoint === head);
+      };
+      // Events of other partitions only move a partition's checkpoint when its owner reads past them.
+      await until(atHead, 30_000, 'every partition checkpoint at the head');
       for (const worker of workers.filter((w) => !w.stopping)) await leave(worker);
 
       expect(diedEarly).toEqual([]);
@@ -191,10 +199,7 @@ describe.each(processBackends)('consumer-group rebalances during retries ($name)
         failedBy.set(l.position, (failedBy.get(l.position) ?? new Set()).add(l.member));
       const movedMidRetry = [...failedBy.values()].filter((members) => members.size > 1);
       expect(movedMidRetry.length).toBeGreaterThan(0);
-      const head = await store.headPosition();
-      const partitions = (await listConsumers(store)).filter((c) => c.kind === 'group');
-      expect(partitions).toHaveLength(8);
-      expect(partitions.every((c) => c.checkpoint === head)).toBe(true);
+      expect(await atHead()).toBe(true);
     } finally {
       // A failed run must not leave workers behind (they would poll the store forever).
       for (const worker of workers) if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
