@@ -170,6 +170,7 @@ export class Consumer {
   private readonly waiters = new Set<Waiter>();
   private puller: BatchPuller | undefined;
   private handedOver = false;
+  private interrupted_ = false;
   readonly done: Promise<void>;
   /** When the last batch was applied (ms since epoch). */
   lastAppliedAt = 0;
@@ -192,6 +193,13 @@ export class Consumer {
   }
   get lastError(): unknown {
     return this.lastError_;
+  }
+  /**
+   * True when stop() cut a retry short: the event it was retrying is neither done nor failed, and
+   * stays behind the checkpoint for the next run (a consumer group's next owner of its partition).
+   */
+  get interrupted(): boolean {
+    return this.interrupted_;
   }
 
   /** Stops after the batch in flight; resolves when the loop has ended. */
@@ -312,6 +320,11 @@ export class Consumer {
     return new ProjectionStoppedError(this.config.name, String((error as Error)?.message ?? error), error);
   }
 
+  private interruption(cause: unknown): ProjectionStoppedError {
+    this.interrupted_ = true;
+    return new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', cause);
+  }
+
   /** Applies a batch; isolates a failing event, retries it alone, parks it. */
   private async applyWithRetries(events: RecordedEvent[]): Promise<void> {
     const { sink } = this.config;
@@ -336,7 +349,7 @@ export class Consumer {
             backoffDelay({ ...this.config.retry, maxAttempts: Number.MAX_SAFE_INTEGER }, infrastructureAttempts),
             this.abort.signal,
           );
-          if (this.abort.signal.aborted) throw new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', error);
+          if (this.abort.signal.aborted) throw this.interruption(error);
           continue;
         }
         const failing = relevant.find((event) => event.position === error.position);
@@ -361,7 +374,7 @@ export class Consumer {
       this.status_ = 'retrying';
       this.lastError_ = lastError;
       await sleep(backoffDelay(retry, attempts), this.abort.signal);
-      if (this.abort.signal.aborted) throw new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', lastError);
+      if (this.abort.signal.aborted) throw this.interruption(lastError);
       attempts++;
       try {
         await sink.apply([event], event.position);

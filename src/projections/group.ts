@@ -154,10 +154,11 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
         },
       },
       onEnd(error) {
-        if (error !== undefined && !stopped && started === consumer) {
-          lastError = error;
-          void stop(error);
-        }
+        // A rebalance stops the consumer to move partitions; a retry it cut short is no failure:
+        // the event stays behind its partition's checkpoint and whoever owns it next retries it.
+        if (error === undefined || stopped || started.interrupted) return;
+        lastError = error;
+        void stop(error);
       },
     });
     consumer = started;

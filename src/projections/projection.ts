@@ -9,12 +9,13 @@
  * row, and the old tables are dropped. Queries that read the view never see a half-built model.
  */
 import type { Database } from 'better-sqlite3';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, LoglineError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import { COLUMNS, type Row, toRecorded } from '../stores/sqlite/sqlite-store.js';
 import {
   applyInOrder,
   EventFailure,
+  errorMessage,
   isThenable,
   type ParkedEvent,
   type ProjectionBackend,
@@ -133,7 +134,7 @@ export interface ProjectionOptions {
 
 export interface ProjectionHandle extends ConsumerHandle {
   readonly version: number;
-  /** Resolves when this version is the one queries see (at once unless rebuilding). */
+  /** Resolves when this version is the one queries see (at once unless rebuilding; inline: before startProjection resolves). */
   readonly active: Promise<void>;
   listParked(): Promise<ParkedEvent[]>;
   /** Re-applies parked events (all, or these ids) with their effects and removes them; returns what still failed. */
@@ -336,6 +337,7 @@ export async function startProjection<Tx>(
   });
   trackConsumer(store, consumer);
   const handle = toHandle(consumer);
+  if (mode === 'inline') await inlineInstalled(key, consumer, active, () => inline !== undefined);
 
   return {
     ...handle,
@@ -364,6 +366,26 @@ export async function startProjection<Tx>(
         await applyProjection(backend, definition, [item.event], { deleteParked: item.id, guard });
       }),
   };
+}
+
+/**
+ * Inline mode promises read-your-writes from the moment startProjection resolves: wait until the
+ * catch-up handed over to the append hook (and a rebuild switched over). A consumer that ends
+ * before that (a parked event with onFailure 'stop', a newer version, a closed store) rejects
+ * with what ended it; its hook, if any, is already detached.
+ */
+async function inlineInstalled(key: string, consumer: Consumer, active: Promise<void>, installed: () => boolean): Promise<void> {
+  const ended = consumer.done.then(
+    () => {
+      if (!installed()) throw new ProjectionStoppedError(key, 'it ended before its inline hook was installed');
+    },
+    (error) => {
+      // Typed errors (a parked event's ProjectionStopped, StoreClosed) as they are; internal ones (Superseded) wrapped.
+      throw error instanceof LoglineError ? error : new ProjectionStoppedError(key, errorMessage(error), error);
+    },
+  );
+  ended.catch(() => {});
+  await Promise.race([active, ended]);
 }
 
 /** What an inline hook reports back to its projection. */
