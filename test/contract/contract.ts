@@ -22,6 +22,7 @@ import {
   WrongExpectedVersionError,
 } from '../../src/index.js';
 import { collect, take } from '../helpers/collect.js';
+import { closeDrainsContract } from './close-drains.js';
 
 export interface ContractTarget {
   /** A fresh, empty store. */
@@ -482,6 +483,7 @@ export function describeContract(name: string, target: ContractTarget): void {
         await expect(collect(store.read('s'))).rejects.toBeInstanceOf(StoreClosedError);
         await expect(collect(store.readAll())).rejects.toBeInstanceOf(StoreClosedError);
       });
+      closeDrainsContract(open);
     });
 
     describe('properties (fast-check)', () => {
