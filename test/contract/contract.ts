@@ -23,6 +23,7 @@ import {
 } from '../../src/index.js';
 import { collect, take } from '../helpers/collect.js';
 import { describeAgreement } from './agreement.js';
+import { closeDrainsContract } from './close-drains.js';
 
 export interface ContractTarget {
   /** A fresh, empty store. */
@@ -485,6 +486,7 @@ export function describeContract(name: string, target: ContractTarget): void {
         await expect(collect(store.read('s'))).rejects.toBeInstanceOf(StoreClosedError);
         await expect(collect(store.readAll())).rejects.toBeInstanceOf(StoreClosedError);
       });
+      closeDrainsContract(open);
     });
 
     describe('properties (fast-check)', () => {
