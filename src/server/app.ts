@@ -6,13 +6,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import { AppendTooLargeError, InvalidArgumentError } from '../core/errors.js';
 import type { EventStore, ExpectedVersion, RecordedEvent } from '../core/types.js';
 import { assertStreamId } from '../core/validation.js';
 import { PositionTimeoutError } from '../projections/errors.js';
 import { type ConsumerInfo, getLag, listConsumers } from '../projections/observability.js';
 import type { ConsumerHandle } from '../projections/subscription.js';
-import { type ApiKey, type KeyRing, requireRight } from './auth.js';
+import { type ApiKey, allows, type KeyRing, requireRight } from './auth.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
 import { stringify, toWire } from './json.js';
 import { type Gauge, ServerMetrics } from './metrics.js';
@@ -21,9 +22,12 @@ import {
   appendRequestSchema,
   DEFAULT_PAGE,
   listStreamsQuery,
+  noQuery,
   openApiDocument,
   parseWith,
+  singleValuedQuery,
   streamReadQuery,
+  streamSubscribeQuery,
   subscribeQuery,
 } from './schemas.js';
 import { DEFAULT_SSE, SseHub, type SseSettings, sseBody } from './sse.js';
@@ -51,7 +55,16 @@ export interface LoglineApp {
   inFlight: Set<Promise<unknown>>;
 }
 
-export type ServerEnv = { Bindings: { outgoing?: ServerResponse }; Variables: { key: ApiKey | undefined } };
+export type ServerEnv = {
+  Bindings: { outgoing?: ServerResponse };
+  Variables: {
+    key: ApiKey | undefined;
+    /** The request's query parameters, each exactly once (a repeated one was refused with a 400). */
+    query: Record<string, string>;
+    /** Whether the request got past the Host and API-key checks (errors before that reveal nothing about the store). */
+    admitted: boolean;
+  };
+};
 type Env = ServerEnv;
 
 const LOOPBACK_HOST = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/i;
@@ -199,7 +212,11 @@ const rawJson = (text: string, headers: Record<string, string> = {}) =>
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   new Response(stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
 
-const query = (request: Request) => Object.fromEntries(new URL(request.url).searchParams);
+/**
+ * The validated query of this request. Built from the one single-valued parse the middleware
+ * made, so the rights check and the handler always read the same values.
+ */
+const queryOf = <T extends z.ZodType>(c: Context<Env>, schema: T): z.output<T> => parseWith(schema, c.get('query'), 'query');
 
 export function createApp(options: AppOptions): LoglineApp {
   const { store, logger, keys } = options;
@@ -217,8 +234,9 @@ export function createApp(options: AppOptions): LoglineApp {
     const { status, body } = errorResponse(error);
     if (status >= 500) logger.error({ err: error, path: c.req.path }, 'request failed');
     const headers: Record<string, string> = status === 503 ? { 'retry-after': '1' } : {};
-    // Writes rejected before the append handler (auth, Host) still say where the log stands.
-    if (c.req.method === 'POST') {
+    // Writes rejected by a rights check still say where the log stands; a request that did not
+    // authenticate (or came through a foreign Host) learns nothing about the store.
+    if (c.req.method === 'POST' && c.get('admitted')) {
       const head = await store.headPosition().catch(() => undefined);
       if (head !== undefined) headers['logline-position'] = head.toString();
     }
@@ -234,11 +252,15 @@ export function createApp(options: AppOptions): LoglineApp {
   });
 
   app.use(async (c, next) => {
+    c.set('admitted', false);
     if (options.loopbackOnly && !LOOPBACK_HOST.test(c.req.header('host') ?? '')) {
       throw new ForbiddenError('read', `through Host '${c.req.header('host')}' (without API keys only loopback names are served)`);
     }
+    const query = singleValuedQuery(c.req.url);
+    c.set('query', query);
     const isPublic = PUBLIC.has(c.req.path) || c.req.path.startsWith('/admin/');
-    c.set('key', keys && !isPublic ? keys.authenticate(c.req.header('authorization'), c.req.query('api_key')) : undefined);
+    c.set('key', keys && !isPublic ? keys.authenticate(c.req.header('authorization'), query.api_key) : undefined);
+    c.set('admitted', true);
     await next();
   });
 
@@ -262,6 +284,7 @@ export function createApp(options: AppOptions): LoglineApp {
     let eventCount = 0;
     const work = (async () => {
       try {
+        queryOf(c, noQuery);
         assertStreamId(stream);
         requireRight(keyOf(c), 'write', stream, `stream '${stream}'`);
         const expectedVersion = expectedVersionFrom(c.req.header('if-match'), c.req.header('if-none-match'));
@@ -301,7 +324,7 @@ export function createApp(options: AppOptions): LoglineApp {
     const stream = c.req.param('stream');
     assertStreamId(stream);
     requireRight(keyOf(c), 'read', stream, `stream '${stream}'`);
-    const q = parseWith(streamReadQuery, query(c.req.raw), 'query');
+    const q = queryOf(c, streamReadQuery);
     const version = await store.streamVersion(stream);
     if (version === 0) throw new NotFoundError(`Stream '${stream}'`, { stream });
     const etag = `"${version}"`;
@@ -323,7 +346,7 @@ export function createApp(options: AppOptions): LoglineApp {
 
   // --- list streams (admin page, CLI) ---
   app.get('/v1/streams', async (c) => {
-    const q = parseWith(listStreamsQuery, query(c.req.raw), 'query');
+    const q = queryOf(c, listStreamsQuery);
     requireRight(keyOf(c), 'read', q.prefix ?? '', q.prefix ? `streams '${q.prefix}…'` : 'all streams');
     const streams = await store.listStreams({ prefix: q.prefix, after: q.after, limit: q.limit ?? DEFAULT_PAGE });
     return json({ streams });
@@ -331,7 +354,7 @@ export function createApp(options: AppOptions): LoglineApp {
 
   // --- the global log ---
   app.get('/v1/all', async (c) => {
-    const q = parseWith(allReadQuery, query(c.req.raw), 'query');
+    const q = queryOf(c, allReadQuery);
     requireRight(keyOf(c), 'read', q.streamPrefix ?? '', q.streamPrefix ? `streams '${q.streamPrefix}…'` : '$all');
     const from = q.from ?? 0n;
     const limit = q.limit ?? DEFAULT_PAGE;
@@ -340,8 +363,7 @@ export function createApp(options: AppOptions): LoglineApp {
     return rawJson(`{"events":[${page.parts.join(',')}],"next":"${next}"}`);
   });
 
-  const subscribe = (c: Context<Env>, stream: string | undefined) => {
-    const q = parseWith(subscribeQuery, query(c.req.raw), 'query');
+  const subscribe = (c: Context<Env>, q: { from?: bigint; types?: string[]; streamPrefix?: string }, stream: string | undefined) => {
     const lastEventId = c.req.header('last-event-id');
     const resume = lastEventId ? parseWith(subscribeQuery, { from: lastEventId.trim() }, 'Last-Event-ID').from : undefined;
     const outgoing = c.env?.outgoing;
@@ -372,20 +394,21 @@ export function createApp(options: AppOptions): LoglineApp {
   };
 
   app.get('/v1/all/subscribe', (c) => {
-    const prefix = c.req.query('streamPrefix') ?? '';
-    requireRight(keyOf(c), 'read', prefix, prefix ? `streams '${prefix}…'` : '$all');
-    return subscribe(c, undefined);
+    const q = queryOf(c, subscribeQuery);
+    requireRight(keyOf(c), 'read', q.streamPrefix ?? '', q.streamPrefix ? `streams '${q.streamPrefix}…'` : '$all');
+    return subscribe(c, q, undefined);
   });
 
   app.get('/v1/streams/:stream/subscribe', (c) => {
     const stream = c.req.param('stream');
     assertStreamId(stream);
     requireRight(keyOf(c), 'read', stream, `stream '${stream}'`);
-    return subscribe(c, stream);
+    return subscribe(c, queryOf(c, streamSubscribeQuery), stream);
   });
 
   // --- operations ---
   app.get('/v1/stats', async (c) => {
+    queryOf(c, noQuery);
     requireRight(keyOf(c), 'read', '', 'store statistics');
     const stats = await store.stats();
     return json({ ...stats, backend: store.backend, sseClients: hub.clients.size });
@@ -418,6 +441,7 @@ export function createApp(options: AppOptions): LoglineApp {
   };
 
   app.get('/v1/subscriptions', async (c) => {
+    queryOf(c, noQuery);
     requireRight(keyOf(c), 'read', '', 'subscriptions');
     return json(await subscriptions());
   });
@@ -425,6 +449,7 @@ export function createApp(options: AppOptions): LoglineApp {
   // One consumer's checkpoint and lag. With Logline-Min-Position: p it answers only once the
   // consumer has processed p (read-your-writes), or 503 PositionTimeout.
   app.get('/v1/subscriptions/:name', async (c) => {
+    queryOf(c, noQuery);
     requireRight(keyOf(c), 'read', '', 'subscriptions');
     const name = c.req.param('name');
     const lag = () =>
@@ -440,7 +465,8 @@ export function createApp(options: AppOptions): LoglineApp {
     return json(await lag());
   });
 
-  app.get('/v1/health', async () => {
+  app.get('/v1/health', async (c) => {
+    queryOf(c, noQuery);
     try {
       const head = await store.headPosition();
       return json({ status: 'ok', backend: store.backend, headPosition: head });
@@ -453,7 +479,10 @@ export function createApp(options: AppOptions): LoglineApp {
   app.get('/v1/openapi.json', () => new Response(openApi, { headers: { 'content-type': 'application/json; charset=utf-8' } }));
 
   app.get('/metrics', async (c) => {
-    if (keys && !keyOf(c)) throw new ForbiddenError('read', 'metrics');
+    queryOf(c, noQuery);
+    // Store-wide counts and consumer names: read on every stream, or the key's own metrics right.
+    const key = keyOf(c);
+    if (key && !key.metrics && !allows(key, 'read', '')) throw new ForbiddenError('read', 'metrics');
     const [stats, subs] = await Promise.all([store.stats(), subscriptions()]);
     const sseLag = subs.subscriptions.filter((s) => s.kind === 'sse' && s.lag !== null).map((s) => Number(s.lag));
     const consumers = subs.subscriptions.filter((s) => s.kind !== 'sse');
