@@ -3,7 +3,7 @@
  * uses the core's zod schemas, errors are the core's typed errors, the store does the work.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
@@ -13,6 +13,7 @@ import { assertStreamId } from '../core/validation.js';
 import { PositionTimeoutError } from '../projections/errors.js';
 import { type ConsumerInfo, getLag, listConsumers } from '../projections/observability.js';
 import type { ConsumerHandle } from '../projections/subscription.js';
+import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, OverloadedError } from './admission.js';
 import { type ApiKey, allows, type KeyRing, requireRight } from './auth.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
 import { stringify, toWire } from './json.js';
@@ -43,6 +44,8 @@ export interface AppOptions {
   consumers?: ConsumerHandle[];
   /** Longest wait for Logline-Min-Position, ms (default 5000). */
   minPositionTimeoutMs?: number;
+  /** Bounds on appends in flight (request-body memory, appends queued at the store); beyond them 503 Overloaded. */
+  admission?: Partial<AdmissionLimits>;
   /** Adds application routes (e.g. read-model queries using readYourWrites()) before the fallback. */
   routes?: (app: Hono<ServerEnv>, store: EventStore) => void;
 }
@@ -51,12 +54,13 @@ export interface LoglineApp {
   app: Hono<Env>;
   hub: SseHub;
   metrics: ServerMetrics;
+  admission: Admission;
   /** Appends in progress: shutdown waits for these. */
   inFlight: Set<Promise<unknown>>;
 }
 
 export type ServerEnv = {
-  Bindings: { outgoing?: ServerResponse };
+  Bindings: { incoming?: IncomingMessage; outgoing?: ServerResponse };
   Variables: {
     key: ApiKey | undefined;
     /** The request's query parameters, each exactly once (a repeated one was refused with a 400). */
@@ -107,28 +111,74 @@ function expectedVersionFrom(ifMatch: string | undefined, ifNoneMatch: string | 
   return Number(match[1]);
 }
 
-async function readBodyText(request: Request, maxBytes: number): Promise<string> {
+/**
+ * Reads a body of at most `maxBytes`, charging it to the admission budget as it arrives (all of
+ * a declared Content-Length up front). `charge.bytes` is what the caller must release. When the
+ * budget is full the rest of the body is read and dropped, and only then is the request refused:
+ * a client still sending would otherwise see a reset connection instead of the 503.
+ */
+async function readBodyText(
+  request: Request,
+  incoming: IncomingMessage | undefined,
+  maxBytes: number,
+  admission: Admission,
+  charge: { bytes: number },
+): Promise<string> {
   const declared = Number(request.headers.get('content-length') ?? Number.NaN);
   if (declared > maxBytes) throw new AppendTooLargeError('bytes', declared, maxBytes);
-  if (!request.body) return '';
-  const reader = request.body.getReader();
+  let overloaded = false;
+  if (declared > 0) {
+    if (admission.tryChargeBody(declared)) {
+      charge.bytes = declared;
+    } else if (incoming) {
+      // Dropped at the socket, before any copy into a web stream: cheap even for many refusals.
+      await discardIncoming(incoming);
+      throw new OverloadedError('memory', admission.limits.maxInFlightBytes);
+    } else {
+      overloaded = true;
+    }
+  }
   const chunks: Uint8Array[] = [];
   let total = 0;
+  const reader = request.body?.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
+    const read = await reader?.read();
+    if (!read || read.done) break;
+    const { value } = read;
     total += value.byteLength;
     if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
+      await reader?.cancel().catch(() => {});
       throw new AppendTooLargeError('bytes', total, maxBytes);
+    }
+    if (overloaded) continue;
+    if (total > charge.bytes) {
+      if (admission.tryChargeBody(total - charge.bytes)) {
+        charge.bytes = total;
+      } else {
+        overloaded = true;
+        chunks.length = 0;
+        continue;
+      }
     }
     chunks.push(value);
   }
+  if (overloaded) throw new OverloadedError('memory', admission.limits.maxInFlightBytes);
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
   } catch {
     throw new InvalidArgumentError('body', 'it is not valid UTF-8', 'a UTF-8 JSON object {"events":[…]}');
   }
+}
+
+/** Reads a request body to its end and drops it (Node's HTTP parser already bounds it by its Content-Length). */
+function discardIncoming(incoming: IncomingMessage): Promise<void> {
+  if (incoming.readableEnded || incoming.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    incoming.once('end', resolve);
+    incoming.once('close', resolve);
+    incoming.once('error', resolve);
+    incoming.resume();
+  });
 }
 
 function parseJson(text: string): unknown {
@@ -224,6 +274,7 @@ export function createApp(options: AppOptions): LoglineApp {
   const hub = new SseHub();
   const metrics = new ServerMetrics();
   const inFlight = new Set<Promise<unknown>>();
+  const admission = new Admission({ ...DEFAULT_ADMISSION, ...options.admission });
   const admin = loadAdminAssets();
   const openApi = JSON.stringify(openApiDocument());
   // Room for JSON punctuation and whitespace around the events the store counts.
@@ -282,6 +333,7 @@ export function createApp(options: AppOptions): LoglineApp {
     const stream = c.req.param('stream');
     const started = performance.now();
     let eventCount = 0;
+    const charge = { bytes: 0 };
     const work = (async () => {
       try {
         queryOf(c, noQuery);
@@ -290,25 +342,29 @@ export function createApp(options: AppOptions): LoglineApp {
         const expectedVersion = expectedVersionFrom(c.req.header('if-match'), c.req.header('if-none-match'));
         const contentType = c.req.header('content-type') ?? '';
         if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) throw new UnsupportedMediaTypeError(contentType);
-        const body = parseJson(await readBodyText(c.req.raw, maxBodyBytes));
+        const body = parseJson(await readBodyText(c.req.raw, c.env?.incoming, maxBodyBytes, admission, charge));
         if (Array.isArray((body as { events?: unknown })?.events)) {
           const count = (body as { events: unknown[] }).events.length;
           if (count > store.limits.maxAppendEvents) throw new AppendTooLargeError('events', count, store.limits.maxAppendEvents);
         }
         const { events } = parseWith(appendRequestSchema, body, 'body');
         eventCount = events.length;
-        const result = await store.append(stream, events, { expectedVersion });
+        const leaveQueue = admission.enterQueue();
+        const result = await store.append(stream, events, { expectedVersion }).finally(leaveQueue);
         metrics.countAppend('ok', eventCount);
         metrics.appendLatency.observe((performance.now() - started) / 1000);
         return json(result, 201, { etag: `"${result.streamVersion}"`, 'logline-position': result.position.toString() });
       } catch (error) {
         metrics.countAppend((error as { code?: string }).code ?? 'Internal', 0);
         const { status, body } = errorResponse(error);
-        if (status >= 500) logger.error({ err: error, stream }, 'append failed');
+        if (error instanceof OverloadedError) logger.warn({ stream, ...error.details }, 'append refused: overloaded');
+        else if (status >= 500) logger.error({ err: error, stream }, 'append failed');
         const head = await headPosition();
         const headers: Record<string, string> = status === 503 ? { 'retry-after': '1' } : {};
         if (head !== undefined) headers['logline-position'] = head.toString();
         return json(body, status, headers);
+      } finally {
+        admission.releaseBody(charge.bytes);
       }
     })();
     inFlight.add(work);
@@ -490,6 +546,12 @@ export function createApp(options: AppOptions): LoglineApp {
       { name: 'logline_events_stored', help: 'Events in the store.', samples: [{ value: stats.events }] },
       { name: 'logline_streams', help: 'Streams in the store.', samples: [{ value: stats.streams }] },
       { name: 'logline_head_position', help: 'Position of the newest event.', samples: [{ value: stats.headPosition }] },
+      {
+        name: 'logline_append_inflight_bytes',
+        help: 'Memory charged to appends in flight (see --max-inflight-bytes).',
+        samples: [{ value: admission.inFlightBytes }],
+      },
+      { name: 'logline_append_queued', help: 'Appends waiting for the store.', samples: [{ value: admission.queuedAppends }] },
       { name: 'logline_sse_clients', help: 'Connected server-sent-event clients.', samples: [{ value: hub.clients.size }] },
       {
         name: 'logline_sse_buffered_bytes',
@@ -525,5 +587,5 @@ export function createApp(options: AppOptions): LoglineApp {
   app.get('/admin/:name', (c) => asset(c.req.param('name')));
   app.get('/favicon.ico', () => new Response(null, { status: 204 }));
 
-  return { app, hub, metrics, inFlight };
+  return { app, hub, metrics, admission, inFlight };
 }
