@@ -198,6 +198,7 @@ export function openApiDocument(): Record<string, unknown> {
             409: errorReply('WrongExpectedVersion (If-Match / If-None-Match mismatch) or IdempotencyConflict'),
             413: errorReply('EventTooLarge or AppendTooLarge'),
             415: errorReply('Content-Type is not application/json'),
+            503: errorReply('Overloaded: too many append bytes or appends in flight; retry after Retry-After seconds'),
           },
         },
         get: {
