@@ -224,6 +224,7 @@ export function openApiDocument(): Record<string, unknown> {
           parameters: [
             streamParam,
             param('from', 'query', 'Exclusive global position to start after.', { type: 'string' }),
+            param('types', 'query', 'Comma-separated event types.'),
             param('Last-Event-ID', 'header', 'Resume after this position.'),
           ],
           responses: { 200: sse, 400: errorReply('Bad stream id or query') },
