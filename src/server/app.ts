@@ -201,6 +201,15 @@ function parseMinPosition(header: string | undefined): bigint | undefined {
   return BigInt(header.trim());
 }
 
+/** The key a credential names, or undefined for none or an unknown one (on public routes, which never answer 401). */
+function tryAuthenticate(keys: KeyRing, header: string | undefined, queryKey: string | undefined): ApiKey | undefined {
+  try {
+    return keys.authenticate(header, queryKey);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Waits for a consumer that runs elsewhere by polling its stored checkpoint. */
 async function pollCheckpoint(lag: () => Promise<ConsumerInfo>, name: string, position: bigint, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -311,6 +320,9 @@ export function createApp(options: AppOptions): LoglineApp {
     c.set('query', query);
     const isPublic = PUBLIC.has(c.req.path) || c.req.path.startsWith('/admin/');
     c.set('key', keys && !isPublic ? keys.authenticate(c.req.header('authorization'), query.api_key) : undefined);
+    // A public route still recognizes a valid key (health shows details to key holders only).
+    if (keys && isPublic && (c.req.header('authorization') || query.api_key))
+      c.set('key', tryAuthenticate(keys, c.req.header('authorization'), query.api_key));
     c.set('admitted', true);
     await next();
   });
@@ -521,14 +533,17 @@ export function createApp(options: AppOptions): LoglineApp {
     return json(await lag());
   });
 
+  // Public, for load balancers; with keys configured, only a request with a valid key learns
+  // more than up or down (backend, head position, why the store is unreachable).
   app.get('/v1/health', async (c) => {
     queryOf(c, noQuery);
+    const details = !keys || keyOf(c) !== undefined;
     try {
       const head = await store.headPosition();
-      return json({ status: 'ok', backend: store.backend, headPosition: head });
+      return json(details ? { status: 'ok', backend: store.backend, headPosition: head } : { status: 'ok' });
     } catch (error) {
       const { body } = errorResponse(error);
-      return json({ status: 'unavailable', ...body }, 503);
+      return json(details ? { status: 'unavailable', ...body } : { status: 'unavailable' }, 503);
     }
   });
 

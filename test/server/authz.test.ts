@@ -216,4 +216,17 @@ describe('authorization matrix', () => {
     expect(forbidden.headers.get('logline-position')).toMatch(/^\d+$/);
     expect((await get(`${base}/v1/stats`, { authorization: `Bearer ${ADMIN}` })).body.events).toBe(4);
   });
+
+  it('/v1/health stays public but shows the backend and head only to a valid key', async () => {
+    for (const key of [undefined, 'wrong-key-0123456789']) {
+      const health = await send(base, 'GET', '/v1/health', key);
+      expect(health.status).toBe(200);
+      expect(JSON.parse(health.text)).toEqual({ status: 'ok' });
+    }
+    for (const key of [ORDERS, SCRAPER]) {
+      const health = await send(base, 'GET', '/v1/health', key);
+      expect(JSON.parse(health.text)).toEqual({ status: 'ok', backend: 'sqlite', headPosition: '4' });
+    }
+    expect(JSON.parse((await send(base, 'GET', `/v1/health?api_key=${READER}`)).text)).toMatchObject({ headPosition: '4' });
+  });
 });
