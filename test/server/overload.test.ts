@@ -133,3 +133,72 @@ describe('bounded append queue', () => {
     expect((await get(`${server.url}/v1/stats`)).body.events).toBe(acknowledged);
   });
 });
+
+describe('the memory budget, request by request', () => {
+  const dir = tempDir();
+  let server: ServerProcess;
+  beforeAll(async () => {
+    server = await startServerProcess(['--store', `sqlite:${join(dir.path, 'budget.db')}`, '--max-inflight-bytes', String(64 * MiB)]);
+  });
+  afterAll(async () => {
+    await server?.stop();
+    dir.remove();
+  });
+
+  /** Starts a POST and returns a handle to send the rest of its body and read its answer. */
+  const open = (path: string, headers: Record<string, string | number>) => {
+    const { hostname, port } = new URL(server.url);
+    const req = request({
+      host: hostname,
+      port,
+      method: 'POST',
+      path,
+      agent: false,
+      headers: { 'content-type': 'application/json', ...headers },
+    });
+    const answer = new Promise<Answer>((resolve, reject) => {
+      req.on('error', reject);
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: res.headers['retry-after'],
+            error: (JSON.parse(text) as { error?: string }).error,
+          }),
+        );
+      });
+    });
+    return { req, answer };
+  };
+  const inflight = async () => Number(/^logline_append_inflight_bytes (\d+)$/m.exec((await get(`${server.url}/metrics`)).text)?.[1]);
+
+  it('while one append holds the budget, a chunked one is refused after its body; the first still commits', async () => {
+    // A: 15 MiB declared up front, so charged 60 of the 64 MiB as soon as its headers arrive.
+    const big = Buffer.from(
+      JSON.stringify({ events: Array.from({ length: 15 }, (_, i) => ({ type: 'Big', data: { i, d: 'x'.repeat(MiB - 4096) } })) }),
+    );
+    const a = open('/v1/streams/held-1', { 'content-length': big.byteLength });
+    a.req.write(big.subarray(0, MiB));
+    const deadline = Date.now() + 10_000;
+    while ((await inflight()) === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await inflight()).toBe(big.byteLength * 4);
+
+    // B: no Content-Length (chunked), charged as it arrives: past the remaining ~4 MiB after about 1 MiB.
+    const small = JSON.stringify({ events: [0, 1].map((i) => ({ type: 'Chunked', data: { i, d: 'y'.repeat(MiB - 4096) } })) });
+    const b = open('/v1/streams/chunked-1', { 'transfer-encoding': 'chunked' });
+    b.req.write(small.slice(0, 1000));
+    b.req.end(small.slice(1000));
+    expect(await b.answer).toMatchObject({ status: 503, error: 'Overloaded', retryAfter: '1' });
+
+    a.req.end(big.subarray(MiB));
+    expect((await a.answer).status).toBe(201);
+    expect(await inflight()).toBe(0);
+    const streams = (await get(`${server.url}/v1/streams`)).body.streams as Array<{ streamId: string; version: number }>;
+    expect(streams.map((s) => [s.streamId, s.version])).toEqual([['held-1', 15]]);
+  });
+});
