@@ -2,15 +2,18 @@
  * npm run bench -- http [--quick]
  * The HTTP server on loopback under autocannon (64 connections): appends and reads, req/s and
  * p99, then stored == acknowledged; then the fast-check fuzz (10k cases; 1k with --quick):
- * never a 5xx, nothing stored on a 4xx. The server is a real `logline serve` child process.
+ * never a 5xx, nothing stored on a 4xx; then /metrics scraped over a 1M-event SQLite store
+ * (100k with --quick; `--scrape` runs only this), p99 target < 5 ms. The server is a real `logline serve` child process.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { openSqliteStore } from '../src/sqlite.js';
 import { freshSchemaUrl, requirePostgres } from '../test/helpers/postgres.js';
 import { fuzzRead, fuzzRequest, sendFuzz, sendFuzzRead } from '../test/server/fuzz.js';
 import { type ServerProcess, startServerProcess } from '../test/server/process.js';
-import { flags } from './harness.js';
+import { benchEvent, flags, percentile } from './harness.js';
 
 interface AutocannonResult {
   requests: { average: number };
@@ -190,10 +193,105 @@ async function fuzz(storeUrl: string): Promise<string> {
   }
 }
 
+/** Fills a SQLite store through the store API: 10,000-event appends over 100 streams. */
+async function fillSqlite(file: string, events: number): Promise<void> {
+  const store = await openSqliteStore({ path: file });
+  try {
+    for (let i = 0; i < events; i += 10_000) {
+      await store.append(
+        `scrape-${i / 10_000}`,
+        Array.from({ length: 10_000 }, (_, k) => benchEvent(i + k)),
+      );
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+/** CPU time a process has used so far, ms (Linux: utime + stime from /proc, in clock ticks of 10 ms). */
+const cpuMs = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
+
+/** The gauge `name` in a Prometheus text page. */
+const gauge = (page: string, name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(page)?.[1]);
+
+/**
+ * /metrics over a large SQLite store (issue 10, item 10): one scrape after another, with a small
+ * append before every tenth, so each scrape has new events to count. Target: p99 < 5 ms.
+ */
+async function scrapeScenario(): Promise<string> {
+  const events = flags.quick ? 100_000 : 1_000_000;
+  const file = join(DATA_DIR, 'scrape.db');
+  const filling = performance.now();
+  await fillSqlite(file, events);
+  const fillSeconds = (performance.now() - filling) / 1000;
+  const server = await startServerProcess(['--store', `sqlite:${file}`]);
+  // The server's own time per scrape, from its request log: what the event loop spent, without the client.
+  const serverMs: number[] = [];
+  server.child.stdout?.on('data', () => {
+    for (const line of server.logs) {
+      if (line.includes('"path":"/metrics"')) serverMs.push((JSON.parse(line) as { ms: number }).ms);
+    }
+    server.logs.length = 0;
+  });
+  try {
+    const scrape = async () => {
+      const started = performance.now();
+      const page = await (await fetch(`${server.url}/metrics`)).text();
+      return { ms: performance.now() - started, page };
+    };
+    const first = await scrape();
+    const scrapes = flags.quick ? 500 : 2000;
+    const cpuBefore = cpuMs(server.child.pid as number);
+    const latencies: number[] = [];
+    let appended = 0;
+    let last = first;
+    for (let i = 0; i < scrapes; i++) {
+      if (i % 10 === 0) {
+        await fetch(`${server.url}/v1/streams/scrape-live`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ events: Array.from({ length: 10 }, (_, k) => benchEvent(k)) }),
+        });
+        appended += 10;
+      }
+      last = await scrape();
+      latencies.push(last.ms);
+    }
+    // Load-independent: what the server computed, per request (the scrapes and the few appends).
+    const cpuPerRequest = (cpuMs(server.child.pid as number) - cpuBefore) / (scrapes + appended / 10);
+    const stored = gauge(last.page, 'logline_events_stored');
+    if (stored !== events + appended) throw new Error(`scrape: /metrics says ${stored} events, expected ${events + appended}`);
+    latencies.sort((a, b) => a - b);
+    // The first scrape (the one-off count, in slices) is reported on its own.
+    const inServer = serverMs.slice(1).sort((a, b) => a - b);
+    const ms = (n: number) => n.toFixed(2);
+    const load = loadavg()
+      .map((n) => n.toFixed(1))
+      .join(' ');
+    return [
+      `\n### /metrics at ${events.toLocaleString('en-US')} events (SQLite; load average ${load} on ${availableParallelism()} cores at the end)\n`,
+      '| events | fill s | first scrape ms | scrapes | p50 ms | p99 ms | max ms | in-server p50 / p99 ms | server CPU ms per request | check |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+      `| ${events.toLocaleString('en-US')} | ${fillSeconds.toFixed(1)} | ${ms(first.ms)} | ${scrapes} | ${ms(percentile(latencies, 50))} | ${ms(percentile(latencies, 99))} | ${ms(latencies.at(-1) as number)} | ${ms(percentile(inServer, 50))} / ${ms(percentile(inServer, 99))} | ${ms(cpuPerRequest)} | logline_events_stored ${stored} = ${events} + ${appended} appended |`,
+    ].join('\n');
+  } finally {
+    await server.stop();
+  }
+}
+
 export async function run(): Promise<void> {
   const autocannon = await loadAutocannon();
   rmSync(DATA_DIR, { recursive: true, force: true });
   mkdirSync(DATA_DIR, { recursive: true });
+  if (process.argv.includes('--scrape')) {
+    // Only the /metrics scenario: `npm run bench -- http --scrape`.
+    console.log(await scrapeScenario());
+    rmSync(DATA_DIR, { recursive: true, force: true });
+    return;
+  }
   const rows = await scenarios(autocannon, `sqlite:${join(DATA_DIR, 'bench.db')}`, 'sqlite');
   if (await requirePostgres()) {
     const pg = await freshSchemaUrl();
@@ -214,5 +312,6 @@ export async function run(): Promise<void> {
   ];
   console.log(lines.join('\n'));
   console.log(await fuzz(`sqlite:${join(DATA_DIR, 'fuzz.db')}`));
+  console.log(await scrapeScenario());
   rmSync(DATA_DIR, { recursive: true, force: true });
 }

@@ -91,6 +91,16 @@ program
   )
   .addOption(new Option('--sse-stall-ms <n>', 'how long a stalled SSE client is kept').argParser(int('--sse-stall-ms')))
   .addOption(new Option('--heartbeat-ms <n>', 'SSE heartbeat interval').argParser(int('--heartbeat-ms')))
+  .addOption(
+    new Option('--max-inflight-bytes <n>', 'memory budget for appends in flight, 4 bytes per body byte (default 256 MiB)').argParser(
+      int('--max-inflight-bytes'),
+    ),
+  )
+  .addOption(
+    new Option('--max-queued-appends <n>', 'appends waiting for the store before new ones get 503 (default 1000)').argParser(
+      int('--max-queued-appends'),
+    ),
+  )
   .addOption(new Option('--shutdown-grace-ms <n>', 'how long shutdown waits for open requests').argParser(int('--shutdown-grace-ms')))
   .addOption(
     new Option('--min-position-timeout-ms <n>', 'longest wait for Logline-Min-Position (default 5000)').argParser(
@@ -100,6 +110,11 @@ program
   .action(async (flags) => {
     const sse = Object.fromEntries(
       Object.entries({ bufferBytes: flags.sseBufferBytes, stallMs: flags.sseStallMs, heartbeatMs: flags.heartbeatMs }).filter(
+        ([, v]) => v !== undefined,
+      ),
+    );
+    const admission = Object.fromEntries(
+      Object.entries({ maxInFlightBytes: flags.maxInflightBytes, maxQueuedAppends: flags.maxQueuedAppends }).filter(
         ([, v]) => v !== undefined,
       ),
     );
@@ -125,6 +140,7 @@ program
       insecure: flags.insecure,
       demo: flags.demo,
       sse,
+      admission,
       shutdownGraceMs: flags.shutdownGraceMs,
       minPositionTimeoutMs: flags.minPositionTimeoutMs,
     });

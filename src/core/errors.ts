@@ -21,11 +21,13 @@ export type ErrorCode =
   // Projections (src/projections): waitForPosition timed out; a projection stopped on a failure.
   | 'PositionTimeout'
   | 'ProjectionStopped'
-  // HTTP server (src/server): no valid API key, a key outside its rights, an unknown stream or route, a body that is not JSON.
+  // HTTP server (src/server): no valid API key, a key outside its rights, an unknown stream or route, a body that is not JSON,
+  // too many request bytes or appends in flight.
   | 'Unauthorized'
   | 'Forbidden'
   | 'NotFound'
   | 'UnsupportedMediaType'
+  | 'Overloaded'
   // Domain layer (src/domain): a command lost every optimistic-concurrency retry; a stored event's schema version is unknown to this app.
   | 'CommandRetriesExhausted'
   | 'EventSchemaTooNew';

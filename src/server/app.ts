@@ -3,16 +3,18 @@
  * uses the core's zod schemas, errors are the core's typed errors, the store does the work.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError } from '../core/errors.js';
 import type { EventStore, ExpectedVersion, RecordedEvent } from '../core/types.js';
 import { assertStreamId } from '../core/validation.js';
 import { PositionTimeoutError } from '../projections/errors.js';
 import { type ConsumerInfo, getLag, listConsumers } from '../projections/observability.js';
 import type { ConsumerHandle } from '../projections/subscription.js';
-import { type ApiKey, type KeyRing, requireRight } from './auth.js';
+import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, OverloadedError } from './admission.js';
+import { type ApiKey, allows, type KeyRing, requireRight } from './auth.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
 import { stringify, toWire } from './json.js';
 import { type Gauge, ServerMetrics } from './metrics.js';
@@ -21,9 +23,12 @@ import {
   appendRequestSchema,
   DEFAULT_PAGE,
   listStreamsQuery,
+  noQuery,
   openApiDocument,
   parseWith,
+  singleValuedQuery,
   streamReadQuery,
+  streamSubscribeQuery,
   subscribeQuery,
 } from './schemas.js';
 import { DEFAULT_SSE, SseHub, type SseSettings, sseBody } from './sse.js';
@@ -39,6 +44,8 @@ export interface AppOptions {
   consumers?: ConsumerHandle[];
   /** Longest wait for Logline-Min-Position, ms (default 5000). */
   minPositionTimeoutMs?: number;
+  /** Bounds on appends in flight (request-body memory, appends queued at the store); beyond them 503 Overloaded. */
+  admission?: Partial<AdmissionLimits>;
   /** Adds application routes (e.g. read-model queries using readYourWrites()) before the fallback. */
   routes?: (app: Hono<ServerEnv>, store: EventStore) => void;
 }
@@ -47,11 +54,21 @@ export interface LoglineApp {
   app: Hono<Env>;
   hub: SseHub;
   metrics: ServerMetrics;
+  admission: Admission;
   /** Appends in progress: shutdown waits for these. */
   inFlight: Set<Promise<unknown>>;
 }
 
-export type ServerEnv = { Bindings: { outgoing?: ServerResponse }; Variables: { key: ApiKey | undefined } };
+export type ServerEnv = {
+  Bindings: { incoming?: IncomingMessage; outgoing?: ServerResponse };
+  Variables: {
+    key: ApiKey | undefined;
+    /** The request's query parameters, each exactly once (a repeated one was refused with a 400). */
+    query: Record<string, string>;
+    /** Whether the request got past the Host and API-key checks (errors before that reveal nothing about the store). */
+    admitted: boolean;
+  };
+};
 type Env = ServerEnv;
 
 const LOOPBACK_HOST = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/i;
@@ -94,28 +111,74 @@ function expectedVersionFrom(ifMatch: string | undefined, ifNoneMatch: string | 
   return Number(match[1]);
 }
 
-async function readBodyText(request: Request, maxBytes: number): Promise<string> {
+/**
+ * Reads a body of at most `maxBytes`, charging it to the admission budget as it arrives (all of
+ * a declared Content-Length up front). `charge.bytes` is what the caller must release. When the
+ * budget is full the rest of the body is read and dropped, and only then is the request refused:
+ * a client still sending would otherwise see a reset connection instead of the 503.
+ */
+async function readBodyText(
+  request: Request,
+  incoming: IncomingMessage | undefined,
+  maxBytes: number,
+  admission: Admission,
+  charge: { bytes: number },
+): Promise<string> {
   const declared = Number(request.headers.get('content-length') ?? Number.NaN);
   if (declared > maxBytes) throw new AppendTooLargeError('bytes', declared, maxBytes);
-  if (!request.body) return '';
-  const reader = request.body.getReader();
+  let overloaded = false;
+  if (declared > 0) {
+    if (admission.tryChargeBody(declared)) {
+      charge.bytes = declared;
+    } else if (incoming) {
+      // Dropped at the socket, before any copy into a web stream: cheap even for many refusals.
+      await discardIncoming(incoming);
+      throw new OverloadedError('memory', admission.limits.maxInFlightBytes);
+    } else {
+      overloaded = true;
+    }
+  }
   const chunks: Uint8Array[] = [];
   let total = 0;
+  const reader = request.body?.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
+    const read = await reader?.read();
+    if (!read || read.done) break;
+    const { value } = read;
     total += value.byteLength;
     if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
+      await reader?.cancel().catch(() => {});
       throw new AppendTooLargeError('bytes', total, maxBytes);
+    }
+    if (overloaded) continue;
+    if (total > charge.bytes) {
+      if (admission.tryChargeBody(total - charge.bytes)) {
+        charge.bytes = total;
+      } else {
+        overloaded = true;
+        chunks.length = 0;
+        continue;
+      }
     }
     chunks.push(value);
   }
+  if (overloaded) throw new OverloadedError('memory', admission.limits.maxInFlightBytes);
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
   } catch {
     throw new InvalidArgumentError('body', 'it is not valid UTF-8', 'a UTF-8 JSON object {"events":[…]}');
   }
+}
+
+/** Reads a request body to its end and drops it (Node's HTTP parser already bounds it by its Content-Length). */
+function discardIncoming(incoming: IncomingMessage): Promise<void> {
+  if (incoming.readableEnded || incoming.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    incoming.once('end', resolve);
+    incoming.once('close', resolve);
+    incoming.once('error', resolve);
+    incoming.resume();
+  });
 }
 
 function parseJson(text: string): unknown {
@@ -136,6 +199,15 @@ function parseMinPosition(header: string | undefined): bigint | undefined {
     );
   }
   return BigInt(header.trim());
+}
+
+/** The key a credential names, or undefined for none or an unknown one (on public routes, which never answer 401). */
+function tryAuthenticate(keys: KeyRing, header: string | undefined, queryKey: string | undefined): ApiKey | undefined {
+  try {
+    return keys.authenticate(header, queryKey);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Waits for a consumer that runs elsewhere by polling its stored checkpoint. */
@@ -199,7 +271,11 @@ const rawJson = (text: string, headers: Record<string, string> = {}) =>
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   new Response(stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
 
-const query = (request: Request) => Object.fromEntries(new URL(request.url).searchParams);
+/**
+ * The validated query of this request. Built from the one single-valued parse the middleware
+ * made, so the rights check and the handler always read the same values.
+ */
+const queryOf = <T extends z.ZodType>(c: Context<Env>, schema: T): z.output<T> => parseWith(schema, c.get('query'), 'query');
 
 export function createApp(options: AppOptions): LoglineApp {
   const { store, logger, keys } = options;
@@ -207,6 +283,7 @@ export function createApp(options: AppOptions): LoglineApp {
   const hub = new SseHub();
   const metrics = new ServerMetrics();
   const inFlight = new Set<Promise<unknown>>();
+  const admission = new Admission({ ...DEFAULT_ADMISSION, ...options.admission });
   const admin = loadAdminAssets();
   const openApi = JSON.stringify(openApiDocument());
   // Room for JSON punctuation and whitespace around the events the store counts.
@@ -217,8 +294,9 @@ export function createApp(options: AppOptions): LoglineApp {
     const { status, body } = errorResponse(error);
     if (status >= 500) logger.error({ err: error, path: c.req.path }, 'request failed');
     const headers: Record<string, string> = status === 503 ? { 'retry-after': '1' } : {};
-    // Writes rejected before the append handler (auth, Host) still say where the log stands.
-    if (c.req.method === 'POST') {
+    // Writes rejected by a rights check still say where the log stands; a request that did not
+    // authenticate (or came through a foreign Host) learns nothing about the store.
+    if (c.req.method === 'POST' && c.get('admitted')) {
       const head = await store.headPosition().catch(() => undefined);
       if (head !== undefined) headers['logline-position'] = head.toString();
     }
@@ -234,11 +312,18 @@ export function createApp(options: AppOptions): LoglineApp {
   });
 
   app.use(async (c, next) => {
+    c.set('admitted', false);
     if (options.loopbackOnly && !LOOPBACK_HOST.test(c.req.header('host') ?? '')) {
       throw new ForbiddenError('read', `through Host '${c.req.header('host')}' (without API keys only loopback names are served)`);
     }
+    const query = singleValuedQuery(c.req.url);
+    c.set('query', query);
     const isPublic = PUBLIC.has(c.req.path) || c.req.path.startsWith('/admin/');
-    c.set('key', keys && !isPublic ? keys.authenticate(c.req.header('authorization'), c.req.query('api_key')) : undefined);
+    c.set('key', keys && !isPublic ? keys.authenticate(c.req.header('authorization'), query.api_key) : undefined);
+    // A public route still recognizes a valid key (health shows details to key holders only).
+    if (keys && isPublic && (c.req.header('authorization') || query.api_key))
+      c.set('key', tryAuthenticate(keys, c.req.header('authorization'), query.api_key));
+    c.set('admitted', true);
     await next();
   });
 
@@ -260,32 +345,38 @@ export function createApp(options: AppOptions): LoglineApp {
     const stream = c.req.param('stream');
     const started = performance.now();
     let eventCount = 0;
+    const charge = { bytes: 0 };
     const work = (async () => {
       try {
+        queryOf(c, noQuery);
         assertStreamId(stream);
         requireRight(keyOf(c), 'write', stream, `stream '${stream}'`);
         const expectedVersion = expectedVersionFrom(c.req.header('if-match'), c.req.header('if-none-match'));
         const contentType = c.req.header('content-type') ?? '';
         if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) throw new UnsupportedMediaTypeError(contentType);
-        const body = parseJson(await readBodyText(c.req.raw, maxBodyBytes));
+        const body = parseJson(await readBodyText(c.req.raw, c.env?.incoming, maxBodyBytes, admission, charge));
         if (Array.isArray((body as { events?: unknown })?.events)) {
           const count = (body as { events: unknown[] }).events.length;
           if (count > store.limits.maxAppendEvents) throw new AppendTooLargeError('events', count, store.limits.maxAppendEvents);
         }
         const { events } = parseWith(appendRequestSchema, body, 'body');
         eventCount = events.length;
-        const result = await store.append(stream, events, { expectedVersion });
+        const leaveQueue = admission.enterQueue();
+        const result = await store.append(stream, events, { expectedVersion }).finally(leaveQueue);
         metrics.countAppend('ok', eventCount);
         metrics.appendLatency.observe((performance.now() - started) / 1000);
         return json(result, 201, { etag: `"${result.streamVersion}"`, 'logline-position': result.position.toString() });
       } catch (error) {
         metrics.countAppend((error as { code?: string }).code ?? 'Internal', 0);
         const { status, body } = errorResponse(error);
-        if (status >= 500) logger.error({ err: error, stream }, 'append failed');
+        if (error instanceof OverloadedError) logger.warn({ stream, ...error.details }, 'append refused: overloaded');
+        else if (status >= 500) logger.error({ err: error, stream }, 'append failed');
         const head = await headPosition();
         const headers: Record<string, string> = status === 503 ? { 'retry-after': '1' } : {};
         if (head !== undefined) headers['logline-position'] = head.toString();
         return json(body, status, headers);
+      } finally {
+        admission.releaseBody(charge.bytes);
       }
     })();
     inFlight.add(work);
@@ -301,7 +392,7 @@ export function createApp(options: AppOptions): LoglineApp {
     const stream = c.req.param('stream');
     assertStreamId(stream);
     requireRight(keyOf(c), 'read', stream, `stream '${stream}'`);
-    const q = parseWith(streamReadQuery, query(c.req.raw), 'query');
+    const q = queryOf(c, streamReadQuery);
     const version = await store.streamVersion(stream);
     if (version === 0) throw new NotFoundError(`Stream '${stream}'`, { stream });
     const etag = `"${version}"`;
@@ -323,7 +414,7 @@ export function createApp(options: AppOptions): LoglineApp {
 
   // --- list streams (admin page, CLI) ---
   app.get('/v1/streams', async (c) => {
-    const q = parseWith(listStreamsQuery, query(c.req.raw), 'query');
+    const q = queryOf(c, listStreamsQuery);
     requireRight(keyOf(c), 'read', q.prefix ?? '', q.prefix ? `streams '${q.prefix}…'` : 'all streams');
     const streams = await store.listStreams({ prefix: q.prefix, after: q.after, limit: q.limit ?? DEFAULT_PAGE });
     return json({ streams });
@@ -331,7 +422,7 @@ export function createApp(options: AppOptions): LoglineApp {
 
   // --- the global log ---
   app.get('/v1/all', async (c) => {
-    const q = parseWith(allReadQuery, query(c.req.raw), 'query');
+    const q = queryOf(c, allReadQuery);
     requireRight(keyOf(c), 'read', q.streamPrefix ?? '', q.streamPrefix ? `streams '${q.streamPrefix}…'` : '$all');
     const from = q.from ?? 0n;
     const limit = q.limit ?? DEFAULT_PAGE;
@@ -340,8 +431,7 @@ export function createApp(options: AppOptions): LoglineApp {
     return rawJson(`{"events":[${page.parts.join(',')}],"next":"${next}"}`);
   });
 
-  const subscribe = async (c: Context<Env>, stream: string | undefined) => {
-    const q = parseWith(subscribeQuery, query(c.req.raw), 'query');
+  const subscribe = async (c: Context<Env>, q: { from?: bigint; types?: string[]; streamPrefix?: string }, stream: string | undefined) => {
     const lastEventId = c.req.header('last-event-id');
     const resume = lastEventId ? parseWith(subscribeQuery, { from: lastEventId.trim() }, 'Last-Event-ID').from : undefined;
     const from = resume ?? q.from ?? 0n;
@@ -377,20 +467,21 @@ export function createApp(options: AppOptions): LoglineApp {
   };
 
   app.get('/v1/all/subscribe', (c) => {
-    const prefix = c.req.query('streamPrefix') ?? '';
-    requireRight(keyOf(c), 'read', prefix, prefix ? `streams '${prefix}…'` : '$all');
-    return subscribe(c, undefined);
+    const q = queryOf(c, subscribeQuery);
+    requireRight(keyOf(c), 'read', q.streamPrefix ?? '', q.streamPrefix ? `streams '${q.streamPrefix}…'` : '$all');
+    return subscribe(c, q, undefined);
   });
 
   app.get('/v1/streams/:stream/subscribe', (c) => {
     const stream = c.req.param('stream');
     assertStreamId(stream);
     requireRight(keyOf(c), 'read', stream, `stream '${stream}'`);
-    return subscribe(c, stream);
+    return subscribe(c, queryOf(c, streamSubscribeQuery), stream);
   });
 
   // --- operations ---
   app.get('/v1/stats', async (c) => {
+    queryOf(c, noQuery);
     requireRight(keyOf(c), 'read', '', 'store statistics');
     const stats = await store.stats();
     return json({ ...stats, backend: store.backend, sseClients: hub.clients.size });
@@ -423,6 +514,7 @@ export function createApp(options: AppOptions): LoglineApp {
   };
 
   app.get('/v1/subscriptions', async (c) => {
+    queryOf(c, noQuery);
     requireRight(keyOf(c), 'read', '', 'subscriptions');
     return json(await subscriptions());
   });
@@ -430,6 +522,7 @@ export function createApp(options: AppOptions): LoglineApp {
   // One consumer's checkpoint and lag. With Logline-Min-Position: p it answers only once the
   // consumer has processed p (read-your-writes), or 503 PositionTimeout.
   app.get('/v1/subscriptions/:name', async (c) => {
+    queryOf(c, noQuery);
     requireRight(keyOf(c), 'read', '', 'subscriptions');
     const name = c.req.param('name');
     const lag = () =>
@@ -445,20 +538,27 @@ export function createApp(options: AppOptions): LoglineApp {
     return json(await lag());
   });
 
-  app.get('/v1/health', async () => {
+  // Public, for load balancers; with keys configured, only a request with a valid key learns
+  // more than up or down (backend, head position, why the store is unreachable).
+  app.get('/v1/health', async (c) => {
+    queryOf(c, noQuery);
+    const details = !keys || keyOf(c) !== undefined;
     try {
       const head = await store.headPosition();
-      return json({ status: 'ok', backend: store.backend, headPosition: head });
+      return json(details ? { status: 'ok', backend: store.backend, headPosition: head } : { status: 'ok' });
     } catch (error) {
       const { body } = errorResponse(error);
-      return json({ status: 'unavailable', ...body }, 503);
+      return json(details ? { status: 'unavailable', ...body } : { status: 'unavailable' }, 503);
     }
   });
 
   app.get('/v1/openapi.json', () => new Response(openApi, { headers: { 'content-type': 'application/json; charset=utf-8' } }));
 
   app.get('/metrics', async (c) => {
-    if (keys && !keyOf(c)) throw new ForbiddenError('read', 'metrics');
+    queryOf(c, noQuery);
+    // Store-wide counts and consumer names: read on every stream, or the key's own metrics right.
+    const key = keyOf(c);
+    if (key && !key.metrics && !allows(key, 'read', '')) throw new ForbiddenError('read', 'metrics');
     const [stats, subs] = await Promise.all([store.stats(), subscriptions()]);
     const sseLag = subs.subscriptions.filter((s) => s.kind === 'sse' && s.lag !== null).map((s) => Number(s.lag));
     const consumers = subs.subscriptions.filter((s) => s.kind !== 'sse');
@@ -466,6 +566,12 @@ export function createApp(options: AppOptions): LoglineApp {
       { name: 'logline_events_stored', help: 'Events in the store.', samples: [{ value: stats.events }] },
       { name: 'logline_streams', help: 'Streams in the store.', samples: [{ value: stats.streams }] },
       { name: 'logline_head_position', help: 'Position of the newest event.', samples: [{ value: stats.headPosition }] },
+      {
+        name: 'logline_append_inflight_bytes',
+        help: 'Memory charged to appends in flight (see --max-inflight-bytes).',
+        samples: [{ value: admission.inFlightBytes }],
+      },
+      { name: 'logline_append_queued', help: 'Appends waiting for the store.', samples: [{ value: admission.queuedAppends }] },
       { name: 'logline_sse_clients', help: 'Connected server-sent-event clients.', samples: [{ value: hub.clients.size }] },
       {
         name: 'logline_sse_buffered_bytes',
@@ -501,5 +607,5 @@ export function createApp(options: AppOptions): LoglineApp {
   app.get('/admin/:name', (c) => asset(c.req.param('name')));
   app.get('/favicon.ico', () => new Response(null, { status: 204 }));
 
-  return { app, hub, metrics, inFlight };
+  return { app, hub, metrics, admission, inFlight };
 }

@@ -3,6 +3,7 @@
  * LOGLINE_API_KEYS environment variable:
  *   {"keys":[{"name":"ingest","key":"…","read":["orders-"],"write":["orders-"]}]}
  * A right of "*" (or "") covers every stream; admin-wide views ($all, stats) need read on "*".
+ * `"metrics": true` lets a key (a Prometheus scraper) read /metrics without any stream right.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ const keySchema = z.strictObject({
   key: z.string().min(16, { error: 'a key must be at least 16 characters' }),
   read: z.array(z.string()).default([]),
   write: z.array(z.string()).default([]),
+  metrics: z.boolean().default(false),
 });
 export const keysFileSchema = z.strictObject({ keys: z.array(keySchema).min(1) });
 
@@ -22,6 +24,8 @@ export interface ApiKey {
   name: string;
   read: string[];
   write: string[];
+  /** May read /metrics (store-wide counts, consumer names) even without read on every stream. */
+  metrics?: boolean;
 }
 
 interface StoredKey extends ApiKey {
@@ -55,6 +59,7 @@ export function parseKeys(json: string, source: string): KeyRing {
     name: k.name,
     read: normalize(k.read),
     write: normalize(k.write),
+    metrics: k.metrics,
     digest: digest(k.key),
   }));
   return {
@@ -66,7 +71,7 @@ export function parseKeys(json: string, source: string): KeyRing {
       let found: StoredKey | undefined;
       for (const key of keys) if (timingSafeEqual(key.digest, given)) found = key;
       if (!found) throw new UnauthorizedError('Unknown API key');
-      return { name: found.name, read: found.read, write: found.write };
+      return { name: found.name, read: found.read, write: found.write, metrics: found.metrics };
     },
   };
 }

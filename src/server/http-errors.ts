@@ -40,6 +40,7 @@ const STATUS: Partial<Record<LoglineError['code'], number>> = {
   Forbidden: 403,
   NotFound: 404,
   UnsupportedMediaType: 415,
+  Overloaded: 503,
   StoreClosed: 503,
   StoreUnavailable: 503,
   // A position from a store this one was restored behind (Last-Event-ID, ?from=): nothing is skipped.

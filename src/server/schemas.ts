@@ -62,31 +62,69 @@ const positionParam = z
   .transform((s) => BigInt(s))
   .refine((n) => n <= 9_223_372_036_854_775_807n, { error: 'from is too large' });
 const typesParam = z.string().transform((s) => s.split(',').filter(Boolean));
+/** A stream-id prefix (or a stream id to page after): only stream-id characters, compared byte for byte. */
+const prefixParam = (name: string) =>
+  z.string().regex(/^[A-Za-z0-9_.:@-]{0,200}$/, { error: `${name} must be at most 200 characters of [A-Za-z0-9_.:@-]` });
 
-export const streamReadQuery = z.object({
+// Every query schema is strict: an unknown parameter is a 400, never silently ignored. `api_key`
+// (the key for EventSource, which cannot send headers) is allowed everywhere; the auth middleware reads it.
+const apiKeyParam = { api_key: z.string().optional() };
+
+export const streamReadQuery = z.strictObject({
   from: intParam('from', 0).optional(),
   limit: limitParam.optional(),
   direction: z.enum(['forward', 'backward']).optional(),
+  ...apiKeyParam,
 });
 
-export const allReadQuery = z.object({
+export const allReadQuery = z.strictObject({
   from: positionParam.optional(),
   limit: limitParam.optional(),
   types: typesParam.optional(),
-  streamPrefix: z.string().max(200).optional(),
+  streamPrefix: prefixParam('streamPrefix').optional(),
+  ...apiKeyParam,
 });
 
-export const subscribeQuery = z.object({
+export const subscribeQuery = z.strictObject({
   from: positionParam.optional(),
   types: typesParam.optional(),
-  streamPrefix: z.string().max(200).optional(),
+  streamPrefix: prefixParam('streamPrefix').optional(),
+  ...apiKeyParam,
 });
 
-export const listStreamsQuery = z.object({
-  prefix: z.string().max(200).optional(),
-  after: z.string().max(200).optional(),
-  limit: limitParam.optional(),
+/** One stream's SSE: the stream is in the path, so no streamPrefix. */
+export const streamSubscribeQuery = z.strictObject({
+  from: positionParam.optional(),
+  types: typesParam.optional(),
+  ...apiKeyParam,
 });
+
+export const listStreamsQuery = z.strictObject({
+  prefix: prefixParam('prefix').optional(),
+  after: prefixParam('after').optional(),
+  limit: limitParam.optional(),
+  ...apiKeyParam,
+});
+
+/** Routes that take no parameters (stats, subscriptions, metrics, health). */
+export const noQuery = z.strictObject({ ...apiKeyParam });
+
+/**
+ * The query string as one object with one value per parameter. A repeated parameter is a 400:
+ * two readers of the same URL (the rights check, the handler) must never see different values.
+ */
+export function singleValuedQuery(url: string): Record<string, string> {
+  const params = new URL(url).searchParams;
+  // No prototype: a parameter named __proto__ is just an unknown parameter.
+  const query: Record<string, string> = Object.create(null);
+  for (const [name, value] of params) {
+    if (Object.hasOwn(query, name)) {
+      throw new InvalidArgumentError('query', `the parameter '${name.slice(0, 100)}' is repeated`, 'each query parameter at most once');
+    }
+    query[name] = value;
+  }
+  return query;
+}
 
 /** Turns a failed parse into the typed error the store itself would have thrown. */
 export function toTypedError(error: z.ZodError, what: string): LoglineError {
@@ -161,6 +199,7 @@ export function openApiDocument(): Record<string, unknown> {
             409: errorReply('WrongExpectedVersion (If-Match / If-None-Match mismatch) or IdempotencyConflict'),
             413: errorReply('EventTooLarge or AppendTooLarge'),
             415: errorReply('Content-Type is not application/json'),
+            503: errorReply('Overloaded: too many append bytes or appends in flight; retry after Retry-After seconds'),
           },
         },
         get: {
@@ -186,6 +225,7 @@ export function openApiDocument(): Record<string, unknown> {
           parameters: [
             streamParam,
             param('from', 'query', 'Exclusive global position to start after.', { type: 'string' }),
+            param('types', 'query', 'Comma-separated event types.'),
             param('Last-Event-ID', 'header', 'Resume after this position.'),
           ],
           responses: { 200: sse, 400: errorReply('Bad stream id or query'), 409: beyondHead },

@@ -29,6 +29,8 @@ export interface ServeOptions {
   insecure?: boolean;
   demo?: boolean;
   sse?: Partial<SseSettings>;
+  /** Bounds on appends in flight; see AdmissionLimits (defaults: 256 MiB, 1000 appends). */
+  admission?: AppOptions['admission'];
   consumers?: AppOptions['consumers'];
   routes?: AppOptions['routes'];
   minPositionTimeoutMs?: number;
@@ -77,6 +79,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     keys,
     loopbackOnly: !keys && !options.insecure,
     sse: options.sse,
+    admission: options.admission,
     consumers: options.consumers,
     routes: options.routes,
     minPositionTimeoutMs: options.minPositionTimeoutMs,

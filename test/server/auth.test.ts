@@ -145,18 +145,22 @@ describe('binding without keys', () => {
   it('on loopback without keys, answers only loopback Host names (no DNS rebinding)', async () => {
     const server = await startServerProcess(['--store', 'memory:'], { LOGLINE_API_KEYS: '' });
     const port = new URL(server.url).port;
-    const status = (host: string) =>
-      new Promise<number>((resolve, reject) => {
-        request({ host: '127.0.0.1', port, path: '/v1/stats', headers: { host } }, (res) => {
+    const answer = (host: string, method = 'GET', path = '/v1/stats') =>
+      new Promise<{ status: number; position: unknown }>((resolve, reject) => {
+        request({ host: '127.0.0.1', port, method, path, headers: { host, 'content-type': 'application/json' } }, (res) => {
           res.resume();
-          resolve(res.statusCode ?? 0);
+          resolve({ status: res.statusCode ?? 0, position: res.headers['logline-position'] });
         })
           .on('error', reject)
-          .end();
+          .end(method === 'POST' ? '{"events":[]}' : undefined);
       });
+    const status = async (host: string) => (await answer(host)).status;
     expect(await status(`127.0.0.1:${port}`)).toBe(200);
     expect(await status(`localhost:${port}`)).toBe(200);
     expect(await status('evil.example:80')).toBe(403);
+    // A write refused for its Host learns nothing about the store (no head position).
+    expect(await answer('evil.example:80', 'POST', '/v1/streams/s-1')).toEqual({ status: 403, position: undefined });
+    expect(await answer(`127.0.0.1:${port}`, 'POST', '/v1/streams/s-1')).toMatchObject({ status: 201, position: '0' });
     await server.stop();
   });
 });

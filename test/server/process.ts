@@ -78,7 +78,10 @@ export async function post(
   return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
-export async function get(url: string, headers: Record<string, string> = {}) {
+export async function get(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: Record<string, unknown>; text: string }> {
   const response = await fetch(url, { headers });
   const text = await response.text();
   let body: Record<string, unknown> = {};

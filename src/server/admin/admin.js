@@ -237,7 +237,9 @@ $('#key-form').addEventListener('submit', (e) => {
   // The live tail starts with the last few events for context.
   let from = 0;
   try {
-    from = Math.max(0, Number((await api('/v1/health')).headPosition) - 20);
+    // Without a valid key (on a server with keys) health reports no head: start at 0.
+    const head = Number((await api('/v1/health')).headPosition);
+    if (Number.isFinite(head)) from = Math.max(0, head - 20);
   } catch {}
   startLive(from);
   setInterval(loadSubscriptions, 2000);

@@ -48,6 +48,9 @@ import {
 } from '../../core/validation.js';
 import { migrate } from './schema.js';
 
+/** Events counted per step when stats() catches up: a few milliseconds of work between yields. */
+const TALLY_SLICE = 20_000;
+
 export type SqliteSynchronous = 'off' | 'normal' | 'full' | 'extra';
 
 export interface SqliteStoreOptions {
@@ -147,8 +150,13 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       .prepare(`SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version <= ? ORDER BY stream_version DESC LIMIT ?`)
       .raw(),
     head: db.prepare('SELECT coalesce(max(position), 0) FROM events').pluck(),
-    countEvents: db.prepare('SELECT count(*) FROM events').pluck(),
-    countStreams: db.prepare('SELECT count(*) FROM (SELECT DISTINCT stream_id FROM events)').pluck(),
+    // Events after a position, one slice at a time: how many, how many opened a stream, the last position.
+    tallyAfter: db
+      .prepare(
+        `SELECT count(*), coalesce(sum(stream_version = 1), 0), max(position)
+         FROM (SELECT position, stream_version FROM events WHERE position > ? ORDER BY position LIMIT ?)`,
+      )
+      .raw(),
     listStreams: db
       .prepare(
         `SELECT stream_id, max(stream_version), max(position), max(recorded_at) FROM events
@@ -188,6 +196,27 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     params.push(limit);
     return (pageStatement(filter).all(...params) as Row[]).map(toRecorded);
   };
+
+  /**
+   * stats() without a full-table count (which blocks the event loop for a second at 10M events):
+   * events are never deleted and positions only grow, in commit order even across processes, so
+   * the counts are kept by adding the events after the last position counted; a stream is counted
+   * by its version-1 event. The first call on a large store counts in slices, yielding between them.
+   */
+  const tally = { position: 0, events: 0, streams: 0 };
+  let tallied: Promise<void> = Promise.resolve();
+  async function countNewEvents(): Promise<void> {
+    for (;;) {
+      assertOpen();
+      const [events, streams, last] = sql.tallyAfter.get(tally.position, TALLY_SLICE) as [number, number, number | null];
+      if (events === 0 || last === null) return;
+      tally.position = last;
+      tally.events += events;
+      tally.streams += streams;
+      if (events < TALLY_SLICE) return;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
 
   function assertOpen(): void {
     if (closed) throw new StoreClosedError('sqlite');
@@ -498,11 +527,11 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
 
     async stats(): Promise<StoreStats> {
       assertOpen();
-      return {
-        events: sql.countEvents.get() as number,
-        streams: sql.countStreams.get() as number,
-        headPosition: BigInt(sql.head.get() as number),
-      };
+      // Chained, so a call never joins a count that started before its caller's last append.
+      const counted = tallied.then(countNewEvents);
+      tallied = counted.catch(() => {});
+      await counted;
+      return { events: tally.events, streams: tally.streams, headPosition: BigInt(sql.head.get() as number) };
     },
 
     async saveSnapshot(snapshot: Snapshot) {
