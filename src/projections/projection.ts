@@ -62,6 +62,8 @@ export interface ProjectionDefinition<Tx = unknown> {
 export type SqliteProjection = ProjectionDefinition<Database>;
 
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,62}$/;
+/** PostgreSQL's identifier limit (NAMEDATALEN − 1); names are ASCII, so bytes are characters. */
+const MAX_IDENTIFIER_BYTES = 63;
 /** The stores' own tables: a read-model view of the same name would collide with them. */
 const RESERVED_TABLES = ['events', 'streams', 'snapshots', 'migrations'];
 
@@ -85,6 +87,16 @@ export function defineProjection<Tx = unknown>(
       'projection tables',
       `got ${JSON.stringify(tables)}`,
       'distinct table names: a letter, then letters, digits or _',
+    );
+  }
+  // PostgreSQL cuts identifiers longer than 63 bytes without a word: `<table>_v1` and `<table>_v2`
+  // would become one table, and dropping the old version would drop the live one.
+  const tooLong = tables.find((t) => versionedTable(t, version).length > MAX_IDENTIFIER_BYTES);
+  if (tooLong !== undefined) {
+    throw new InvalidArgumentError(
+      'projection tables',
+      `'${tooLong}' is too long for version ${version}: '${versionedTable(tooLong, version)}' exceeds ${MAX_IDENTIFIER_BYTES} bytes`,
+      `a table name of at most ${MAX_IDENTIFIER_BYTES - versionedTable('', version).length} characters (with its _v${version} suffix, ${MAX_IDENTIFIER_BYTES} bytes)`,
     );
   }
   const reserved = tables.find((t) => RESERVED_TABLES.includes(t.toLowerCase()) || t.toLowerCase().startsWith('logline_'));
