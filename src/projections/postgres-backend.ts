@@ -186,9 +186,14 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
     },
     async activate(projection, version, tables) {
       return sql.begin(async (tx) => {
-        const [row] = await tx<
-          { active_version: number }[]
-        >`SELECT active_version FROM ${projections} WHERE name = ${projection} FOR UPDATE`;
+        // The projection's lock, not FOR UPDATE: at a first start there is no row to lock yet, and
+        // two processes would both CREATE VIEW (one failing on the catalog's unique index).
+        await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:projection:${schema}:${projection}`}, 0))`;
+        const [row] = await tx<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${projection}`;
+        const previous = row?.active_version;
+        if (previous !== undefined && previous > version) throw new SupersededError(projection, previous);
+        // Another process activated this version first: its views are in place.
+        if (previous === version) return previous;
         // DDL is transactional: readers see the old view or the new one, never neither.
         for (const table of tables) {
           await tx.unsafe(`DROP VIEW IF EXISTS ${S}.${table}`);
@@ -196,7 +201,7 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
         }
         await tx`INSERT INTO ${projections} (name, active_version) VALUES (${projection}, ${version})
                  ON CONFLICT (name) DO UPDATE SET active_version = excluded.active_version, switched_at = now()`;
-        return row?.active_version;
+        return previous;
       });
     },
     async dropVersion(projection, version) {

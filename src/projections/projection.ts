@@ -18,6 +18,7 @@ import {
   isThenable,
   type ParkedEvent,
   type ProjectionBackend,
+  SupersededError,
   type TransactOptions,
   versionedTable,
 } from './backend.js';
@@ -286,7 +287,15 @@ export async function startProjection<Tx>(
     throw new ProjectionStoppedError(key, `version ${current} is already active; this process runs version ${version}`);
   }
   await backend.prepareVersion(name, version, tables, (tx) => definition.setup?.(contextFor(definition, tx as Tx, backend.qualify)));
-  if (current === undefined) await backend.activate(name, version, tables);
+  if (current === undefined) {
+    await backend.activate(name, version, tables).catch((error) => {
+      // A newer version went live since `current` was read.
+      if (error instanceof SupersededError) {
+        throw new ProjectionStoppedError(key, `version ${error.active} is already active; this process runs version ${version}`);
+      }
+      throw error;
+    });
+  }
 
   let resolveActive!: () => void;
   const active = new Promise<void>((resolve) => (resolveActive = resolve));
