@@ -5,7 +5,7 @@
  * applies it and moves the checkpoint, retry a failing event alone with exponential backoff and
  * jitter, then park it and stop or skip as configured.
  */
-import { InvalidArgumentError, StoreClosedError } from '../core/errors.js';
+import { InvalidArgumentError, LoglineError, StoreClosedError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import { matchesFilter } from '../core/validation.js';
 import { type CheckpointUpdate, EventFailure, type ParkInput, SupersededError } from './backend.js';
@@ -259,20 +259,23 @@ export class Consumer {
     const { store, batchSize } = this.config;
     let endError: unknown;
     try {
-      const from = await this.config.start();
+      const from = await this.patiently(() => this.config.start());
       this.advance(from);
       this.status_ = 'catching-up';
-      await this.config.afterBatch?.(from);
+      await this.afterBatch(from);
       // Catch-up: whole pages from readAll (pull-based, one page in memory), until a short page
       // says the head is reached.
       let after = from;
       while (!this.abort.signal.aborted) {
-        const batch: RecordedEvent[] = [];
-        for await (const event of store.readAll({ from: after, limit: batchSize })) batch.push(event);
+        const batch = await this.patiently(async () => {
+          const page: RecordedEvent[] = [];
+          for await (const event of store.readAll({ from: after, limit: batchSize })) page.push(event);
+          return page;
+        });
         if (this.abort.signal.aborted || batch.length === 0) break;
         await this.applyWithRetries(batch);
         after = (batch[batch.length - 1] as RecordedEvent).position;
-        await this.config.afterBatch?.(this.position_);
+        await this.afterBatch(this.position_);
         if (batch.length < batchSize) break;
       }
       // Live: the subscription wakes on appends; batches are what is there without waiting.
@@ -283,7 +286,7 @@ export class Consumer {
         if (!batch) break;
         if (this.abort.signal.aborted) break;
         await this.applyWithRetries(batch);
-        await this.config.afterBatch?.(this.position_);
+        await this.afterBatch(this.position_);
       }
       this.status_ = this.handedOver ? 'live' : 'stopped';
     } catch (error) {
@@ -305,6 +308,42 @@ export class Consumer {
       this.config.onEnd?.(endError);
     }
     if (endError !== undefined) throw endError;
+  }
+
+  private afterBatch(position: bigint): Promise<void> {
+    const { afterBatch } = this.config;
+    return afterBatch ? this.patiently(() => afterBatch(position)) : Promise.resolve();
+  }
+
+  /**
+   * Runs a step that reads or writes the store (a page, the start position, parking, the
+   * afterBatch work) until it succeeds: a lost connection or a busy database is waited out with
+   * backoff (status 'retrying'), as the docs promise. Typed errors and stops are final.
+   */
+  private async patiently<T>(step: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await step();
+        if (this.status_ === 'retrying') this.status_ = this.puller ? 'live' : 'catching-up';
+        return result;
+      } catch (error) {
+        if (isFinal(error)) throw error;
+        this.lastError_ = error;
+        this.status_ = 'retrying';
+        await sleep(this.storeRetryDelay(attempt), this.abort.signal);
+        if (this.abort.signal.aborted) throw new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', error);
+      }
+    }
+  }
+
+  /**
+   * Backoff before retrying after a store error: the event retry policy's, but at most 1 s apart.
+   * Store errors are transient (a killed connection, a busy database, a restart), and a
+   * consumer that sleeps 10 s after each of a series of them falls far behind for no gain.
+   */
+  private storeRetryDelay(attempt: number): number {
+    const { retry } = this.config;
+    return backoffDelay({ ...retry, maxAttempts: Number.MAX_SAFE_INTEGER, maxDelayMs: Math.min(retry.maxDelayMs, 1000) }, attempt);
   }
 
   private stoppedError(error: unknown): ProjectionStoppedError {
@@ -332,10 +371,7 @@ export class Consumer {
           this.lastError_ = error;
           this.status_ = 'retrying';
           infrastructureAttempts++;
-          await sleep(
-            backoffDelay({ ...this.config.retry, maxAttempts: Number.MAX_SAFE_INTEGER }, infrastructureAttempts),
-            this.abort.signal,
-          );
+          await sleep(this.storeRetryDelay(infrastructureAttempts), this.abort.signal);
           if (this.abort.signal.aborted) throw new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', error);
           continue;
         }
@@ -357,12 +393,12 @@ export class Consumer {
     const { sink, retry } = this.config;
     let lastError = firstError;
     let attempts = 1;
+    let storeFailures = 0;
     while (attempts < retry.maxAttempts) {
       this.status_ = 'retrying';
       this.lastError_ = lastError;
-      await sleep(backoffDelay(retry, attempts), this.abort.signal);
+      await sleep(backoffDelay(retry, attempts + storeFailures), this.abort.signal);
       if (this.abort.signal.aborted) throw new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', lastError);
-      attempts++;
       try {
         await sink.apply([event], event.position);
         this.advance(event.position);
@@ -370,11 +406,20 @@ export class Consumer {
         return;
       } catch (error) {
         if (error instanceof SupersededError) throw error;
-        lastError = error instanceof EventFailure ? error.cause : error;
+        if (error instanceof EventFailure) {
+          attempts++;
+          lastError = error.cause;
+        } else {
+          // The store failed (a lost connection), not the event: that try does not count.
+          storeFailures++;
+          this.lastError_ = error;
+        }
       }
     }
     const skip = this.config.onFailure === 'skip';
-    await sink.park({ consumer: this.config.name, event, error: lastError, attempts }, skip ? event.position : undefined);
+    await this.patiently(() =>
+      sink.park({ consumer: this.config.name, event, error: lastError, attempts }, skip ? event.position : undefined),
+    );
     this.lastError_ = lastError;
     if (!skip) {
       throw new ProjectionStoppedError(
@@ -387,6 +432,10 @@ export class Consumer {
     this.status_ = this.puller ? 'live' : 'catching-up';
   }
 }
+
+/** Errors that retrying cannot cure: typed (caller's or state) errors, stops, a newer version, a closed store. */
+const isFinal = (error: unknown): boolean =>
+  error instanceof LoglineError || error instanceof SupersededError || error instanceof EventFailure;
 
 export const checkpointUpdate = (name: string, kind: CheckpointUpdate['kind'], position: bigint): CheckpointUpdate => ({
   name,

@@ -303,10 +303,18 @@ export async function startProjection<Tx>(
   // Async: active once queries see this version. Inline: also once appends run it.
   if (isActive && mode === 'async') resolveActive();
 
+  // Retried as a whole after a store error (the consumer's afterBatch): each step is done once.
+  let dropPending: number | undefined;
   const switchOver = async () => {
-    const previous = await backend.activate(name, version, tables);
-    isActive = true;
-    if (dropOld && previous !== undefined && previous !== version) await backend.dropVersion(name, previous);
+    if (!isActive) {
+      const previous = await backend.activate(name, version, tables);
+      isActive = true;
+      if (dropOld && previous !== undefined && previous !== version) dropPending = previous;
+    }
+    if (dropPending !== undefined) {
+      await backend.dropVersion(name, dropPending);
+      dropPending = undefined;
+    }
   };
   const guard = { projection: name, version };
   const checkpoint = (position: bigint) => ({ name: key, kind: 'projection' as const, position });
@@ -314,7 +322,7 @@ export async function startProjection<Tx>(
   let inline: { detach(): void } | undefined;
   let consumer!: Consumer;
   const afterCaughtUp = async (position: bigint) => {
-    if (isActive && mode === 'async') return;
+    if (isActive && mode === 'async' && dropPending === undefined) return;
     if ((await store.headPosition()) - position > BigInt(switchLag)) return;
     if (mode === 'inline' && !inline) {
       // Close the last gap and hand over to the append transactions.
@@ -329,7 +337,7 @@ export async function startProjection<Tx>(
       });
       consumer.handOver();
     }
-    if (!isActive) await switchOver();
+    await switchOver();
     resolveActive();
   };
 
@@ -465,6 +473,10 @@ async function attachInline<Tx>(
     await applyProjection(backend, definition, rest.filter(wants), {
       checkpoint: { name: key, kind: 'projection', position: (rest[rest.length - 1] as RecordedEvent).position },
       guard,
+    }).catch((error) => {
+      // No half-attached hook: the caller may try the whole hand-over again.
+      detach();
+      throw error;
     });
     advance((rest[rest.length - 1] as RecordedEvent).position);
   }
