@@ -166,7 +166,12 @@ export class Consumer {
   private position_ = -1n;
   private status_: ConsumerStatus = 'starting';
   private lastError_: unknown;
+  /** Aborted by stop(). */
   private readonly abort = new AbortController();
+  /** Aborted by stop() and handOver(): ends the current reading (renewed by takeBack). */
+  private reading = new AbortController();
+  /** While handed over: wakes the loop, true to read again, false to end. */
+  private resume: ((again: boolean) => void) | undefined;
   private readonly waiters = new Set<Waiter>();
   private puller: BatchPuller | undefined;
   private handedOver = false;
@@ -197,23 +202,29 @@ export class Consumer {
   /** Stops after the batch in flight; resolves when the loop has ended. */
   async stop(): Promise<void> {
     this.abort.abort();
+    this.reading.abort();
+    this.resume?.(false);
     await this.done.catch(() => {});
-    if (this.handedOver) {
-      this.handedOver = false;
-      this.status_ = 'stopped';
-      const reason = new ProjectionStoppedError(this.config.name, 'it was stopped');
-      for (const waiter of this.waiters) waiter.reject(reason);
-      this.waiters.clear();
-    }
   }
 
   /**
-   * Ends the reading loop but stays 'live': from now on something else (an inline hook) applies
+   * Pauses the reading loop but stays 'live': from now on something else (an inline hook) applies
    * events and calls advance(). Safe to call from afterBatch.
    */
   handOver(): void {
     this.handedOver = true;
-    this.abort.abort();
+    this.reading.abort();
+  }
+
+  /**
+   * Takes the work back from the inline hook (it met an event it must not fail appends for): the
+   * loop reads again from the position reached, with the retry, park and onFailure policy.
+   */
+  takeBack(): void {
+    if (!this.handedOver || this.abort.signal.aborted) return;
+    this.handedOver = false;
+    this.reading = new AbortController();
+    this.resume?.(true);
   }
 
   /** Resolves once `position` is processed; rejects with PositionTimeoutError after `timeoutMs`. */
@@ -256,39 +267,27 @@ export class Consumer {
   }
 
   private async run(): Promise<void> {
-    const { store, batchSize } = this.config;
     let endError: unknown;
     try {
       const from = await this.patiently(() => this.config.start());
       this.advance(from);
       this.status_ = 'catching-up';
       await this.afterBatch(from);
-      // Catch-up: whole pages from readAll (pull-based, one page in memory), until a short page
-      // says the head is reached.
       let after = from;
-      while (!this.abort.signal.aborted) {
-        const batch = await this.patiently(async () => {
-          const page: RecordedEvent[] = [];
-          for await (const event of store.readAll({ from: after, limit: batchSize })) page.push(event);
-          return page;
-        });
-        if (this.abort.signal.aborted || batch.length === 0) break;
-        await this.applyWithRetries(batch);
-        after = (batch[batch.length - 1] as RecordedEvent).position;
-        await this.afterBatch(this.position_);
-        if (batch.length < batchSize) break;
-      }
-      // Live: the subscription wakes on appends; batches are what is there without waiting.
-      if (!this.abort.signal.aborted) this.status_ = 'live';
-      this.puller = new BatchPuller(store.subscribe({ from: after, signal: this.abort.signal }), batchSize);
-      while (!this.abort.signal.aborted) {
-        const batch = await this.puller.next();
-        if (!batch) break;
+      for (;;) {
+        after = await this.read(after);
         if (this.abort.signal.aborted) break;
-        await this.applyWithRetries(batch);
-        await this.afterBatch(this.position_);
+        if (this.handedOver) {
+          // An inline hook does the work now; wait until it hands it back or we are stopped.
+          this.status_ = 'live';
+          const again = await new Promise<boolean>((resolve) => (this.resume = resolve));
+          this.resume = undefined;
+          if (!again) break;
+        }
+        after = after > this.position_ ? after : this.position_;
+        this.status_ = 'catching-up';
       }
-      this.status_ = this.handedOver ? 'live' : 'stopped';
+      this.status_ = 'stopped';
     } catch (error) {
       endError = error;
       this.lastError_ = error;
@@ -298,16 +297,54 @@ export class Consumer {
           : 'failed';
     } finally {
       this.abort.abort();
-      await this.puller?.close().catch(() => {});
-      if (!(this.handedOver && endError === undefined)) {
-        const reason =
-          endError === undefined ? new ProjectionStoppedError(this.config.name, 'it was stopped') : this.stoppedError(endError);
-        for (const waiter of this.waiters) waiter.reject(reason);
-        this.waiters.clear();
-      }
+      this.reading.abort();
+      const reason = endError === undefined ? new ProjectionStoppedError(this.config.name, 'it was stopped') : this.stoppedError(endError);
+      for (const waiter of this.waiters) waiter.reject(reason);
+      this.waiters.clear();
       this.config.onEnd?.(endError);
     }
     if (endError !== undefined) throw endError;
+  }
+
+  /** Reads and applies from `after` until stopped or handed over; returns the last position read. */
+  private async read(from: bigint): Promise<bigint> {
+    const { store, batchSize } = this.config;
+    const reading = this.reading;
+    const { signal } = reading;
+    let after = from;
+    // Catch-up: whole pages from readAll (pull-based, one page in memory), until a short page
+    // says the head is reached.
+    while (!signal.aborted) {
+      const batch = await this.patiently(async () => {
+        const page: RecordedEvent[] = [];
+        for await (const event of store.readAll({ from: after, limit: batchSize })) page.push(event);
+        return page;
+      });
+      if (signal.aborted || batch.length === 0) break;
+      await this.applyWithRetries(batch);
+      after = (batch[batch.length - 1] as RecordedEvent).position;
+      await this.afterBatch(this.position_);
+      if (batch.length < batchSize) break;
+    }
+    if (signal.aborted) return after;
+    // Live: the subscription wakes on appends; batches are what is there without waiting.
+    this.status_ = 'live';
+    this.puller = new BatchPuller(store.subscribe({ from: after, signal }), batchSize);
+    try {
+      while (!signal.aborted) {
+        const batch = await this.puller.next();
+        if (!batch || signal.aborted) break;
+        await this.applyWithRetries(batch);
+        after = (batch[batch.length - 1] as RecordedEvent).position;
+        await this.afterBatch(this.position_);
+      }
+    } finally {
+      // Abort first: closing waits for the read in flight, which only an abort ends when no event comes.
+      reading.abort();
+      await this.puller.close().catch(() => {});
+      this.puller = undefined;
+    }
+    return after;
   }
 
   private afterBatch(position: bigint): Promise<void> {

@@ -341,8 +341,8 @@ export async function attachPostgresInline(
   key: string,
   guardOf: { projection: string; version: number },
   wants: (event: RecordedEvent) => boolean,
-  inline: { advance(position: bigint): void; superseded(): void },
-): Promise<{ detach(): void }> {
+  inline: { advance(position: bigint): void; superseded(): void; fellBehind(): void },
+): Promise<{ detach(): void } | undefined> {
   const { advance } = inline;
   if (!isPostgresStore(store)) throw new InvalidArgumentError('store', 'it is not a PostgreSQL store', 'a PostgreSQL store');
   const { sql, schema } = store;
@@ -352,8 +352,12 @@ export async function attachPostgresInline(
   const checkpoints = sql.unsafe(`${S}.logline_checkpoints`);
   const projections = sql.unsafe(`${S}.logline_projections`);
 
-  /** Applies everything after the stored checkpoint up to `through` plus `own`, inside `tx`. */
-  const catchUp = async (tx: TransactionSql, own: RecordedEvent[], through: bigint | undefined) => {
+  /**
+   * Applies everything after the stored checkpoint up to `through` plus `own`, inside `tx`.
+   * Returns undefined, with nothing applied, when an event this append did not write fails: it is
+   * not this append's fault, and the consumer's retry/park policy deals with it.
+   */
+  const catchUp = async (tx: TransactionSql, own: RecordedEvent[], through: bigint | undefined): Promise<bigint | undefined> => {
     const [active] = await tx<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${guardOf.projection}`;
     if (active && active.active_version > guardOf.version) throw new SupersededError(guardOf.projection, active.active_version);
     const [row] = await tx<{ position: string }[]>`SELECT position FROM ${checkpoints} WHERE name = ${key} FOR UPDATE`;
@@ -368,10 +372,22 @@ export async function attachPostgresInline(
         : [];
     const todo = [...gap, ...own].filter((event) => event.position > stored);
     const last = todo.length ? (todo[todo.length - 1] as RecordedEvent).position : stored;
+    const missed = gap.filter((event) => event.position > stored && wants(event));
+    if (missed.length > 0) {
+      try {
+        // Its own savepoint (and postgres.js scope): a failure rolls back only these.
+        await tx.savepoint(async (sp) => {
+          await apply(sp, missed);
+        });
+      } catch (error) {
+        if (!(error instanceof EventFailure) || isLostConnection(error)) throw error;
+        return undefined;
+      }
+    }
     try {
       await apply(
         tx,
-        todo.filter((event) => wants(event)),
+        own.filter((event) => event.position > stored && wants(event)),
       );
     } catch (error) {
       throw error instanceof EventFailure ? error.cause : error;
@@ -401,9 +417,19 @@ export async function attachPostgresInline(
     })();
   };
 
-  const detach = store.addInlineHook(async (tx, own) => {
+  let detached = false;
+  const detach = () => {
+    detached = true;
+    removeHook();
+  };
+  const removeHook = store.addInlineHook(async (tx, own) => {
+    // The appends of a batch share one copy of the hook list: a detached hook is still called.
+    if (detached) return;
     try {
-      publish(await catchUp(tx, own, undefined));
+      const position = await catchUp(tx, own, undefined);
+      if (position !== undefined) return publish(position);
+      detach();
+      setImmediate(inline.fellBehind);
     } catch (error) {
       // A newer version is active: leave the append alone; the projection stops.
       if (!(error instanceof SupersededError)) throw error;
@@ -411,7 +437,7 @@ export async function attachPostgresInline(
     }
   });
   // Close the gap since the async catch-up, under the appends' lock so no append is half-done.
-  let position: bigint;
+  let position: bigint | undefined;
   try {
     position = await store.watch(
       beginSafely(sql, async (tx) => {
@@ -423,6 +449,11 @@ export async function attachPostgresInline(
     // No half-attached hook: the caller may try the whole hand-over again.
     detach();
     throw error;
+  }
+  if (position === undefined) {
+    // An event since the async catch-up fails: the consumer reaches it next, with its policy.
+    detach();
+    return undefined;
   }
   advance(position);
   return { detach };

@@ -334,7 +334,15 @@ export async function startProjection<Tx>(
           inline = undefined;
           void consumer.stop();
         },
+        // An event written elsewhere fails: the consumer applies the retry/park policy to it.
+        fellBehind: () => {
+          inline?.detach();
+          inline = undefined;
+          consumer.takeBack();
+        },
       });
+      // Not attached: an event since the catch-up fails; the consumer reaches it next.
+      if (!inline) return;
       consumer.handOver();
     }
     await switchOver();
@@ -401,6 +409,11 @@ export interface InlineEvents {
   advance(position: bigint): void;
   /** A newer version is active: the hook must go. */
   superseded(): void;
+  /**
+   * An event the hook did not append (another process wrote it) failed in its handler. The hook
+   * has detached itself without failing the append; the consumer takes over until caught up.
+   */
+  fellBehind(): void;
 }
 
 async function attachInline<Tx>(
@@ -409,7 +422,7 @@ async function attachInline<Tx>(
   definition: ProjectionDefinition<Tx>,
   key: string,
   events: InlineEvents,
-): Promise<{ detach(): void }> {
+): Promise<{ detach(): void } | undefined> {
   const { advance } = events;
   const wants = wantsFor(definition as ProjectionDefinition<never>);
   const guard = { projection: definition.name, version: definition.version };
@@ -438,10 +451,28 @@ async function attachInline<Tx>(
      WHERE excluded.position > logline_checkpoints.position`,
   );
 
+  /** Applies events this append did not write in a savepoint of it; false (rolled back) when one fails. */
+  const inSavepoint = db.transaction((missedEvents: RecordedEvent[], ctx: ProjectionContext<Tx>) =>
+    runHandlers(definition, missedEvents, ctx, true),
+  );
+  const appliedMissed = (missedEvents: RecordedEvent[], ctx: ProjectionContext<Tx>): boolean => {
+    try {
+      inSavepoint(missedEvents, ctx);
+      return true;
+    } catch (error) {
+      if (error instanceof EventFailure) return false;
+      throw error;
+    }
+  };
+
   // Runs inside the append's transaction, synchronously: first whatever this process did not
   // see (appends by other processes, the gap since the catch-up), then the append's own events.
-  // A throw fails the append: the read model and the log never disagree.
+  // A throw of the append's own events fails the append: the read model and the log never
+  // disagree. A failure of an event written elsewhere is not this append's fault: the hook
+  // detaches, the append goes through, and the consumer retries, parks, stops or skips it.
+  let detached = false;
   const hook = (_db: Database, appended: RecordedEvent[]) => {
+    if (detached) return;
     const active = activeVersion.get(definition.name) as number | undefined;
     if (active !== undefined && active > definition.version) {
       queueMicrotask(events.superseded);
@@ -451,10 +482,17 @@ async function attachInline<Tx>(
     const last = (appended[appended.length - 1] as RecordedEvent).position;
     const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
     const gap = first - 1n > stored ? (missed.all(stored, first) as Row[]).map(toRecorded) : [];
-    const todo = [...gap, ...appended].filter((event) => event.position > stored && wants(event));
+    const isNew = (event: RecordedEvent) => event.position > stored && wants(event);
     const ctx = contextFor(definition, db as Tx);
+    const missedEvents = gap.filter(isNew);
+    if (missedEvents.length > 0 && !appliedMissed(missedEvents, ctx)) {
+      detached = true;
+      detach();
+      queueMicrotask(events.fellBehind);
+      return;
+    }
     try {
-      runHandlers(definition, todo, ctx, true);
+      runHandlers(definition, appended.filter(isNew), ctx, true);
     } catch (error) {
       throw error instanceof EventFailure ? error.cause : error;
     }
@@ -470,14 +508,17 @@ async function attachInline<Tx>(
   const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
   const rest = (missed.all(stored, Number.MAX_SAFE_INTEGER) as Row[]).map(toRecorded);
   if (rest.length > 0) {
-    await applyProjection(backend, definition, rest.filter(wants), {
+    const caughtUp = await applyProjection(backend, definition, rest.filter(wants), {
       checkpoint: { name: key, kind: 'projection', position: (rest[rest.length - 1] as RecordedEvent).position },
       guard,
     }).catch((error) => {
       // No half-attached hook: the caller may try the whole hand-over again.
       detach();
+      // An event since the async catch-up fails: the consumer reaches it next, with its policy.
+      if (error instanceof EventFailure) return 'fell behind' as const;
       throw error;
     });
+    if (caughtUp === 'fell behind') return undefined;
     advance((rest[rest.length - 1] as RecordedEvent).position);
   }
   return { detach };
