@@ -95,6 +95,8 @@ export interface ProjectionBackend {
   /**
    * Makes `version` the one queries see, in one transaction: the pointer row, and for each
    * logical table a view of that name over the version's table. Returns the previous version.
+   * Serialized per projection across processes; a no-op when `version` is already active, and
+   * SupersededError when a newer one is.
    */
   activate(projection: string, version: number, tables: string[]): Promise<number | undefined>;
   /** Drops a version's tables and its checkpoint (after a switch). */

@@ -5,7 +5,7 @@
  * applies it and moves the checkpoint, retry a failing event alone with exponential backoff and
  * jitter, then park it and stop or skip as configured.
  */
-import { InvalidArgumentError, StoreClosedError } from '../core/errors.js';
+import { InvalidArgumentError, LoglineError, StoreClosedError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import { matchesFilter } from '../core/validation.js';
 import { type CheckpointUpdate, EventFailure, type ParkInput, SupersededError } from './backend.js';
@@ -166,7 +166,12 @@ export class Consumer {
   private position_ = -1n;
   private status_: ConsumerStatus = 'starting';
   private lastError_: unknown;
+  /** Aborted by stop(). */
   private readonly abort = new AbortController();
+  /** Aborted by stop() and handOver(): ends the current reading (renewed by takeBack). */
+  private reading = new AbortController();
+  /** While handed over: wakes the loop, true to read again, false to end. */
+  private resume: ((again: boolean) => void) | undefined;
   private readonly waiters = new Set<Waiter>();
   private puller: BatchPuller | undefined;
   private handedOver = false;
@@ -205,23 +210,29 @@ export class Consumer {
   /** Stops after the batch in flight; resolves when the loop has ended. */
   async stop(): Promise<void> {
     this.abort.abort();
+    this.reading.abort();
+    this.resume?.(false);
     await this.done.catch(() => {});
-    if (this.handedOver) {
-      this.handedOver = false;
-      this.status_ = 'stopped';
-      const reason = new ProjectionStoppedError(this.config.name, 'it was stopped');
-      for (const waiter of this.waiters) waiter.reject(reason);
-      this.waiters.clear();
-    }
   }
 
   /**
-   * Ends the reading loop but stays 'live': from now on something else (an inline hook) applies
+   * Pauses the reading loop but stays 'live': from now on something else (an inline hook) applies
    * events and calls advance(). Safe to call from afterBatch.
    */
   handOver(): void {
     this.handedOver = true;
-    this.abort.abort();
+    this.reading.abort();
+  }
+
+  /**
+   * Takes the work back from the inline hook (it met an event it must not fail appends for): the
+   * loop reads again from the position reached, with the retry, park and onFailure policy.
+   */
+  takeBack(): void {
+    if (!this.handedOver || this.abort.signal.aborted) return;
+    this.handedOver = false;
+    this.reading = new AbortController();
+    this.resume?.(true);
   }
 
   /** Resolves once `position` is processed; rejects with PositionTimeoutError after `timeoutMs`. */
@@ -264,36 +275,27 @@ export class Consumer {
   }
 
   private async run(): Promise<void> {
-    const { store, batchSize } = this.config;
     let endError: unknown;
     try {
-      const from = await this.config.start();
+      const from = await this.patiently(() => this.config.start());
       this.advance(from);
       this.status_ = 'catching-up';
-      await this.config.afterBatch?.(from);
-      // Catch-up: whole pages from readAll (pull-based, one page in memory), until a short page
-      // says the head is reached.
+      await this.afterBatch(from);
       let after = from;
-      while (!this.abort.signal.aborted) {
-        const batch: RecordedEvent[] = [];
-        for await (const event of store.readAll({ from: after, limit: batchSize })) batch.push(event);
-        if (this.abort.signal.aborted || batch.length === 0) break;
-        await this.applyWithRetries(batch);
-        after = (batch[batch.length - 1] as RecordedEvent).position;
-        await this.config.afterBatch?.(this.position_);
-        if (batch.length < batchSize) break;
-      }
-      // Live: the subscription wakes on appends; batches are what is there without waiting.
-      if (!this.abort.signal.aborted) this.status_ = 'live';
-      this.puller = new BatchPuller(store.subscribe({ from: after, signal: this.abort.signal }), batchSize);
-      while (!this.abort.signal.aborted) {
-        const batch = await this.puller.next();
-        if (!batch) break;
+      for (;;) {
+        after = await this.read(after);
         if (this.abort.signal.aborted) break;
-        await this.applyWithRetries(batch);
-        await this.config.afterBatch?.(this.position_);
+        if (this.handedOver) {
+          // An inline hook does the work now; wait until it hands it back or we are stopped.
+          this.status_ = 'live';
+          const again = await new Promise<boolean>((resolve) => (this.resume = resolve));
+          this.resume = undefined;
+          if (!again) break;
+        }
+        after = after > this.position_ ? after : this.position_;
+        this.status_ = 'catching-up';
       }
-      this.status_ = this.handedOver ? 'live' : 'stopped';
+      this.status_ = 'stopped';
     } catch (error) {
       endError = error;
       this.lastError_ = error;
@@ -303,16 +305,90 @@ export class Consumer {
           : 'failed';
     } finally {
       this.abort.abort();
-      await this.puller?.close().catch(() => {});
-      if (!(this.handedOver && endError === undefined)) {
-        const reason =
-          endError === undefined ? new ProjectionStoppedError(this.config.name, 'it was stopped') : this.stoppedError(endError);
-        for (const waiter of this.waiters) waiter.reject(reason);
-        this.waiters.clear();
-      }
+      this.reading.abort();
+      const reason = endError === undefined ? new ProjectionStoppedError(this.config.name, 'it was stopped') : this.stoppedError(endError);
+      for (const waiter of this.waiters) waiter.reject(reason);
+      this.waiters.clear();
       this.config.onEnd?.(endError);
     }
     if (endError !== undefined) throw endError;
+  }
+
+  /** Reads and applies from `after` until stopped or handed over; returns the last position read. */
+  private async read(from: bigint): Promise<bigint> {
+    const { store, batchSize } = this.config;
+    const reading = this.reading;
+    const { signal } = reading;
+    let after = from;
+    // Catch-up: whole pages from readAll (pull-based, one page in memory), until a short page
+    // says the head is reached.
+    while (!signal.aborted) {
+      const batch = await this.patiently(async () => {
+        const page: RecordedEvent[] = [];
+        for await (const event of store.readAll({ from: after, limit: batchSize })) page.push(event);
+        return page;
+      });
+      if (signal.aborted || batch.length === 0) break;
+      await this.applyWithRetries(batch);
+      after = (batch[batch.length - 1] as RecordedEvent).position;
+      await this.afterBatch(this.position_);
+      if (batch.length < batchSize) break;
+    }
+    if (signal.aborted) return after;
+    // Live: the subscription wakes on appends; batches are what is there without waiting.
+    this.status_ = 'live';
+    this.puller = new BatchPuller(store.subscribe({ from: after, signal }), batchSize);
+    try {
+      while (!signal.aborted) {
+        const batch = await this.puller.next();
+        if (!batch || signal.aborted) break;
+        await this.applyWithRetries(batch);
+        after = (batch[batch.length - 1] as RecordedEvent).position;
+        await this.afterBatch(this.position_);
+      }
+    } finally {
+      // Abort first: closing waits for the read in flight, which only an abort ends when no event comes.
+      reading.abort();
+      await this.puller.close().catch(() => {});
+      this.puller = undefined;
+    }
+    return after;
+  }
+
+  private afterBatch(position: bigint): Promise<void> {
+    const { afterBatch } = this.config;
+    return afterBatch ? this.patiently(() => afterBatch(position)) : Promise.resolve();
+  }
+
+  /**
+   * Runs a step that reads or writes the store (a page, the start position, parking, the
+   * afterBatch work) until it succeeds: a lost connection or a busy database is waited out with
+   * backoff (status 'retrying'), as the docs promise. Typed errors and stops are final.
+   */
+  private async patiently<T>(step: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await step();
+        if (this.status_ === 'retrying') this.status_ = this.puller ? 'live' : 'catching-up';
+        return result;
+      } catch (error) {
+        if (isFinal(error)) throw error;
+        this.lastError_ = error;
+        this.status_ = 'retrying';
+        await sleep(this.storeRetryDelay(attempt), this.abort.signal);
+        if (this.abort.signal.aborted) throw this.interruption(error);
+      }
+    }
+  }
+
+  /**
+   * Backoff before retrying after a store error: the event retry policy's, but at most 1 s apart.
+   * Store errors are transient (a killed connection, a busy database, a restart), and a
+   * consumer that sleeps 10 s after each of a series of them falls far behind for no gain.
+   */
+  private storeRetryDelay(attempt: number): number {
+    const { retry } = this.config;
+    return backoffDelay({ ...retry, maxAttempts: Number.MAX_SAFE_INTEGER, maxDelayMs: Math.min(retry.maxDelayMs, 1000) }, attempt);
   }
 
   private stoppedError(error: unknown): ProjectionStoppedError {
@@ -345,10 +421,7 @@ export class Consumer {
           this.lastError_ = error;
           this.status_ = 'retrying';
           infrastructureAttempts++;
-          await sleep(
-            backoffDelay({ ...this.config.retry, maxAttempts: Number.MAX_SAFE_INTEGER }, infrastructureAttempts),
-            this.abort.signal,
-          );
+          await sleep(this.storeRetryDelay(infrastructureAttempts), this.abort.signal);
           if (this.abort.signal.aborted) throw this.interruption(error);
           continue;
         }
@@ -370,12 +443,12 @@ export class Consumer {
     const { sink, retry } = this.config;
     let lastError = firstError;
     let attempts = 1;
+    let storeFailures = 0;
     while (attempts < retry.maxAttempts) {
       this.status_ = 'retrying';
       this.lastError_ = lastError;
-      await sleep(backoffDelay(retry, attempts), this.abort.signal);
+      await sleep(backoffDelay(retry, attempts + storeFailures), this.abort.signal);
       if (this.abort.signal.aborted) throw this.interruption(lastError);
-      attempts++;
       try {
         await sink.apply([event], event.position);
         this.advance(event.position);
@@ -383,11 +456,20 @@ export class Consumer {
         return;
       } catch (error) {
         if (error instanceof SupersededError) throw error;
-        lastError = error instanceof EventFailure ? error.cause : error;
+        if (error instanceof EventFailure) {
+          attempts++;
+          lastError = error.cause;
+        } else {
+          // The store failed (a lost connection), not the event: that try does not count.
+          storeFailures++;
+          this.lastError_ = error;
+        }
       }
     }
     const skip = this.config.onFailure === 'skip';
-    await sink.park({ consumer: this.config.name, event, error: lastError, attempts }, skip ? event.position : undefined);
+    await this.patiently(() =>
+      sink.park({ consumer: this.config.name, event, error: lastError, attempts }, skip ? event.position : undefined),
+    );
     this.lastError_ = lastError;
     if (!skip) {
       throw new ProjectionStoppedError(
@@ -400,6 +482,10 @@ export class Consumer {
     this.status_ = this.puller ? 'live' : 'catching-up';
   }
 }
+
+/** Errors that retrying cannot cure: typed (caller's or state) errors, stops, a newer version, a closed store. */
+const isFinal = (error: unknown): boolean =>
+  error instanceof LoglineError || error instanceof SupersededError || error instanceof EventFailure;
 
 export const checkpointUpdate = (name: string, kind: CheckpointUpdate['kind'], position: bigint): CheckpointUpdate => ({
   name,

@@ -93,6 +93,7 @@ export function createMemoryBackend(): ProjectionBackend {
     },
     async activate(projection, version) {
       const previous = active.get(projection);
+      if (previous !== undefined && previous > version) throw new SupersededError(projection, previous);
       active.set(projection, version);
       return previous;
     },

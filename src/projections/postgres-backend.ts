@@ -10,7 +10,7 @@
 import type { Sql, TransactionSql } from 'postgres';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
-import { COLUMNS, type Row, toRecorded } from '../stores/postgres/postgres-store.js';
+import { COLUMNS, isConnectionError, type Row, toRecorded } from '../stores/postgres/postgres-store.js';
 import {
   type CheckpointUpdate,
   EventFailure,
@@ -30,6 +30,7 @@ import {
 interface PostgresStoreLike extends EventStore {
   readonly sql: Sql;
   readonly schema: string;
+  watch<T>(query: Promise<T>): Promise<T>;
   addInlineHook(hook: (tx: TransactionSql, events: RecordedEvent[]) => Promise<void>): () => void;
 }
 
@@ -61,8 +62,63 @@ CREATE TABLE IF NOT EXISTS ${S}.logline_group_members (
 
 const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** How long a transaction body that saw a connection error waits for begin() to fail by itself. */
+const LOST_CONNECTION_GRACE_MS = 1000;
+
+const isLostConnection = (error: unknown): boolean => isConnectionError(error instanceof EventFailure ? error.cause : error);
+
+/**
+ * sql.begin whose body does not reject when the transaction's own connection is lost.
+ * postgres.js answers a rejected body with ROLLBACK on the same connection; when that connection
+ * has already closed, 3.4.9 writes it to a null socket from a timer and the process dies of an
+ * uncaught TypeError (porsager/postgres#1154, #1208). The server has rolled the transaction back
+ * already, and begin() itself rejects through the connection's close handler. If begin() has not
+ * failed within a grace period, the error came from some other connection: roll back as usual.
+ */
+export function beginSafely<T>(sql: Sql, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
+  let settled = false;
+  const result = sql.begin(
+    (tx) =>
+      new Promise<T>((resolve, reject) => {
+        work(tx).then(resolve, (error: unknown) => {
+          if (!isLostConnection(error)) return reject(error);
+          setTimeout(() => settled || reject(error), LOST_CONNECTION_GRACE_MS);
+        });
+      }),
+  ) as Promise<T>;
+  const done = () => {
+    settled = true;
+  };
+  result.then(done, done);
+  return result;
+}
+
+/** Runs an idempotent operation again after a dropped connection: a few times, with backoff. */
+async function again<T>(operation: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (!isConnectionError(error) || attempt >= 6) throw error;
+      await sleep(Math.min(1000, 50 * 2 ** attempt));
+    }
+  }
+}
+
 export async function createPostgresBackend(store: PostgresStoreLike): Promise<ProjectionBackend> {
   const { sql, schema } = store;
+  // Every query goes through the store's lost-query watchdog (a killed connection can leave a
+  // postgres.js query unsettled forever); idempotent ones are re-run after a dropped connection.
+  // Projection transactions are not: the consumer retries the whole batch.
+  const query = <T>(run: () => Promise<T>): Promise<T> => again(() => store.watch(run()));
+  /** A transaction through the watchdog; a handler's query that died with the connection is the store's failure, not the event's. */
+  const watchTransaction = <T>(work: (tx: TransactionSql) => Promise<T>): Promise<T> =>
+    store.watch(beginSafely(sql, work)).catch((error: unknown) => {
+      throw error instanceof EventFailure && isLostConnection(error) ? error.cause : error;
+    });
+  const transaction = <T>(work: (tx: TransactionSql) => Promise<T>): Promise<T> => query(() => watchTransaction(work));
   // The store validated the schema name ([a-z_][a-z0-9_]*): safe to use unquoted.
   const S = schema;
   const T = (table: string) => sql.unsafe(`${S}.${table}`);
@@ -73,7 +129,7 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
   const leases = T('logline_leases');
   const members = T('logline_group_members');
 
-  await sql.begin(async (tx) => {
+  await transaction(async (tx) => {
     // Concurrent first users of a schema would race on CREATE TABLE IF NOT EXISTS.
     await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:projections:${schema}`}, 0))`;
     await tx.unsafe(SCHEMA(S));
@@ -109,13 +165,15 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
     transactional: true,
     qualify: (table) => `${S}.${table}`,
     async readCheckpoint(name) {
-      const [row] = await sql<{ position: string }[]>`SELECT position FROM ${checkpoints} WHERE name = ${name}`;
+      const [row] = await query(() => sql<{ position: string }[]>`SELECT position FROM ${checkpoints} WHERE name = ${name}`);
       return row ? BigInt(row.position) : undefined;
     },
     async listCheckpoints() {
-      const rows = await sql<{ name: string; kind: string; position: string; updated_at: string }[]>`
+      const rows = await query(
+        () => sql<{ name: string; kind: string; position: string; updated_at: string }[]>`
         SELECT name, kind, position, to_char(updated_at AT TIME ZONE 'UTC', ${sql.unsafe(ISO)}) AS updated_at
-        FROM ${checkpoints} ORDER BY name`;
+        FROM ${checkpoints} ORDER BY name`,
+      );
       return rows.map(
         (row): StoredCheckpoint => ({
           name: row.name,
@@ -126,24 +184,27 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
       );
     },
     async saveCheckpoint(update) {
-      await save(sql, update);
+      await query(() => save(sql, update));
     },
     async deleteCheckpoint(name) {
-      await sql`DELETE FROM ${checkpoints} WHERE name = ${name}`;
+      await query(() => sql`DELETE FROM ${checkpoints} WHERE name = ${name}`);
     },
     async transact(work, options) {
-      await sql.begin(async (tx) => {
+      // Not re-run here: the consumer retries the whole batch (and applies only what is new).
+      await watchTransaction(async (tx) => {
         // Read models can be rebuilt from the log: their commits need not wait for the WAL flush.
         // A server crash may lose the last few, effects and checkpoint together: redone, still once.
-        // Sent together with the next query (postgres.js pipelines), so it costs no round trip.
-        const relaxed = tx`SET LOCAL synchronous_commit = off`.execute();
-        const [row] = await tx<{ active: number | null; position: string | null }[]>`
+        // Both statements go out together (postgres.js pipelines), so the SET costs no round trip;
+        // both are awaited, so neither can end as an unhandled rejection.
+        const [, [row]] = await Promise.all([
+          tx`SET LOCAL synchronous_commit = off`,
+          tx<{ active: number | null; position: string | null }[]>`
           WITH locked AS (
             SELECT position FROM ${checkpoints} WHERE name = ${options.checkpoint?.name ?? ''} FOR UPDATE
           )
           SELECT (SELECT active_version FROM ${projections} WHERE name = ${options.guard?.projection ?? ''}) AS active,
-                 (SELECT position FROM locked) AS position`;
-        await relaxed;
+                 (SELECT position FROM locked) AS position`,
+        ]);
         if (options.guard && row?.active != null && row.active > options.guard.version) {
           throw new SupersededError(options.guard.projection, row.active);
         }
@@ -154,28 +215,34 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
       });
     },
     async park(input, advance) {
-      await sql.begin(async (tx) => {
+      await transaction(async (tx) => {
+        // Once per consumer and position: a park re-run after a lost commit adds no second row.
         await tx`INSERT INTO ${parked} (consumer, position, event, error, stack, attempts)
-                 VALUES (${input.consumer}, ${String(input.event.position)}, ${eventToJson(input.event)},
-                         ${errorMessage(input.error)}, ${errorStack(input.error)}, ${input.attempts})`;
+                 SELECT ${input.consumer}, ${String(input.event.position)}, ${eventToJson(input.event)},
+                        ${errorMessage(input.error)}, ${errorStack(input.error)}, ${input.attempts}
+                 WHERE NOT EXISTS (SELECT 1 FROM ${parked} WHERE consumer = ${input.consumer} AND position = ${String(input.event.position)})`;
         if (advance) await save(tx, advance);
       });
     },
     async listParked(consumer) {
-      const rows = await sql<Parameters<typeof toParked>[0][]>`
+      const rows = await query(
+        () => sql<Parameters<typeof toParked>[0][]>`
         SELECT id, consumer, position, event, error, stack, attempts, to_char(parked_at AT TIME ZONE 'UTC', ${sql.unsafe(ISO)}) AS parked_at
-        FROM ${parked} ${consumer === undefined ? sql`` : sql`WHERE consumer = ${consumer}`} ORDER BY id`;
+        FROM ${parked} ${consumer === undefined ? sql`` : sql`WHERE consumer = ${consumer}`} ORDER BY id`,
+      );
       return rows.map(toParked);
     },
     async deleteParked(id) {
-      await sql`DELETE FROM ${parked} WHERE id = ${id}`;
+      await query(() => sql`DELETE FROM ${parked} WHERE id = ${id}`);
     },
     async activeVersion(projection) {
-      const [row] = await sql<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${projection}`;
+      const [row] = await query(
+        () => sql<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${projection}`,
+      );
       return row?.active_version;
     },
     async prepareVersion(projection, version, tables, setup) {
-      return sql.begin(async (tx) => {
+      return transaction(async (tx) => {
         await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:projection:${schema}:${projection}`}, 0))`;
         const [known] = await tx`SELECT 1 FROM ${versions} WHERE name = ${projection} AND version = ${version}`;
         if (known) return false;
@@ -185,10 +252,15 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
       });
     },
     async activate(projection, version, tables) {
-      return sql.begin(async (tx) => {
-        const [row] = await tx<
-          { active_version: number }[]
-        >`SELECT active_version FROM ${projections} WHERE name = ${projection} FOR UPDATE`;
+      return transaction(async (tx) => {
+        // The projection's lock, not FOR UPDATE: at a first start there is no row to lock yet, and
+        // two processes would both CREATE VIEW (one failing on the catalog's unique index).
+        await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:projection:${schema}:${projection}`}, 0))`;
+        const [row] = await tx<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${projection}`;
+        const previous = row?.active_version;
+        if (previous !== undefined && previous > version) throw new SupersededError(projection, previous);
+        // Another process activated this version first: its views are in place.
+        if (previous === version) return previous;
         // DDL is transactional: readers see the old view or the new one, never neither.
         for (const table of tables) {
           await tx.unsafe(`DROP VIEW IF EXISTS ${S}.${table}`);
@@ -196,11 +268,11 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
         }
         await tx`INSERT INTO ${projections} (name, active_version) VALUES (${projection}, ${version})
                  ON CONFLICT (name) DO UPDATE SET active_version = excluded.active_version, switched_at = now()`;
-        return row?.active_version;
+        return previous;
       });
     },
     async dropVersion(projection, version) {
-      await sql.begin(async (tx) => {
+      await transaction(async (tx) => {
         const [row] = await tx<{ tables: string[] }[]>`SELECT tables FROM ${versions} WHERE name = ${projection} AND version = ${version}`;
         const tables = typeof row?.tables === 'string' ? (JSON.parse(row.tables) as string[]) : (row?.tables ?? []);
         for (const table of tables) await tx.unsafe(`DROP TABLE IF EXISTS ${S}.${versionedTable(table, version)}`);
@@ -209,7 +281,7 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
       });
     },
     async balanceLeases(group, member, partitions, ttlMs, now) {
-      return sql.begin(async (tx) => {
+      return transaction(async (tx) => {
         // One balancer per group at a time: plans never cross.
         await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:group:${schema}:${group}`}, 0))`;
         await tx`INSERT INTO ${members} (group_name, member, expires_at) VALUES (${group}, ${member}, ${now + ttlMs})
@@ -231,12 +303,14 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
     },
     async releaseLeases(group, member, partitions) {
       if (!partitions.length) return;
-      await sql`DELETE FROM ${leases} WHERE group_name = ${group} AND owner = ${member}
-                AND partition = ANY(${`{${partitions.join(',')}}`}::int[])`;
+      await query(
+        () => sql`DELETE FROM ${leases} WHERE group_name = ${group} AND owner = ${member}
+                AND partition = ANY(${`{${partitions.join(',')}}`}::int[])`,
+      );
     },
     async saveGroupCheckpoints(group, member, partitions, position, now) {
       if (!partitions.length) return [];
-      return sql.begin(async (tx) => {
+      return transaction(async (tx) => {
         const held = (
           await tx<{ partition: number }[]>`
             SELECT partition FROM ${leases} WHERE group_name = ${group} AND owner = ${member} AND expires_at > ${now}
@@ -247,7 +321,7 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
       });
     },
     async leaveGroup(group, member) {
-      await sql.begin(async (tx) => {
+      await transaction(async (tx) => {
         await tx`DELETE FROM ${leases} WHERE group_name = ${group} AND owner = ${member}`;
         await tx`DELETE FROM ${members} WHERE group_name = ${group} AND member = ${member}`;
       });
@@ -267,8 +341,8 @@ export async function attachPostgresInline(
   key: string,
   guardOf: { projection: string; version: number },
   wants: (event: RecordedEvent) => boolean,
-  inline: { advance(position: bigint): void; superseded(): void },
-): Promise<{ detach(): void }> {
+  inline: { advance(position: bigint): void; superseded(): void; fellBehind(): void },
+): Promise<{ detach(): void } | undefined> {
   const { advance } = inline;
   if (!isPostgresStore(store)) throw new InvalidArgumentError('store', 'it is not a PostgreSQL store', 'a PostgreSQL store');
   const { sql, schema } = store;
@@ -278,8 +352,12 @@ export async function attachPostgresInline(
   const checkpoints = sql.unsafe(`${S}.logline_checkpoints`);
   const projections = sql.unsafe(`${S}.logline_projections`);
 
-  /** Applies everything after the stored checkpoint up to `through` plus `own`, inside `tx`. */
-  const catchUp = async (tx: TransactionSql, own: RecordedEvent[], through: bigint | undefined) => {
+  /**
+   * Applies everything after the stored checkpoint up to `through` plus `own`, inside `tx`.
+   * Returns undefined, with nothing applied, when an event this append did not write fails: it is
+   * not this append's fault, and the consumer's retry/park policy deals with it.
+   */
+  const catchUp = async (tx: TransactionSql, own: RecordedEvent[], through: bigint | undefined): Promise<bigint | undefined> => {
     const [active] = await tx<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${guardOf.projection}`;
     if (active && active.active_version > guardOf.version) throw new SupersededError(guardOf.projection, active.active_version);
     const [row] = await tx<{ position: string }[]>`SELECT position FROM ${checkpoints} WHERE name = ${key} FOR UPDATE`;
@@ -294,10 +372,22 @@ export async function attachPostgresInline(
         : [];
     const todo = [...gap, ...own].filter((event) => event.position > stored);
     const last = todo.length ? (todo[todo.length - 1] as RecordedEvent).position : stored;
+    const missed = gap.filter((event) => event.position > stored && wants(event));
+    if (missed.length > 0) {
+      try {
+        // Its own savepoint (and postgres.js scope): a failure rolls back only these.
+        await tx.savepoint(async (sp) => {
+          await apply(sp, missed);
+        });
+      } catch (error) {
+        if (!(error instanceof EventFailure) || isLostConnection(error)) throw error;
+        return undefined;
+      }
+    }
     try {
       await apply(
         tx,
-        todo.filter((event) => wants(event)),
+        own.filter((event) => event.position > stored && wants(event)),
       );
     } catch (error) {
       throw error instanceof EventFailure ? error.cause : error;
@@ -327,9 +417,19 @@ export async function attachPostgresInline(
     })();
   };
 
-  const detach = store.addInlineHook(async (tx, own) => {
+  let detached = false;
+  const detach = () => {
+    detached = true;
+    removeHook();
+  };
+  const removeHook = store.addInlineHook(async (tx, own) => {
+    // The appends of a batch share one copy of the hook list: a detached hook is still called.
+    if (detached) return;
     try {
-      publish(await catchUp(tx, own, undefined));
+      const position = await catchUp(tx, own, undefined);
+      if (position !== undefined) return publish(position);
+      detach();
+      setImmediate(inline.fellBehind);
     } catch (error) {
       // A newer version is active: leave the append alone; the projection stops.
       if (!(error instanceof SupersededError)) throw error;
@@ -337,10 +437,24 @@ export async function attachPostgresInline(
     }
   });
   // Close the gap since the async catch-up, under the appends' lock so no append is half-done.
-  const position = await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:append:${schema}`}, 0))`;
-    return catchUp(tx, [], undefined);
-  });
+  let position: bigint | undefined;
+  try {
+    position = await store.watch(
+      beginSafely(sql, async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:append:${schema}`}, 0))`;
+        return catchUp(tx, [], undefined);
+      }),
+    );
+  } catch (error) {
+    // No half-attached hook: the caller may try the whole hand-over again.
+    detach();
+    throw error;
+  }
+  if (position === undefined) {
+    // An event since the async catch-up fails: the consumer reaches it next, with its policy.
+    detach();
+    return undefined;
+  }
   advance(position);
   return { detach };
 }

@@ -19,6 +19,7 @@ import {
   isThenable,
   type ParkedEvent,
   type ProjectionBackend,
+  SupersededError,
   type TransactOptions,
   versionedTable,
 } from './backend.js';
@@ -63,6 +64,8 @@ export interface ProjectionDefinition<Tx = unknown> {
 export type SqliteProjection = ProjectionDefinition<Database>;
 
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,62}$/;
+/** PostgreSQL's identifier limit (NAMEDATALEN − 1); names are ASCII, so bytes are characters. */
+const MAX_IDENTIFIER_BYTES = 63;
 /** The stores' own tables: a read-model view of the same name would collide with them. */
 const RESERVED_TABLES = ['events', 'streams', 'snapshots', 'migrations'];
 
@@ -86,6 +89,16 @@ export function defineProjection<Tx = unknown>(
       'projection tables',
       `got ${JSON.stringify(tables)}`,
       'distinct table names: a letter, then letters, digits or _',
+    );
+  }
+  // PostgreSQL cuts identifiers longer than 63 bytes without a word: `<table>_v1` and `<table>_v2`
+  // would become one table, and dropping the old version would drop the live one.
+  const tooLong = tables.find((t) => versionedTable(t, version).length > MAX_IDENTIFIER_BYTES);
+  if (tooLong !== undefined) {
+    throw new InvalidArgumentError(
+      'projection tables',
+      `'${tooLong}' is too long for version ${version}: '${versionedTable(tooLong, version)}' exceeds ${MAX_IDENTIFIER_BYTES} bytes`,
+      `a table name of at most ${MAX_IDENTIFIER_BYTES - versionedTable('', version).length} characters (with its _v${version} suffix, ${MAX_IDENTIFIER_BYTES} bytes)`,
     );
   }
   const reserved = tables.find((t) => RESERVED_TABLES.includes(t.toLowerCase()) || t.toLowerCase().startsWith('logline_'));
@@ -275,7 +288,15 @@ export async function startProjection<Tx>(
     throw new ProjectionStoppedError(key, `version ${current} is already active; this process runs version ${version}`);
   }
   await backend.prepareVersion(name, version, tables, (tx) => definition.setup?.(contextFor(definition, tx as Tx, backend.qualify)));
-  if (current === undefined) await backend.activate(name, version, tables);
+  if (current === undefined) {
+    await backend.activate(name, version, tables).catch((error) => {
+      // A newer version went live since `current` was read.
+      if (error instanceof SupersededError) {
+        throw new ProjectionStoppedError(key, `version ${error.active} is already active; this process runs version ${version}`);
+      }
+      throw error;
+    });
+  }
 
   let resolveActive!: () => void;
   const active = new Promise<void>((resolve) => (resolveActive = resolve));
@@ -283,10 +304,18 @@ export async function startProjection<Tx>(
   // Async: active once queries see this version. Inline: also once appends run it.
   if (isActive && mode === 'async') resolveActive();
 
+  // Retried as a whole after a store error (the consumer's afterBatch): each step is done once.
+  let dropPending: number | undefined;
   const switchOver = async () => {
-    const previous = await backend.activate(name, version, tables);
-    isActive = true;
-    if (dropOld && previous !== undefined && previous !== version) await backend.dropVersion(name, previous);
+    if (!isActive) {
+      const previous = await backend.activate(name, version, tables);
+      isActive = true;
+      if (dropOld && previous !== undefined && previous !== version) dropPending = previous;
+    }
+    if (dropPending !== undefined) {
+      await backend.dropVersion(name, dropPending);
+      dropPending = undefined;
+    }
   };
   const guard = { projection: name, version };
   const checkpoint = (position: bigint) => ({ name: key, kind: 'projection' as const, position });
@@ -294,7 +323,7 @@ export async function startProjection<Tx>(
   let inline: { detach(): void } | undefined;
   let consumer!: Consumer;
   const afterCaughtUp = async (position: bigint) => {
-    if (isActive && mode === 'async') return;
+    if (isActive && mode === 'async' && dropPending === undefined) return;
     if ((await store.headPosition()) - position > BigInt(switchLag)) return;
     if (mode === 'inline' && !inline) {
       // Close the last gap and hand over to the append transactions.
@@ -306,10 +335,18 @@ export async function startProjection<Tx>(
           inline = undefined;
           void consumer.stop();
         },
+        // An event written elsewhere fails: the consumer applies the retry/park policy to it.
+        fellBehind: () => {
+          inline?.detach();
+          inline = undefined;
+          consumer.takeBack();
+        },
       });
+      // Not attached: an event since the catch-up fails; the consumer reaches it next.
+      if (!inline) return;
       consumer.handOver();
     }
-    if (!isActive) await switchOver();
+    await switchOver();
     resolveActive();
   };
 
@@ -394,6 +431,11 @@ export interface InlineEvents {
   advance(position: bigint): void;
   /** A newer version is active: the hook must go. */
   superseded(): void;
+  /**
+   * An event the hook did not append (another process wrote it) failed in its handler. The hook
+   * has detached itself without failing the append; the consumer takes over until caught up.
+   */
+  fellBehind(): void;
 }
 
 async function attachInline<Tx>(
@@ -402,7 +444,7 @@ async function attachInline<Tx>(
   definition: ProjectionDefinition<Tx>,
   key: string,
   events: InlineEvents,
-): Promise<{ detach(): void }> {
+): Promise<{ detach(): void } | undefined> {
   const { advance } = events;
   const wants = wantsFor(definition as ProjectionDefinition<never>);
   const guard = { projection: definition.name, version: definition.version };
@@ -431,10 +473,28 @@ async function attachInline<Tx>(
      WHERE excluded.position > logline_checkpoints.position`,
   );
 
+  /** Applies events this append did not write in a savepoint of it; false (rolled back) when one fails. */
+  const inSavepoint = db.transaction((missedEvents: RecordedEvent[], ctx: ProjectionContext<Tx>) =>
+    runHandlers(definition, missedEvents, ctx, true),
+  );
+  const appliedMissed = (missedEvents: RecordedEvent[], ctx: ProjectionContext<Tx>): boolean => {
+    try {
+      inSavepoint(missedEvents, ctx);
+      return true;
+    } catch (error) {
+      if (error instanceof EventFailure) return false;
+      throw error;
+    }
+  };
+
   // Runs inside the append's transaction, synchronously: first whatever this process did not
   // see (appends by other processes, the gap since the catch-up), then the append's own events.
-  // A throw fails the append: the read model and the log never disagree.
+  // A throw of the append's own events fails the append: the read model and the log never
+  // disagree. A failure of an event written elsewhere is not this append's fault: the hook
+  // detaches, the append goes through, and the consumer retries, parks, stops or skips it.
+  let detached = false;
   const hook = (_db: Database, appended: RecordedEvent[]) => {
+    if (detached) return;
     const active = activeVersion.get(definition.name) as number | undefined;
     if (active !== undefined && active > definition.version) {
       queueMicrotask(events.superseded);
@@ -444,10 +504,17 @@ async function attachInline<Tx>(
     const last = (appended[appended.length - 1] as RecordedEvent).position;
     const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
     const gap = first - 1n > stored ? (missed.all(stored, first) as Row[]).map(toRecorded) : [];
-    const todo = [...gap, ...appended].filter((event) => event.position > stored && wants(event));
+    const isNew = (event: RecordedEvent) => event.position > stored && wants(event);
     const ctx = contextFor(definition, db as Tx);
+    const missedEvents = gap.filter(isNew);
+    if (missedEvents.length > 0 && !appliedMissed(missedEvents, ctx)) {
+      detached = true;
+      detach();
+      queueMicrotask(events.fellBehind);
+      return;
+    }
     try {
-      runHandlers(definition, todo, ctx, true);
+      runHandlers(definition, appended.filter(isNew), ctx, true);
     } catch (error) {
       throw error instanceof EventFailure ? error.cause : error;
     }
@@ -463,10 +530,17 @@ async function attachInline<Tx>(
   const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
   const rest = (missed.all(stored, Number.MAX_SAFE_INTEGER) as Row[]).map(toRecorded);
   if (rest.length > 0) {
-    await applyProjection(backend, definition, rest.filter(wants), {
+    const caughtUp = await applyProjection(backend, definition, rest.filter(wants), {
       checkpoint: { name: key, kind: 'projection', position: (rest[rest.length - 1] as RecordedEvent).position },
       guard,
+    }).catch((error) => {
+      // No half-attached hook: the caller may try the whole hand-over again.
+      detach();
+      // An event since the async catch-up fails: the consumer reaches it next, with its policy.
+      if (error instanceof EventFailure) return 'fell behind' as const;
+      throw error;
     });
+    if (caughtUp === 'fell behind') return undefined;
     advance((rest[rest.length - 1] as RecordedEvent).position);
   }
   return { detach };

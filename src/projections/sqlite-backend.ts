@@ -204,6 +204,10 @@ export function createSqliteBackend(db: Database): ProjectionBackend {
       let previous: number | undefined;
       write(() => {
         previous = sql.active.get(projection) as number | undefined;
+        // Same rules as PostgreSQL: never switch back to an older version; a version another
+        // process activated first needs nothing more.
+        if (previous !== undefined && previous > version) throw new SupersededError(projection, previous);
+        if (previous === version) return;
         // Views keep the logical names; DDL is transactional in SQLite, so readers see the old
         // view or the new one, never neither.
         for (const table of tables) {

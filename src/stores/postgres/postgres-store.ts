@@ -80,6 +80,11 @@ export interface PostgresEventStore extends EventStore {
    * Returns an unregister function.
    */
   addInlineHook(hook: PostgresInlineHook): () => void;
+  /**
+   * Settles `query` with a CONNECTION_CLOSED error if postgres.js loses it with a killed
+   * connection (see ConnectionWatch). For code that shares the pool: read models, checkpoints.
+   */
+  watch<T>(query: Promise<T>): Promise<T>;
 }
 
 /** One row of the events table as read with `.values()` and COLUMNS (read models reuse both). */
@@ -561,6 +566,8 @@ function createPostgresStore(
     limits,
     sql,
     schema,
+
+    watch: (query) => connections.watch(query),
 
     addInlineHook(hook) {
       inlineHooks.add(hook);
