@@ -22,6 +22,7 @@ import {
   WrongExpectedVersionError,
 } from '../../src/index.js';
 import { collect, take } from '../helpers/collect.js';
+import { describeCallOrder } from './call-order.js';
 
 export interface ContractTarget {
   /** A fresh, empty store. */
@@ -483,6 +484,8 @@ export function describeContract(name: string, target: ContractTarget): void {
         await expect(collect(store.readAll())).rejects.toBeInstanceOf(StoreClosedError);
       });
     });
+
+    describeCallOrder(open, target.propertyRuns);
 
     describe('properties (fast-check)', () => {
       it('random concurrent appends: no lost or duplicated events, contiguous versions, results match storage', async () => {
