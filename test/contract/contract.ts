@@ -23,6 +23,7 @@ import {
 } from '../../src/index.js';
 import { collect, take } from '../helpers/collect.js';
 import { describeCallOrder } from './call-order.js';
+import { describeRecordedAt } from './recorded-at.js';
 
 export interface ContractTarget {
   /** A fresh, empty store. */
@@ -486,6 +487,7 @@ export function describeContract(name: string, target: ContractTarget): void {
     });
 
     describeCallOrder(open, target.propertyRuns);
+    describeRecordedAt(open, target.propertyRuns);
 
     describe('properties (fast-check)', () => {
       it('random concurrent appends: no lost or duplicated events, contiguous versions, results match storage', async () => {

@@ -141,6 +141,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       .prepare(`SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version <= ? ORDER BY stream_version DESC LIMIT ?`)
       .raw(),
     head: db.prepare('SELECT coalesce(max(position), 0) FROM events').pluck(),
+    headRecordedAt: db.prepare('SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1').pluck(),
     countEvents: db.prepare('SELECT count(*) FROM events').pluck(),
     countStreams: db.prepare('SELECT count(*) FROM (SELECT DISTINCT stream_id FROM events)').pluck(),
     listStreams: db
@@ -187,8 +188,18 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     if (closed) throw new StoreClosedError('sqlite');
   }
 
+  /**
+   * The time to record, read inside the write transaction (so after any other writer's commit)
+   * and never before the head's, should the clock step back: recordedAt follows positions.
+   */
+  const recordedNow = (): string => {
+    const now = new Date().toISOString();
+    const headAt = sql.headRecordedAt.get() as string | undefined;
+    return headAt !== undefined && headAt > now ? headAt : now;
+  };
+
   /** Writes one append inside the current transaction; throws to roll back its savepoint. */
-  const writeOne = (pending: PendingAppend, recordedAt: string): AppendResult => {
+  const writeOne = (pending: PendingAppend, recordedAt: string = recordedNow()): AppendResult => {
     const { stream, expected, events } = pending;
     const actual = sql.version.get(stream) as number;
     if (!versionMatches(expected, actual)) {
@@ -239,7 +250,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   const writeInTransaction = db.transaction(writeOne);
   const writeAlone = (pending: PendingAppend): Outcome => {
     try {
-      return { ok: true, result: writeInTransaction.immediate(pending, new Date().toISOString()) };
+      return { ok: true, result: writeInTransaction.immediate(pending) };
     } catch (error) {
       if (error instanceof RetryDetected) return error.outcome;
       if (error instanceof LoglineError) return { ok: false, error };
@@ -249,7 +260,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
 
   /** Several appends in one transaction, each in its own savepoint so a failure stays its own. */
   const writeBatch = db.transaction((batch: PendingAppend[], outcomes: Outcome[]) => {
-    const recordedAt = new Date().toISOString();
+    const recordedAt = recordedNow();
     for (const pending of batch) {
       try {
         outcomes.push({ ok: true, result: writeInTransaction(pending, recordedAt) });
