@@ -182,12 +182,14 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
       -- the previous holder's); never below the head's time, should the clock step back.
       stamp := greatest(clock_timestamp(), last_at);
 
+      -- Versions and stored ids: = ANY(array) keeps both to index probes whatever the planner
+      -- thinks of the batch's size.
       WITH a AS (SELECT a.stream_id, a.k FROM unnest(streams) WITH ORDINALITY AS a(stream_id, k)),
       d AS (SELECT a.stream_id, row_number() OVER (ORDER BY min(a.k))::integer AS idx FROM a GROUP BY a.stream_id)
       SELECT (SELECT array_agg(d.idx ORDER BY a.k) FROM a JOIN d ON d.stream_id = a.stream_id),
-             (SELECT array_agg(coalesce(s.version, 0) ORDER BY d.idx) FROM d LEFT JOIN ${S}.streams s ON s.stream_id = d.stream_id)
+             (SELECT array_agg(coalesce(s.version, 0) ORDER BY d.idx) FROM d
+              LEFT JOIN (SELECT s.stream_id, s.version FROM ${S}.streams s WHERE s.stream_id = ANY(streams)) s ON s.stream_id = d.stream_id)
       INTO slot, versions;
-      -- = ANY(array) keeps this to index probes whatever the planner thinks of the batch's size.
       SELECT array_agg(x.k) INTO hits FROM unnest(ids) WITH ORDINALITY AS x(id, k)
       WHERE x.id IN (SELECT e.id FROM ${S}.events e WHERE e.id = ANY(ids));
 
