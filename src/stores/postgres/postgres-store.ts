@@ -427,14 +427,14 @@ function createPostgresStore(
   };
 
   /** One transaction for the whole batch. Throws only when the transaction as a whole failed. */
-  const commitBatch = async (batch: PendingAppend[], writer: Sql): Promise<Outcome[]> => {
+  const commitBatch = async (batch: PendingAppend[], via: Sql): Promise<Outcome[]> => {
     if (inlineHooks.size === 0 && !beforeCommit) {
       // The common case: one statement, one round trip, its own implicit transaction.
-      const rows = await callBatch(writer, batch);
+      const rows = await callBatch(via, batch);
       return batch.map((pending, i) => outcomeOf(pending, rows[i]));
     }
     // The writer is one connection, so this transaction also waits for the batches sent before it.
-    return (await writer.begin(async (tx) => {
+    return (await via.begin(async (tx) => {
       let outcomes: Outcome[];
       if (inlineHooks.size === 0) {
         const rows = await callBatch(tx, batch);
