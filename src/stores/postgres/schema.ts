@@ -149,7 +149,12 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
     CREATE OR REPLACE FUNCTION ${S}.append_batch(p_streams text, p_expected text, p_counts text, p_ids text, p_types text,
                                                  p_at text, p_data text, p_metadata text)
       RETURNS TABLE (ord integer, status text, actual integer, version integer, last_position bigint, recorded_at text)
-      LANGUAGE plpgsql AS $fn$
+      LANGUAGE plpgsql
+      -- Plan every statement for the call at hand: a generic plan cached while the tables were
+      -- small (a new store) keeps sequential scans of events as it grows (measured: 27 ms per
+      -- call at 24k events for the stored-id probe, growing with the table).
+      SET plan_cache_mode = force_custom_plan
+      AS $fn$
     #variable_conflict use_column
     DECLARE
       streams text[] := p_streams::text[];
