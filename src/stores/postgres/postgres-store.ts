@@ -55,7 +55,7 @@ export interface PostgresStoreOptions {
   url: string;
   /** The schema holding this store's tables (one per tenant). Default: the URL's `schema`, else 'logline'. */
   schema?: string;
-  /** Connections in the pool (the LISTEN connection comes on top). Default: the URL's `poolSize`, else 10. */
+  /** Connections in the read pool (the writer connection and the LISTEN connection come on top). Default: the URL's `poolSize`, else 10. */
   poolSize?: number;
   /** Longest a live subscriber sleeps without a wake-up before reading again. Default 1000 ms. */
   pollMs?: number;
