@@ -177,6 +177,29 @@ async function appendScenario(c: Contenders, title: string, ops: number, per: nu
   return results;
 }
 
+/**
+ * Issue 19: a hot stream must coalesce like many streams do. 16 writers, 1-event appends without
+ * expected versions (a shared log, an audit stream), all on one stream vs spread over 1,000.
+ */
+async function hotStreamScenario(store: PostgresEventStore): Promise<void> {
+  const ops = flags.quick ? 4000 : 16000;
+  const batches = Array.from({ length: ops }, (_, i) => [benchEvent(i)]);
+  const scenario = ++tables;
+  const load = (label: string, stream: (i: number) => string): AppendLoad => ({
+    label,
+    operations: ops,
+    eventsPerOperation: 1,
+    concurrency: 16,
+    operation: (i) => store.append(stream(i), batches[i] as NewEvent[]),
+  });
+  const spread = 'logline-pg, 16 writers over 1,000 streams';
+  const results = await interleave([
+    load(spread, (i) => `spread-${scenario}-${i % 1000}`),
+    load('logline-pg, 16 writers on one hot stream', () => `hot-${scenario}`),
+  ]);
+  printScenario('1 event per append, no expected version, 16 writers: one hot stream vs 1,000 streams', results, spread);
+}
+
 const COLUMNS = 'position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at';
 
 async function readStreamScenario(c: Contenders): Promise<void> {
@@ -439,6 +462,7 @@ export async function run(): Promise<void> {
   const q = flags.quick;
   await appendScenario(c, '1 event per append, 1 writer', q ? 500 : 2000, 1, 1);
   await appendScenario(c, '1 event per append, 16 concurrent writers', q ? 3000 : 16000, 1, 16);
+  await hotStreamScenario(logline);
   await appendScenario(c, '100 events per append, 4 concurrent writers', q ? 100 : 400, 100, 4);
   await readStreamScenario(c);
   await emmett.close();

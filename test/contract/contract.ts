@@ -23,7 +23,9 @@ import {
 } from '../../src/index.js';
 import { collect, take } from '../helpers/collect.js';
 import { describeAgreement } from './agreement.js';
+import { describeCallOrder } from './call-order.js';
 import { closeDrainsContract } from './close-drains.js';
+import { describeRecordedAt } from './recorded-at.js';
 
 export interface ContractTarget {
   /** A fresh, empty store. */
@@ -488,6 +490,9 @@ export function describeContract(name: string, target: ContractTarget): void {
       });
       closeDrainsContract(open);
     });
+
+    describeCallOrder(open, target.propertyRuns);
+    describeRecordedAt(open, target.propertyRuns);
 
     describe('properties (fast-check)', () => {
       it('random concurrent appends: no lost or duplicated events, contiguous versions, results match storage', async () => {

@@ -79,7 +79,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): EventStore 
       const actual = existing.length;
       if (!versionMatches(expected, actual)) throw new WrongExpectedVersionError(stream, expected, actual);
       if (prepared.length === 0) return { streamVersion: actual, position: BigInt(log.length) };
-      const recordedAt = new Date().toISOString();
+      // Never before the head's time, should the clock step back: recordedAt follows positions.
+      const now = new Date().toISOString();
+      const headAt = log.at(-1)?.recordedAt;
+      const recordedAt = headAt !== undefined && headAt > now ? headAt : now;
       for (const event of prepared) {
         const recorded: RecordedEvent = {
           id: event.id,

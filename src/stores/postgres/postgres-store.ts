@@ -3,9 +3,13 @@
  *
  * - One schema per store (per tenant), migrated on open (see schema.ts).
  * - Appends are coalesced: while one commit is in flight, new appends queue; the next commit
- *   carries all of them in ONE statement (`append_batch`, one JSON parameter): each append's
- *   expected version is checked on its own, all rows go in with one multi-row INSERT, and each
- *   caller is answered after the shared commit. A lone caller pays one round trip.
+ *   carries all of them in ONE statement (`append_batch`): the appends are decided in call order,
+ *   each expected version against the appends before it (one stream may appear many times), all
+ *   rows go in with one multi-row INSERT, and each caller is answered after the shared commit.
+ *   A lone caller pays one round trip.
+ * - Call order: every append statement goes through one writer connection, pipelined, so the
+ *   server runs the batches in the order they were taken from the queue. That connection pins
+ *   `read committed`, which the append statement needs whatever the database's default.
  * - Global order without skips (design §5): `append_batch` holds a per-schema advisory lock from
  *   position assignment to commit, so positions become visible in order; readers need no filter.
  * - Live subscribers are woken by LISTEN/NOTIFY (one listener connection per store) and by local
@@ -51,14 +55,14 @@ export interface PostgresStoreOptions {
   url: string;
   /** The schema holding this store's tables (one per tenant). Default: the URL's `schema`, else 'logline'. */
   schema?: string;
-  /** Connections in the pool (the LISTEN connection comes on top). Default: the URL's `poolSize`, else 10. */
+  /** Connections in the read pool (the writer connection and the LISTEN connection come on top). Default: the URL's `poolSize`, else 10. */
   poolSize?: number;
   /** Longest a live subscriber sleeps without a wake-up before reading again. Default 1000 ms. */
   pollMs?: number;
   limits?: Partial<StoreLimits>;
   /**
-   * Coalesced batches in flight at once (default 2). With 2, the next batch's statement travels and
-   * waits on the ordering lock while the previous one commits, overlapping round trip and flush.
+   * Coalesced batches in flight at once (default 2), pipelined on the writer connection: the next
+   * batch's statement is on the server when the previous one commits, so no round trip in between.
    */
   commitsInFlight?: number;
   /** For tests only: runs inside every append transaction, just before COMMIT (e.g. `pg_sleep`). */
@@ -227,7 +231,7 @@ class ConnectionWatch {
       const onClose = () => {
         timer ??= setTimeout(() => {
           done();
-          reject(Object.assign(new Error('the connection closed and the query never settled'), { code: 'CONNECTION_CLOSED' }));
+          reject(Object.assign(new Error('the connection closed and the query never settled'), { code: 'CONNECTION_CLOSED', lost: true }));
         }, LOST_QUERY_GRACE_MS);
       };
       const done = () => {
@@ -295,16 +299,23 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   const { url, schema, poolSize, pollMs } = parseUrl(options);
   const postgres = await loadDriver();
   const connections = new ConnectionWatch();
-  const sql = postgres(url, {
-    onclose: connections.closed,
-    max: poolSize,
-    onnotice: () => {},
-    // No type-fetching query on each (re)connect: fewer states for a connection killed mid-startup.
-    // Arrays are passed as JSON text instead.
-    fetch_types: false,
-    // Lets operators (and tests) find this store's sessions in pg_stat_activity.
-    connection: { application_name: `logline:${schema}` },
-  });
+  const connect = (max: number, settings: Record<string, string> = {}) =>
+    postgres(url, {
+      onclose: connections.closed,
+      max,
+      onnotice: () => {},
+      // No type-fetching query on each (re)connect: fewer states for a connection killed mid-startup.
+      // Arrays are passed as JSON text instead.
+      fetch_types: false,
+      // Lets operators (and tests) find this store's sessions in pg_stat_activity.
+      connection: { application_name: `logline:${schema}`, ...settings },
+    });
+  const sql = connect(poolSize);
+  // One connection for every append: postgres.js pipelines its queries, so the server runs the
+  // batches in the order they were sent (call order). `append_batch` reads the head after taking
+  // the ordering lock, which needs a fresh snapshot per statement: read committed, pinned here
+  // because a database may default to repeatable read or serializable.
+  const newWriter = () => connect(1, { default_transaction_isolation: 'read committed' });
   try {
     await migrate(sql, schema);
   } catch (error) {
@@ -312,7 +323,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     if (isConnectionError(error)) throw new StoreUnavailable(error);
     throw error;
   }
-  return createPostgresStore(sql, schema, pollMs, options, connections);
+  return createPostgresStore(sql, newWriter, schema, pollMs, options, connections);
 }
 
 class StoreUnavailable extends Error {
@@ -323,6 +334,7 @@ class StoreUnavailable extends Error {
 
 function createPostgresStore(
   sql: Sql,
+  newWriter: () => Sql,
   schema: string,
   pollMs: number,
   options: PostgresStoreOptions,
@@ -339,8 +351,20 @@ function createPostgresStore(
   /** Set once the pool is ending: connection errors are final from then on. */
   let sqlEnded = false;
   let queue: PendingAppend[] = [];
+  let writer = newWriter();
+  /**
+   * A pool of one connection is stuck for good when postgres.js loses a query on it (see
+   * ConnectionWatch; its connect timeout is 30 s): a lost query gets a new writer connection.
+   */
+  const replaceWriter = (stuck: Sql): void => {
+    if (stuck !== writer || sqlEnded) return;
+    writer = newWriter();
+    stuck.end({ timeout: 0 }).catch(() => {});
+  };
   /** Commit lanes at work; each takes the next batch from the queue when its last one is answered. */
   const lanes = new Set<Promise<void>>();
+  /** Settles when the batch sent last has (see runBatch). */
+  let lastBatch: Promise<unknown> = Promise.resolve();
 
   function assertOpen(): void {
     if (closed) throw new StoreClosedError('postgres');
@@ -348,32 +372,31 @@ function createPostgresStore(
 
   // ---- appends -------------------------------------------------------------------------------
 
-  /** The next batch: queue order, each stream and each event id at most once, bounded in size. */
+  /**
+   * The next batch: the longest prefix of the queue (call order) that is bounded in size and
+   * carries each event id at most once. The same stream may come many times: `append_batch`
+   * decides the appends one after the other. An id seen earlier in the batch (a retry queued
+   * behind its original) starts the next batch, where it is found stored.
+   */
   const takeBatch = (): PendingAppend[] => {
-    const batch: PendingAppend[] = [];
-    const rest: PendingAppend[] = [];
-    const streams = new Set<string>();
     const ids = new Set<string>();
     let events = 0;
     let bytes = 0;
-    for (const pending of queue) {
+    let end = 0;
+    for (; end < queue.length; end++) {
+      const pending = queue[end] as PendingAppend;
       const fits =
-        batch.length === 0 ||
+        end === 0 ||
         (events + pending.events.length <= MAX_EVENTS_PER_COMMIT &&
           bytes + pending.bytes <= MAX_BYTES_PER_COMMIT &&
-          !streams.has(pending.stream) &&
           !pending.events.some((e) => ids.has(e.id)));
-      if (!fits) {
-        rest.push(pending);
-        continue;
-      }
-      batch.push(pending);
-      streams.add(pending.stream);
+      if (!fits) break;
       for (const e of pending.events) ids.add(e.id);
       events += pending.events.length;
       bytes += pending.bytes;
     }
-    queue = rest;
+    const batch = queue.slice(0, end);
+    queue = queue.slice(end);
     return batch;
   };
 
@@ -409,13 +432,14 @@ function createPostgresStore(
   };
 
   /** One transaction for the whole batch. Throws only when the transaction as a whole failed. */
-  const commitBatch = async (batch: PendingAppend[]): Promise<Outcome[]> => {
+  const commitBatch = async (batch: PendingAppend[], via: Sql): Promise<Outcome[]> => {
     if (inlineHooks.size === 0 && !beforeCommit) {
       // The common case: one statement, one round trip, its own implicit transaction.
-      const rows = await callBatch(sql, batch);
+      const rows = await callBatch(via, batch);
       return batch.map((pending, i) => outcomeOf(pending, rows[i]));
     }
-    return (await sql.begin(async (tx) => {
+    // The writer is one connection, so this transaction also waits for the batches sent before it.
+    return (await via.begin(async (tx) => {
       let outcomes: Outcome[];
       if (inlineHooks.size === 0) {
         const rows = await callBatch(tx, batch);
@@ -463,11 +487,18 @@ function createPostgresStore(
     }
   };
 
-  const runBatch = async (batch: PendingAppend[]): Promise<Outcome[]> => {
+  /**
+   * Commits one batch. `previous` settles when the batch sent before this one has: a batch is
+   * re-sent only after that, so retries keep call order too.
+   */
+  const runBatch = async (batch: PendingAppend[], previous: Promise<unknown>): Promise<Outcome[]> => {
     for (let attempt = 1; ; attempt++) {
+      const via = writer;
       try {
-        return await connections.watch(commitBatch(batch));
+        return await connections.watch(commitBatch(batch, via));
       } catch (error) {
+        await previous;
+        if ((error as { lost?: boolean }).lost) replaceWriter(via);
         // The connection died mid-commit, so the batch may or may not have landed. Re-sending is
         // safe: appends that did land come back as 'stored' and resolve as idempotent retries.
         if (isConnectionError(error) && attempt < 4 && !sqlEnded) {
@@ -476,8 +507,10 @@ function createPostgresStore(
         }
         if (batch.length > 1 && !isConnectionError(error)) {
           // Something in one append broke the shared statement: run them alone so it fails alone.
+          // (A batch sent after this one may have committed meanwhile: the one exception to call
+          // order, for appends the database refused as a whole, e.g. an occurredAt out of its range.)
           const outcomes: Outcome[] = [];
-          for (const pending of batch) outcomes.push(...(await runBatch([pending])));
+          for (const pending of batch) outcomes.push(...(await runBatch([pending], previous)));
           return outcomes;
         }
         return batch.map(() => ({ ok: false, error }));
@@ -501,7 +534,9 @@ function createPostgresStore(
     await new Promise((resolve) => setImmediate(resolve));
     while (queue.length) {
       const batch = takeBatch();
-      const outcomes = await runBatch(batch);
+      const running = runBatch(batch, lastBatch);
+      lastBatch = running.catch(() => {});
+      const outcomes = await running;
       let wrote = false;
       for (const [i, pending] of batch.entries()) {
         let outcome = outcomes[i] as Outcome;
@@ -713,7 +748,7 @@ function createPostgresStore(
       sqlEnded = true;
       // Our appends are done; a bounded timeout also covers postgres.js 3.4.9's end() hanging on a
       // connection killed mid-query (porsager/postgres#1097): stragglers are destroyed after 1 s.
-      await sql.end({ timeout: 1 });
+      await Promise.all([sql.end({ timeout: 1 }), writer.end({ timeout: 1 })]);
     },
   };
   return store;

@@ -150,6 +150,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       .prepare(`SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version <= ? ORDER BY stream_version DESC LIMIT ?`)
       .raw(),
     head: db.prepare('SELECT coalesce(max(position), 0) FROM events').pluck(),
+    headRecordedAt: db.prepare('SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1').pluck(),
     // Events after a position, one slice at a time: how many, how many opened a stream, the last position.
     tallyAfter: db
       .prepare(
@@ -222,6 +223,16 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     if (closed) throw new StoreClosedError('sqlite');
   }
 
+  /**
+   * The time to record, read inside the write transaction (so after any other writer's commit)
+   * and never before the head's, should the clock step back: recordedAt follows positions.
+   */
+  const recordedNow = (): string => {
+    const now = new Date().toISOString();
+    const headAt = sql.headRecordedAt.get() as string | undefined;
+    return headAt !== undefined && headAt > now ? headAt : now;
+  };
+
   /** Writes one append inside the current transaction; throws to roll back its savepoint. */
   const writeOne = (pending: PendingAppend, recordedAt: string): AppendResult => {
     const { stream, expected, events } = pending;
@@ -285,10 +296,10 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
    * full disk or an I/O error) or whose COMMIT fails is reported, not settled here.
    */
   const writeBatch = (batch: PendingAppend[]): BatchRun => {
-    const recordedAt = new Date().toISOString();
     const outcomes: Outcome[] = [];
     let rolledBack = false;
     control.begin.run();
+    const recordedAt = recordedNow();
     for (const [i, pending] of batch.entries()) {
       try {
         outcomes.push({ ok: true, result: batch.length === 1 ? writeOne(pending, recordedAt) : writeInSavepoint(pending, recordedAt) });

@@ -1,0 +1,61 @@
+/**
+ * PostgreSQL append path beyond the contract: a hot stream coalesces into one commit (issue 19),
+ * and recordedAt is taken after the ordering lock (issue 10 item 7).
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { RecordedEvent } from '../../../src/index.js';
+import { openPostgresStore } from '../../../src/postgres.js';
+import { collect, event, sleep } from '../../helpers/collect.js';
+import { freshSchemaUrl, requirePostgres } from '../../helpers/postgres.js';
+
+const reachable = await requirePostgres();
+const cleanups: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+});
+
+async function fresh() {
+  const schema = await freshSchemaUrl();
+  cleanups.push(schema.drop);
+  const store = await openPostgresStore({ url: schema.url, poolSize: 2 });
+  cleanups.push(() => store.close());
+  return { store, ...schema };
+}
+
+describe.skipIf(!reachable)('postgres append_batch', () => {
+  it('commits many concurrent appends to one stream in one transaction, versions in call order', async () => {
+    const { store, schema } = await fresh();
+    await store.append('hot', [event('Opened')]);
+    const results = await Promise.all(
+      Array.from({ length: 64 }, (_, i) => store.append('hot', [event('Tick', { i })], { expectedVersion: i % 2 ? 'any' : i + 1 })),
+    );
+    expect(results.map((r) => r.streamVersion)).toEqual(Array.from({ length: 64 }, (_, i) => i + 2));
+    // xmin is the inserting transaction: the 64 appends went in with the first one's commit.
+    const [row] = await store.sql<{ commits: number }[]>`
+      SELECT count(DISTINCT xmin::text)::int AS commits FROM ${store.sql(schema)}.events WHERE stream_version > 1`;
+    expect(row?.commits).toBe(1);
+  });
+
+  it('records the time after the ordering lock, not when the transaction began', async () => {
+    const { store, schema } = await fresh();
+    // An append transaction that began before another append committed (as one does when it runs
+    // savepoints and inline hooks before its turn at the lock) appends after that one.
+    const early = await store.sql.reserve();
+    try {
+      await early`BEGIN`;
+      await early`SELECT now()`;
+      await sleep(30);
+      await store.append('s', [event('First')]);
+      const id = randomUUID();
+      await early`SELECT * FROM ${early(schema)}.append_batch('{s}', '{-1}', '{1}', ${`{${id}}`}, '{Second}', '{NULL}', '[{}]', '[{}]')`;
+      await early`COMMIT`;
+    } finally {
+      early.release();
+    }
+    const [first, second] = (await collect(store.read('s'))) as [RecordedEvent, RecordedEvent];
+    expect(second.type).toBe('Second');
+    expect(second.position).toBe(first.position + 1n);
+    expect(Date.parse(second.recordedAt)).toBeGreaterThanOrEqual(Date.parse(first.recordedAt));
+  });
+});
