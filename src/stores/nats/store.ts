@@ -423,6 +423,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     liveReaders.add(messages);
     const stop = () => messages.stop();
     signal?.addEventListener('abort', stop, { once: true });
+    // An abort while the consumer was being created fired before we listened.
+    if (signal?.aborted || closed) stop();
     try {
       for await (const m of messages) {
         if (signal?.aborted) return;
