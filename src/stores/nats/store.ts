@@ -242,7 +242,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
   /** Appends to one stream from this process run one after another (no self-inflicted conflicts). */
   const streamTails = new Map<string, Promise<unknown>>();
   const inFlight = new Set<Promise<unknown>>();
-  const liveReaders = new Set<ConsumerMessages>();
+  /** The consumers' message iterators of every read in progress. */
+  const readers = new Set<ConsumerMessages>();
   let closed = false;
 
   const assertOpen = () => {
@@ -406,36 +407,47 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
   // ---- reads -------------------------------------------------------------------------------
 
   /**
-   * The log's messages from `startSeq` on, through an ordered consumer: up to `endSeq`
-   * (inclusive), or forever with `endSeq` = Infinity until `signal` aborts or the store closes.
+   * The log's messages from `startSeq` on, through ordered consumers: up to `endSeq` (inclusive),
+   * or forever with `endSeq` = Infinity until `signal` aborts or the store closes. When a
+   * consumer's messages end early (the connection came back after a server restart or failover,
+   * and the server-side consumer is gone), a new one continues after the last message delivered.
    */
   async function* scan(startSeq: number, endSeq: number, filterSubject?: string, signal?: AbortSignal): AsyncGenerator<LogMessage> {
-    if (startSeq > endSeq || signal?.aborted) return;
-    const consumer = await patiently('opening a reader', () =>
-      js.consumers.get(layout.log, {
-        // A string, not an array: server 2.9 knows only the single `filter_subject`.
-        ...(filterSubject ? { filter_subjects: filterSubject } : {}),
-        deliver_policy: jetstreamModule.DeliverPolicy.StartSequence,
-        opt_start_seq: Math.max(1, startSeq),
-      }),
-    );
-    const messages = await patiently('opening a reader', () => consumer.consume({ max_bytes: READ_AHEAD_BYTES }));
-    liveReaders.add(messages);
-    const stop = () => messages.stop();
-    signal?.addEventListener('abort', stop, { once: true });
-    // An abort while the consumer was being created fired before we listened.
-    if (signal?.aborted || closed) stop();
-    try {
-      for await (const m of messages) {
-        if (signal?.aborted) return;
-        yield fromConsumer(m);
-        if (m.seq >= endSeq) return;
+    let next = Math.max(1, startSeq);
+    while (next <= endSeq && !signal?.aborted) {
+      if (closed) {
+        if (endSeq === Number.POSITIVE_INFINITY) return;
+        throw new StoreClosedError('nats');
       }
-      if (closed && endSeq !== Number.POSITIVE_INFINITY) throw new StoreClosedError('nats');
-    } finally {
-      signal?.removeEventListener('abort', stop);
-      liveReaders.delete(messages);
-      messages.stop();
+      const consumer = await patiently('opening a reader', () =>
+        js.consumers.get(layout.log, {
+          // A string, not an array: server 2.9 knows only the single `filter_subject`.
+          ...(filterSubject ? { filter_subjects: filterSubject } : {}),
+          deliver_policy: jetstreamModule.DeliverPolicy.StartSequence,
+          opt_start_seq: next,
+        }),
+      );
+      const messages = await patiently('opening a reader', () => consumer.consume({ max_bytes: READ_AHEAD_BYTES }));
+      readers.add(messages);
+      const stop = () => messages.stop();
+      signal?.addEventListener('abort', stop, { once: true });
+      // An abort (or close) while the consumer was being created fired before we listened.
+      if (signal?.aborted || closed) stop();
+      const before = next;
+      try {
+        for await (const m of messages) {
+          if (signal?.aborted) return;
+          next = m.seq + 1;
+          yield fromConsumer(m);
+          if (m.seq >= endSeq) return;
+        }
+      } finally {
+        signal?.removeEventListener('abort', stop);
+        readers.delete(messages);
+        messages.stop();
+      }
+      // Ended without reaching the end: resume (after a pause when this round delivered nothing).
+      if (next === before) await sleep(100);
     }
   }
 
@@ -464,6 +476,15 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     }
     return undefined;
   };
+
+  // After a reconnect the server-side consumers of our reads may be gone (a restarted server keeps
+  // no ephemeral consumer): end every read's consumer now, and scan() resumes each one on a new
+  // consumer after the last message it delivered, instead of waiting for missed heartbeats.
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'reconnect') for (const messages of readers) messages.stop();
+    }
+  })().catch(() => {});
 
   const store: NatsEventStore = {
     backend: 'nats',
@@ -617,7 +638,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       closed = true;
       // Appends already accepted are answered first.
       await Promise.allSettled([...inFlight]);
-      for (const messages of liveReaders) messages.stop();
+      for (const messages of readers) messages.stop();
       await nc.close().catch(() => {});
     },
   };
