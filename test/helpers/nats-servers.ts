@@ -57,6 +57,11 @@ export interface TestServers {
   stop(): Promise<void>;
 }
 
+export interface ServerOptions {
+  /** The server's max_payload (largest message, so largest append), bytes. Default: nats-server's 1 MiB. */
+  maxPayload?: number;
+}
+
 interface NodeSpec {
   name: string;
   port: number;
@@ -101,7 +106,7 @@ async function jetStreamReady(ports: number[], timeoutMs = 20_000): Promise<void
   }
 }
 
-async function startServers(count: number): Promise<TestServers> {
+async function startServers(count: number, options: ServerOptions = {}): Promise<TestServers> {
   const dir = mkdtempSync(join(tmpdir(), 'logline-nats-'));
   const ports = await freePorts(count * 2);
   const clientPorts = ports.slice(0, count);
@@ -127,6 +132,7 @@ async function startServers(count: number): Promise<TestServers> {
       `server_name: ${name}
 listen: 127.0.0.1:${port}
 jetstream { store_dir: "${storeDir}", max_memory_store: 64MB, max_file_store: 1GB }
+${options.maxPayload ? `max_payload: ${options.maxPayload}` : ''}
 ${cluster}
 `,
     );
@@ -167,6 +173,6 @@ ${cluster}
 }
 
 /** Three JetStream nodes routed to each other on loopback. */
-export const startCluster = (): Promise<TestServers> => startServers(3);
+export const startCluster = (options?: ServerOptions): Promise<TestServers> => startServers(3, options);
 /** One JetStream server of the test's own, to stop and restart. */
-export const startServer = (): Promise<TestServers> => startServers(1);
+export const startServer = (options?: ServerOptions): Promise<TestServers> => startServers(1, options);
