@@ -213,8 +213,12 @@ interface StreamHead {
 }
 
 const HEAD_CACHE_SIZE = 10_000;
-/** Bytes of messages a reader's consumer may hold ahead of it. */
-const READ_AHEAD_BYTES = 8 * 1024 * 1024;
+/**
+ * Roughly how many bytes of messages a reader's consumer may hold ahead of it. Counted in
+ * messages of the largest size (max_payload): a byte-bounded pull (`max_bytes`) stalled for
+ * ~40 s whenever a large message followed many small ones (client 3.4 / server 2.9).
+ */
+const READ_AHEAD_BYTES = 32 * 1024 * 1024;
 /** Concurrent index reads or writes of one append. */
 const INDEX_CONCURRENCY = 256;
 
@@ -236,6 +240,7 @@ async function inChunks<T, R>(items: T[], work: (item: T) => Promise<R>): Promis
 function createNatsStore(parts: StoreParts): NatsEventStore {
   const { nc, js, jsm, layout, limits, timeoutMs, jetstreamModule, newHeaders } = parts;
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+  const readAhead = Math.min(256, Math.max(16, Math.floor(READ_AHEAD_BYTES / maxPayload)));
   // The reported limit is what an append can really carry: one message of at most max_payload.
   const reportedLimits: StoreLimits = { ...limits, maxAppendBytes: Math.min(limits.maxAppendBytes, maxPayload) };
   const heads = new Map<string, StreamHead>();
@@ -427,7 +432,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
           opt_start_seq: next,
         }),
       );
-      const messages = await patiently('opening a reader', () => consumer.consume({ max_bytes: READ_AHEAD_BYTES }));
+      const messages = await patiently('opening a reader', () => consumer.consume({ max_messages: readAhead }));
       readers.add(messages);
       const stop = () => messages.stop();
       signal?.addEventListener('abort', stop, { once: true });

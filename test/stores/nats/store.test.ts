@@ -109,6 +109,19 @@ describe.skipIf(!reachable)('nats store', () => {
     expect((await other.stats()).events).toBe(2);
   });
 
+  it('readAll streams through a large message after many small ones without stalling', async () => {
+    const store = await fresh();
+    await Promise.all(Array.from({ length: 300 }, (_, i) => store.append(`small-${i % 10}`, [event('Small', { i })])));
+    await store.append(
+      'big',
+      Array.from({ length: 100 }, (_, i) => event('Big', { i, pad: 'p'.repeat(300) })),
+    );
+    const started = performance.now();
+    expect(await collect(store.readAll())).toHaveLength(400);
+    // A byte-bounded pull used to wait ~40 s for its request to expire at the large message.
+    expect(performance.now() - started).toBeLessThan(5000);
+  }, 20_000);
+
   it('refuses streams written by a newer layout', async () => {
     const { url, stream, drop } = freshNatsUrl();
     cleanups.push(drop);
