@@ -29,6 +29,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import {
   AppendTooLargeError,
   DriverMissingError,
+  IdempotencyConflictError,
   InvalidArgumentError,
   StoreClosedError,
   StoreUnavailableError,
@@ -332,11 +333,14 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
 
   // ---- appends -----------------------------------------------------------------------------
 
+  /** The server dropped our publish as a resend of message `seq` (same Nats-Msg-Id): answer as its retry. */
   const answerDuplicate = async (stream: string, expected: ExpectedVersion, events: PreparedEvent[], seq: number) => {
     const original = await getMessage(layout.log, { seq });
     const ids = new Set(events.map((e) => e.id));
     const stored = original ? decodeMessage(fromStored(original)).filter((e) => ids.has(e.id)) : [];
-    if (stored.length === 0) return undefined;
+    // Resending would be dropped again for the rest of the window: refuse rather than loop.
+    if (stored.length === 0)
+      throw new IdempotencyConflictError(stream, (events[0] as PreparedEvent).id, `the server holds message ${seq} under this id`);
     return resolveRetry(stream, expected, events, stored);
   };
 
@@ -396,9 +400,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       }
       if (ack.duplicate) {
         heads.delete(stream);
-        const original = await answerDuplicate(stream, expected, events, ack.seq);
-        if (original) return original;
-        continue;
+        return answerDuplicate(stream, expected, events, ack.seq);
       }
       await indexIds(
         events.map((e) => e.id),

@@ -109,6 +109,19 @@ describe.skipIf(!reachable)('nats store', () => {
     expect((await other.stats()).events).toBe(2);
   });
 
+  it('the same append sent at once by two processes is stored once; both get its result', async () => {
+    const store = await fresh();
+    const other = (await openStore(`${NATS_URL}?stream=${store.layout.log}&prefix=${store.layout.prefix}`)) as NatsEventStore;
+    cleanups.push(() => other.close());
+    for (let round = 0; round < 10; round++) {
+      const events = [event('Paid', { round }, { id: randomUUID() }), event('Receipted', { round }, { id: randomUUID() })];
+      const [a, b] = await Promise.all([store.append('race-1', events), other.append('race-1', events)]);
+      expect(a).toEqual(b);
+      expect(a.streamVersion).toBe(2 * (round + 1));
+    }
+    expect((await collect(store.read('race-1'))).map((e) => e.streamVersion)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
   it('readAll streams through a large message after many small ones without stalling', async () => {
     const store = await fresh();
     await Promise.all(Array.from({ length: 300 }, (_, i) => store.append(`small-${i % 10}`, [event('Small', { i })])));
