@@ -60,6 +60,8 @@ export interface TestServers {
 export interface ServerOptions {
   /** The server's max_payload (largest message, so largest append), bytes. Default: nats-server's 1 MiB. */
   maxPayload?: number;
+  /** Require this user and password from clients. */
+  auth?: { user: string; password: string };
 }
 
 interface NodeSpec {
@@ -86,12 +88,12 @@ const exited = (child: ChildProcess) =>
     : new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
 /** Waits until JetStream answers on every given port (in a cluster: a meta leader is elected). */
-async function jetStreamReady(ports: number[], timeoutMs = 20_000): Promise<void> {
+async function jetStreamReady(ports: number[], auth?: ServerOptions['auth'], timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (const port of ports) {
     for (;;) {
       try {
-        const nc = await connect({ servers: `127.0.0.1:${port}`, timeout: 1000, reconnect: false });
+        const nc = await connect({ servers: `127.0.0.1:${port}`, timeout: 1000, reconnect: false, user: auth?.user, pass: auth?.password });
         try {
           await (await jetstreamManager(nc, { timeout: 1000 })).getAccountInfo();
           break;
@@ -133,6 +135,7 @@ async function startServers(count: number, options: ServerOptions = {}): Promise
 listen: 127.0.0.1:${port}
 jetstream { store_dir: "${storeDir}", max_memory_store: 64MB, max_file_store: 1GB }
 ${options.maxPayload ? `max_payload: ${options.maxPayload}` : ''}
+${options.auth ? `authorization { user: "${options.auth.user}", password: "${options.auth.password}" }` : ''}
 ${cluster}
 `,
     );
@@ -155,7 +158,7 @@ ${cluster}
     async restart(name) {
       const node = find(name);
       node.process = launch(specs.find((s) => s.name === name) as NodeSpec);
-      await jetStreamReady([node.port]);
+      await jetStreamReady([node.port], options.auth);
     },
     async stop() {
       for (const node of nodes) node.process.kill('SIGKILL');
@@ -164,7 +167,7 @@ ${cluster}
     },
   };
   try {
-    await jetStreamReady(clientPorts);
+    await jetStreamReady(clientPorts, options.auth);
   } catch (error) {
     await servers.stop();
     throw error;

@@ -181,7 +181,11 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<NatsEven
       pingInterval: 5000,
     });
   } catch (error) {
-    throw new StoreUnavailableError('nats', `no server of ${servers.join(', ') || '127.0.0.1:4222'} accepted a connection`, error);
+    const where = servers.join(', ') || '127.0.0.1:4222';
+    // Wrong credentials are not an outage: say so, so nobody waits for the server to come back.
+    if ((error as Error)?.name === 'AuthorizationError' || /authoriz|authenticat/i.test(String((error as Error)?.message)))
+      throw new StoreUnavailableError('nats', `the server at ${where} refused the credentials (user/pass, token or creds)`, error);
+    throw new StoreUnavailableError('nats', `no server of ${where} accepted a connection`, error);
   }
   const timeoutMs = options.timeoutMs ?? fromUrl.timeoutMs ?? 5000;
   try {

@@ -168,6 +168,25 @@ describe.skipIf(!available)('nats store on a 3-node cluster (R3)', () => {
   }, 90_000);
 });
 
+describe.skipIf(!available)('nats store on a server that requires credentials', () => {
+  it('connects with user and password from the URL, and says so when they are wrong', async () => {
+    const server = await startServer({ auth: { user: 'app', password: 's3cr@t' } });
+    try {
+      const hosts = server.url.slice('nats://'.length);
+      const store = await openStore(`nats://app:${encodeURIComponent('s3cr@t')}@${hosts}?${tenant()}`);
+      await store.append('a-1', [event('A')]);
+      expect(await store.streamVersion('a-1')).toBe(1);
+      await store.close();
+      const error = await openStore(`nats://app:wrong@${hosts}?${tenant()}`).catch((e) => e);
+      expect(error).toBeInstanceOf(StoreUnavailableError);
+      expect(error.message).toMatch(/refused the credentials/);
+      await expect(openStore(`nats://${hosts}?${tenant()}`)).rejects.toBeInstanceOf(StoreUnavailableError);
+    } finally {
+      await server.stop();
+    }
+  }, 30_000);
+});
+
 describe.skipIf(!available)('nats store on a lone server restarted mid-subscription', () => {
   it('the subscriber resumes after the restart with nothing lost or repeated', async () => {
     const server = await startServer();
