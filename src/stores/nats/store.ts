@@ -128,11 +128,15 @@ async function loadDriver(): Promise<{ transport: Transport; jetstreamModule: Je
 /** Errors that mean "JetStream did not answer (yet)": worth retrying until the deadline. */
 export function isUnavailableError(error: unknown): boolean {
   const name = (error as Error)?.name ?? '';
-  if (['TimeoutError', 'NoRespondersError', 'RequestError', 'ConnectionError', 'ClosedConnectionError'].includes(name)) return true;
+  // JetStreamNotEnabled: what a node answers while it has no meta leader (during a cluster election).
+  if (
+    ['TimeoutError', 'NoRespondersError', 'RequestError', 'ConnectionError', 'ClosedConnectionError', 'JetStreamNotEnabled'].includes(name)
+  )
+    return true;
   const code = (error as { code?: unknown })?.code;
   const status = (error as { status?: unknown })?.status;
   if (status === 503 || code === 503 || code === 10008) return true;
-  return /no responders|timeout|temporarily unavailable|leader|not available|stream offline|disconnect|connection closed/i.test(
+  return /no responders|timeout|temporarily unavailable|leader|not available|not enabled|stream offline|disconnect|connection closed/i.test(
     String((error as Error)?.message),
   );
 }
@@ -189,7 +193,8 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<NatsEven
   }
   const timeoutMs = options.timeoutMs ?? fromUrl.timeoutMs ?? 5000;
   try {
-    const jsm = await jetstreamModule.jetstreamManager(nc, { timeout: timeoutMs });
+    // Each request waits at most 2 s; longer waits are retries, bounded by timeoutMs.
+    const jsm = await jetstreamModule.jetstreamManager(nc, { timeout: Math.min(timeoutMs, 2000) });
     await ensureLayout(jsm, layout);
     const js = jetstreamModule.jetstream(nc, { timeout: Math.min(timeoutMs, 2000) });
     return createNatsStore({ nc, js, jsm, layout, limits, timeoutMs, jetstreamModule, newHeaders: transport.headers });
@@ -260,9 +265,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     if (closed) throw new StoreClosedError('nats');
   };
 
-  /** Retries `operation` while JetStream is unavailable, up to timeoutMs; then StoreUnavailable. */
-  async function patiently<T>(what: string, operation: () => Promise<T>): Promise<T> {
-    const deadline = performance.now() + timeoutMs;
+  /** Retries `operation` while JetStream is unavailable, until `deadline` (default: timeoutMs from now); then StoreUnavailable. */
+  async function patiently<T>(what: string, operation: () => Promise<T>, deadline = performance.now() + timeoutMs): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await operation();
@@ -277,53 +281,68 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
   }
 
   /** The stream leader's copy of one message (not a possibly lagging replica's), or undefined. */
-  const getMessage = (stream: string, query: { seq: number } | { last_by_subj: string }): Promise<StoredMsg | undefined> =>
-    patiently('reading a message', async () => {
-      try {
-        return (await jsm.streams.getMessage(stream, query)) ?? undefined;
-      } catch (error) {
-        if (isMessageNotFound(error)) return undefined;
-        throw error;
-      }
-    });
+  const getMessage = (
+    stream: string,
+    query: { seq: number } | { last_by_subj: string },
+    deadline?: number,
+  ): Promise<StoredMsg | undefined> =>
+    patiently(
+      'reading a message',
+      async () => {
+        try {
+          return (await jsm.streams.getMessage(stream, query)) ?? undefined;
+        } catch (error) {
+          if (isMessageNotFound(error)) return undefined;
+          throw error;
+        }
+      },
+      deadline,
+    );
 
   const lastSeq = async (): Promise<number> =>
     patiently('reading the log state', async () => (await jsm.streams.info(layout.log)).state.last_seq);
 
   // ---- the id index ------------------------------------------------------------------------
 
-  const indexIds = async (ids: string[], seq: number): Promise<void> => {
+  /**
+   * Indexes `ids` as stored in message `seq`. Within an append, `deadline` is the append's own (at
+   * least 1 s from now): a caller never waits much past timeoutMs. Should it pass, the message
+   * stays unindexed until the next append to its stream indexes it (see loadHead).
+   */
+  const indexIds = async (ids: string[], seq: number, deadline?: number): Promise<void> => {
+    const until = deadline === undefined ? undefined : Math.max(deadline, performance.now() + 1000);
     // The last id goes in after all others: "last id indexed" then means "all indexed".
-    const publishId = (id: string) => patiently('indexing event ids', () => js.publish(idSubject(layout, id), String(seq)));
+    const publishId = (id: string) => patiently('indexing event ids', () => js.publish(idSubject(layout, id), String(seq)), until);
     await inChunks(ids.slice(0, -1), publishId);
     if (ids.length) await publishId(ids[ids.length - 1] as string);
   };
 
-  const indexedSeq = async (id: string): Promise<number | undefined> => {
-    const entry = await getMessage(layout.ids, { last_by_subj: idSubject(layout, id) });
+  const indexedSeq = async (id: string, deadline?: number): Promise<number | undefined> => {
+    const entry = await getMessage(layout.ids, { last_by_subj: idSubject(layout, id) }, deadline);
     return entry ? Number(entry.string()) : undefined;
   };
 
   /** The stored events among `ids`, found through the index. */
-  const storedEvents = async (ids: string[]): Promise<RecordedEvent[]> => {
-    const seqs = new Set((await inChunks(ids, indexedSeq)).filter((seq): seq is number => seq !== undefined));
+  const storedEvents = async (ids: string[], deadline?: number): Promise<RecordedEvent[]> => {
+    const seqs = new Set((await inChunks(ids, (id) => indexedSeq(id, deadline))).filter((seq): seq is number => seq !== undefined));
     if (seqs.size === 0) return [];
     const wanted = new Set(ids);
-    const messages = await inChunks([...seqs], (seq) => getMessage(layout.log, { seq }));
+    const messages = await inChunks([...seqs], (seq) => getMessage(layout.log, { seq }, deadline));
     return messages.flatMap((m) => (m ? decodeMessage(fromStored(m)).filter((e) => wanted.has(e.id)) : []));
   };
 
   /** Loads a stream's head from the server, indexing its last message if its writer could not. */
-  const loadHead = async (stream: string): Promise<StreamHead> => {
-    const last = await getMessage(layout.log, { last_by_subj: logSubject(layout, stream) });
+  const loadHead = async (stream: string, deadline?: number): Promise<StreamHead> => {
+    const last = await getMessage(layout.log, { last_by_subj: logSubject(layout, stream) }, deadline);
     if (!last) return { seq: 0, version: 0 };
     const message = fromStored(last);
     const events = decodeMessage(message);
     const lastId = events[events.length - 1]?.id;
-    if (lastId !== undefined && (await indexedSeq(lastId)) !== last.seq) {
+    if (lastId !== undefined && (await indexedSeq(lastId, deadline)) !== last.seq) {
       await indexIds(
         events.map((e) => e.id),
         last.seq,
+        deadline,
       );
     }
     return { seq: last.seq, version: headOf(message).version };
@@ -338,8 +357,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
   // ---- appends -----------------------------------------------------------------------------
 
   /** The server dropped our publish as a resend of message `seq` (same Nats-Msg-Id): answer as its retry. */
-  const answerDuplicate = async (stream: string, expected: ExpectedVersion, events: PreparedEvent[], seq: number) => {
-    const original = await getMessage(layout.log, { seq });
+  const answerDuplicate = async (stream: string, expected: ExpectedVersion, events: PreparedEvent[], seq: number, deadline: number) => {
+    const original = await getMessage(layout.log, { seq }, Math.max(deadline, performance.now() + 1000));
     const ids = new Set(events.map((e) => e.id));
     const stored = original ? decodeMessage(fromStored(original)).filter((e) => ids.has(e.id)) : [];
     // Resending would be dropped again for the rest of the window: refuse rather than loop.
@@ -359,10 +378,13 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     const deadline = performance.now() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
       const cached = heads.get(stream);
-      const head = cached ?? (await loadHead(stream));
+      const head = cached ?? (await loadHead(stream, deadline));
       // Ids the caller chose (or ours, after an attempt whose outcome is unknown) may be stored already.
       if (events.length > 0 && (callerIds || attempt > 0)) {
-        const stored = await storedEvents(events.map((e) => e.id));
+        const stored = await storedEvents(
+          events.map((e) => e.id),
+          deadline,
+        );
         if (stored.length > 0) return resolveRetry(stream, expected, events, stored);
       }
       if (!versionMatches(expected, head.version)) {
@@ -404,11 +426,12 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       }
       if (ack.duplicate) {
         heads.delete(stream);
-        return answerDuplicate(stream, expected, events, ack.seq);
+        return answerDuplicate(stream, expected, events, ack.seq, deadline);
       }
       await indexIds(
         events.map((e) => e.id),
         ack.seq,
+        deadline,
       );
       remember(stream, { seq: ack.seq, version });
       return { streamVersion: version, position: lastPositionOf(ack.seq) };
@@ -416,6 +439,21 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
   };
 
   // ---- reads -------------------------------------------------------------------------------
+
+  /** An ordered consumer's messages from sequence `start` (of one subject, or of the whole log). */
+  const openReader = async (start: number, filterSubject?: string): Promise<ConsumerMessages> => {
+    const consumer = await patiently('opening a reader', () =>
+      js.consumers.get(layout.log, {
+        // A string, not an array: server 2.9 knows only the single `filter_subject`.
+        ...(filterSubject ? { filter_subjects: filterSubject } : {}),
+        deliver_policy: jetstreamModule.DeliverPolicy.StartSequence,
+        opt_start_seq: start,
+      }),
+    );
+    // Pull requests of 5 s (heartbeats every 2.5 s): a consumer lost with its node (a failover the
+    // client's own connection did not notice) is detected and replaced in ~5 s, not 30 s.
+    return patiently('opening a reader', () => consumer.consume({ max_messages: readAhead, expires: 5000 }));
+  };
 
   /**
    * The log's messages from `startSeq` on, through ordered consumers: up to `endSeq` (inclusive),
@@ -430,15 +468,15 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         if (endSeq === Number.POSITIVE_INFINITY) return;
         throw new StoreClosedError('nats');
       }
-      const consumer = await patiently('opening a reader', () =>
-        js.consumers.get(layout.log, {
-          // A string, not an array: server 2.9 knows only the single `filter_subject`.
-          ...(filterSubject ? { filter_subjects: filterSubject } : {}),
-          deliver_policy: jetstreamModule.DeliverPolicy.StartSequence,
-          opt_start_seq: next,
-        }),
-      );
-      const messages = await patiently('opening a reader', () => consumer.consume({ max_messages: readAhead }));
+      let messages: ConsumerMessages;
+      try {
+        messages = await openReader(next, filterSubject);
+      } catch (error) {
+        // A live subscriber outwaits an outage (an election, a restart); a finite read reports it.
+        if (endSeq !== Number.POSITIVE_INFINITY || !(error instanceof StoreUnavailableError)) throw error;
+        await sleep(250);
+        continue;
+      }
       readers.add(messages);
       const stop = () => messages.stop();
       signal?.addEventListener('abort', stop, { once: true });

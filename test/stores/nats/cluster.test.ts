@@ -142,7 +142,8 @@ describe.skipIf(!available)('nats store on a 3-node cluster (R3)', () => {
     // Writers only ever saw the typed, retryable error, and no call outlived its timeout by much.
     for (const error of failures) expect(error).toBeInstanceOf(StoreUnavailableError);
     expect(failures.length).toBeGreaterThan(0);
-    expect(slowest).toBeLessThan(timeoutMs + 3000);
+    // The request in flight at the deadline (≤ 2 s) plus ≥ 1 s for index writes: docs/nats.md.
+    expect(slowest).toBeLessThan(timeoutMs + 5000);
     // Every acknowledged append is stored exactly once, in the order it was acknowledged.
     for (const [stream, ids] of acknowledged) {
       const stored = await collect(writer.read(stream));
