@@ -24,7 +24,7 @@ const program = new Command('logline').description('Logline event store: server 
 const targetOptions = (command: Command) =>
   command
     .addOption(
-      new Option('--store <url>', 'store URL: sqlite:<path>, postgres://…, memory: (default sqlite:./logline-data/logline.db)').env(
+      new Option('--store <url>', 'store URL: sqlite:<path>, postgres://…, nats://…, memory: (default sqlite:./logline-data/logline.db)').env(
         'LOGLINE_STORE',
       ),
     )
