@@ -24,9 +24,10 @@ const program = new Command('logline').description('Logline event store: server 
 const targetOptions = (command: Command) =>
   command
     .addOption(
-      new Option('--store <url>', 'store URL: sqlite:<path>, postgres://…, memory: (default sqlite:./logline-data/logline.db)').env(
-        'LOGLINE_STORE',
-      ),
+      new Option(
+        '--store <url>',
+        'store URL: sqlite:<path>, postgres://…, nats://…, memory: (default sqlite:./logline-data/logline.db)',
+      ).env('LOGLINE_STORE'),
     )
     .addOption(new Option('--server <url>', 'a running Logline server, e.g. http://127.0.0.1:7373').env('LOGLINE_SERVER'))
     .addOption(new Option('--api-key <key>', 'API key for --server').env('LOGLINE_API_KEY'));

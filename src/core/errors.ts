@@ -134,7 +134,7 @@ export class StoreClosedError extends LoglineError {
 
 export class InvalidStoreUrlError extends LoglineError {
   constructor(url: string, problem: string) {
-    super('InvalidStoreUrl', `Invalid store URL '${url}': ${problem}. Expected 'memory:', 'sqlite:<path>' or 'postgres://…'.`, {
+    super('InvalidStoreUrl', `Invalid store URL '${url}': ${problem}. Expected 'memory:', 'sqlite:<path>', 'postgres://…' or 'nats://…'.`, {
       url,
       problem,
     });

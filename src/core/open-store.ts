@@ -1,10 +1,11 @@
 /**
  * openStore(url): one entry point for every backend. Backends are imported on demand, so a
- * driver (better-sqlite3, postgres) is only loaded when its URL scheme is used.
+ * driver (better-sqlite3, postgres, @nats-io/*) is only loaded when its URL scheme is used.
  *
  *   memory:                                   in-process, for tests and examples
  *   sqlite:./data/logline.db?synchronous=full embedded file (also sqlite::memory:)
  *   postgres://user@host:5432/db?schema=logline
+ *   nats://127.0.0.1:4222  nats://a:4222,b:4222,c:4222?replicas=3&stream=LOGLINE&prefix=logline
  */
 import { InvalidStoreUrlError } from './errors.js';
 import type { EventStore, StoreLimits } from './types.js';
@@ -55,8 +56,10 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       const { openPostgresStore } = await import('../stores/postgres/index.js');
       return openPostgresStore({ url, limits: options.limits });
     }
-    case 'nats:':
-      throw new InvalidStoreUrlError(url, 'the NATS JetStream backend is not part of this release yet');
+    case 'nats:': {
+      const { openNatsStore } = await import('../stores/nats/index.js');
+      return openNatsStore({ url, limits: options.limits });
+    }
     default:
       throw new InvalidStoreUrlError(url, scheme ? `unknown scheme '${scheme}'` : 'it has no scheme');
   }

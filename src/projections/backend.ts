@@ -6,6 +6,8 @@
  *   memory:   plain maps (per store instance); no rollback, so effects are at-least-once.
  *   sqlite:   tables in the store's own database file, on the store's own connection.
  *   postgres: tables in the store's schema, through the store's postgres.js pool.
+ *   nats:     documents in the store's <NAME>_PROJECTIONS stream (src/stores/nats/projections.ts);
+ *             no rollback, so effects are at-least-once.
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import type { RecordedEvent } from '../core/types.js';
@@ -65,7 +67,7 @@ export interface LeasePlan {
 }
 
 export interface ProjectionBackend {
-  readonly kind: 'memory' | 'sqlite' | 'postgres';
+  readonly kind: 'memory' | 'sqlite' | 'postgres' | 'nats';
   /** True when `transact` rolls the work back on failure (effects exactly once). */
   readonly transactional: boolean;
   readCheckpoint(name: string): Promise<bigint | undefined>;

@@ -143,6 +143,13 @@ export interface ProjectionOptions {
   switchLag?: number;
   /** Drop the previous version's tables after a switch. Default true. */
   dropOld?: boolean;
+  /**
+   * The SQLite or PostgreSQL store whose database holds this projection's tables and checkpoint,
+   * when the events come from a store without SQL (NATS): handler writes and checkpoint still
+   * commit in one transaction there, so each event takes effect once. Default: the event store.
+   * Read its checkpoint (getLag, listConsumers) through this store. Async mode only.
+   */
+  readModel?: EventStore;
 }
 
 export interface ProjectionHandle extends ConsumerHandle {
@@ -278,8 +285,11 @@ export async function startProjection<Tx>(
   const dropOld = options.dropOld ?? true;
   const key = checkpointName(name, version);
   assertNotRunning(store, key);
-  const backend = await backendFor(store);
-  if (mode === 'inline' && backend.kind === 'memory') {
+  if (options.readModel !== undefined && mode === 'inline') {
+    throw new InvalidArgumentError('mode', "'inline' runs inside the event store's appends", "mode: 'async' with a readModel");
+  }
+  const backend = await backendFor(options.readModel ?? store);
+  if (mode === 'inline' && (backend.kind === 'memory' || backend.kind === 'nats')) {
     throw new InvalidArgumentError('mode', "'inline' needs a store with transactions", 'a SQLite or PostgreSQL store, or mode: async');
   }
 

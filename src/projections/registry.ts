@@ -28,7 +28,16 @@ async function createBackend(store: EventStore): Promise<ProjectionBackend> {
   if (store.backend === 'memory') return createMemoryBackend();
   if (store.backend === 'sqlite' && 'database' in store) return createSqliteBackend(store.database as Database);
   if (isPostgresStore(store)) return createPostgresBackend(store);
-  throw new InvalidArgumentError('store', `the ${store.backend} backend has no projection support`, 'a memory, SQLite or PostgreSQL store');
+  if (store.backend === 'nats' && 'layout' in store) {
+    // Loaded on demand, like the store itself: projections on other backends never load NATS code.
+    const { createNatsBackend } = await import('../stores/nats/projections.js');
+    return createNatsBackend(store as import('../stores/nats/store.js').NatsEventStore);
+  }
+  throw new InvalidArgumentError(
+    'store',
+    `the ${store.backend} backend has no projection support`,
+    'a memory, SQLite, PostgreSQL or NATS store',
+  );
 }
 
 /** Consumers started in this process, by store. */

@@ -1,20 +1,23 @@
 /**
- * The real stores the domain tests run on: memory, an SQLite file, and PostgreSQL in a fresh schema
- * (skipped only when it is unreachable outside CI; with CI=true requirePostgres throws).
+ * The real stores the domain tests run on: memory, an SQLite file, PostgreSQL in a fresh schema and
+ * NATS JetStream in fresh streams (each skipped only when unreachable outside CI; with CI=true the
+ * require functions throw).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { type EventStore, openStore } from '../../src/index.js';
+import { freshNatsUrl, requireNats } from '../helpers/nats.js';
 import { freshSchemaUrl, requirePostgres } from '../helpers/postgres.js';
 
 export interface StoreTarget {
-  name: 'memory' | 'sqlite' | 'postgres';
+  name: 'memory' | 'sqlite' | 'postgres' | 'nats';
   open(): Promise<EventStore>;
 }
 
 const pgReachable = await requirePostgres();
+const natsReachable = await requireNats();
 
 /** Stores opened through a target are closed (and their files or schemas removed) after the file's tests. */
 export function storeTargets(): StoreTarget[] {
@@ -47,6 +50,15 @@ export function storeTargets(): StoreTarget[] {
       open: async () => {
         const schema = await freshSchemaUrl();
         return track(await openStore(schema.url), schema.drop);
+      },
+    });
+  }
+  if (natsReachable) {
+    targets.push({
+      name: 'nats',
+      open: async () => {
+        const fresh = freshNatsUrl();
+        return track(await openStore(fresh.url), fresh.drop);
       },
     });
   }

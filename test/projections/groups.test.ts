@@ -4,13 +4,15 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EventStore, RecordedEvent } from '../../src/index.js';
 import { InvalidArgumentError } from '../../src/index.js';
+import { openNatsStore } from '../../src/nats.js';
 import { openPostgresStore } from '../../src/postgres.js';
 import { joinGroup, listConsumers, listParked, partitionOf, replayParked } from '../../src/projections.js';
 import { openSqliteStore } from '../../src/sqlite.js';
 import { event, sleep } from '../helpers/collect.js';
+import { freshNatsUrl } from '../helpers/nats.js';
 import { freshSchemaUrl } from '../helpers/postgres.js';
 import { spawnChild } from './children.js';
-import { backends, memoryBackend, postgresReachable, tempDir } from './stores.js';
+import { backends, memoryBackend, natsBackend, natsReachable, postgresReachable, tempDir } from './stores.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/group-worker.ts', import.meta.url));
 
@@ -92,6 +94,25 @@ const processBackends: Array<{ name: string; open(dir: string): Promise<{ url: s
         },
       ]
     : []),
+  ...(natsReachable
+    ? [
+        {
+          name: 'nats',
+          async open() {
+            const fresh = freshNatsUrl();
+            const store = await openNatsStore({ url: fresh.url });
+            return {
+              url: fresh.url,
+              store,
+              async dispose() {
+                await store.close();
+                await fresh.drop();
+              },
+            };
+          },
+        },
+      ]
+    : []),
 ];
 
 describe.each(processBackends)('consumer groups across processes ($name)', (backend) => {
@@ -161,7 +182,7 @@ describe.each(processBackends)('consumer groups across processes ($name)', (back
   }, 90_000); // its own waits add up to 70 s on a loaded machine (3 process start-ups, 1,600 events)
 });
 
-for (const backend of backends) {
+for (const backend of [...backends, ...(natsReachable ? [natsBackend] : [])]) {
   describe(`consumer groups in one process (${backend.name})`, () => {
     it('splits partitions between members, and hands them over when one stops', async () => {
       const { store, dispose } = await backend.open();

@@ -1,11 +1,16 @@
-/** The stores every projections test runs on: memory, a fresh SQLite file, a fresh PostgreSQL schema. */
+/**
+ * The stores every projections test runs on: memory, a fresh SQLite file, a fresh PostgreSQL schema.
+ * NATS (fresh streams) joins the tests that do not assume positions 1, 2, 3… (its positions have gaps).
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventStore } from '../../src/index.js';
 import { createMemoryStore } from '../../src/memory.js';
+import { openNatsStore } from '../../src/nats.js';
 import { openPostgresStore } from '../../src/postgres.js';
 import { openSqliteStore } from '../../src/sqlite.js';
+import { freshNatsUrl, requireNats } from '../helpers/nats.js';
 import { freshSchemaUrl, requirePostgres } from '../helpers/postgres.js';
 
 export interface TestStore {
@@ -15,7 +20,7 @@ export interface TestStore {
 }
 
 export interface Backend {
-  name: 'memory' | 'sqlite' | 'postgres';
+  name: 'memory' | 'sqlite' | 'postgres' | 'nats';
   open(): Promise<TestStore>;
 }
 
@@ -63,7 +68,24 @@ export const postgresBackend: Backend = {
   },
 };
 
+export const natsBackend: Backend = {
+  name: 'nats',
+  async open() {
+    const fresh = freshNatsUrl();
+    const store = await openNatsStore({ url: fresh.url });
+    return {
+      store,
+      async dispose() {
+        await store.close();
+        await fresh.drop();
+      },
+    };
+  },
+};
+
 /** Whether PostgreSQL answers (with CI=true, unreachable is an error, never a skip). */
 export const postgresReachable = await requirePostgres();
+/** Whether NATS JetStream answers (the same rule). */
+export const natsReachable = await requireNats();
 
 export const backends: Backend[] = [memoryBackend, sqliteBackend, ...(postgresReachable ? [postgresBackend] : [])];
