@@ -94,17 +94,21 @@ export function describeAgreement(backend: string, open: () => Promise<EventStor
       expect((await live).map((e) => e.type)).toEqual(['B']);
     });
 
-    it.skipIf(backend === 'memory')('a live subscription fails when the store is restored behind it, instead of skipping', async () => {
-      const store = await open();
-      await store.append('p-3', [ev('A'), ev('B'), ev('C'), ev('D')]);
-      const iterator = store.subscribe()[Symbol.asyncIterator]();
-      for (let i = 0; i < 4; i++) await nextWithin(iterator, 10_000);
-      await restoreTo(store, 2n);
-      // Written after the restore at positions the subscriber believes it has seen.
-      await store.append('p-3-after', [ev('AfterRestore')]);
-      const error = await nextWithin(iterator, 10_000).catch((e) => e);
-      expect(error).toBeInstanceOf(PositionBeyondHeadError);
-      expect(error.details).toMatchObject({ position: '4' });
-    });
+    // Memory cannot be restored; on NATS the check is made when a read or subscription starts (docs/nats.md).
+    it.skipIf(backend === 'memory' || backend === 'nats')(
+      'a live subscription fails when the store is restored behind it, instead of skipping',
+      async () => {
+        const store = await open();
+        await store.append('p-3', [ev('A'), ev('B'), ev('C'), ev('D')]);
+        const iterator = store.subscribe()[Symbol.asyncIterator]();
+        for (let i = 0; i < 4; i++) await nextWithin(iterator, 10_000);
+        await restoreTo(store, 2n);
+        // Written after the restore at positions the subscriber believes it has seen.
+        await store.append('p-3-after', [ev('AfterRestore')]);
+        const error = await nextWithin(iterator, 10_000).catch((e) => e);
+        expect(error).toBeInstanceOf(PositionBeyondHeadError);
+        expect(error.details).toMatchObject({ position: '4' });
+      },
+    );
   });
 }

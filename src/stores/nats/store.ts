@@ -31,6 +31,7 @@ import {
   DriverMissingError,
   IdempotencyConflictError,
   InvalidArgumentError,
+  PositionBeyondHeadError,
   StoreClosedError,
   StoreUnavailableError,
   WrongExpectedVersionError,
@@ -500,6 +501,11 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     }
   }
 
+  /** A position past the head (a store restored from an older backup) is an error, never a skip. */
+  const assertNotBeyond = (position: bigint, head: bigint): void => {
+    if (position > head) throw new PositionBeyondHeadError(position, head);
+  };
+
   async function* readAllFrom(filter: NormalizedReadAll, endSeq: number, signal?: AbortSignal): AsyncGenerator<RecordedEvent> {
     let remaining = filter.limit;
     if (remaining <= 0) return;
@@ -615,7 +621,9 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     async *readAll(opts?: ReadAllOptions) {
       assertOpen();
       const filter = normalizeReadAllOptions(opts);
-      yield* readAllFrom(filter, await lastSeq());
+      const endSeq = await lastSeq();
+      assertNotBeyond(filter.from, lastPositionOf(endSeq));
+      yield* readAllFrom(filter, endSeq);
     },
 
     async *subscribe(opts: SubscribeOptions = {}) {
@@ -626,6 +634,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       assertOpen();
       const filter = normalizeReadAllOptions({ types: opts.types, streamPrefix: opts.streamPrefix });
       const after = from === 'start' ? 0n : from === 'end' ? lastPositionOf(await lastSeq()) : from;
+      if (typeof from === 'bigint') assertNotBeyond(after, lastPositionOf(await lastSeq()));
       yield* readAllFrom({ ...filter, from: after }, Number.POSITIVE_INFINITY, signal);
     },
 
