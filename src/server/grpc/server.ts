@@ -122,11 +122,14 @@ export async function startGrpcServer(options: GrpcOptions): Promise<RunningGrpc
   return {
     port: boundPort,
     async close(graceMs = 10_000) {
-      // Subscriptions never end by themselves: end them, let appends finish and be answered, then stop.
+      // Subscriptions never end by themselves: end them; stop taking calls; appends already handed
+      // to the store finish and are answered; then idle client connections are cut (clients keep
+      // theirs open, so a graceful drain alone would wait out the grace period).
       for (const end of openReads) end('server shutting down');
       const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      const answered = Promise.allSettled([...inFlight]).then(() => new Promise<void>((resolve) => setTimeout(resolve, 50)));
       const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
-      await Promise.race([drained, grace]);
+      await Promise.race([drained, answered, grace]);
       server.forceShutdown();
       await Promise.allSettled([...inFlight]);
     },
