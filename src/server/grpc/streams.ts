@@ -8,6 +8,7 @@ import type {
   ServerReadableStream,
   ServerUnaryCall,
   ServerWritableStream,
+  ServiceError,
   sendUnaryData,
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
@@ -87,6 +88,14 @@ async function send(call: ReadCall, message: StreamsPb.ReadResp, signal: AbortSi
     call.on('drain', done);
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/**
+ * Ends a streaming call with an error status. grpc-js sends the status of an 'error' event;
+ * destroy() would close the stream without one and leave the client waiting.
+ */
+function failCall(call: NodeJS.EventEmitter, status: Partial<ServiceError>): void {
+  call.emit('error', Object.assign(new Error(status.details), status));
 }
 
 interface Filter {
@@ -361,7 +370,7 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
     // On shutdown the client sees UNAVAILABLE, which tells it to reconnect and resubscribe.
     const endForShutdown = (reason: string) => {
       abort.abort();
-      call.destroy(Object.assign(new Error(reason), { code: protocol.grpc.status.UNAVAILABLE, details: reason }));
+      failCall(call, { code: protocol.grpc.status.UNAVAILABLE, details: reason });
     };
     context.openReads.add(endForShutdown);
     const run = async () => {
@@ -380,7 +389,7 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
         (error) => {
           if (abort.signal.aborted) return;
           logger.debug({ err: error }, 'gRPC read failed');
-          call.destroy(Object.assign(new Error((error as Error).message), toServiceError(protocol, error)));
+          failCall(call, toServiceError(protocol, error));
         },
       )
       .finally(() => context.openReads.delete(endForShutdown));
@@ -392,7 +401,7 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
   ) => {
     const error = { code: protocol.grpc.status.UNIMPLEMENTED, details: 'Not supported by Logline yet (see docs/kurrentdb.md)' };
     if (callback) callback(error);
-    else (_call as ServerDuplexStream<unknown, unknown>).destroy(Object.assign(new Error(error.details), error));
+    else failCall(_call as ServerDuplexStream<unknown, unknown>, error);
   };
 
   return { read, append, delete: unimplemented, tombstone: unimplemented, batchAppend: unimplemented };
