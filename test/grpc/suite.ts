@@ -244,6 +244,15 @@ export function describeKurrentClient(name: string, backend: Backend) {
       expect(badStream.message).toMatch(/Invalid stream id/);
       const badType = await rejection(client.appendToStream(`${p}-bad`, jsonEvent({ type: 'has spaces', data: {} })));
       expect(badType.message).toMatch(/type/);
+      // 19 events of 0.9 MB: each within the event limit, together over the 16 MiB append limit.
+      const big = 'x'.repeat(900_000);
+      const tooLarge = await rejection(
+        client.appendToStream(
+          `${p}-bad`,
+          Array.from({ length: 19 }, () => jsonEvent({ type: 'Big', data: { big } })),
+        ),
+      );
+      expect(tooLarge).toMatchObject({ type: 'maximum-append-size-exceeded', maxAppendSize: 16 * 1024 * 1024 });
       await expect(all(client.readStream(`${p}-bad`))).rejects.toMatchObject({ type: 'stream-not-found' });
     });
 

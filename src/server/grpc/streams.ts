@@ -199,35 +199,42 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
       // The client gave up (deadline, cancel): nothing of this append is stored.
       cancelled = true;
     });
+    let bytes = 0;
     call.on('data', (request: StreamsPb.AppendReq) => {
       if (failure) return;
       try {
         if (request.hasOptions()) {
           options = request.getOptions();
+          // Refused before any event is buffered: no key, or no write right on this stream.
+          const stream = streamNameOf(options?.getStreamIdentifier());
+          assertStreamId(stream);
+          requireRight(context.authenticate(call), 'write', stream, `stream '${stream}'`);
           return;
         }
         const proposed = request.getProposedMessage();
         if (!proposed) return;
-        // Bounded memory: an append over the store's event limit is refused without buffering the rest.
-        if (events.length >= store.limits.maxAppendEvents)
-          throw new AppendTooLargeError('events', events.length + 1, store.limits.maxAppendEvents);
+        if (!options) throw new InvalidArgumentError('append', 'no options message came first', 'the stream and expected revision first');
+        // Bounded memory: an append over the store's limits is refused without buffering the rest.
+        const { maxAppendEvents, maxAppendBytes } = store.limits;
+        if (events.length >= maxAppendEvents) throw new AppendTooLargeError('events', events.length + 1, maxAppendEvents);
+        bytes += proposed.getData_asU8().length + proposed.getCustomMetadata_asU8().length;
+        if (bytes > maxAppendBytes) throw new AppendTooLargeError('bytes', bytes, maxAppendBytes);
         events.push(newEventFromProposed(proposed, events.length));
       } catch (error) {
+        // Answered at once: the client stops sending, and nothing more is buffered.
         failure = error;
+        logger.debug({ err: error }, 'gRPC append refused');
+        callback(toServiceError(protocol, error));
       }
     });
     call.on('error', () => {
       cancelled = true;
     });
     call.on('end', () => {
-      if (cancelled) return;
+      if (cancelled || failure) return;
       const work = (async () => {
-        if (failure) throw failure;
         if (!options) throw new InvalidArgumentError('append', 'no options message came first', 'the stream and expected revision first');
         const stream = streamNameOf(options.getStreamIdentifier());
-        const key = context.authenticate(call);
-        assertStreamId(stream);
-        requireRight(key, 'write', stream, `stream '${stream}'`);
         return { stream, result: await store.append(stream, events, { expectedVersion: expectedVersionOf(options) }) };
       })();
       context.inFlight.add(work);
