@@ -227,6 +227,13 @@ export function describeKurrentClient(name: string, backend: Backend) {
         'event_store.client.streams.Streams/Append',
         'event_store.client.streams.Streams/Read',
       ]);
+      // What is not implemented says so (docs/kurrentdb.md), and changes nothing.
+      const kept = `${prefix()}-kept`;
+      await client.appendToStream(kept, placed(1));
+      await expect(client.deleteStream(kept)).rejects.toThrow(/not supported by Logline/i);
+      await expect(client.tombstoneStream(kept)).rejects.toThrow(/not supported by Logline/i);
+      expect(eventsOf(await all(client.readStream(kept)))).toHaveLength(1);
+
       // A discovery connection string goes through Gossip (both transports) before anything else.
       const discovering = plaintextClient(running.port, 'kurrentdb+discover');
       try {
