@@ -21,6 +21,7 @@ import {
   streamNameFilter,
 } from '@kurrent/kurrentdb-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { get, post } from '../server/process.js';
 import { all, eventsOf, eventually, type GrpcServer, plaintextClient, rejection, startGrpcServer, supportedMethods } from './kurrent.js';
 
 export interface Backend {
@@ -75,6 +76,24 @@ export function describeKurrentClient(name: string, backend: Backend) {
       const stored = eventsOf(await all(client.readStream(stream)));
       expect(stored.map((e) => (e.data as { n: number }).n)).toEqual([1, 2, 3, 4, 5, 6]);
       await expect(all(client.readStream(missing))).rejects.toMatchObject({ type: 'stream-not-found' });
+    });
+
+    it('events appended over HTTP read back over gRPC, and the other way round: one store', async () => {
+      const stream = `${prefix()}-both`;
+      const http = await post(`${running.server.url}/v1/streams/${stream}`, {
+        events: [{ type: 'ViaHttp', data: { n: 1 }, metadata: { m: 1 } }],
+      });
+      expect(http.status).toBe(201);
+      await client.appendToStream(stream, jsonEvent({ type: 'ViaGrpc', data: { n: 2 } }), { streamState: 0n });
+      expect(eventsOf(await all(client.readStream(stream))).map((e) => [e.type, e.data, e.metadata])).toEqual([
+        ['ViaHttp', { n: 1 }, { m: 1 }],
+        ['ViaGrpc', { n: 2 }, undefined],
+      ]);
+      const viaHttp = await get(`${running.server.url}/v1/streams/${stream}`);
+      expect((viaHttp.body.events as { type: string; streamVersion: number }[]).map((e) => [e.type, e.streamVersion])).toEqual([
+        ['ViaHttp', 1],
+        ['ViaGrpc', 2],
+      ]);
     });
 
     it('re-sending the same event ids is an idempotent retry', async () => {
