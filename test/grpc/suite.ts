@@ -237,6 +237,27 @@ export function describeKurrentClient(name: string, backend: Backend) {
       for (const subscription of [byPrefix, byRegex, byType, fromEnd]) await subscription.unsubscribe();
     });
 
+    it('a subscription started while appends are going on crosses from catch-up to live without loss or repeat', async () => {
+      const p = prefix();
+      const writer = (async () => {
+        for (let batch = 0; batch < 20; batch++) {
+          await client.appendToStream(
+            `${p}-${batch % 3}`,
+            Array.from({ length: 25 }, (_, k) => placed(batch * 25 + k)),
+          );
+        }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const subscription = client.subscribeToAll({ fromPosition: START, filter: streamNameFilter({ prefixes: [`${p}-`] }) });
+      const seen: number[] = [];
+      subscription.on('data', (resolved) => seen.push((resolved.event?.data as { n: number } | undefined)?.n ?? -1));
+      await writer;
+      await eventually(() => seen.length >= 300);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(seen).toEqual(Array.from({ length: 300 }, (_, n) => n));
+      await subscription.unsubscribe();
+    });
+
     it('answers ServerFeatures with a numeric version and only the implemented calls; Gossip names this node leader', async () => {
       const { version, methods } = await supportedMethods(running.port);
       expect(version).toMatch(/^\d+\.\d+\.\d+$/);
