@@ -240,10 +240,10 @@ export function describeKurrentClient(name: string, backend: Backend) {
     it('a subscription started while appends are going on crosses from catch-up to live without loss or repeat', async () => {
       const p = prefix();
       const writer = (async () => {
-        for (let batch = 0; batch < 20; batch++) {
+        for (let batch = 0; batch < 10; batch++) {
           await client.appendToStream(
             `${p}-${batch % 3}`,
-            Array.from({ length: 25 }, (_, k) => placed(batch * 25 + k)),
+            Array.from({ length: 30 }, (_, k) => placed(batch * 30 + k)),
           );
         }
       })();
