@@ -232,6 +232,12 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
     });
     call.on('end', () => {
       if (cancelled || failure) return;
+      // A client whose deadline passed before its last event arrived has given up: store nothing.
+      const deadline = call.getDeadline();
+      if (Date.now() >= (deadline instanceof Date ? deadline.getTime() : deadline)) {
+        callback({ code: protocol.grpc.status.DEADLINE_EXCEEDED, details: 'The deadline passed before the append was complete' });
+        return;
+      }
       const work = (async () => {
         if (!options) throw new InvalidArgumentError('append', 'no options message came first', 'the stream and expected revision first');
         const stream = streamNameOf(options.getStreamIdentifier());
