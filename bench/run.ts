@@ -9,6 +9,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   projections: () => import('./projections.js'),
   http: () => import('./http.js'),
   nats: () => import('./nats.js'),
+  grpc: () => import('./grpc.js'),
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));

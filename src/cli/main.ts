@@ -77,6 +77,14 @@ function parseExpected(value: string | undefined): ExpectedVersion | undefined {
   throw new InvalidArgumentError('--expected-version', `got '${value}'`, "'any', 'no_stream', 'exists' or a stream version");
 }
 
+function grpcTls(certFile: string | undefined, keyFile: string | undefined) {
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) {
+    throw new InvalidArgumentError('--grpc-tls-cert/--grpc-tls-key', 'only one of them was given', 'both (certificate and key) or neither');
+  }
+  return { certFile, keyFile };
+}
+
 // --- serve ---
 program
   .command('serve')
@@ -108,6 +116,13 @@ program
       int('--min-position-timeout-ms'),
     ),
   )
+  .addOption(
+    new Option('--grpc-port <port>', 'also serve the KurrentDB gRPC protocol on this port (0 = any free port; see docs/kurrentdb.md)')
+      .env('LOGLINE_GRPC_PORT')
+      .argParser(int('--grpc-port')),
+  )
+  .option('--grpc-tls-cert <file>', 'PEM certificate chain for the gRPC port (with --grpc-tls-key; default plaintext)')
+  .option('--grpc-tls-key <file>', 'PEM private key for the gRPC port')
   .action(async (flags) => {
     const sse = Object.fromEntries(
       Object.entries({ bufferBytes: flags.sseBufferBytes, stallMs: flags.sseStallMs, heartbeatMs: flags.heartbeatMs }).filter(
@@ -144,6 +159,8 @@ program
       admission,
       shutdownGraceMs: flags.shutdownGraceMs,
       minPositionTimeoutMs: flags.minPositionTimeoutMs,
+      grpcPort: flags.grpcPort,
+      grpcTls: grpcTls(flags.grpcTlsCert, flags.grpcTlsKey),
     });
     if (stopping) stop();
     if (process.stderr.isTTY) process.stderr.write(`Logline is listening on ${server.url} (admin page: ${server.url}/)\n`);

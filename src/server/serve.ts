@@ -13,6 +13,7 @@ import type { EventStore } from '../core/types.js';
 import { type AppOptions, createApp } from './app.js';
 import { type KeyRing, loadKeys } from './auth.js';
 import { seedDemo } from './demo.js';
+import type { RunningGrpcServer } from './grpc/server.js';
 import type { SseSettings } from './sse.js';
 
 export const DEFAULT_STORE = 'sqlite:./logline-data/logline.db';
@@ -37,10 +38,16 @@ export interface ServeOptions {
   logger?: Logger;
   /** How long shutdown waits for open requests before cutting connections. */
   shutdownGraceMs?: number;
+  /** Also serve the KurrentDB gRPC protocol on this port (0 = any free port); else LOGLINE_GRPC_PORT; off when neither. */
+  grpcPort?: number;
+  /** PEM certificate chain and key files for the gRPC port (else plaintext HTTP/2). */
+  grpcTls?: { certFile: string; keyFile: string };
 }
 
 export interface RunningServer {
   url: string;
+  /** The KurrentDB gRPC port, when serving it. */
+  grpcPort?: number;
   store: EventStore;
   close(): Promise<void>;
 }
@@ -84,6 +91,11 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     routes: options.routes,
     minPositionTimeoutMs: options.minPositionTimeoutMs,
   };
+  const grpcPort = options.grpcPort ?? (process.env.LOGLINE_GRPC_PORT ? Number(process.env.LOGLINE_GRPC_PORT) : undefined);
+  if (grpcPort !== undefined && (!Number.isInteger(grpcPort) || grpcPort < 0 || grpcPort > 65535)) {
+    await store.close();
+    throw new InvalidArgumentError('grpc port', `got ${JSON.stringify(grpcPort)}`, 'an integer from 0 to 65535');
+  }
   const { app, hub, inFlight } = createApp(appOptions);
   const server = createAdaptorServer({ fetch: app.fetch, hostname: host });
   try {
@@ -101,13 +113,26 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   }
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  logger.info({ url, store: redact(storeUrl), backend: store.backend, auth: Boolean(keys) }, 'listening');
+  let grpc: RunningGrpcServer | undefined;
+  if (grpcPort !== undefined) {
+    try {
+      // Loaded only when asked for: its packages are optional peers.
+      const { startGrpcServer } = await import('./grpc/server.js');
+      grpc = await startGrpcServer({ store, logger, host, port: grpcPort, keys, tls: options.grpcTls });
+    } catch (error) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await store.close();
+      throw error;
+    }
+  }
+  logger.info({ url, grpcPort: grpc?.port, store: redact(storeUrl), backend: store.backend, auth: Boolean(keys) }, 'listening');
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       logger.info({ inFlight: inFlight.size, sseClients: hub.clients.size }, 'shutting down');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const grpcClosed = grpc?.close(options.shutdownGraceMs);
       hub.closeAll('server shutting down');
       // Keep-alive connections become idle as their last response goes out: close them as they do.
       const closeIdle = () => (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
@@ -120,6 +145,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       }
       clearInterval(idleSweep);
+      await grpcClosed;
       // Appends already handed to the store finish (and are committed) before it closes.
       await Promise.allSettled([...inFlight]);
       await store.close();
@@ -128,7 +154,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     })();
     return closing;
   };
-  return { url, store, close };
+  return { url, grpcPort: grpc?.port, store, close };
 }
 
 /** A store URL without its password, for logs. */
