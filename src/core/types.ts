@@ -1,4 +1,4 @@
-/** The event model and the store contract (design.md §2–3). */
+/** The event model and the store contract (docs/store.md). */
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };

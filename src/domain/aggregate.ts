@@ -1,7 +1,7 @@
 /**
  * Loading an aggregate's state: latest snapshot (when the decider opts in) plus the events after
  * it, each upgraded by the decider's upcasters, folded with evolve. Also the temporal reads of
- * design §7: as of a stream version, as of a recorded time ("what did we know then") and as of a
+ * docs/domain.md, Time: as of a stream version, as of a recorded time ("what did we know then") and as of a
  * valid time ("what was true then", folding in occurredAt order).
  */
 import { InvalidArgumentError } from '../core/errors.js';

@@ -1,5 +1,5 @@
 /**
- * Retroactive events (design §7, seed 004). A stream is an append-only ledger in recorded order,
+ * Retroactive events (docs/domain.md; seed 004). A stream is an append-only ledger in recorded order,
  * but an event may arrive late: a payment made on 11 June is recorded on 29 August, after interest
  * for June..August was already paid on the old balance. Two folds disagree then:
  * - booked: recorded order, the way the ledger actually went (corrections included);

@@ -1,5 +1,5 @@
 /**
- * The HTTP API of design.md §4 as a Hono app over one EventStore. A thin adapter: validation
+ * The HTTP API of docs/http.md as a Hono app over one EventStore. A thin adapter: validation
  * uses the core's zod schemas, errors are the core's typed errors, the store does the work.
  */
 import { existsSync, readFileSync } from 'node:fs';

@@ -36,7 +36,7 @@ const DEMO: Array<[stream: string, events: NewEvent[]]> = [
     'policy-42',
     [
       { type: 'PolicyIssued', data: { holder: 'account-2', premium: 90 }, occurredAt: '2026-01-01T00:00:00.000Z' },
-      // A retroactive correction: it happened before the store learned of it (design.md §7).
+      // A retroactive correction: it happened before the store learned of it (docs/domain.md, retroactive events).
       { type: 'PremiumAdjusted', data: { premium: 85 }, occurredAt: '2026-02-01T00:00:00.000Z' },
     ],
   ],

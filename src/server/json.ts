@@ -1,4 +1,4 @@
-/** JSON for the wire: positions are bigints in memory and decimal strings in JSON (design.md §2). */
+/** JSON for the wire: positions are bigints in memory and decimal strings in JSON (docs/store.md, the event model). */
 import type { RecordedEvent } from '../core/types.js';
 
 export const toWire = (event: RecordedEvent) => ({ ...event, position: event.position.toString() });

@@ -1,5 +1,5 @@
 /**
- * The shared contract suite (design.md §3). Every backend runs all of it through a factory
+ * The shared contract suite (docs/store.md, the guarantees). Every backend runs all of it through a factory
  * that hands out fresh, empty stores. Each guarantee has its own block below.
  */
 import { randomUUID } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * Black-box tests of every endpoint of design.md §4 over real HTTP against a real server
+ * Black-box tests of every endpoint of docs/http.md over real HTTP against a real server
  * process. Runs once per backend (sqlite.test.ts, postgres.test.ts).
  */
 import { randomUUID } from 'node:crypto';
