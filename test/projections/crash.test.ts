@@ -21,7 +21,7 @@ describe('crash safety on sqlite', () => {
   const tmp = tempDir();
   afterAll(() => tmp.remove());
 
-  it(`keeps the read model exact across ${KILLS} kill -9s mid-projection`, async () => {
+  it(`keeps the read model exact across ${KILLS} kill -9s mid-projection`, { timeout: 90_000 }, async () => {
     const path = join(tmp.dir, 'crash.db');
     const store = await openSqliteStore({ path });
     const types = ['A', 'B', 'C'];
@@ -50,7 +50,7 @@ describe('crash safety on sqlite', () => {
     reader.close();
   });
 
-  it('a subscription killed with SIGKILL redelivers at most one batch, and misses nothing', async () => {
+  it('a subscription killed with SIGKILL redelivers at most one batch, and misses nothing', { timeout: 90_000 }, async () => {
     const path = join(tmp.dir, 'subscription.db');
     const log = join(tmp.dir, 'mailer.log');
     writeFileSync(log, '');

@@ -204,7 +204,7 @@ describe.skipIf(!postgresReachable)('projections on postgres', () => {
 });
 
 describe.skipIf(!postgresReachable)('projection crash safety on postgres', () => {
-  it('keeps the read model exact across kill -9s mid-projection', async () => {
+  it('keeps the read model exact across kill -9s mid-projection', { timeout: 90_000 }, async () => {
     const fresh = await freshSchemaUrl();
     const store = await openPostgresStore({ url: fresh.url });
     try {
