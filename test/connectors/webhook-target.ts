@@ -23,6 +23,8 @@ export interface WebhookTarget {
   /** Requests whose signature did not match. */
   badSignatures: number;
   behaviour: Behaviour;
+  /** Waits this long before answering (a slow receiver). */
+  delayMs: number;
   close(): Promise<void>;
 }
 
@@ -36,7 +38,7 @@ const bodyOf = (request: IncomingMessage) =>
   });
 
 export async function startWebhookTarget(secret: string, behaviour: Behaviour = () => 200): Promise<WebhookTarget> {
-  const target: WebhookTarget = { url: '', received: [], requests: 0, badSignatures: 0, behaviour, close: async () => {} };
+  const target: WebhookTarget = { url: '', received: [], requests: 0, badSignatures: 0, behaviour, delayMs: 0, close: async () => {} };
   const server: Server = createServer(async (request, response) => {
     const body = await bodyOf(request);
     const n = target.requests++;
@@ -48,6 +50,7 @@ export async function startWebhookTarget(secret: string, behaviour: Behaviour = 
     const { messages } = JSON.parse(body) as { messages: Received[] };
     const answer = target.behaviour(n, messages);
     if (answer === 'hang') return; // the connector's timeout has to cut this off
+    if (target.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, target.delayMs));
     if (answer >= 200 && answer < 300) target.received.push(...messages);
     response.writeHead(answer, { 'content-type': 'text/plain' }).end(answer >= 300 ? `status ${answer}` : '');
   });
