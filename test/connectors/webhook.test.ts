@@ -68,6 +68,18 @@ describe('webhook connector', () => {
     expect(connector.stats()).toMatchObject({ breaker: 'closed', status: 'running', failedDeliveries: 0 });
   });
 
+  it('sends a large batch as one request (no per-id header that outgrows the receiver limit)', async () => {
+    const { store, target } = await setup();
+    await store.append(
+      'order-1',
+      Array.from({ length: 500 }, (_, i) => ({ type: 'Placed', data: { i } })),
+    );
+    const connector = await connect(store, target, 'big', { delivery: { batchSize: 500 } });
+    await waitFor(() => connector.stats().delivered === 500, 5000, '500 deliveries');
+    expect(target.requests).toBe(1);
+    expect(connector.stats().failedDeliveries).toBe(0);
+  });
+
   it('parks an event the target refuses (4xx) after the retry budget, then replays or skips it', async () => {
     let refuseBroken = true;
     const { store, target } = await setup((_, messages) => (refuseBroken && messages.some((m) => m.type === 'Broken') ? 422 : 200));
