@@ -290,6 +290,12 @@ export async function startConnector(store: EventStore, options: ConnectorOption
     isTransient,
   });
 
+  // With onFailure 'skip' the worker only ends on stop(), or when its store fails for good.
+  let failed = false;
+  worker.done.catch(() => {
+    failed = true;
+  });
+
   const ownParked = async (ids?: number[]) =>
     (await backend.listParked(group)).filter((parked) => ids === undefined || ids.includes(parked.id));
 
@@ -306,7 +312,7 @@ export async function startConnector(store: EventStore, options: ConnectorOption
         sink: { type: sink.type, target: sink.target },
         breaker: BREAKER_STATE[breaker.state],
         breakerOpened,
-        status: stopped ? 'stopped' : pausedBy ? 'paused' : 'running',
+        status: stopped ? 'stopped' : failed ? 'failed' : pausedBy ? 'paused' : 'running',
         delivered,
         failedDeliveries,
         ...(failedWith === undefined ? {} : { lastError: String((failedWith as Error)?.message ?? failedWith) }),
