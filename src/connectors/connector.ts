@@ -264,6 +264,7 @@ export async function startConnector(store: EventStore, options: ConnectorOption
     if (first !== undefined) throw first;
   };
 
+  await sink.prepare?.();
   const backend = await backendFor(store);
   let initial = typeof from === 'bigint' ? from : 0n;
   if (from === 'end') {

@@ -19,10 +19,11 @@ export const topicOf = (prefix: string, message: OutboundMessage): string => `${
 
 export function mqttSink(options: MqttSinkOptions): Sink {
   let opening: Promise<MqttClient> | undefined;
+  const driver = () => loadDriver('MQTT connector', 'mqtt', () => import('mqtt'));
 
   const open = () => {
     opening ??= (async () => {
-      const mqtt = await loadDriver('MQTT connector', 'mqtt', () => import('mqtt'));
+      const mqtt = await driver();
       // No automatic reconnect: a lost connection fails the delivery, the connector retries it.
       const client = await mqtt.connectAsync(options.url, {
         protocolVersion: 5,
@@ -46,6 +47,9 @@ export function mqttSink(options: MqttSinkOptions): Sink {
   return {
     type: 'mqtt',
     target: `${redactUrl(options.url)} topic ${options.topic}/#`,
+    prepare: async () => {
+      await driver();
+    },
     async deliver(messages: OutboundMessage[]) {
       try {
         const client = await open();

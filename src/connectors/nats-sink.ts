@@ -70,6 +70,9 @@ export function natsSink(options: NatsSinkOptions): Sink {
   return {
     type: 'nats',
     target: `${options.servers} subject ${options.subject}.>`,
+    prepare: async () => {
+      await loadNats();
+    },
     async deliver(messages: OutboundMessage[]) {
       try {
         const opened = await open();

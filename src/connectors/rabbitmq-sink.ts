@@ -18,10 +18,11 @@ export const routingKeyOf = (message: OutboundMessage): string => `${message.cat
 
 export function rabbitMqSink(options: RabbitMqSinkOptions): Sink {
   let opening: Promise<{ connection: ChannelModel; channel: ConfirmChannel }> | undefined;
+  const driver = () => loadDriver('RabbitMQ connector', 'amqplib', () => import('amqplib'));
 
   const open = () => {
     opening ??= (async () => {
-      const amqp = await loadDriver('RabbitMQ connector', 'amqplib', () => import('amqplib'));
+      const amqp = await driver();
       const connection = await amqp.connect(options.url, { timeout: 5000 });
       const forget = () => {
         opening = undefined;
@@ -45,6 +46,9 @@ export function rabbitMqSink(options: RabbitMqSinkOptions): Sink {
   return {
     type: 'rabbitmq',
     target: `${redactUrl(options.url)} exchange ${options.exchange}`,
+    prepare: async () => {
+      await driver();
+    },
     async deliver(messages: OutboundMessage[]) {
       try {
         const { channel } = await open();

@@ -28,6 +28,8 @@ export interface Sink {
   /** Delivers the messages, in order; resolves once the receiver has them (2xx, confirm, ack). */
   deliver(messages: OutboundMessage[], signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
+  /** Loads what the sink needs (its optional broker client) without connecting: a missing one fails the start. */
+  prepare?(): Promise<void>;
 }
 
 /**

@@ -5,6 +5,7 @@
  * connector and appends go on at full speed.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadDriver } from '../../src/connectors/sink.js';
 import { httpSink, startConnector } from '../../src/connectors.js';
 import type { EventStore } from '../../src/index.js';
 import { createMemoryStore } from '../../src/memory.js';
@@ -174,4 +175,21 @@ describe('webhook connector', () => {
     // Appends never wait on a connector: the same order of magnitude (memory store: well under 20 ms).
     expect(p99During).toBeLessThan(Math.max(20, p99Before * 5));
   }, 60_000);
+});
+
+describe('a sink whose broker client is not installed', () => {
+  it('fails the connector start with DriverMissing naming the package', async () => {
+    const store = createMemoryStore();
+    cleanups.push(() => store.close());
+    const missing = 'logline-no-such-broker-client';
+    const sink = {
+      ...httpSink({ url: 'http://127.0.0.1:1/', connector: 'x' }),
+      prepare: async () => {
+        await loadDriver('Example connector', missing, () => import(missing));
+      },
+    };
+    const error = await startConnector(store, { name: 'x', sink }).catch((e) => e);
+    expect(error).toMatchObject({ code: 'DriverMissing', details: { package: missing } });
+    expect(error.message).toMatch(/npm install logline-no-such-broker-client/);
+  });
 });
