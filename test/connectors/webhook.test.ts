@@ -172,8 +172,8 @@ describe('webhook connector', () => {
     console.log(
       `healthy connector: 200 events in ${healthyMs} ms; append p99 ${p99Before.toFixed(2)} ms before, ${p99During.toFixed(2)} ms with the breaker open`,
     );
-    // Appends never wait on a connector: the same order of magnitude (memory store: well under 20 ms).
-    expect(p99During).toBeLessThan(Math.max(20, p99Before * 5));
+    // Appends never wait on a connector: the same order of magnitude (memory store: well under 50 ms even on a loaded machine).
+    expect(p99During).toBeLessThan(Math.max(50, p99Before * 5));
   }, 60_000);
 });
 
