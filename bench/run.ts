@@ -8,6 +8,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   snapshots: () => import('./snapshots.js'),
   projections: () => import('./projections.js'),
   http: () => import('./http.js'),
+  connectors: () => import('./connectors.js'),
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
