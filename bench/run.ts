@@ -10,6 +10,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   http: () => import('./http.js'),
   nats: () => import('./nats.js'),
   grpc: () => import('./grpc.js'),
+  connectors: () => import('./connectors.js'),
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));

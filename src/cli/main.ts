@@ -95,6 +95,7 @@ program
   .option('--keys <file>', 'API keys file (JSON); also LOGLINE_API_KEYS_FILE or LOGLINE_API_KEYS')
   .option('--insecure', 'allow binding a non-loopback interface without API keys')
   .option('--demo', 'seed a small demo dataset when the store is empty')
+  .option('--connectors <file>', 'connectors file (JSON): deliver the log to webhooks, RabbitMQ, NATS, MQTT (docs/connectors.md)')
   .addOption(
     new Option('--sse-buffer-bytes <n>', 'bytes buffered per SSE client before it counts as stalled').argParser(int('--sse-buffer-bytes')),
   )
@@ -161,6 +162,7 @@ program
       minPositionTimeoutMs: flags.minPositionTimeoutMs,
       grpcPort: flags.grpcPort,
       grpcTls: grpcTls(flags.grpcTlsCert, flags.grpcTlsKey),
+      connectorsFile: flags.connectors,
     });
     if (stopping) stop();
     if (process.stderr.isTTY) process.stderr.write(`Logline is listening on ${server.url} (admin page: ${server.url}/)\n`);

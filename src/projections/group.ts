@@ -42,6 +42,17 @@ export interface GroupOptions extends EventFilter {
   heartbeatMs?: number;
   retry?: RetryPolicy;
   onFailure?: OnFailure;
+  /**
+   * Handles a whole batch at once (in order) instead of one `handler` call per event; a failure
+   * is put on the batch's first event, so the consumer retries that one alone and isolates the
+   * event at fault. `handler` still serves parked-event replays.
+   */
+  handleBatch?: (events: RecordedEvent[]) => Promise<void>;
+  /**
+   * Failures that are not the event's fault (a sink that is down): the batch is retried with
+   * backoff for as long as it takes, and nothing is parked.
+   */
+  isTransient?: (error: unknown) => boolean;
 }
 
 export interface GroupWorker {
@@ -139,11 +150,18 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
         async apply(events, through) {
           // Never work on a lease that may have expired: another worker may own it by now.
           if (Date.now() > leaseValidUntil - heartbeatMs) throw new Error(`group ${group}: leases of ${member} are about to expire`);
-          for (let i = 0; i < events.length; i++) {
+          if (options.handleBatch && events.length > 0) {
+            try {
+              await options.handleBatch(events);
+            } catch (error) {
+              throw options.isTransient?.(error) ? error : new EventFailure((events[0] as RecordedEvent).position, error);
+            }
+          }
+          for (let i = 0; !options.handleBatch && i < events.length; i++) {
             try {
               await handler(events[i] as RecordedEvent);
             } catch (error) {
-              throw new EventFailure((events[i] as RecordedEvent).position, error, true);
+              throw options.isTransient?.(error) ? error : new EventFailure((events[i] as RecordedEvent).position, error, true);
             }
           }
           await saveCheckpoints(through);

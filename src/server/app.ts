@@ -48,6 +48,8 @@ export interface AppOptions {
   admission?: Partial<AdmissionLimits>;
   /** Adds application routes (e.g. read-model queries using readYourWrites()) before the fallback. */
   routes?: (app: Hono<ServerEnv>, store: EventStore) => void;
+  /** More gauges for /metrics (connectors). */
+  gauges?: () => Gauge[];
 }
 
 export interface LoglineApp {
@@ -591,6 +593,7 @@ export function createApp(options: AppOptions): LoglineApp {
           ...(sseLag.length ? [{ labels: { subscription: 'sse' }, value: Math.max(...sseLag) }] : []),
         ],
       },
+      ...(options.gauges?.() ?? []),
     ];
     return new Response(metrics.render(extra), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } });
   });

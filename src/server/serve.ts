@@ -7,11 +7,13 @@
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
+import type { ConnectorHandle } from '../connectors/connector.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { openStore } from '../core/open-store.js';
 import type { EventStore } from '../core/types.js';
 import { type AppOptions, createApp } from './app.js';
 import { type KeyRing, loadKeys } from './auth.js';
+import { connectorGauges, mountConnectorRoutes } from './connectors.js';
 import { seedDemo } from './demo.js';
 import type { RunningGrpcServer } from './grpc/server.js';
 import type { SseSettings } from './sse.js';
@@ -42,6 +44,8 @@ export interface ServeOptions {
   grpcPort?: number;
   /** PEM certificate chain and key files for the gRPC port (else plaintext HTTP/2). */
   grpcTls?: { certFile: string; keyFile: string };
+  /** A connectors file (JSON, docs/connectors.md): delivers the log to webhooks and brokers. */
+  connectorsFile?: string;
 }
 
 export interface RunningServer {
@@ -74,11 +78,24 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       'API keys (--keys <file> or LOGLINE_API_KEYS), a loopback host, or --insecure to serve without auth on purpose',
     );
   }
+  // A bad connectors file is refused before anything is opened; the connectors code loads only when used.
+  const connectorsModule = options.connectorsFile ? await import('../connectors/config.js') : undefined;
+  const connectorConfigs = options.connectorsFile ? connectorsModule?.loadConnectorsConfig(options.connectorsFile) : undefined;
   const storeUrl = options.store ?? process.env.LOGLINE_STORE ?? DEFAULT_STORE;
   const store = await openStore(storeUrl);
   if (options.demo) {
     const seeded = await seedDemo(store);
     if (seeded) logger.info({ events: seeded }, 'seeded the demo dataset');
+  }
+  let connectors: ConnectorHandle[] = [];
+  if (connectorsModule && connectorConfigs) {
+    try {
+      connectors = await connectorsModule.startConnectors(store, connectorConfigs);
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    logger.info({ connectors: connectors.map((c) => `${c.name} (${c.stats().sink.type})`) }, 'connectors started');
   }
   const appOptions: AppOptions = {
     store,
@@ -88,12 +105,23 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     sse: options.sse,
     admission: options.admission,
     consumers: options.consumers,
-    routes: options.routes,
+    routes: connectors.length
+      ? (app, routeStore) => {
+          mountConnectorRoutes(app, connectors);
+          options.routes?.(app, routeStore);
+        }
+      : options.routes,
+    gauges: connectors.length ? () => connectorGauges(connectors) : undefined,
     minPositionTimeoutMs: options.minPositionTimeoutMs,
   };
   const grpcPort = options.grpcPort ?? (process.env.LOGLINE_GRPC_PORT ? Number(process.env.LOGLINE_GRPC_PORT) : undefined);
-  if (grpcPort !== undefined && (!Number.isInteger(grpcPort) || grpcPort < 0 || grpcPort > 65535)) {
+  // A start that fails after this point leaves nothing running: connectors stop, the store closes.
+  const abandon = async () => {
+    await Promise.allSettled(connectors.map((connector) => connector.stop()));
     await store.close();
+  };
+  if (grpcPort !== undefined && (!Number.isInteger(grpcPort) || grpcPort < 0 || grpcPort > 65535)) {
+    await abandon();
     throw new InvalidArgumentError('grpc port', `got ${JSON.stringify(grpcPort)}`, 'an integer from 0 to 65535');
   }
   const { app, hub, inFlight } = createApp(appOptions);
@@ -107,8 +135,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       });
     });
   } catch (error) {
-    // E.g. EADDRINUSE: nothing was served, so the store just closes.
-    await store.close();
+    // E.g. EADDRINUSE: nothing was served.
+    await abandon();
     throw error;
   }
   const address = server.address() as AddressInfo;
@@ -121,7 +149,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       grpc = await startGrpcServer({ store, logger, host, port: grpcPort, keys, tls: options.grpcTls });
     } catch (error) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await store.close();
+      await abandon();
       throw error;
     }
   }
@@ -148,6 +176,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       await grpcClosed;
       // Appends already handed to the store finish (and are committed) before it closes.
       await Promise.allSettled([...inFlight]);
+      // Connectors finish the delivery in flight and save their checkpoints while the store is open.
+      await Promise.allSettled(connectors.map((connector) => connector.stop()));
       await store.close();
       logger.info('stopped');
       await new Promise<void>((resolve) => logger.flush(() => resolve()));

@@ -219,6 +219,29 @@ async function loadSubscriptions() {
   }
 }
 
+// --- connectors (only when the server runs with --connectors; 404 otherwise) ---
+async function loadConnectors() {
+  try {
+    const answer = await api('/v1/connectors');
+    $('#connectors-panel').hidden = !answer;
+    if (!answer) return;
+    const rows = answer.connectors.map((c) =>
+      el(
+        'tr',
+        { title: c.lastError ?? '' },
+        el('td', {}, c.name),
+        el('td', {}, c.sink.type),
+        el('td', { class: `breaker-${c.breaker}` }, c.breaker),
+        el('td', { class: 'num' }, String(c.lag)),
+        el('td', { class: 'num' }, String(c.parked)),
+      ),
+    );
+    $('#connectors tbody').replaceChildren(...rows);
+  } catch {
+    // shown in the stats line already
+  }
+}
+
 $('#stream-search').addEventListener('input', () => {
   lastStream = '';
   loadStreams();
@@ -233,7 +256,7 @@ $('#key-form').addEventListener('submit', (e) => {
 });
 
 (async () => {
-  await Promise.all([loadStats(), loadStreams(), loadSubscriptions()]);
+  await Promise.all([loadStats(), loadStreams(), loadSubscriptions(), loadConnectors()]);
   // The live tail starts with the last few events for context.
   let from = 0;
   try {
@@ -243,4 +266,5 @@ $('#key-form').addEventListener('submit', (e) => {
   } catch {}
   startLive(from);
   setInterval(loadSubscriptions, 2000);
+  setInterval(loadConnectors, 2000);
 })();

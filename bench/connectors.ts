@@ -1,0 +1,163 @@
+/**
+ * Connectors suite.
+ *  1. Delivery rate: a SQLite log of N events, then 1 or 8 connectors at once deliver all of it
+ *     to each sink (a local webhook receiver in this process, RabbitMQ with publisher confirms
+ *     into a durable queue, NATS JetStream with Nats-Msg-Id, MQTT QoS 1): events/s delivered,
+ *     summed over the connectors.
+ *  2. Append latency: single-event appends to two stores side by side (SQLite, then PostgreSQL; slices
+ *     alternate), one with 8 live webhook connectors delivering every append, one without.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect as connectNats } from '@nats-io/transport-node';
+import amqp from 'amqplib';
+import { type ConnectorHandle, httpSink, mqttSink, natsSink, rabbitMqSink, type Sink, startConnector } from '../src/connectors.js';
+import type { EventStore } from '../src/index.js';
+import { openPostgresStore } from '../src/postgres.js';
+import { openSqliteStore } from '../src/sqlite.js';
+import { benchEvent, flags, interleave, printScenario, type Result } from './harness.js';
+
+const DIR = join(process.cwd(), '.bench-data', 'connectors');
+const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+const PG_URL = process.env.LOGLINE_BENCH_PG_URL ?? process.env.LOGLINE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const EVENTS = flags.quick ? 2_000 : 20_000;
+const APPENDS = flags.quick ? 500 : 3_000;
+const tag = randomBytes(3).toString('hex');
+
+async function webhookReceiver() {
+  let received = 0;
+  const server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      received++;
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    received: () => received,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve(server.closeAllConnections()))),
+  };
+}
+
+/** Starts `count` connectors over the whole log and times until each delivered `total` events. */
+async function deliverAll(store: EventStore, label: string, count: number, sinkFor: (k: number) => Sink, total: number): Promise<Result> {
+  const started = performance.now();
+  const connectors: ConnectorHandle[] = [];
+  for (let k = 0; k < count; k++) {
+    connectors.push(
+      await startConnector(store, {
+        name: `bench-${tag}-${label.replace(/\W+/g, '_')}-${count}-${k}`,
+        sink: sinkFor(k),
+        delivery: { batchSize: 500 },
+      }),
+    );
+  }
+  while (connectors.some((c) => c.stats().delivered < total)) {
+    const stuck = connectors.find((c) => c.stats().breaker !== 'closed');
+    if (stuck) throw new Error(`${label}: breaker ${stuck.stats().breaker}: ${stuck.stats().lastError}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await Promise.all(connectors.map((c) => c.stop()));
+  return {
+    label: `${label}, ${count} connector${count > 1 ? 's' : ''}`,
+    events: total * count,
+    seconds,
+    eventsPerSec: (total * count) / seconds,
+  };
+}
+
+export async function run(): Promise<void> {
+  rmSync(DIR, { recursive: true, force: true });
+  mkdirSync(DIR, { recursive: true });
+  const store = await openSqliteStore({ path: join(DIR, 'source.db') });
+  for (let i = 0; i < EVENTS; i += 500) {
+    await store.append(
+      `order-${i / 500}`,
+      Array.from({ length: 500 }, (_, j) => benchEvent(i + j)),
+    );
+  }
+
+  const webhook = await webhookReceiver();
+  const rabbit = await amqp.connect(AMQP_URL);
+  const channel = await rabbit.createChannel();
+  const exchange = `logline-bench-${tag}`;
+  await channel.assertExchange(exchange, 'topic', { durable: true });
+  await channel.assertQueue(exchange, { durable: true });
+  await channel.bindQueue(exchange, exchange, '#');
+  const nc = await connectNats({ servers: '127.0.0.1:4222' });
+  const jsm = await jetstreamManager(nc);
+  // One JetStream stream per connector: a stream de-duplicates by event id, and every connector sends the same ids.
+  for (let k = 0; k < 8; k++)
+    await jsm.streams.add({ name: `bench-${tag}-${k}`, subjects: [`bench${tag}k${k}.>`], max_bytes: 512 * 1024 * 1024 });
+
+  const sinks: Array<[string, (k: number) => Sink]> = [
+    ['webhook', () => httpSink({ url: webhook.url, connector: 'bench', secret: 'bench-secret-0123456789' })],
+    ['RabbitMQ', () => rabbitMqSink({ url: AMQP_URL, exchange })],
+    ['NATS JetStream', (k) => natsSink({ servers: 'nats://127.0.0.1:4222', subject: `bench${tag}k${k}` })],
+    ['MQTT QoS 1', (k) => mqttSink({ url: 'mqtt://127.0.0.1:1883', topic: `bench-${tag}-${k}` })],
+  ];
+  const results: Result[] = [];
+  try {
+    for (const [label, sinkFor] of sinks) {
+      for (const count of [1, 8]) results.push(await deliverAll(store, label, count, sinkFor, EVENTS));
+      await channel.purgeQueue(exchange);
+    }
+  } finally {
+    await channel.deleteQueue(exchange).catch(() => {});
+    await channel.deleteExchange(exchange).catch(() => {});
+    await rabbit.close().catch(() => {});
+    for (let k = 0; k < 8; k++) await jsm.streams.delete(`bench-${tag}-${k}`).catch(() => {});
+    await nc.close();
+  }
+  printScenario(`Delivery: the whole log (${EVENTS.toLocaleString('en-US')} events), events/s summed over the connectors`, results);
+
+  await appendLatency('SQLite synchronous=FULL', webhook.url, () =>
+    openSqliteStore({ path: join(DIR, `${randomBytes(3).toString('hex')}.db`) }),
+  );
+  await appendLatency('PostgreSQL', webhook.url, async () => {
+    const schema = `bench_connectors_${randomBytes(3).toString('hex')}`;
+    const pg = await openPostgresStore({ url: PG_URL, schema });
+    const close = pg.close.bind(pg);
+    return Object.assign(pg, {
+      close: async () => {
+        await pg.sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+        await close();
+      },
+    });
+  });
+  await webhook.close();
+  await store.close();
+  rmSync(DIR, { recursive: true, force: true });
+}
+
+/** Single-event appends to two stores side by side (slices alternate): one with 8 live webhook connectors, one without. */
+async function appendLatency(backend: string, webhookUrl: string, open: () => Promise<EventStore>): Promise<void> {
+  const plain = await open();
+  const served = await open();
+  const live: ConnectorHandle[] = [];
+  for (let k = 0; k < 8; k++) {
+    const sink = httpSink({ url: webhookUrl, connector: `live-${k}` });
+    live.push(await startConnector(served, { name: `live-${k}`, sink, source: { from: 'end' } }));
+  }
+  const append = (store: EventStore) => (i: number) => store.append(`order-${i % 100}`, [benchEvent(i)]);
+  const appends = await interleave([
+    { label: 'no connectors', operations: APPENDS, eventsPerOperation: 1, concurrency: 1, operation: append(plain) },
+    { label: '8 webhook connectors', operations: APPENDS, eventsPerOperation: 1, concurrency: 1, operation: append(served) },
+  ]);
+  const behind = await Promise.all(live.map(async (c) => (await c.progress()).lag));
+  printScenario(
+    `Append latency (1 event per append, 1 writer, ${backend}) with and without connectors in the same process`,
+    appends,
+    'no connectors',
+  );
+  console.log(`\nconnector lag when the appends ended: ${behind.join(', ')} positions`);
+  await Promise.all(live.map((c) => c.stop()));
+  await Promise.all([plain.close(), served.close()]);
+}
