@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError } from '../core/errors.js';
+import { traceRead } from '../core/tracing.js';
 import type { EventStore, ExpectedVersion, RecordedEvent } from '../core/types.js';
 import { assertStreamId } from '../core/validation.js';
 import { PositionTimeoutError } from '../projections/errors.js';
@@ -27,6 +28,7 @@ import {
   subscribeQuery,
 } from './schemas.js';
 import { DEFAULT_SSE, SseHub, type SseSettings, sseBody } from './sse.js';
+import { traceRequests } from './tracing.js';
 
 export interface AppOptions {
   store: EventStore;
@@ -226,6 +228,8 @@ export function createApp(options: AppOptions): LoglineApp {
   });
   app.notFound((c) => json(new NotFoundError(`Route ${c.req.method} ${c.req.path}`).toJSON(), 404));
 
+  app.use(traceRequests());
+
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
@@ -313,9 +317,10 @@ export function createApp(options: AppOptions): LoglineApp {
     const backward = q.direction === 'backward';
     // Cap at `version` so the page agrees with the ETag even if an append lands meanwhile.
     const from = backward ? Math.min(q.from ?? version, version) : (q.from ?? 1);
-    const page = await collectPage(store.read(stream, { from, limit, direction: q.direction ?? 'forward' }), limit, (event) =>
-      event.streamVersion > version ? 'stop' : 'take',
+    const events = traceRead('logline.read', { 'logline.stream': stream }, () =>
+      store.read(stream, { from, limit, direction: q.direction ?? 'forward' }),
     );
+    const page = await collectPage(events, limit, (event) => (event.streamVersion > version ? 'stop' : 'take'));
     const last = page.last?.streamVersion;
     const next = last === undefined || !page.more ? null : backward ? (last > 1 ? last - 1 : null) : last < version ? last + 1 : null;
     return rawJson(`{"events":[${page.parts.join(',')}],"streamVersion":${version},"next":${next}}`, { etag });
@@ -335,7 +340,10 @@ export function createApp(options: AppOptions): LoglineApp {
     requireRight(keyOf(c), 'read', q.streamPrefix ?? '', q.streamPrefix ? `streams '${q.streamPrefix}…'` : '$all');
     const from = q.from ?? 0n;
     const limit = q.limit ?? DEFAULT_PAGE;
-    const page = await collectPage(store.readAll({ from, limit, types: q.types, streamPrefix: q.streamPrefix }), limit, () => 'take');
+    const events = traceRead('logline.read', { 'logline.stream': '$all', 'logline.from': String(from) }, () =>
+      store.readAll({ from, limit, types: q.types, streamPrefix: q.streamPrefix }),
+    );
+    const page = await collectPage(events, limit, () => 'take');
     const next = page.last?.position ?? from;
     return rawJson(`{"events":[${page.parts.join(',')}],"next":"${next}"}`);
   });
