@@ -13,6 +13,7 @@ import { assertStreamId } from '../core/validation.js';
 import { PositionTimeoutError } from '../projections/errors.js';
 import { type ConsumerInfo, getLag, listConsumers } from '../projections/observability.js';
 import type { ConsumerHandle } from '../projections/subscription.js';
+import { mountParkedApi } from './admin-api.js';
 import { type ApiKey, type KeyRing, requireRight } from './auth.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
 import { stringify, toWire } from './json.js';
@@ -258,6 +259,8 @@ export function createApp(options: AppOptions): LoglineApp {
       return [];
     }
   };
+
+  mountParkedApi(app, store, options.consumers);
 
   // --- append ---
   app.post('/v1/streams/:stream', async (c) => {
