@@ -25,6 +25,20 @@ async function api(path) {
   return response.json();
 }
 
+/** A write (replay, skip): needs a key with write rights on every stream when the server has keys. */
+async function apiPost(path, body) {
+  const headers = { 'content-type': 'application/json' };
+  if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+  const response = await fetch(path, { method: 'POST', headers, body: JSON.stringify(body) });
+  const answer = await response.json().catch(() => ({}));
+  if (response.status === 401 || response.status === 403) {
+    $('#key-form').hidden = false;
+    throw new Error('an API key with write rights on every stream is needed');
+  }
+  if (!response.ok) throw new Error(answer.message || `${path}: HTTP ${response.status}`);
+  return answer;
+}
+
 // Pretty JSON as DOM nodes (never innerHTML: event data is untrusted).
 function prettyJson(value, indent = '') {
   const frag = document.createDocumentFragment();
@@ -207,16 +221,84 @@ async function loadSubscriptions() {
     const rows = subscriptions.map((s) =>
       el(
         'tr',
-        {},
+        { 'data-name': s.name, title: s.lastError ? `last error: ${s.lastError}` : '' },
         el('td', {}, s.name),
         el('td', { class: 'num' }, String(s.position)),
-        el('td', { class: 'num' }, s.lag === null ? '–' : String(s.lag)),
+        el('td', { class: 'num' }, s.lag === null ? '–' : `${s.lag}${s.lagSeconds ? ` · ${Math.round(s.lagSeconds)} s` : ''}`),
+        el(
+          'td',
+          { class: s.status === 'failed' || s.lastError ? 'bad' : '' },
+          `${s.status ?? ''}${s.parked ? ` · ${s.parked} parked` : ''}`,
+        ),
       ),
     );
-    $('#subscriptions tbody').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: '3', class: 'empty' }, 'none'))]));
+    $('#subscriptions tbody').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: '4', class: 'empty' }, 'none'))]));
   } catch {
     // shown in the stats line already
   }
+}
+
+// --- parked events: the error and stack, replay or skip (a write right is needed) ---
+async function parkedAction(path, body, what) {
+  const status = $('#parked-status');
+  try {
+    const answer = await apiPost(path, body);
+    status.textContent =
+      answer.skipped !== undefined
+        ? `${what}: skipped ${answer.skipped}`
+        : `${what}: replayed ${answer.replayed}, still failing ${answer.failed.length}`;
+  } catch (error) {
+    status.textContent = `${what}: ${error.message}`;
+  }
+  await Promise.all([loadParked(), loadSubscriptions()]);
+}
+
+async function loadParked() {
+  let answer;
+  try {
+    answer = await api('/v1/parked');
+  } catch {
+    return; // no read right on every stream: the panel stays empty
+  }
+  if (!answer) return;
+  const { parked, replayable } = answer;
+  $('#parked-count').textContent = String(parked.length);
+  const button = (label, onclick, enabled = true) =>
+    el(
+      'button',
+      enabled ? { type: 'button', onclick } : { type: 'button', disabled: '', title: 'its consumer does not run in this server' },
+      label,
+    );
+  const items = parked.map((p) =>
+    el(
+      'li',
+      { 'data-parked': String(p.id), 'data-consumer': p.consumer },
+      el('div', {}, el('strong', {}, p.event.type), ` at ${p.position} on ${p.event.streamId} · ${p.consumer} · ${p.attempts} attempts`),
+      el('div', { class: 'error' }, p.error),
+      el('details', {}, el('summary', {}, 'stack'), el('pre', {}, p.stack)),
+      el(
+        'div',
+        { class: 'actions' },
+        button(
+          'Replay',
+          () => parkedAction('/v1/parked/replay', { consumer: p.consumer, ids: [p.id] }, `#${p.id}`),
+          replayable.includes(p.consumer),
+        ),
+        button('Skip', () => parkedAction('/v1/parked/skip', { ids: [p.id] }, `#${p.id}`)),
+      ),
+    ),
+  );
+  const consumers = [...new Set(parked.map((p) => p.consumer))].filter((name) => replayable.includes(name));
+  for (const name of consumers) {
+    items.push(
+      el(
+        'li',
+        { class: 'all' },
+        button(`Replay all of ${name}`, () => parkedAction('/v1/parked/replay', { consumer: name }, name)),
+      ),
+    );
+  }
+  $('#parked').replaceChildren(...(items.length ? items : [el('li', { class: 'empty' }, 'none')]));
 }
 
 $('#stream-search').addEventListener('input', () => {
@@ -233,7 +315,7 @@ $('#key-form').addEventListener('submit', (e) => {
 });
 
 (async () => {
-  await Promise.all([loadStats(), loadStreams(), loadSubscriptions()]);
+  await Promise.all([loadStats(), loadStreams(), loadSubscriptions(), loadParked()]);
   // The live tail starts with the last few events for context.
   let from = 0;
   try {
@@ -241,4 +323,5 @@ $('#key-form').addEventListener('submit', (e) => {
   } catch {}
   startLive(from);
   setInterval(loadSubscriptions, 2000);
+  setInterval(loadParked, 5000);
 })();
