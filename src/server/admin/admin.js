@@ -116,9 +116,14 @@ async function loadStreams(append = false) {
 
 // --- one stream's events, newest first ---
 let current = { stream: '', next: null };
+/** Recorded more than a second after it occurred: a late (retroactive) event. */
+const isLate = (event) => Date.parse(event.recordedAt) - Date.parse(event.occurredAt) > 1000;
+const isCorrection = (event) => Array.isArray(event.metadata?.correctionOf);
+
 function eventCard(event) {
   const body = el('pre');
   body.append(prettyJson({ data: event.data, metadata: event.metadata }));
+  const times = isLate(event) ? `occurred ${event.occurredAt} · recorded ${event.recordedAt}` : event.occurredAt;
   return el(
     'div',
     { class: 'event', 'data-id': event.id },
@@ -127,10 +132,44 @@ function eventCard(event) {
       { class: 'event-head' },
       el('span', {}, `#${event.streamVersion}`),
       el('span', { class: 'type' }, event.type),
-      el('span', { class: 'meta', title: `recorded ${event.recordedAt}` }, `pos ${event.position} · ${event.occurredAt}`),
+      isLate(event) ? el('span', { class: 'badge late', title: 'recorded after it occurred (retroactive)' }, 'late') : '',
+      isCorrection(event)
+        ? el('span', { class: 'badge correction', title: `corrects ${event.metadata.correctionOf.join(', ')}` }, 'correction')
+        : '',
+      el('span', { class: 'meta', title: `recorded ${event.recordedAt}` }, `pos ${event.position} · ${times}`),
     ),
     body,
   );
+}
+
+// --- time travel: the stream as of a recorded time (what was known then) or an occurred time ---
+const AS_OF_LIMIT = 10000;
+async function showAsOf(stream, kind, at) {
+  const box = $('#stream-events');
+  const status = $('#as-of-status');
+  const cut = Date.parse(at);
+  if (Number.isNaN(cut)) {
+    status.textContent = 'not a time: use ISO-8601, e.g. 2026-11-01T00:00:00Z';
+    return;
+  }
+  const events = [];
+  let from = 1;
+  while (from !== null && events.length < AS_OF_LIMIT) {
+    const page = await api(`/v1/streams/${encodeURIComponent(stream)}?${new URLSearchParams({ from: String(from), limit: '1000' })}`);
+    if (!page) break;
+    events.push(...page.events);
+    from = page.next;
+  }
+  const field = kind === 'recorded' ? 'recordedAt' : 'occurredAt';
+  // Occurred-time view: events in the order they happened, corrections left out (they settle
+  // late events in the ledger, not in what happened).
+  const shown = events
+    .filter((event) => Date.parse(event[field]) <= cut && (kind === 'recorded' || !isCorrection(event)))
+    .sort((a, b) => (kind === 'recorded' ? b.streamVersion - a.streamVersion : Date.parse(b.occurredAt) - Date.parse(a.occurredAt)));
+  box.replaceChildren(...shown.map(eventCard));
+  if (!shown.length) box.append(el('p', { class: 'empty' }, 'No event yet at that time.'));
+  status.textContent = `${shown.length} of ${events.length} events as of ${kind} time ${new Date(cut).toISOString()}${events.length >= AS_OF_LIMIT ? ` (first ${AS_OF_LIMIT} only)` : ''}`;
+  $('#more-events').hidden = true;
 }
 
 async function showStream(stream, more = false) {
@@ -139,6 +178,8 @@ async function showStream(stream, more = false) {
   if (!more) {
     current = { stream, next: null };
     $('#stream-title').textContent = stream;
+    $('#as-of-form').hidden = false;
+    $('#as-of-status').textContent = '';
     box.replaceChildren();
   }
   const params = new URLSearchParams({ direction: 'backward', limit: '50' });
@@ -200,7 +241,7 @@ function startLive(head) {
       ),
     );
     while (list.children.length > 200) list.lastChild.remove();
-    if (event.streamId === current.stream) $('#stream-events').prepend(eventCard(event));
+    if (event.streamId === current.stream && !$('#as-of').value.trim()) $('#stream-events').prepend(eventCard(event));
     scheduleRefresh();
   };
 }
@@ -306,6 +347,16 @@ $('#stream-search').addEventListener('input', () => {
   loadStreams();
 });
 $('#more-streams').addEventListener('click', () => loadStreams(true));
+$('#as-of-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  showAsOf(current.stream, $('#as-of-kind').value, $('#as-of').value.trim()).catch((error) => {
+    $('#as-of-status').textContent = String(error.message);
+  });
+});
+$('#as-of-clear').addEventListener('click', () => {
+  $('#as-of').value = '';
+  showStream(current.stream);
+});
 $('#more-events').addEventListener('click', () => showStream(current.stream, true));
 $('#key-form').addEventListener('submit', (e) => {
   e.preventDefault();

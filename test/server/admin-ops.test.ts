@@ -1,0 +1,163 @@
+/**
+ * The admin page's operator panels in headless Chromium, against a real server with API keys and
+ * a durable subscription running in its process: the page asks for a key (kept for the tab),
+ * lists the parked events with their error, replays one from the page (through the
+ * subscription's handler) and skips the other; time travel shows a stream as of a recorded or an
+ * occurred time, with late and correction events marked.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EventStore, openStore } from '../../src/index.js';
+import { type ConsumerHandle, startSubscription } from '../../src/projections.js';
+import { type RunningServer, startServer } from '../../src/server/serve.js';
+import { CHROMIUM, CHROMIUM_ARGS, ensureChromium } from '../helpers/chromium.js';
+import { collect, sleep } from '../helpers/collect.js';
+import { ROOT, tempDir } from './process.js';
+
+const OPERATOR_KEY = 'operator-key-0123456789';
+
+/** docs/<name> when it is missing or on request (LOGLINE_UPDATE_SCREENSHOT=1), so test runs leave the tree clean. */
+const screenshotPath = (name: string) => {
+  const docs = join(ROOT, 'docs', name);
+  return !existsSync(docs) || process.env.LOGLINE_UPDATE_SCREENSHOT === '1' ? docs : join(tmpdir(), `logline-${process.pid}-${name}`);
+};
+
+describe('admin page: consumers, parked events and time travel in headless Chromium', () => {
+  const dir = tempDir('logline-admin-parked-');
+  let available = false;
+  let server: RunningServer;
+  let subscription: ConsumerHandle;
+  let closeStore: () => Promise<void>;
+  let store: EventStore;
+  let browser: Browser;
+  let page: Page;
+  let failing = true;
+  const mailed: string[] = [];
+
+  beforeAll(async () => {
+    available = ensureChromium();
+    const file = join(dir.path, 'admin-parked.db');
+    store = await openStore(`sqlite:${file}`);
+    closeStore = () => store.close();
+    await store.append('order-7', [
+      { type: 'OrderPlaced', data: { total: 12 } },
+      { type: 'OrderPaid', data: { total: 12 } },
+    ]);
+    subscription = await startSubscription(store, {
+      name: 'mailer',
+      retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 2 },
+      onFailure: 'skip',
+      handler: (event) => {
+        if (failing) throw new Error(`SMTP refused ${event.type}`);
+        mailed.push(event.type);
+      },
+    });
+    await subscription.waitForPosition(2n, { timeout: 10_000 });
+    const keysFile = join(dir.path, 'keys.json');
+    writeFileSync(keysFile, JSON.stringify({ keys: [{ name: 'operator', key: OPERATOR_KEY, read: ['*'], write: ['*'] }] }));
+    server = await startServer({
+      store: `sqlite:${file}`,
+      port: 0,
+      keysFile,
+      consumers: [subscription],
+      logger: pino({ level: 'silent' }),
+    });
+    if (available) browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  }, 660_000);
+
+  afterAll(async () => {
+    await page?.close();
+    await browser?.close();
+    await subscription?.stop();
+    await server?.close();
+    await closeStore?.();
+    dir.remove();
+  });
+
+  it('asks for a key, lists parked events, replays one and skips the other from the page', async (ctx) => {
+    if (!available) ctx.skip();
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(String(error)));
+    await page.goto(server.url);
+    await page.locator('#key-form:not([hidden])').waitFor();
+    await page.fill('#key-input', OPERATOR_KEY);
+    await page.keyboard.press('Enter');
+    // The key is kept for the tab: after the reload the page works without asking again.
+    await expect.poll(() => page.locator('#parked-count').textContent(), { timeout: 10_000 }).toBe('2');
+    expect(await page.evaluate('sessionStorage.getItem("logline-api-key")')).toBe(OPERATOR_KEY);
+    expect(await page.locator('#key-form').isHidden()).toBe(true);
+
+    const first = page.locator('#parked li[data-parked]').first();
+    expect(await first.textContent()).toContain('OrderPlaced at 1 on order-7 · mailer · 2 attempts');
+    expect(await first.locator('.error').textContent()).toBe('SMTP refused OrderPlaced');
+    await first.locator('summary').click();
+    expect(await first.locator('details pre').textContent()).toContain('Error: SMTP refused OrderPlaced');
+    // The consumers panel shows the subscription and its parked count.
+    await expect.poll(() => page.locator('#subscriptions tr[data-name="mailer"]').textContent()).toMatch(/mailer2.*2 parked/);
+
+    await page.screenshot({ path: screenshotPath('admin-parked.png') });
+
+    failing = false;
+    await first.getByRole('button', { name: 'Replay' }).click();
+    await expect.poll(() => page.locator('#parked-status').textContent()).toMatch(/replayed 1, still failing 0/);
+    expect(mailed).toEqual(['OrderPlaced']);
+    await expect.poll(() => page.locator('#parked li[data-parked]').count()).toBe(1);
+
+    await page.locator('#parked li[data-parked]').first().getByRole('button', { name: 'Skip' }).click();
+    await expect.poll(() => page.locator('#parked-count').textContent()).toBe('0');
+    expect(mailed).toEqual(['OrderPlaced']);
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it('time travel: the stream as of a recorded time and as of an occurred time; late and correction events marked', async (ctx) => {
+    if (!available) ctx.skip();
+    const day = 24 * 3600 * 1000;
+    const late = await store.append('account-9', [
+      { type: 'Deposited', data: { amount: 100 }, occurredAt: new Date(Date.now() - 10 * day).toISOString() },
+    ]);
+    const [deposit] = await collect(store.read('account-9'));
+    await sleep(50);
+    const between = new Date().toISOString();
+    await sleep(50);
+    await store.append('account-9', [
+      { type: 'InterestPaid', data: { amount: 1 } },
+      { type: 'InterestCorrected', data: { amount: 2 }, metadata: { correctionOf: [deposit?.id ?? ''] } },
+    ]);
+    expect(late.streamVersion).toBe(1);
+
+    await page.fill('#stream-search', 'account-');
+    await page.locator('#streams li[data-stream="account-9"]').click();
+    await expect
+      .poll(() => page.locator('#stream-events .event .type').allTextContents())
+      .toEqual(['InterestCorrected', 'InterestPaid', 'Deposited']);
+    const depositCard = page.locator('#stream-events .event').nth(2);
+    expect(await depositCard.locator('.badge.late').count()).toBe(1);
+    expect(await depositCard.locator('.meta').textContent()).toMatch(/occurred .* · recorded /);
+    expect(await page.locator('#stream-events .event').first().locator('.badge.correction').count()).toBe(1);
+
+    // As of a recorded time: what the store knew then (only the late deposit).
+    await page.fill('#as-of', between);
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('#stream-events .event .type').allTextContents()).toEqual(['Deposited']);
+    expect(await page.locator('#as-of-status').textContent()).toMatch(/^1 of 3 events as of recorded time/);
+    await page.screenshot({ path: screenshotPath('admin-time-travel.png') });
+    // As of an occurred time five days ago: what had happened by then; corrections are not events that happened.
+    await page.selectOption('#as-of-kind', 'occurred');
+    await page.fill('#as-of', new Date(Date.now() - 5 * day).toISOString());
+    await page.click('#as-of-form button[type="submit"]');
+    await expect.poll(() => page.locator('#as-of-status').textContent()).toMatch(/^1 of 3 events as of occurred time/);
+    await page.fill('#as-of', new Date(Date.now() + day).toISOString());
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('#stream-events .event .type').allTextContents()).toEqual(['InterestPaid', 'Deposited']);
+    await page.fill('#as-of', 'last tuesday');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('#as-of-status').textContent()).toMatch(/not a time/);
+    await page.click('#as-of-clear');
+    await expect.poll(() => page.locator('#stream-events .event').count()).toBe(3);
+  }, 60_000);
+});
