@@ -15,6 +15,7 @@ import { type ConsumerInfo, getLag, listConsumers } from '../projections/observa
 import type { ConsumerHandle } from '../projections/subscription.js';
 import { mountParkedApi } from './admin-api.js';
 import { type ApiKey, type KeyRing, requireRight } from './auth.js';
+import { mountHistory } from './history.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
 import { stringify, toWire } from './json.js';
 import { type Gauge, ServerMetrics } from './metrics.js';
@@ -260,6 +261,7 @@ export function createApp(options: AppOptions): LoglineApp {
     }
   };
 
+  mountHistory(app, store, () => hub.clients.size);
   mountParkedApi(app, store, options.consumers);
 
   // --- append ---

@@ -59,6 +59,8 @@ describe('admin page: consumers, parked events and time travel in headless Chrom
     await subscription.waitForPosition(2n, { timeout: 10_000 });
     const keysFile = join(dir.path, 'keys.json');
     writeFileSync(keysFile, JSON.stringify({ keys: [{ name: 'operator', key: OPERATOR_KEY, read: ['*'], write: ['*'] }] }));
+    // Charts sample every 200 ms here (5 s by default), so the test sees several samples quickly.
+    process.env.LOGLINE_HISTORY_INTERVAL_MS = '200';
     server = await startServer({
       store: `sqlite:${file}`,
       port: 0,
@@ -70,6 +72,7 @@ describe('admin page: consumers, parked events and time travel in headless Chrom
   }, 660_000);
 
   afterAll(async () => {
+    delete process.env.LOGLINE_HISTORY_INTERVAL_MS;
     await page?.close();
     await browser?.close();
     await subscription?.stop();
@@ -159,5 +162,44 @@ describe('admin page: consumers, parked events and time travel in headless Chrom
     await expect.poll(() => page.locator('#as-of-status').textContent()).toMatch(/not a time/);
     await page.click('#as-of-clear');
     await expect.poll(() => page.locator('#stream-events .event').count()).toBe(3);
+  }, 60_000);
+
+  it("charts throughput and consumer lag over time from the server's own counters", async (ctx) => {
+    if (!available) ctx.skip();
+    const auth = { authorization: `Bearer ${OPERATOR_KEY}`, 'content-type': 'application/json' };
+    for (let i = 0; i < 5; i++) {
+      const appended = await fetch(`${server.url}/v1/streams/load-1`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ events: [{ type: 'Tick', data: { i } }] }),
+      });
+      expect(appended.status).toBe(201);
+      expect((await fetch(`${server.url}/v1/streams/load-1`, { headers: auth })).status).toBe(200);
+    }
+    await expect
+      .poll(
+        async () => {
+          const history = (await (await fetch(`${server.url}/v1/history`, { headers: auth })).json()) as {
+            samples: Array<{ appendsPerSec: number; readsPerSec: number; lag: Record<string, number> }>;
+          };
+          return {
+            appended: history.samples.some((s) => s.appendsPerSec > 0),
+            read: history.samples.some((s) => s.readsPerSec > 0),
+            lagOfMailer: history.samples.some((s) => 'mailer' in s.lag),
+          };
+        },
+        { timeout: 10_000 },
+      )
+      .toEqual({ appended: true, read: true, lagOfMailer: true });
+    // The page redraws from the history: one line per series, several points each.
+    const points = (selector: string) =>
+      page
+        .locator(selector)
+        .getAttribute('points')
+        .then((p) => (p ?? '').split(' ').filter(Boolean).length);
+    await expect.poll(() => points('#throughput polyline[data-series="appends/s"]'), { timeout: 10_000 }).toBeGreaterThan(2);
+    await expect.poll(() => points('#lag-chart polyline[data-series="mailer"]'), { timeout: 10_000 }).toBeGreaterThan(1);
+    expect(await page.locator('#throughput figcaption').textContent()).toMatch(/appends\/s .* reads\/s .* SSE clients 1/);
+    await page.screenshot({ path: screenshotPath('admin-charts.png') });
   }, 60_000);
 });

@@ -279,6 +279,77 @@ async function loadSubscriptions() {
   }
 }
 
+// --- charts over the last 15 minutes (hand-drawn SVG from GET /v1/history) ---
+const SVG = 'http://www.w3.org/2000/svg';
+const COLORS = ['#2f6fde', '#1f9d55', '#d97706', '#a40000', '#7c3aed', '#0e7490'];
+const svg = (tag, attrs = {}, ...children) => {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  node.append(...children);
+  return node;
+};
+
+/** One polyline per series over a shared time axis; the legend names each with its latest value. */
+function lineChart(box, times, series) {
+  const width = 320;
+  const height = 90;
+  const max = Math.max(1, ...series.flatMap((s) => s.values));
+  const x = (i) => (times.length < 2 ? width : (i / (times.length - 1)) * width);
+  const y = (v) => height - (v / max) * (height - 4) - 2;
+  const chart = svg(
+    'svg',
+    { viewBox: `0 0 ${width} ${height}`, role: 'img', preserveAspectRatio: 'none' },
+    svg('line', { x1: 0, y1: height - 1, x2: width, y2: height - 1, stroke: '#e2e5ea' }),
+    ...series.map((s, i) =>
+      svg('polyline', {
+        points: s.values.map((v, j) => `${x(j).toFixed(1)},${y(v).toFixed(1)}`).join(' '),
+        fill: 'none',
+        stroke: COLORS[i % COLORS.length],
+        'stroke-width': 1.5,
+        'data-series': s.label,
+      }),
+    ),
+  );
+  const legend = el(
+    'figcaption',
+    {},
+    `max ${max} · `,
+    ...series.map((s, i) =>
+      el('span', { class: 'legend', style: `--c:${COLORS[i % COLORS.length]}` }, `${s.label} ${s.values[s.values.length - 1] ?? 0} `),
+    ),
+  );
+  box.replaceChildren(chart, legend);
+}
+
+async function loadHistory() {
+  let intervalMs = 5000;
+  try {
+    const history = await api('/v1/history');
+    if (history) {
+      intervalMs = history.intervalMs;
+      drawHistory(history.samples);
+    }
+  } catch {
+    // no read right on every stream: no charts
+  }
+  setTimeout(loadHistory, Math.max(1000, intervalMs));
+}
+
+function drawHistory(samples) {
+  const times = samples.map((s) => s.at);
+  lineChart($('#throughput'), times, [
+    { label: 'appends/s', values: samples.map((s) => s.appendsPerSec) },
+    { label: 'reads/s', values: samples.map((s) => s.readsPerSec) },
+    { label: 'SSE clients', values: samples.map((s) => s.sseClients) },
+  ]);
+  const names = [...new Set(samples.flatMap((s) => Object.keys(s.lag)))].slice(0, COLORS.length);
+  lineChart(
+    $('#lag-chart'),
+    times,
+    names.map((name) => ({ label: name, values: samples.map((s) => s.lag[name] ?? 0) })),
+  );
+}
+
 // --- parked events: the error and stack, replay or skip (a write right is needed) ---
 async function parkedAction(path, body, what) {
   const status = $('#parked-status');
@@ -366,7 +437,7 @@ $('#key-form').addEventListener('submit', (e) => {
 });
 
 (async () => {
-  await Promise.all([loadStats(), loadStreams(), loadSubscriptions(), loadParked()]);
+  await Promise.all([loadStats(), loadStreams(), loadSubscriptions(), loadParked(), loadHistory()]);
   // The live tail starts with the last few events for context.
   let from = 0;
   try {
