@@ -431,6 +431,7 @@ export function createApp(options: AppOptions): LoglineApp {
       status: info.status,
       parked: info.parked,
       ...(info.lastError === undefined ? {} : { lastError: info.lastError }),
+      ...(info.version === undefined ? {} : { version: info.version, active: info.active }),
     }));
     return { head, subscriptions: [...consumers, ...sse] };
   };

@@ -100,7 +100,19 @@ async function loadStreams(append = false) {
       list.append(
         el(
           'li',
-          { 'data-stream': stream.streamId, onclick: () => showStream(stream.streamId) },
+          {
+            'data-stream': stream.streamId,
+            tabindex: '0',
+            role: 'button',
+            onclick: () => showStream(stream.streamId),
+            // Keyboard: Enter or Space opens the stream, as a click does.
+            onkeydown: (e) => {
+              if (e.key === 'Enter' || e.key === ' ') {
+                e.preventDefault();
+                showStream(stream.streamId);
+              }
+            },
+          },
           el('span', {}, stream.streamId),
           el('span', { class: 'version' }, `v${stream.version}`),
         ),
@@ -120,9 +132,27 @@ let current = { stream: '', next: null };
 const isLate = (event) => Date.parse(event.recordedAt) - Date.parse(event.occurredAt) > 1000;
 const isCorrection = (event) => Array.isArray(event.metadata?.correctionOf);
 
-function eventCard(event) {
+/** Above this many characters of JSON an event is shown as plain text, on request: a 1 MiB event must not freeze the page. */
+const LARGE_EVENT_CHARS = 64 * 1024;
+function eventBody(event) {
+  const value = { data: event.data, metadata: event.metadata };
+  const text = JSON.stringify(value, null, 2);
   const body = el('pre');
-  body.append(prettyJson({ data: event.data, metadata: event.metadata }));
+  if (text.length <= LARGE_EVENT_CHARS) {
+    body.append(prettyJson(value));
+    return body;
+  }
+  body.textContent = `${text.slice(0, 4096)}\n…`;
+  const all = el('button', { type: 'button', class: 'show-all' }, `Show all ${Math.round(text.length / 1024)} KiB`);
+  all.addEventListener('click', () => {
+    body.textContent = text; // one text node: no per-value DOM nodes for a huge event
+    all.remove();
+  });
+  return el('div', { class: 'large' }, body, all);
+}
+
+function eventCard(event) {
+  const body = eventBody(event);
   const times = isLate(event) ? `occurred ${event.occurredAt} · recorded ${event.recordedAt}` : event.occurredAt;
   return el(
     'div',
@@ -269,7 +299,7 @@ async function loadSubscriptions() {
         el(
           'td',
           { class: s.status === 'failed' || s.lastError ? 'bad' : '' },
-          `${s.status ?? ''}${s.parked ? ` · ${s.parked} parked` : ''}`,
+          `${s.status ?? ''}${s.version === undefined ? '' : s.active ? ' · live version' : ' · not live'}${s.parked ? ` · ${s.parked} parked` : ''}`,
         ),
       ),
     );
