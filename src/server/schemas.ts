@@ -224,6 +224,35 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/v1/stats': { get: { summary: 'Event and stream counts, head position', responses: { 200: { description: 'Stats' } } } },
       '/v1/subscriptions': { get: { summary: 'Live subscriptions and their lag', responses: { 200: { description: 'Subscriptions' } } } },
+      '/v1/history': {
+        get: {
+          summary: 'The last 15 minutes of appends/s, reads/s, SSE clients and consumer lag (read on *)',
+          responses: { 200: { description: 'History' } },
+        },
+      },
+      '/v1/parked': {
+        get: {
+          summary: 'Parked events with error and stack (read on *)',
+          parameters: [param('consumer', 'query', 'Only this consumer’s (a subscription, projection@vN or group).')],
+          responses: { 200: { description: '{"parked":[…],"replayable":[names]}' }, 400: errorReply('Bad query') },
+        },
+      },
+      '/v1/parked/replay': {
+        post: {
+          summary: 'Replay parked events through a consumer running in this server (write on *)',
+          responses: {
+            200: { description: '{"replayed":n,"failed":[{id,error}]}' },
+            400: errorReply('Bad body'),
+            404: errorReply('Consumer not running here'),
+          },
+        },
+      },
+      '/v1/parked/skip': {
+        post: {
+          summary: 'Discard parked events without running them (write on *)',
+          responses: { 200: { description: '{"skipped":n}' }, 400: errorReply('Bad body'), 404: errorReply('Unknown parked event id') },
+        },
+      },
       '/v1/health': {
         get: { summary: 'Liveness and store reachability', responses: { 200: { description: 'OK' }, 503: errorReply('Store down') } },
       },

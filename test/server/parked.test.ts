@@ -93,6 +93,10 @@ describe('parked events over HTTP', () => {
       event: { type: 'Poison', streamId: 'order-1', position: '1', data: { n: 1 } },
     });
     expect((await call('GET', '/v1/parked?consumer=nobody', as('viewer'))).body.parked).toEqual([]);
+    const openapi = (await (await fetch(`${server.url}/v1/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(openapi.paths)).toEqual(
+      expect.arrayContaining(['/v1/parked', '/v1/parked/replay', '/v1/parked/skip', '/v1/history']),
+    );
   });
 
   it('needs read (listing) or write (replay, skip) on every stream', async () => {
