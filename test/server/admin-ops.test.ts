@@ -245,4 +245,19 @@ describe('admin page: consumers, parked events and time travel in headless Chrom
     await page.setViewportSize({ width: 1280, height: 800 });
     await projection.stop();
   }, 60_000);
+
+  it('searches streams by prefix or by category', async (ctx) => {
+    if (!available) ctx.skip();
+    await store.append('accounting-1', [{ type: 'Booked', data: {} }]);
+    await store.append('account-42', [{ type: 'Opened', data: {} }]);
+    await page.selectOption('#search-mode', 'prefix');
+    await page.fill('#stream-search', 'account');
+    await expect
+      .poll(() => page.locator('#streams li').evaluateAll((items) => items.map((li) => li.getAttribute('data-stream'))))
+      .toEqual(['account-42', 'account-9', 'accounting-1']);
+    await page.selectOption('#search-mode', 'category');
+    await expect
+      .poll(() => page.locator('#streams li').evaluateAll((items) => items.map((li) => li.getAttribute('data-stream'))))
+      .toEqual(['account-42', 'account-9']);
+  }, 30_000);
 });

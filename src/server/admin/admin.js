@@ -88,7 +88,9 @@ async function loadStats() {
 // --- streams list with prefix search ---
 let lastStream = '';
 async function loadStreams(append = false) {
-  const prefix = $('#stream-search').value.trim();
+  const typed = $('#stream-search').value.trim();
+  // A category is the part of a stream id before its first '-' (order-17 is in category order).
+  const prefix = typed && $('#search-mode').value === 'category' ? `${typed.replace(/-+$/, '')}-` : typed;
   const params = new URLSearchParams({ limit: '100' });
   if (prefix) params.set('prefix', prefix);
   if (append && lastStream) params.set('after', lastStream);
@@ -443,6 +445,10 @@ async function loadParked() {
   $('#parked').replaceChildren(...(items.length ? items : [el('li', { class: 'empty' }, 'none')]));
 }
 
+$('#search-mode').addEventListener('change', () => {
+  lastStream = '';
+  loadStreams();
+});
 $('#stream-search').addEventListener('input', () => {
   lastStream = '';
   loadStreams();
