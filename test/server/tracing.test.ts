@@ -113,6 +113,18 @@ describe('traces', () => {
         expect(span.kind).toBe(SpanKind.CONSUMER);
       }
 
+      // An SSE client that receives the event continues the trace too.
+      const sse = new AbortController();
+      const stream = await fetch(`${server.url}/v1/streams/account-1/subscribe?from=0`, { signal: sse.signal });
+      const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+      let received = '';
+      while (!received.includes('data: ')) received += new TextDecoder().decode((await reader.read()).value);
+      sse.abort();
+      await expect.poll(() => byName(exporter.getFinishedSpans(), 'logline.sse.deliver').length).toBe(1);
+      const [delivery] = byName(exporter.getFinishedSpans(), 'logline.sse.deliver');
+      expect(delivery?.spanContext().traceId).toBe(CALLER_TRACE);
+      expect(delivery?.parentSpanContext?.spanId).toBe(append?.spanContext().spanId);
+
       // A client's retry (same event id) comes in another trace: still recognised as the same append.
       const retry = await fetch(`${server.url}/v1/streams/account-1`, {
         method: 'POST',
