@@ -10,7 +10,7 @@ import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 
 import { InvalidArgumentError, LoglineError } from '../core/errors.js';
 import type { ExpectedVersion, NewEvent, RecordedEvent } from '../core/types.js';
 import { stringify, toWire } from '../server/json.js';
-import { progressBar } from './progress.js';
+import { startProgress } from './progress.js';
 import { openTarget, RemoteError, type Target } from './targets.js';
 
 const int = (name: string) => (value: string) => {
@@ -197,10 +197,11 @@ targetOptions(
       print({ ...result, events: events.length });
       return;
     }
-    const bar = progressBar(fileSize(flags.file), 'bytes');
+    const progress = startProgress({ total: fileSize(flags.file), unit: 'bytes' });
     let batch: NewEvent[] = [];
     let last = { streamVersion: 0, position: 0n };
     let count = 0;
+    let bytesRead = 0;
     const flush = async () => {
       if (!batch.length) return;
       last = await target.append(stream, batch, expected);
@@ -210,11 +211,13 @@ targetOptions(
     };
     for await (const { value, bytes } of ndjsonLines(flags.file)) {
       batch.push(value as NewEvent);
-      bar.increment(bytes);
+      bytesRead += bytes;
       if (batch.length >= flags.batch) await flush();
+      progress.update(bytesRead, count);
     }
     await flush();
-    bar.stop();
+    progress.update(bytesRead, count);
+    progress.finish(`appended ${count} events to ${stream}`);
     print({ ...last, events: count });
   });
 });
@@ -277,18 +280,18 @@ targetOptions(
     const out = flags.output ? (await import('node:fs')).createWriteStream(flags.output) : undefined;
     const write = (line: string) =>
       out ? (out.write(`${line}\n`) ? undefined : new Promise<void>((resolve) => out.once('drain', resolve))) : writeLine(line);
-    const bar = progressBar(Number(until), 'positions');
+    const progress = startProgress({ total: Number(until), unit: 'positions' });
     let exported = 0;
     for await (const event of target.readAll(0n, until)) {
-      bar.update(Number(event.position));
+      progress.update(Number(event.position), exported);
       // recordedAt is transaction time: an event recorded after the cut-off was not known then.
       if (untilTime && event.recordedAt > untilTime) continue;
       await write(stringify(toWire(event)));
       exported++;
     }
-    bar.stop();
     if (out) await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
-    process.stderr.write(`exported ${exported} events up to position ${until}\n`);
+    progress.update(Number(until), exported);
+    progress.finish(`exported ${exported} events up to position ${until}`);
   });
 });
 
@@ -301,9 +304,10 @@ targetOptions(
 ).action(async (file: string, flags) => {
   await withTarget(flags, async (target) => {
     const before = (await target.stats()).events;
-    const bar = progressBar(fileSize(file), 'bytes');
+    const progress = startProgress({ total: fileSize(file), unit: 'bytes' });
     let batch: RecordedEvent[] = [];
     let read = 0;
+    let bytesRead = 0;
     const flush = async () => {
       const first = batch[0];
       if (!first) return;
@@ -328,11 +332,12 @@ targetOptions(
       if (previous && (previous.streamId !== event.streamId || (event.streamVersion - 1) % flags.batch === 0)) await flush();
       batch.push(event);
       read++;
-      bar.increment(bytes);
+      bytesRead += bytes;
+      progress.update(bytesRead, read);
     }
     await flush();
-    bar.stop();
     const after = (await target.stats()).events;
+    progress.finish(`imported ${read} events (${after - before} added)`);
     print({ read, added: after - before });
   });
 });
@@ -343,6 +348,29 @@ targetOptions(program.command('stats').description('event and stream counts, hea
     print(await target.stats());
   });
 });
+
+// --- help: every command with an example, in `logline --help` and in each command's help ---
+const EXAMPLES: Record<string, string[]> = {
+  serve: ['logline serve --store postgres://postgres@127.0.0.1:5432/app --port 8080', 'logline serve --demo'],
+  append: [
+    `logline append account-7 '{"type":"AccountOpened","data":{"owner":"Homer"}}' --expected-version no_stream`,
+    'logline append account-7 -f events.ndjson --server http://127.0.0.1:7373',
+  ],
+  read: ['logline read account-7 --backward --limit 10'],
+  tail: ['logline tail --server http://127.0.0.1:7373', 'logline tail account-7 --from start'],
+  export: ['logline export > backup.ndjson', 'logline export --until 2026-11-01T00:00:00Z -o as-known.ndjson'],
+  import: ['logline import backup.ndjson --store sqlite:./copy.db'],
+  stats: ['logline stats --server http://127.0.0.1:7373'],
+};
+for (const command of program.commands) {
+  const examples = EXAMPLES[command.name()] ?? [];
+  command.addHelpText('after', `\nExample${examples.length > 1 ? 's' : ''}:\n${examples.map((line) => `  $ ${line}`).join('\n')}`);
+}
+program.addHelpText(
+  'after',
+  `\nExamples:\n${program.commands.map((command) => `  $ ${EXAMPLES[command.name()]?.[0] ?? ''}`).join('\n')}\n\n` +
+    'Store or server: --store URL (LOGLINE_STORE) or --server URL (LOGLINE_SERVER). `logline help <command>` for its options.',
+);
 
 try {
   await program.parseAsync(process.argv);

@@ -4,7 +4,8 @@
  * return the original result, store nothing) or a conflict.
  */
 import { IdempotencyConflictError } from './errors.js';
-import type { AppendResult, ExpectedVersion, JsonValue, RecordedEvent } from './types.js';
+import { TRACEPARENT } from './tracing.js';
+import type { AppendResult, ExpectedVersion, JsonObject, JsonValue, RecordedEvent } from './types.js';
 import type { PreparedEvent } from './validation.js';
 
 export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
@@ -47,7 +48,7 @@ export function resolveRetry(stream: string, expected: ExpectedVersion, events: 
     const sameContent =
       original.type === event.type &&
       jsonEqual(original.data, event.data) &&
-      jsonEqual(original.metadata, event.metadata) &&
+      jsonEqual(withoutTraceContext(original.metadata), withoutTraceContext(event.metadata)) &&
       (event.occurredAt === undefined || event.occurredAt === original.occurredAt);
     if (!sameContent) throw new IdempotencyConflictError(stream, event.id, 'the stored event has different content');
   }
@@ -66,4 +67,11 @@ export function resolveRetry(stream: string, expected: ExpectedVersion, events: 
   }
   const last = byId.get((events[events.length - 1] as PreparedEvent).id) as RecordedEvent;
   return { streamVersion: last.streamVersion, position: last.position };
+}
+
+/** A retry runs in another trace (a new request): its trace context is not part of the event's content. */
+function withoutTraceContext(metadata: JsonObject): JsonObject {
+  if (!Object.hasOwn(metadata, TRACEPARENT)) return metadata;
+  const { [TRACEPARENT]: _trace, ...rest } = metadata;
+  return rest;
 }

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AppendTooLargeError, EventTooLargeError, InvalidArgumentError, InvalidEventError, InvalidStreamIdError } from './errors.js';
+import { currentTraceparent, TRACEPARENT } from './tracing.js';
 import type { ExpectedVersion, JsonObject, JsonValue, NewEvent, ReadAllOptions, ReadOptions, StoreLimits } from './types.js';
 
 export const STREAM_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,200}$/;
@@ -110,6 +111,7 @@ export function prepareEvents(events: unknown, limits: StoreLimits): PreparedEve
   const prepared: PreparedEvent[] = new Array(events.length);
   const seen = new Set<string>();
   let totalBytes = 0;
+  const traceparent = currentTraceparent();
   for (let i = 0; i < events.length; i++) {
     const event = events[i];
     if (!isValidEventFast(event)) {
@@ -122,8 +124,10 @@ export function prepareEvents(events: unknown, limits: StoreLimits): PreparedEve
     if (seen.has(id)) throw new InvalidEventError(i, [`id ${id} appears twice in this append`]);
     seen.add(id);
     const dataJson = JSON.stringify(event.data);
-    const metadata = event.metadata ?? {};
-    const metadataJson = event.metadata ? JSON.stringify(metadata) : '{}';
+    let metadata = event.metadata ?? {};
+    // The append's trace context travels with the event to the consumers that handle it later.
+    if (traceparent !== undefined && !Object.hasOwn(metadata, TRACEPARENT)) metadata = { ...metadata, [TRACEPARENT]: traceparent };
+    const metadataJson = event.metadata || traceparent !== undefined ? JSON.stringify(metadata) : '{}';
     const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson) + event.type.length + 100;
     if (bytes > limits.maxEventBytes) throw new EventTooLargeError(i, bytes, limits.maxEventBytes);
     totalBytes += bytes;

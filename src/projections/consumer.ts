@@ -6,6 +6,7 @@
  * jitter, then park it and stop or skip as configured.
  */
 import { InvalidArgumentError, LoglineError, StoreClosedError } from '../core/errors.js';
+import { traceHandling } from '../core/tracing.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import { matchesFilter } from '../core/validation.js';
 import { type CheckpointUpdate, EventFailure, type ParkInput, SupersededError } from './backend.js';
@@ -410,7 +411,9 @@ export class Consumer {
       const relevant = rest.filter((event) => sink.wants(event));
       const through = (rest[rest.length - 1] as RecordedEvent).position;
       try {
-        await sink.apply(relevant, through);
+        await traceHandling('logline.consumer.batch', { 'logline.consumer': this.config.name }, relevant, () =>
+          sink.apply(relevant, through),
+        );
         this.advance(through);
         if (this.status_ === 'retrying') this.status_ = this.puller ? 'live' : 'catching-up';
         return;

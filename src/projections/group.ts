@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { InvalidArgumentError } from '../core/errors.js';
+import { traceHandling } from '../core/tracing.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import { EventFailure } from './backend.js';
 import {
@@ -159,7 +160,13 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
           }
           for (let i = 0; !options.handleBatch && i < events.length; i++) {
             try {
-              await handler(events[i] as RecordedEvent);
+              const event = events[i] as RecordedEvent;
+              await traceHandling(
+                'logline.group.handle',
+                { 'logline.consumer': `${group}#${partitionOf(event.streamId, partitions)}` },
+                [event],
+                () => handler(event),
+              );
             } catch (error) {
               throw options.isTransient?.(error) ? error : new EventFailure((events[i] as RecordedEvent).position, error, true);
             }

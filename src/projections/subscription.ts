@@ -5,6 +5,7 @@
  * so handlers use `event.position` (or `event.id`) to ignore repeats.
  */
 import { InvalidArgumentError } from '../core/errors.js';
+import { traceHandling } from '../core/tracing.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import { EventFailure, type ParkedEvent, type ProjectionBackend } from './backend.js';
 import {
@@ -131,7 +132,8 @@ export async function startSubscription(store: EventStore, options: Subscription
       async apply(events, through) {
         for (let i = 0; i < events.length; i++) {
           try {
-            await handler(events[i] as RecordedEvent);
+            const event = events[i] as RecordedEvent;
+            await traceHandling('logline.subscription.handle', { 'logline.consumer': name }, [event], () => handler(event));
           } catch (error) {
             // Events before i were handled: their effects stay (at-least-once, not transactional).
             throw new EventFailure((events[i] as RecordedEvent).position, error, true);

@@ -6,15 +6,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
-import type { z } from 'zod';
 import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError } from '../core/errors.js';
+import { traceRead } from '../core/tracing.js';
 import type { EventStore, ExpectedVersion, RecordedEvent } from '../core/types.js';
 import { assertStreamId } from '../core/validation.js';
 import { PositionTimeoutError } from '../projections/errors.js';
 import { type ConsumerInfo, getLag, listConsumers } from '../projections/observability.js';
 import type { ConsumerHandle } from '../projections/subscription.js';
+import { mountParkedApi } from './admin-api.js';
 import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, OverloadedError } from './admission.js';
 import { type ApiKey, allows, type KeyRing, requireRight } from './auth.js';
+import { mountHistory } from './history.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
 import { stringify, toWire } from './json.js';
 import { type Gauge, ServerMetrics } from './metrics.js';
@@ -26,12 +28,14 @@ import {
   noQuery,
   openApiDocument,
   parseWith,
+  queryOf,
   singleValuedQuery,
   streamReadQuery,
   streamSubscribeQuery,
   subscribeQuery,
 } from './schemas.js';
 import { DEFAULT_SSE, SseHub, type SseSettings, sseBody } from './sse.js';
+import { traceRequests } from './tracing.js';
 
 export interface AppOptions {
   store: EventStore;
@@ -273,12 +277,6 @@ const rawJson = (text: string, headers: Record<string, string> = {}) =>
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   new Response(stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
 
-/**
- * The validated query of this request. Built from the one single-valued parse the middleware
- * made, so the rights check and the handler always read the same values.
- */
-const queryOf = <T extends z.ZodType>(c: Context<Env>, schema: T): z.output<T> => parseWith(schema, c.get('query'), 'query');
-
 export function createApp(options: AppOptions): LoglineApp {
   const { store, logger, keys } = options;
   const settings: SseSettings = { ...DEFAULT_SSE, ...options.sse };
@@ -305,6 +303,8 @@ export function createApp(options: AppOptions): LoglineApp {
     return json(body, status, headers);
   });
   app.notFound((c) => json(new NotFoundError(`Route ${c.req.method} ${c.req.path}`).toJSON(), 404));
+
+  app.use(traceRequests());
 
   app.use(async (c, next) => {
     const started = performance.now();
@@ -341,6 +341,9 @@ export function createApp(options: AppOptions): LoglineApp {
       return [];
     }
   };
+
+  mountHistory(app, store, () => hub.clients.size);
+  mountParkedApi(app, store, options.consumers);
 
   // --- append ---
   app.post('/v1/streams/:stream', async (c) => {
@@ -406,9 +409,10 @@ export function createApp(options: AppOptions): LoglineApp {
     const backward = q.direction === 'backward';
     // Cap at `version` so the page agrees with the ETag even if an append lands meanwhile.
     const from = backward ? Math.min(q.from ?? version, version) : (q.from ?? 1);
-    const page = await collectPage(store.read(stream, { from, limit, direction: q.direction ?? 'forward' }), limit, (event) =>
-      event.streamVersion > version ? 'stop' : 'take',
+    const events = traceRead('logline.read', { 'logline.stream': stream }, () =>
+      store.read(stream, { from, limit, direction: q.direction ?? 'forward' }),
     );
+    const page = await collectPage(events, limit, (event) => (event.streamVersion > version ? 'stop' : 'take'));
     const last = page.last?.streamVersion;
     const next = last === undefined || !page.more ? null : backward ? (last > 1 ? last - 1 : null) : last < version ? last + 1 : null;
     return rawJson(`{"events":[${page.parts.join(',')}],"streamVersion":${version},"next":${next}}`, { etag });
@@ -428,7 +432,10 @@ export function createApp(options: AppOptions): LoglineApp {
     requireRight(keyOf(c), 'read', q.streamPrefix ?? '', q.streamPrefix ? `streams '${q.streamPrefix}…'` : '$all');
     const from = q.from ?? 0n;
     const limit = q.limit ?? DEFAULT_PAGE;
-    const page = await collectPage(store.readAll({ from, limit, types: q.types, streamPrefix: q.streamPrefix }), limit, () => 'take');
+    const events = traceRead('logline.read', { 'logline.stream': '$all', 'logline.from': String(from) }, () =>
+      store.readAll({ from, limit, types: q.types, streamPrefix: q.streamPrefix }),
+    );
+    const page = await collectPage(events, limit, () => 'take');
     const next = page.last?.position ?? from;
     return rawJson(`{"events":[${page.parts.join(',')}],"next":"${next}"}`);
   });
@@ -511,6 +518,7 @@ export function createApp(options: AppOptions): LoglineApp {
       status: info.status,
       parked: info.parked,
       ...(info.lastError === undefined ? {} : { lastError: info.lastError }),
+      ...(info.version === undefined ? {} : { version: info.version, active: info.active }),
     }));
     return { head, subscriptions: [...consumers, ...sse] };
   };

@@ -12,6 +12,7 @@ import { requireRight } from './auth.js';
 import { NotFoundError } from './http-errors.js';
 import { stringify, toWire } from './json.js';
 import type { Gauge } from './metrics.js';
+import { noQuery, queryOf } from './schemas.js';
 
 const json = (body: unknown, status = 200) =>
   new Response(stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8' } });
@@ -50,8 +51,15 @@ export function mountConnectorRoutes(app: Hono<ServerEnv>, connectors: Connector
     if (!found) throw new NotFoundError(`Connector '${name}'`, { name });
     return found;
   };
-  const canRead = (c: Context<ServerEnv>) => requireRight(c.get('key'), 'read', '', 'connectors');
-  const canControl = (c: Context<ServerEnv>) => requireRight(c.get('key'), 'write', '', 'connectors (control)');
+  // None of these routes takes query parameters: an unknown or repeated one is a 400, as everywhere.
+  const canRead = (c: Context<ServerEnv>) => {
+    queryOf(c, noQuery);
+    requireRight(c.get('key'), 'read', '', 'connectors');
+  };
+  const canControl = (c: Context<ServerEnv>) => {
+    queryOf(c, noQuery);
+    requireRight(c.get('key'), 'write', '', 'connectors (control)');
+  };
 
   app.get('/v1/connectors', async (c) => {
     canRead(c);

@@ -145,6 +145,14 @@ export function parseWith<T extends z.ZodType>(schema: T, input: unknown, what: 
   return parsed.data;
 }
 
+/**
+ * The validated query of a request: parsed from the one single-valued object the app's middleware
+ * made, so the rights check and the handler always read the same values. Every route uses it,
+ * with `noQuery` when it takes no parameters (an unknown parameter is a 400).
+ */
+export const queryOf = <T extends z.ZodType>(c: { get(name: 'query'): Record<string, string> }, schema: T): z.output<T> =>
+  parseWith(schema, c.get('query'), 'query');
+
 const json = (schema: z.ZodType, description: string) => ({
   description,
   content: { 'application/json': { schema: { $ref: `#/components/schemas/${(schema.meta() as { id: string }).id}` } } },
@@ -264,6 +272,35 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/v1/stats': { get: { summary: 'Event and stream counts, head position', responses: { 200: { description: 'Stats' } } } },
       '/v1/subscriptions': { get: { summary: 'Live subscriptions and their lag', responses: { 200: { description: 'Subscriptions' } } } },
+      '/v1/history': {
+        get: {
+          summary: 'The last 15 minutes of appends/s, reads/s, SSE clients and consumer lag (read on *)',
+          responses: { 200: { description: 'History' } },
+        },
+      },
+      '/v1/parked': {
+        get: {
+          summary: 'Parked events with error and stack (read on *)',
+          parameters: [param('consumer', 'query', 'Only this consumer’s (a subscription, projection@vN or group).')],
+          responses: { 200: { description: '{"parked":[…],"replayable":[names]}' }, 400: errorReply('Bad query') },
+        },
+      },
+      '/v1/parked/replay': {
+        post: {
+          summary: 'Replay parked events through a consumer running in this server (write on *)',
+          responses: {
+            200: { description: '{"replayed":n,"failed":[{id,error}]}' },
+            400: errorReply('Bad body'),
+            404: errorReply('Consumer not running here'),
+          },
+        },
+      },
+      '/v1/parked/skip': {
+        post: {
+          summary: 'Discard parked events without running them (write on *)',
+          responses: { 200: { description: '{"skipped":n}' }, 400: errorReply('Bad body'), 404: errorReply('Unknown parked event id') },
+        },
+      },
       '/v1/health': {
         get: { summary: 'Liveness and store reachability', responses: { 200: { description: 'OK' }, 503: errorReply('Store down') } },
       },

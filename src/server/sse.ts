@@ -9,6 +9,7 @@
  * read, its socket is destroyed DESTROY_AFTER_MS later.
  */
 import { isLoglineError } from '../core/errors.js';
+import { traceHandling } from '../core/tracing.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import { stringify, toWire } from './json.js';
 
@@ -171,7 +172,10 @@ export function sseBody(request: SseRequest): ReadableStream<Uint8Array> {
     for await (const event of events as AsyncIterable<RecordedEvent>) {
       if (closed) return;
       if (stream !== undefined && event.streamId !== stream) continue;
-      send(`id: ${event.position}\ndata: ${stringify(toWire(event))}\n\n`);
+      // A span per delivery (only when tracing records) continues the trace of the event's append.
+      traceHandling('logline.sse.deliver', { 'logline.consumer': `sse#${client.id}` }, [event], () =>
+        send(`id: ${event.position}\ndata: ${stringify(toWire(event))}\n\n`),
+      );
       client.lastEventId = event.position;
       if (!room() && !(await waitForRoom())) {
         if (!closed) giveUp();

@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { progressLine, summaryLine } from '../../src/cli/progress.js';
 import { CLI, ROOT, type ServerProcess, startServerProcess, tempDir } from '../server/process.js';
 
 interface Run {
@@ -75,8 +76,8 @@ describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) =
     const piped = await run(mode === 'store' ? ['append', 'cart-1', ...target] : ['append', 'cart-1', '-f', file, ...target], ndjson);
     expect(piped.code).toBe(0);
     expect(JSON.parse(piped.stdout)).toMatchObject({ streamVersion: 4, events: 3 });
-    // A progress bar never reaches a pipe.
-    expect(piped.stderr).toBe('');
+    // A progress bar never reaches a pipe: only the summary line does.
+    expect(piped.stderr).toMatch(/^logline: appended 3 events to cart-1 in \d+\.\d s, [\d,]+ events\/s\n$/);
 
     const [conflict, bad, read, backward, missing] = await Promise.all([
       run(['append', 'cart-1', '[{"type":"Late","data":1}]', ...target, '--expected-version', '2']),
@@ -110,7 +111,7 @@ describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) =
     const file = join(dir.path, `${mode}-export.ndjson`);
     const exported = await run(['export', ...target]);
     expect(exported.code).toBe(0);
-    expect(exported.stderr).toBe('exported 5 events up to position 5\n');
+    expect(exported.stderr).toMatch(/^logline: exported 5 events up to position 5 in \d+\.\d s, [\d,]+ events\/s\n$/);
     writeFileSync(file, exported.stdout);
     const original = lines(exported.stdout);
     expect(original.map((e) => e.position)).toEqual(['1', '2', '3', '4', '5']);
@@ -133,7 +134,7 @@ describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) =
     const first = await run(['import', file, ...intoCopy, '--batch', '2']);
     expect(first.code).toBe(0);
     expect(JSON.parse(first.stdout)).toEqual({ read: 5, added: 5 });
-    expect(first.stderr).toBe('');
+    expect(first.stderr).toMatch(/^logline: imported 5 events \(5 added\) in \d+\.\d s, [\d,]+ events\/s\n$/);
     const second = await run(['import', file, ...intoCopy, '--batch', '2']);
     expect(JSON.parse(second.stdout)).toEqual({ read: 5, added: 0 });
     const copied = lines((await run(['export', ...intoCopy])).stdout);
@@ -164,5 +165,73 @@ describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) =
     expect(seen.map((e) => e.type)).toEqual(['First', 'Second']);
     child.kill('SIGINT');
     expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(0);
+  });
+});
+
+describe('logline CLI: help and progress', () => {
+  it('--help lists every command with an example, and each command shows its own', async () => {
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    const commandsSection = help.stdout.slice(help.stdout.indexOf('Commands:'), help.stdout.indexOf('Examples:'));
+    const commands = [...commandsSection.matchAll(/^ {2}([a-z]+) /gm)].map((match) => match[1]).filter((name) => name !== 'help');
+    expect(commands).toEqual(['serve', 'append', 'read', 'tail', 'export', 'import', 'stats']);
+    for (const command of commands) expect(help.stdout).toMatch(new RegExp(`^ {2}\\$ logline ${command} `, 'm'));
+    const importHelp = await run(['help', 'import']);
+    expect(importHelp.stdout).toMatch(/Example:\n {2}\$ logline import backup\.ndjson/);
+  });
+
+  it('import on a terminal draws a progress bar with the rate; the summary line stays', async () => {
+    // 3,000 events in 30 streams, imported under a pseudo-terminal (script(1)) as a person would see it.
+    const file = join(dir.path, 'progress.ndjson');
+    const at = new Date().toISOString();
+    const events = Array.from({ length: 3000 }, (_, i) => ({
+      id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+      streamId: `p-${Math.floor(i / 100)}`,
+      streamVersion: (i % 100) + 1,
+      position: String(i + 1),
+      type: 'Tick',
+      data: { i },
+      metadata: {},
+      occurredAt: at,
+      recordedAt: at,
+    }));
+    writeFileSync(file, `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
+    const command = [
+      process.execPath,
+      '--import',
+      'tsx',
+      CLI,
+      'import',
+      file,
+      '--batch',
+      '50',
+      '--store',
+      `sqlite:${join(dir.path, 'tty.db')}`,
+    ]
+      .map((arg) => `'${arg}'`)
+      .join(' ');
+    const terminal = await new Promise<Run>((resolve) => {
+      const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, LOGLINE_STORE: '' } });
+      let stdout = '';
+      child.stdout.on('data', (chunk) => {
+        stdout += chunk;
+      });
+      child.stdin.end();
+      child.on('exit', (code) => resolve({ code, stdout, stderr: '' }));
+    });
+    expect(terminal.code).toBe(0);
+    expect(terminal.stdout).toMatch(/\r\[[#-]{20}\] \d+% · [\d.]+ (B|KiB|MiB)\/[\d.]+ KiB · [\d,]+ events · [\d,]+ events\/s/);
+    expect(terminal.stdout).toMatch(/logline: imported 3000 events \(3000 added\) in \d+\.\d s, [\d,]+ events\/s/);
+    expect(terminal.stdout).toContain('{"read":3000,"added":3000}');
+  }, 30_000);
+
+  it('the progress line computes rate and ETA from the work done so far', () => {
+    const line = progressLine({ work: 25 * 1024, total: 100 * 1024, unit: 'bytes', items: 5000, elapsedMs: 2000 });
+    expect(line).toBe('[#####---------------] 25% · 25.0 KiB/100.0 KiB · 5,000 events · 2,500 events/s · ETA 0:06');
+    expect(progressLine({ work: 3000, total: undefined, unit: 'bytes', items: 10, elapsedMs: 1000 })).toBe(
+      '2.9 KiB · 10 events · 10 events/s',
+    );
+    expect(progressLine({ work: 1, total: 7200, unit: 'positions', items: 1, elapsedMs: 1000 })).toMatch(/ETA 1:59:59$/);
+    expect(summaryLine('exported 10 events', 10, 20_000)).toBe('exported 10 events in 20 s, 1 events/s');
   });
 });

@@ -38,6 +38,15 @@ describe('package', () => {
     expect(JSON.parse(out)).toEqual({ events: ['Created'], conflict: true, sqlite: 'function' });
   });
 
+  it('the logline bin works from a clone: npm ci runs prepare, which builds the dist/ the bin points at', () => {
+    expect(pkg.scripts.prepare).toBe('npm run build');
+    expect(readFileSync(`${root}${pkg.bin.logline}`, 'utf8')).toMatch(/^#!\/usr\/bin\/env node\n/);
+    // npx resolves the project's own bin, as a person in the clone would type it.
+    const help = execFileSync('npx', ['--no-install', 'logline', '--help'], { cwd: root, encoding: 'utf8' });
+    expect(help).toMatch(/^Usage: logline /);
+    expect(help).toContain('$ logline import backup.ndjson');
+  }, 30_000);
+
   it('names the driver to install when a backend driver is missing', () => {
     // A project with Logline and its own dependencies, but none of the optional drivers.
     const app = mkdtempSync(join(tmpdir(), 'logline-nodriver-'));

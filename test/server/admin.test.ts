@@ -3,31 +3,12 @@
  * lists and searches streams, shows a stream's events, and a live $all tail picks up an event
  * appended through the API. Saves docs/admin.png (when missing, or with LOGLINE_UPDATE_SCREENSHOT=1).
  */
-import { execSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, CHROMIUM_ARGS, ensureChromium } from '../helpers/chromium.js';
 import { post, ROOT, type ServerProcess, startServerProcess, tempDir } from './process.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-
-/** Installs Chromium from apt when it is missing; with CI=true a failure fails the suite. */
-function ensureChromium(): boolean {
-  if (existsSync(CHROMIUM)) return true;
-  try {
-    execSync('apt-get update && apt-get install -y chromium', { stdio: 'ignore', timeout: 600_000 });
-  } catch (error) {
-    if (process.env.CI === 'true') throw new Error(`Chromium is missing and apt-get could not install it (CI=true): ${String(error)}`);
-    console.warn(`Chromium is missing and could not be installed; skipping the browser test (${String(error)})`);
-    return false;
-  }
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI === 'true') throw new Error(`apt-get installed chromium but ${CHROMIUM} is still missing`);
-    return false;
-  }
-  return true;
-}
 
 describe('admin page in headless Chromium', () => {
   const dir = tempDir();
@@ -42,16 +23,7 @@ describe('admin page in headless Chromium', () => {
     if (!available) return;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: CHROMIUM_ARGS,
     });
     page = await browser.newPage({ viewport: { width: 1400, height: 820 } });
   }, 660_000);

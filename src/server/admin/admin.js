@@ -25,6 +25,20 @@ async function api(path) {
   return response.json();
 }
 
+/** A write (replay, skip): needs a key with write rights on every stream when the server has keys. */
+async function apiPost(path, body) {
+  const headers = { 'content-type': 'application/json' };
+  if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+  const response = await fetch(path, { method: 'POST', headers, body: JSON.stringify(body) });
+  const answer = await response.json().catch(() => ({}));
+  if (response.status === 401 || response.status === 403) {
+    $('#key-form').hidden = false;
+    throw new Error('an API key with write rights on every stream is needed');
+  }
+  if (!response.ok) throw new Error(answer.message || `${path}: HTTP ${response.status}`);
+  return answer;
+}
+
 // Pretty JSON as DOM nodes (never innerHTML: event data is untrusted).
 function prettyJson(value, indent = '') {
   const frag = document.createDocumentFragment();
@@ -74,7 +88,9 @@ async function loadStats() {
 // --- streams list with prefix search ---
 let lastStream = '';
 async function loadStreams(append = false) {
-  const prefix = $('#stream-search').value.trim();
+  const typed = $('#stream-search').value.trim();
+  // A category is the part of a stream id before its first '-' (order-17 is in category order).
+  const prefix = typed && $('#search-mode').value === 'category' ? `${typed.replace(/-+$/, '')}-` : typed;
   const params = new URLSearchParams({ limit: '100' });
   if (prefix) params.set('prefix', prefix);
   if (append && lastStream) params.set('after', lastStream);
@@ -86,7 +102,19 @@ async function loadStreams(append = false) {
       list.append(
         el(
           'li',
-          { 'data-stream': stream.streamId, onclick: () => showStream(stream.streamId) },
+          {
+            'data-stream': stream.streamId,
+            tabindex: '0',
+            role: 'button',
+            onclick: () => showStream(stream.streamId),
+            // Keyboard: Enter or Space opens the stream, as a click does.
+            onkeydown: (e) => {
+              if (e.key === 'Enter' || e.key === ' ') {
+                e.preventDefault();
+                showStream(stream.streamId);
+              }
+            },
+          },
           el('span', {}, stream.streamId),
           el('span', { class: 'version' }, `v${stream.version}`),
         ),
@@ -102,9 +130,32 @@ async function loadStreams(append = false) {
 
 // --- one stream's events, newest first ---
 let current = { stream: '', next: null };
-function eventCard(event) {
+/** Recorded more than a second after it occurred: a late (retroactive) event. */
+const isLate = (event) => Date.parse(event.recordedAt) - Date.parse(event.occurredAt) > 1000;
+const isCorrection = (event) => Array.isArray(event.metadata?.correctionOf);
+
+/** Above this many characters of JSON an event is shown as plain text, on request: a 1 MiB event must not freeze the page. */
+const LARGE_EVENT_CHARS = 64 * 1024;
+function eventBody(event) {
+  const value = { data: event.data, metadata: event.metadata };
+  const text = JSON.stringify(value, null, 2);
   const body = el('pre');
-  body.append(prettyJson({ data: event.data, metadata: event.metadata }));
+  if (text.length <= LARGE_EVENT_CHARS) {
+    body.append(prettyJson(value));
+    return body;
+  }
+  body.textContent = `${text.slice(0, 4096)}\n…`;
+  const all = el('button', { type: 'button', class: 'show-all' }, `Show all ${Math.round(text.length / 1024)} KiB`);
+  all.addEventListener('click', () => {
+    body.textContent = text; // one text node: no per-value DOM nodes for a huge event
+    all.remove();
+  });
+  return el('div', { class: 'large' }, body, all);
+}
+
+function eventCard(event) {
+  const body = eventBody(event);
+  const times = isLate(event) ? `occurred ${event.occurredAt} · recorded ${event.recordedAt}` : event.occurredAt;
   return el(
     'div',
     { class: 'event', 'data-id': event.id },
@@ -113,10 +164,44 @@ function eventCard(event) {
       { class: 'event-head' },
       el('span', {}, `#${event.streamVersion}`),
       el('span', { class: 'type' }, event.type),
-      el('span', { class: 'meta', title: `recorded ${event.recordedAt}` }, `pos ${event.position} · ${event.occurredAt}`),
+      isLate(event) ? el('span', { class: 'badge late', title: 'recorded after it occurred (retroactive)' }, 'late') : '',
+      isCorrection(event)
+        ? el('span', { class: 'badge correction', title: `corrects ${event.metadata.correctionOf.join(', ')}` }, 'correction')
+        : '',
+      el('span', { class: 'meta', title: `recorded ${event.recordedAt}` }, `pos ${event.position} · ${times}`),
     ),
     body,
   );
+}
+
+// --- time travel: the stream as of a recorded time (what was known then) or an occurred time ---
+const AS_OF_LIMIT = 10000;
+async function showAsOf(stream, kind, at) {
+  const box = $('#stream-events');
+  const status = $('#as-of-status');
+  const cut = Date.parse(at);
+  if (Number.isNaN(cut)) {
+    status.textContent = 'not a time: use ISO-8601, e.g. 2026-11-01T00:00:00Z';
+    return;
+  }
+  const events = [];
+  let from = 1;
+  while (from !== null && events.length < AS_OF_LIMIT) {
+    const page = await api(`/v1/streams/${encodeURIComponent(stream)}?${new URLSearchParams({ from: String(from), limit: '1000' })}`);
+    if (!page) break;
+    events.push(...page.events);
+    from = page.next;
+  }
+  const field = kind === 'recorded' ? 'recordedAt' : 'occurredAt';
+  // Occurred-time view: events in the order they happened, corrections left out (they settle
+  // late events in the ledger, not in what happened).
+  const shown = events
+    .filter((event) => Date.parse(event[field]) <= cut && (kind === 'recorded' || !isCorrection(event)))
+    .sort((a, b) => (kind === 'recorded' ? b.streamVersion - a.streamVersion : Date.parse(b.occurredAt) - Date.parse(a.occurredAt)));
+  box.replaceChildren(...shown.map(eventCard));
+  if (!shown.length) box.append(el('p', { class: 'empty' }, 'No event yet at that time.'));
+  status.textContent = `${shown.length} of ${events.length} events as of ${kind} time ${new Date(cut).toISOString()}${events.length >= AS_OF_LIMIT ? ` (first ${AS_OF_LIMIT} only)` : ''}`;
+  $('#more-events').hidden = true;
 }
 
 async function showStream(stream, more = false) {
@@ -125,6 +210,8 @@ async function showStream(stream, more = false) {
   if (!more) {
     current = { stream, next: null };
     $('#stream-title').textContent = stream;
+    $('#as-of-form').hidden = false;
+    $('#as-of-status').textContent = '';
     box.replaceChildren();
   }
   const params = new URLSearchParams({ direction: 'backward', limit: '50' });
@@ -186,7 +273,7 @@ function startLive(head) {
       ),
     );
     while (list.children.length > 200) list.lastChild.remove();
-    if (event.streamId === current.stream) $('#stream-events').prepend(eventCard(event));
+    if (event.streamId === current.stream && !$('#as-of').value.trim()) $('#stream-events').prepend(eventCard(event));
     scheduleRefresh();
   };
 }
@@ -207,13 +294,18 @@ async function loadSubscriptions() {
     const rows = subscriptions.map((s) =>
       el(
         'tr',
-        {},
+        { 'data-name': s.name, title: s.lastError ? `last error: ${s.lastError}` : '' },
         el('td', {}, s.name),
         el('td', { class: 'num' }, String(s.position)),
-        el('td', { class: 'num' }, s.lag === null ? '–' : String(s.lag)),
+        el('td', { class: 'num' }, s.lag === null ? '–' : `${s.lag}${s.lagSeconds ? ` · ${Math.round(s.lagSeconds)} s` : ''}`),
+        el(
+          'td',
+          { class: s.status === 'failed' || s.lastError ? 'bad' : '' },
+          `${s.status ?? ''}${s.version === undefined ? '' : s.active ? ' · live version' : ' · not live'}${s.parked ? ` · ${s.parked} parked` : ''}`,
+        ),
       ),
     );
-    $('#subscriptions tbody').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: '3', class: 'empty' }, 'none'))]));
+    $('#subscriptions tbody').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: '4', class: 'empty' }, 'none'))]));
   } catch {
     // shown in the stats line already
   }
@@ -242,11 +334,159 @@ async function loadConnectors() {
   }
 }
 
+// --- charts over the last 15 minutes (hand-drawn SVG from GET /v1/history) ---
+const SVG = 'http://www.w3.org/2000/svg';
+const COLORS = ['#2f6fde', '#1f9d55', '#d97706', '#a40000', '#7c3aed', '#0e7490'];
+const svg = (tag, attrs = {}, ...children) => {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  node.append(...children);
+  return node;
+};
+
+/** One polyline per series over a shared time axis; the legend names each with its latest value. */
+function lineChart(box, times, series) {
+  const width = 320;
+  const height = 90;
+  const max = Math.max(1, ...series.flatMap((s) => s.values));
+  const x = (i) => (times.length < 2 ? width : (i / (times.length - 1)) * width);
+  const y = (v) => height - (v / max) * (height - 4) - 2;
+  const chart = svg(
+    'svg',
+    { viewBox: `0 0 ${width} ${height}`, role: 'img', preserveAspectRatio: 'none' },
+    svg('line', { x1: 0, y1: height - 1, x2: width, y2: height - 1, stroke: '#e2e5ea' }),
+    ...series.map((s, i) =>
+      svg('polyline', {
+        points: s.values.map((v, j) => `${x(j).toFixed(1)},${y(v).toFixed(1)}`).join(' '),
+        fill: 'none',
+        stroke: COLORS[i % COLORS.length],
+        'stroke-width': 1.5,
+        'data-series': s.label,
+      }),
+    ),
+  );
+  const legend = el(
+    'figcaption',
+    {},
+    `max ${max} · `,
+    ...series.map((s, i) =>
+      el('span', { class: 'legend', style: `--c:${COLORS[i % COLORS.length]}` }, `${s.label} ${s.values[s.values.length - 1] ?? 0} `),
+    ),
+  );
+  box.replaceChildren(chart, legend);
+}
+
+async function loadHistory() {
+  let intervalMs = 5000;
+  try {
+    const history = await api('/v1/history');
+    if (history) {
+      intervalMs = history.intervalMs;
+      drawHistory(history.samples);
+    }
+  } catch {
+    // no read right on every stream: no charts
+  }
+  setTimeout(loadHistory, Math.max(1000, intervalMs));
+}
+
+function drawHistory(samples) {
+  const times = samples.map((s) => s.at);
+  lineChart($('#throughput'), times, [
+    { label: 'appends/s', values: samples.map((s) => s.appendsPerSec) },
+    { label: 'reads/s', values: samples.map((s) => s.readsPerSec) },
+    { label: 'SSE clients', values: samples.map((s) => s.sseClients) },
+  ]);
+  const names = [...new Set(samples.flatMap((s) => Object.keys(s.lag)))].slice(0, COLORS.length);
+  lineChart(
+    $('#lag-chart'),
+    times,
+    names.map((name) => ({ label: name, values: samples.map((s) => s.lag[name] ?? 0) })),
+  );
+}
+
+// --- parked events: the error and stack, replay or skip (a write right is needed) ---
+async function parkedAction(path, body, what) {
+  const status = $('#parked-status');
+  try {
+    const answer = await apiPost(path, body);
+    status.textContent =
+      answer.skipped !== undefined
+        ? `${what}: skipped ${answer.skipped}`
+        : `${what}: replayed ${answer.replayed}, still failing ${answer.failed.length}`;
+  } catch (error) {
+    status.textContent = `${what}: ${error.message}`;
+  }
+  await Promise.all([loadParked(), loadSubscriptions()]);
+}
+
+async function loadParked() {
+  let answer;
+  try {
+    answer = await api('/v1/parked');
+  } catch {
+    return; // no read right on every stream: the panel stays empty
+  }
+  if (!answer) return;
+  const { parked, replayable } = answer;
+  $('#parked-count').textContent = String(parked.length);
+  const button = (label, onclick, enabled = true) =>
+    el(
+      'button',
+      enabled ? { type: 'button', onclick } : { type: 'button', disabled: '', title: 'its consumer does not run in this server' },
+      label,
+    );
+  const items = parked.map((p) =>
+    el(
+      'li',
+      { 'data-parked': String(p.id), 'data-consumer': p.consumer },
+      el('div', {}, el('strong', {}, p.event.type), ` at ${p.position} on ${p.event.streamId} · ${p.consumer} · ${p.attempts} attempts`),
+      el('div', { class: 'error' }, p.error),
+      el('details', {}, el('summary', {}, 'stack'), el('pre', {}, p.stack)),
+      el(
+        'div',
+        { class: 'actions' },
+        button(
+          'Replay',
+          () => parkedAction('/v1/parked/replay', { consumer: p.consumer, ids: [p.id] }, `#${p.id}`),
+          replayable.includes(p.consumer),
+        ),
+        button('Skip', () => parkedAction('/v1/parked/skip', { ids: [p.id] }, `#${p.id}`)),
+      ),
+    ),
+  );
+  const consumers = [...new Set(parked.map((p) => p.consumer))].filter((name) => replayable.includes(name));
+  for (const name of consumers) {
+    items.push(
+      el(
+        'li',
+        { class: 'all' },
+        button(`Replay all of ${name}`, () => parkedAction('/v1/parked/replay', { consumer: name }, name)),
+      ),
+    );
+  }
+  $('#parked').replaceChildren(...(items.length ? items : [el('li', { class: 'empty' }, 'none')]));
+}
+
+$('#search-mode').addEventListener('change', () => {
+  lastStream = '';
+  loadStreams();
+});
 $('#stream-search').addEventListener('input', () => {
   lastStream = '';
   loadStreams();
 });
 $('#more-streams').addEventListener('click', () => loadStreams(true));
+$('#as-of-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  showAsOf(current.stream, $('#as-of-kind').value, $('#as-of').value.trim()).catch((error) => {
+    $('#as-of-status').textContent = String(error.message);
+  });
+});
+$('#as-of-clear').addEventListener('click', () => {
+  $('#as-of').value = '';
+  showStream(current.stream);
+});
 $('#more-events').addEventListener('click', () => showStream(current.stream, true));
 $('#key-form').addEventListener('submit', (e) => {
   e.preventDefault();
@@ -256,7 +496,7 @@ $('#key-form').addEventListener('submit', (e) => {
 });
 
 (async () => {
-  await Promise.all([loadStats(), loadStreams(), loadSubscriptions(), loadConnectors()]);
+  await Promise.all([loadStats(), loadStreams(), loadSubscriptions(), loadConnectors(), loadParked(), loadHistory()]);
   // The live tail starts with the last few events for context.
   let from = 0;
   try {
@@ -267,4 +507,5 @@ $('#key-form').addEventListener('submit', (e) => {
   startLive(from);
   setInterval(loadSubscriptions, 2000);
   setInterval(loadConnectors, 2000);
+  setInterval(loadParked, 5000);
 })();

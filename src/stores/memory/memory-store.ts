@@ -2,6 +2,7 @@
 import { StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
+import { traceAppend } from '../../core/tracing.js';
 import {
   type AppendOptions,
   type AppendResult,
@@ -67,41 +68,43 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): EventStore 
     backend: 'memory',
     limits,
 
-    async append(stream: string, events: NewEvent[], opts: AppendOptions = {}): Promise<AppendResult> {
-      assertOpen();
-      assertStreamId(stream);
-      const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
-      assertExpectedVersion(expected);
-      const prepared = prepareEvents(events, limits);
-      const existing = streams.get(stream) ?? [];
-      const stored = prepared.flatMap((event) => byId.get(event.id) ?? []);
-      if (stored.length > 0) return resolveRetry(stream, expected, prepared, stored);
-      const actual = existing.length;
-      if (!versionMatches(expected, actual)) throw new WrongExpectedVersionError(stream, expected, actual);
-      if (prepared.length === 0) return { streamVersion: actual, position: BigInt(log.length) };
-      // Never before the head's time, should the clock step back: recordedAt follows positions.
-      const now = new Date().toISOString();
-      const headAt = log.at(-1)?.recordedAt;
-      const recordedAt = headAt !== undefined && headAt > now ? headAt : now;
-      for (const event of prepared) {
-        const recorded: RecordedEvent = {
-          id: event.id,
-          type: event.type,
-          data: structuredClone(event.data),
-          metadata: structuredClone(event.metadata),
-          occurredAt: event.occurredAt ?? recordedAt,
-          streamId: stream,
-          streamVersion: existing.length + 1,
-          position: BigInt(log.length + 1),
-          recordedAt,
-        };
-        existing.push(recorded);
-        log.push(recorded);
-        byId.set(recorded.id, recorded);
-      }
-      streams.set(stream, existing);
-      signal.notify();
-      return { streamVersion: existing.length, position: BigInt(log.length) };
+    append(stream: string, events: NewEvent[], opts: AppendOptions = {}): Promise<AppendResult> {
+      return traceAppend('memory', stream, events, async () => {
+        assertOpen();
+        assertStreamId(stream);
+        const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
+        assertExpectedVersion(expected);
+        const prepared = prepareEvents(events, limits);
+        const existing = streams.get(stream) ?? [];
+        const stored = prepared.flatMap((event) => byId.get(event.id) ?? []);
+        if (stored.length > 0) return resolveRetry(stream, expected, prepared, stored);
+        const actual = existing.length;
+        if (!versionMatches(expected, actual)) throw new WrongExpectedVersionError(stream, expected, actual);
+        if (prepared.length === 0) return { streamVersion: actual, position: BigInt(log.length) };
+        // Never before the head's time, should the clock step back: recordedAt follows positions.
+        const now = new Date().toISOString();
+        const headAt = log.at(-1)?.recordedAt;
+        const recordedAt = headAt !== undefined && headAt > now ? headAt : now;
+        for (const event of prepared) {
+          const recorded: RecordedEvent = {
+            id: event.id,
+            type: event.type,
+            data: structuredClone(event.data),
+            metadata: structuredClone(event.metadata),
+            occurredAt: event.occurredAt ?? recordedAt,
+            streamId: stream,
+            streamVersion: existing.length + 1,
+            position: BigInt(log.length + 1),
+            recordedAt,
+          };
+          existing.push(recorded);
+          log.push(recorded);
+          byId.set(recorded.id, recorded);
+        }
+        streams.set(stream, existing);
+        signal.notify();
+        return { streamVersion: existing.length, position: BigInt(log.length) };
+      });
     },
 
     async *read(stream: string, opts?: ReadOptions) {

@@ -20,6 +20,7 @@ import type { Sql, TransactionSql } from 'postgres';
 import { DriverMissingError, InvalidStoreUrlError, StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
+import { recordCommit, type Span, traceAppend } from '../../core/tracing.js';
 import {
   type AppendOptions,
   type AppendResult,
@@ -117,6 +118,8 @@ interface PendingAppend {
   bytes: number;
   resolve: (result: AppendResult) => void;
   reject: (error: unknown) => void;
+  /** The append's trace span, when tracing records: it learns the size of the commit it joined. */
+  span: Span | undefined;
 }
 
 interface BatchRow {
@@ -534,6 +537,8 @@ function createPostgresStore(
     await new Promise((resolve) => setImmediate(resolve));
     while (queue.length) {
       const batch = takeBatch();
+      const batchEvents = batch.reduce((sum, pending) => sum + pending.events.length, 0);
+      for (const pending of batch) recordCommit(pending.span, batch.length, batchEvents);
       const running = runBatch(batch, lastBatch);
       lastBatch = running.catch(() => {});
       const outcomes = await running;
@@ -612,21 +617,23 @@ function createPostgresStore(
     },
 
     append(stream: string, events: NewEvent[], opts: AppendOptions = {}): Promise<AppendResult> {
-      try {
-        assertOpen();
-        assertStreamId(stream);
-        const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
-        assertExpectedVersion(expected);
-        const prepared = prepareEvents(events, limits);
-        let bytes = 0;
-        for (const e of prepared) bytes += e.dataJson.length + e.metadataJson.length + 100;
-        return new Promise((resolve, reject) => {
-          queue.push({ stream, expected, events: prepared, bytes, resolve, reject });
-          flush();
-        });
-      } catch (error) {
-        return Promise.reject(error);
-      }
+      return traceAppend('postgresql', stream, events, (span) => {
+        try {
+          assertOpen();
+          assertStreamId(stream);
+          const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
+          assertExpectedVersion(expected);
+          const prepared = prepareEvents(events, limits);
+          let bytes = 0;
+          for (const e of prepared) bytes += e.dataJson.length + e.metadataJson.length + 100;
+          return new Promise((resolve, reject) => {
+            queue.push({ stream, expected, events: prepared, bytes, resolve, reject, span });
+            flush();
+          });
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      });
     },
 
     async *read(stream: string, opts?: ReadOptions) {

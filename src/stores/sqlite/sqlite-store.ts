@@ -17,6 +17,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import { DriverMissingError, LoglineError, StoreClosedError, StoreUnavailableError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
+import { recordCommit, type Span, traceAppend } from '../../core/tracing.js';
 import {
   type AppendOptions,
   type AppendResult,
@@ -101,6 +102,8 @@ interface PendingAppend {
   reject: (error: unknown) => void;
   /** How often a failed batch made it run again (see settleEndedBatch). */
   reruns: number;
+  /** The append's trace span, when tracing records: it learns the size of the commit it joined. */
+  span: Span | undefined;
 }
 
 /** Most events one coalesced transaction carries; later appends wait for the next one. */
@@ -376,6 +379,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     const batch = queue.slice(0, end);
     queue = queue.slice(end);
     if (queue.length) scheduleFlush();
+    for (const pending of batch) recordCommit(pending.span, batch.length, count);
     let run: BatchRun;
     try {
       run = writeBatch(batch);
@@ -455,19 +459,21 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     },
 
     append(stream: string, events: NewEvent[], opts: AppendOptions = {}): Promise<AppendResult> {
-      try {
-        assertOpen();
-        assertStreamId(stream);
-        const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
-        assertExpectedVersion(expected);
-        const prepared = prepareEvents(events, limits);
-        return new Promise((resolve, reject) => {
-          queue.push({ stream, expected, events: prepared, resolve, reject, reruns: 0 });
-          scheduleFlush();
-        });
-      } catch (error) {
-        return Promise.reject(error);
-      }
+      return traceAppend('sqlite', stream, events, (span) => {
+        try {
+          assertOpen();
+          assertStreamId(stream);
+          const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
+          assertExpectedVersion(expected);
+          const prepared = prepareEvents(events, limits);
+          return new Promise((resolve, reject) => {
+            queue.push({ stream, expected, events: prepared, resolve, reject, reruns: 0, span });
+            scheduleFlush();
+          });
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      });
     },
 
     async *read(stream: string, opts?: ReadOptions) {
