@@ -11,7 +11,8 @@
 import type { Database } from 'better-sqlite3';
 import { InvalidArgumentError, LoglineError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
-import { COLUMNS, type Row, toRecorded } from '../stores/sqlite/sqlite-store.js';
+import { attachPostgresInline } from '../stores/postgres/projections.js';
+import { COLUMNS, type Row, toRecorded } from '../stores/sqlite/store.js';
 import {
   applyInOrder,
   EventFailure,
@@ -25,7 +26,6 @@ import {
 } from './backend.js';
 import { Consumer, normalizeRetry, type OnFailure, type RetryPolicy, validateBatchSize } from './consumer.js';
 import { ProjectionStoppedError } from './errors.js';
-import { attachPostgresInline } from './postgres-backend.js';
 import { assertNotRunning, backendFor, trackConsumer } from './registry.js';
 import { type ConsumerHandle, type ReplayResult, replayParkedEvents, toHandle } from './subscription.js';
 

@@ -6,11 +6,11 @@
 import type { Database } from 'better-sqlite3';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { EventStore } from '../core/types.js';
+import { createMemoryBackend } from '../stores/memory/projections.js';
+import { createPostgresBackend, isPostgresStore } from '../stores/postgres/projections.js';
+import { createSqliteBackend } from '../stores/sqlite/projections.js';
 import type { ProjectionBackend } from './backend.js';
 import type { Consumer } from './consumer.js';
-import { createMemoryBackend } from './memory-backend.js';
-import { createPostgresBackend, isPostgresStore } from './postgres-backend.js';
-import { createSqliteBackend } from './sqlite-backend.js';
 
 const backends = new WeakMap<EventStore, Promise<ProjectionBackend>>();
 

@@ -8,9 +8,8 @@
  * every earlier event committed.
  */
 import type { Sql, TransactionSql } from 'postgres';
-import { InvalidArgumentError } from '../core/errors.js';
-import type { EventStore, RecordedEvent } from '../core/types.js';
-import { COLUMNS, isConnectionError, type Row, toRecorded } from '../stores/postgres/postgres-store.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import type { EventStore, RecordedEvent } from '../../core/types.js';
 import {
   type CheckpointUpdate,
   EventFailure,
@@ -25,7 +24,8 @@ import {
   type StoredCheckpoint,
   SupersededError,
   versionedTable,
-} from './backend.js';
+} from '../../projections/backend.js';
+import { COLUMNS, isConnectionError, type Row, toRecorded } from './store.js';
 
 interface PostgresStoreLike extends EventStore {
   readonly sql: Sql;

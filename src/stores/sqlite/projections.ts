@@ -6,7 +6,7 @@
  * SQLITE_BUSY when several processes share the file.
  */
 import type { Database } from 'better-sqlite3';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError } from '../../core/errors.js';
 import {
   type CheckpointUpdate,
   errorMessage,
@@ -22,7 +22,7 @@ import {
   type StoredCheckpoint,
   SupersededError,
   versionedTable,
-} from './backend.js';
+} from '../../projections/backend.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS logline_checkpoints (
