@@ -27,6 +27,7 @@ import {
   prepareEvents,
   versionMatches,
 } from '../../core/validation.js';
+import type { ProjectionSupport } from '../../projections/backend.js';
 
 export interface MemoryStoreOptions {
   limits?: Partial<StoreLimits>;
@@ -39,7 +40,10 @@ const copy = (event: RecordedEvent): RecordedEvent => ({
   metadata: structuredClone(event.metadata),
 });
 
-export function createMemoryStore(options: MemoryStoreOptions = {}): EventStore {
+/** A memory store; its projection state lives as long as the store object. */
+export type MemoryEventStore = EventStore & ProjectionSupport;
+
+export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEventStore {
   const limits: StoreLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log: RecordedEvent[] = [];
   const streams = new Map<string, RecordedEvent[]>();
@@ -66,6 +70,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): EventStore 
   return {
     backend: 'memory',
     limits,
+
+    async projectionBackend() {
+      const { createMemoryBackend } = await import('./projections.js');
+      return createMemoryBackend();
+    },
 
     async append(stream: string, events: NewEvent[], opts: AppendOptions = {}): Promise<AppendResult> {
       assertOpen();

@@ -48,6 +48,7 @@ import {
   type PreparedEvent,
   prepareEvents,
 } from '../../core/validation.js';
+import type { ProjectionSupport } from '../../projections/backend.js';
 import { assertSchemaName, channelName, migrate } from './schema.js';
 
 export interface PostgresStoreOptions {
@@ -72,7 +73,7 @@ export interface PostgresStoreOptions {
 /** Runs inside the append's transaction, after its events are inserted (same-transaction read models). */
 export type PostgresInlineHook = (tx: TransactionSql, events: RecordedEvent[]) => Promise<void>;
 
-export interface PostgresEventStore extends EventStore {
+export interface PostgresEventStore extends EventStore, ProjectionSupport {
   readonly backend: 'postgres';
   /** The postgres.js instance (pool) the store uses; share it for read models and checkpoints. */
   readonly sql: Sql;
@@ -603,6 +604,12 @@ function createPostgresStore(
     schema,
 
     watch: (query) => connections.watch(query),
+
+    async projectionBackend() {
+      // Loaded on first use: a store that runs no projection never loads this code.
+      const { createPostgresBackend } = await import('./projections.js');
+      return createPostgresBackend(store);
+    },
 
     addInlineHook(hook) {
       inlineHooks.add(hook);

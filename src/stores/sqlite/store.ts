@@ -46,6 +46,7 @@ import {
   prepareEvents,
   versionMatches,
 } from '../../core/validation.js';
+import type { ProjectionSupport } from '../../projections/backend.js';
 import { migrate } from './schema.js';
 
 /** Events counted per step when stats() catches up: a few milliseconds of work between yields. */
@@ -68,7 +69,7 @@ export interface SqliteStoreOptions {
 /** Runs inside the append's transaction after its events are inserted (inline projections). */
 export type SqliteInlineHook = (db: Database, events: RecordedEvent[]) => void;
 
-export interface SqliteEventStore extends EventStore {
+export interface SqliteEventStore extends EventStore, ProjectionSupport {
   readonly backend: 'sqlite';
   /** The underlying connection, for read models that must share the events' transactions. */
   readonly database: Database;
@@ -448,6 +449,12 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     limits,
     database: db,
     path,
+
+    async projectionBackend() {
+      // Loaded on first use: a store that runs no projection never loads this code.
+      const { createSqliteBackend } = await import('./projections.js');
+      return createSqliteBackend(store);
+    },
 
     addInlineHook(hook) {
       inlineHooks.add(hook);
