@@ -28,17 +28,11 @@ import {
   versionMatches,
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
+import { copy } from './rows.js';
 
 export interface MemoryStoreOptions {
   limits?: Partial<StoreLimits>;
 }
-
-/** Deep-freeze-free copy so callers can't mutate stored events through returned objects. */
-const copy = (event: RecordedEvent): RecordedEvent => ({
-  ...event,
-  data: structuredClone(event.data),
-  metadata: structuredClone(event.metadata),
-});
 
 /** A memory store; its projection state lives as long as the store object. */
 export type MemoryEventStore = EventStore & ProjectionSupport;

@@ -25,7 +25,9 @@ import {
   SupersededError,
   versionedTable,
 } from '../../projections/backend.js';
-import { COLUMNS, isConnectionError, type PostgresEventStore, type Row, toRecorded } from './store.js';
+import { COLUMNS, type Row, toRecorded } from './rows.js';
+import type { PostgresEventStore } from './store.js';
+import { isConnectionError } from './watchdog.js';
 
 type PostgresStoreLike = Pick<PostgresEventStore, 'sql' | 'schema' | 'watch' | 'addInlineHook'>;
 

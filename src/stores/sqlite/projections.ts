@@ -26,7 +26,8 @@ import {
   SupersededError,
   versionedTable,
 } from '../../projections/backend.js';
-import { COLUMNS, type Row, type SqliteEventStore, toRecorded } from './store.js';
+import { COLUMNS, type Row, toRecorded } from './rows.js';
+import type { SqliteEventStore } from './store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS logline_checkpoints (
