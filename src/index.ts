@@ -6,4 +6,3 @@ export * from './core/types.js';
 export { assertStreamId, EVENT_TYPE_PATTERN, newEventSchema, STREAM_ID_PATTERN } from './core/validation.js';
 export * from './domain/index.js';
 export * from './projections.js';
-export { createMemoryStore, type MemoryStoreOptions } from './stores/memory/memory-store.js';

@@ -1,1 +1,1 @@
-export { createMemoryStore, type MemoryStoreOptions } from './stores/memory/memory-store.js';
+export { createMemoryStore, type MemoryStoreOptions } from './stores/memory/index.js';

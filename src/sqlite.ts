@@ -4,4 +4,4 @@ export {
   type SqliteInlineHook,
   type SqliteStoreOptions,
   type SqliteSynchronous,
-} from './stores/sqlite/sqlite-store.js';
+} from './stores/sqlite/index.js';

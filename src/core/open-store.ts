@@ -30,7 +30,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const scheme = url.slice(0, url.indexOf(':') + 1).toLowerCase();
   switch (scheme) {
     case 'memory:': {
-      const { createMemoryStore } = await import('../stores/memory/memory-store.js');
+      const { createMemoryStore } = await import('../stores/memory/index.js');
       return createMemoryStore(options);
     }
     case 'sqlite:': {
@@ -42,7 +42,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       if (!(SQLITE_SYNC as readonly string[]).includes(synchronous)) {
         throw new InvalidStoreUrlError(url, `synchronous must be one of ${SQLITE_SYNC.join(', ')}, got '${synchronous}'`);
       }
-      const { openSqliteStore } = await import('../stores/sqlite/sqlite-store.js');
+      const { openSqliteStore } = await import('../stores/sqlite/index.js');
       return openSqliteStore({
         path: decodeURIComponent(path),
         synchronous: synchronous as (typeof SQLITE_SYNC)[number],

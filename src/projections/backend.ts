@@ -3,11 +3,14 @@
  * checkpoints, the projection version pointer, parked events and consumer-group leases, and
  * runs "apply these events and move the checkpoint" as one transaction when it can.
  *
+ * Each backend lives beside its store, in src/stores/<name>/projections.ts, and is reached
+ * through the store (ProjectionSupport): src/projections imports no store's internals.
+ *
  *   memory:   plain maps (per store instance); no rollback, so effects are at-least-once.
  *   sqlite:   tables in the store's own database file, on the store's own connection.
  *   postgres: tables in the store's schema, through the store's postgres.js pool.
- *   nats:     documents in the store's <NAME>_PROJECTIONS stream (src/stores/nats/projections.ts);
- *             no rollback, so effects are at-least-once.
+ *   nats:     documents in the store's <NAME>_PROJECTIONS stream; no rollback, so effects are
+ *             at-least-once.
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import type { RecordedEvent } from '../core/types.js';
@@ -66,6 +69,40 @@ export interface LeasePlan {
   surplus: number[];
 }
 
+/** What an inline projection hands its backend to run inside every append's transaction. */
+export interface InlineProjection {
+  /** The projection's checkpoint name. */
+  key: string;
+  /** The version this hook builds: a newer active version stops it. */
+  guard: { projection: string; version: number };
+  /** Whether the projection handles this event (its types and stream prefix). */
+  wants(event: RecordedEvent): boolean;
+  /** Runs the projection's handlers on `events` inside the open transaction `tx`; a failure is an EventFailure. */
+  apply(tx: unknown, events: RecordedEvent[]): unknown;
+  /** Applies `events` in a transaction of the backend's own, moving `checkpoint` with them. */
+  applyAndCheckpoint(events: RecordedEvent[], checkpoint: CheckpointUpdate): Promise<void>;
+  /** The checkpoint committed up to here. */
+  advance(position: bigint): void;
+  /** A newer version is active: the hook must go. */
+  superseded(): void;
+  /**
+   * An event the hook did not append (another process wrote it) failed in its handler. The hook
+   * has detached itself without failing the append; the consumer takes over until caught up.
+   */
+  fellBehind(): void;
+}
+
+/**
+ * What a store offers src/projections: its projection backend, created on first use. Every
+ * store of Logline implements it; src/projections reaches a store's backend only through it.
+ */
+export interface ProjectionSupport {
+  projectionBackend(): Promise<ProjectionBackend>;
+}
+
+export const hasProjectionSupport = (store: object): store is ProjectionSupport =>
+  typeof (store as Partial<ProjectionSupport>).projectionBackend === 'function';
+
 export interface ProjectionBackend {
   readonly kind: 'memory' | 'sqlite' | 'postgres' | 'nats';
   /** True when `transact` rolls the work back on failure (effects exactly once). */
@@ -115,6 +152,13 @@ export interface ProjectionBackend {
   /** Saves the checkpoints of partitions `member` still holds an unexpired lease on; returns those. */
   saveGroupCheckpoints(group: string, member: string, partitions: number[], position: bigint, now: number): Promise<number[]>;
   leaveGroup(group: string, member: string): Promise<void>;
+
+  /**
+   * Installs an inline projection as a hook in every append's transaction, after applying what
+   * the log holds beyond its checkpoint. Undefined when an event written elsewhere fails (the
+   * consumer takes over). Absent on backends without transactions (memory, NATS).
+   */
+  attachInline?(projection: InlineProjection): Promise<{ detach(): void } | undefined>;
 }
 
 /** Thrown out of `work` when handling the event at `position` failed; the transaction is rolled back. */

@@ -11,11 +11,11 @@
 import type { Database } from 'better-sqlite3';
 import { InvalidArgumentError, LoglineError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
-import { COLUMNS, type Row, toRecorded } from '../stores/sqlite/sqlite-store.js';
 import {
   applyInOrder,
   EventFailure,
   errorMessage,
+  type InlineProjection,
   isThenable,
   type ParkedEvent,
   type ProjectionBackend,
@@ -25,7 +25,6 @@ import {
 } from './backend.js';
 import { Consumer, normalizeRetry, type OnFailure, type RetryPolicy, validateBatchSize } from './consumer.js';
 import { ProjectionStoppedError } from './errors.js';
-import { attachPostgresInline } from './postgres-backend.js';
 import { assertNotRunning, backendFor, trackConsumer } from './registry.js';
 import { type ConsumerHandle, type ReplayResult, replayParkedEvents, toHandle } from './subscription.js';
 
@@ -289,7 +288,7 @@ export async function startProjection<Tx>(
     throw new InvalidArgumentError('mode', "'inline' runs inside the event store's appends", "mode: 'async' with a readModel");
   }
   const backend = await backendFor(options.readModel ?? store);
-  if (mode === 'inline' && (backend.kind === 'memory' || backend.kind === 'nats')) {
+  if (mode === 'inline' && !backend.attachInline) {
     throw new InvalidArgumentError('mode', "'inline' needs a store with transactions", 'a SQLite or PostgreSQL store, or mode: async');
   }
 
@@ -337,7 +336,7 @@ export async function startProjection<Tx>(
     if ((await store.headPosition()) - position > BigInt(switchLag)) return;
     if (mode === 'inline' && !inline) {
       // Close the last gap and hand over to the append transactions.
-      inline = await attachInline(store, backend, definition, key, {
+      inline = await attachInline(backend, definition, key, {
         advance: (position) => consumer.advance(position),
         // A newer version went live: leave the appends alone and stop.
         superseded: () => {
@@ -436,122 +435,25 @@ async function inlineInstalled(key: string, consumer: Consumer, active: Promise<
 }
 
 /** What an inline hook reports back to its projection. */
-export interface InlineEvents {
-  /** The checkpoint committed up to here. */
-  advance(position: bigint): void;
-  /** A newer version is active: the hook must go. */
-  superseded(): void;
-  /**
-   * An event the hook did not append (another process wrote it) failed in its handler. The hook
-   * has detached itself without failing the append; the consumer takes over until caught up.
-   */
-  fellBehind(): void;
-}
+export type InlineEvents = Pick<InlineProjection, 'advance' | 'superseded' | 'fellBehind'>;
 
-async function attachInline<Tx>(
-  store: EventStore,
+/** Hands an inline projection to its store's backend, which runs it inside every append's transaction. */
+function attachInline<Tx>(
   backend: ProjectionBackend,
   definition: ProjectionDefinition<Tx>,
   key: string,
   events: InlineEvents,
 ): Promise<{ detach(): void } | undefined> {
-  const { advance } = events;
-  const wants = wantsFor(definition as ProjectionDefinition<never>);
+  if (!backend.attachInline)
+    throw new InvalidArgumentError('mode', "'inline' needs a store with transactions", 'a SQLite or PostgreSQL store, or mode: async');
   const guard = { projection: definition.name, version: definition.version };
-  if (backend.kind === 'postgres') {
-    const apply = (tx: unknown, events: RecordedEvent[]) =>
-      runHandlers(definition, events, contextFor(definition, tx as Tx, backend.qualify), false);
-    return attachPostgresInline(store, backend, apply, key, guard, wants, events);
-  }
-  const sqliteStore = store as EventStore & {
-    database: Database;
-    addInlineHook(hook: (db: Database, events: RecordedEvent[]) => void): () => void;
-  };
-  const db = sqliteStore.database;
-  const readCheckpoint = db.prepare('SELECT position FROM logline_checkpoints WHERE name = ?').pluck().safeIntegers();
-  const missed = db
-    .prepare(
-      // Reads the events table directly: inline hooks run inside the append's transaction.
-      `SELECT ${COLUMNS} FROM events WHERE position > ? AND position < ? ORDER BY position`,
-    )
-    .raw();
-
-  const activeVersion = db.prepare('SELECT active_version FROM logline_projections WHERE name = ?').pluck();
-  const saveCheckpoint = db.prepare(
-    `INSERT INTO logline_checkpoints (name, kind, position, updated_at) VALUES (?, 'projection', ?, ?)
-     ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
-     WHERE excluded.position > logline_checkpoints.position`,
-  );
-
-  /** Applies events this append did not write in a savepoint of it; false (rolled back) when one fails. */
-  const inSavepoint = db.transaction((missedEvents: RecordedEvent[], ctx: ProjectionContext<Tx>) =>
-    runHandlers(definition, missedEvents, ctx, true),
-  );
-  const appliedMissed = (missedEvents: RecordedEvent[], ctx: ProjectionContext<Tx>): boolean => {
-    try {
-      inSavepoint(missedEvents, ctx);
-      return true;
-    } catch (error) {
-      if (error instanceof EventFailure) return false;
-      throw error;
-    }
-  };
-
-  // Runs inside the append's transaction, synchronously: first whatever this process did not
-  // see (appends by other processes, the gap since the catch-up), then the append's own events.
-  // A throw of the append's own events fails the append: the read model and the log never
-  // disagree. A failure of an event written elsewhere is not this append's fault: the hook
-  // detaches, the append goes through, and the consumer retries, parks, stops or skips it.
-  let detached = false;
-  const hook = (_db: Database, appended: RecordedEvent[]) => {
-    if (detached) return;
-    const active = activeVersion.get(definition.name) as number | undefined;
-    if (active !== undefined && active > definition.version) {
-      queueMicrotask(events.superseded);
-      return;
-    }
-    const first = (appended[0] as RecordedEvent).position;
-    const last = (appended[appended.length - 1] as RecordedEvent).position;
-    const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
-    const gap = first - 1n > stored ? (missed.all(stored, first) as Row[]).map(toRecorded) : [];
-    const isNew = (event: RecordedEvent) => event.position > stored && wants(event);
-    const ctx = contextFor(definition, db as Tx);
-    const missedEvents = gap.filter(isNew);
-    if (missedEvents.length > 0 && !appliedMissed(missedEvents, ctx)) {
-      detached = true;
-      detach();
-      queueMicrotask(events.fellBehind);
-      return;
-    }
-    try {
-      runHandlers(definition, appended.filter(isNew), ctx, true);
-    } catch (error) {
-      throw error instanceof EventFailure ? error.cause : error;
-    }
-    saveCheckpoint.run(key, last, new Date().toISOString());
-    // After the append's COMMIT (the flush is synchronous), publish what is stored.
-    queueMicrotask(() => {
-      const committed = readCheckpoint.get(key) as bigint | undefined;
-      if (committed !== undefined) advance(committed);
-    });
-  };
-  const detach = sqliteStore.addInlineHook(hook);
-  // Catch up to the head now, synchronously: no append of this process can interleave.
-  const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
-  const rest = (missed.all(stored, Number.MAX_SAFE_INTEGER) as Row[]).map(toRecorded);
-  if (rest.length > 0) {
-    const caughtUp = await applyProjection(backend, definition, rest.filter(wants), {
-      checkpoint: { name: key, kind: 'projection', position: (rest[rest.length - 1] as RecordedEvent).position },
-      guard,
-    }).catch((error) => {
-      // No half-attached hook: the caller may try the whole hand-over again.
-      detach();
-      // An event since the async catch-up fails: the consumer reaches it next, with its policy.
-      if (error instanceof EventFailure) return 'fell behind' as const;
-      throw error;
-    });
-    if (caughtUp === 'fell behind') return undefined;
-    advance((rest[rest.length - 1] as RecordedEvent).position);
-  }
-  return { detach };
+  return backend.attachInline({
+    ...events,
+    key,
+    guard,
+    wants: wantsFor(definition as ProjectionDefinition<never>),
+    // SQLite transactions must stay synchronous, as in applyProjection.
+    apply: (tx, todo) => runHandlers(definition, todo, contextFor(definition, tx as Tx, backend.qualify), backend.kind === 'sqlite'),
+    applyAndCheckpoint: (todo, checkpoint) => applyProjection(backend, definition, todo, { checkpoint, guard }),
+  });
 }

@@ -3,14 +3,10 @@
  * getLag/listConsumers, which also report consumers that run elsewhere from their checkpoints).
  */
 
-import type { Database } from 'better-sqlite3';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { EventStore } from '../core/types.js';
-import type { ProjectionBackend } from './backend.js';
+import { hasProjectionSupport, type ProjectionBackend } from './backend.js';
 import type { Consumer } from './consumer.js';
-import { createMemoryBackend } from './memory-backend.js';
-import { createPostgresBackend, isPostgresStore } from './postgres-backend.js';
-import { createSqliteBackend } from './sqlite-backend.js';
 
 const backends = new WeakMap<EventStore, Promise<ProjectionBackend>>();
 
@@ -25,14 +21,8 @@ export function backendFor(store: EventStore): Promise<ProjectionBackend> {
 }
 
 async function createBackend(store: EventStore): Promise<ProjectionBackend> {
-  if (store.backend === 'memory') return createMemoryBackend();
-  if (store.backend === 'sqlite' && 'database' in store) return createSqliteBackend(store.database as Database);
-  if (isPostgresStore(store)) return createPostgresBackend(store);
-  if (store.backend === 'nats' && 'layout' in store) {
-    // Loaded on demand, like the store itself: projections on other backends never load NATS code.
-    const { createNatsBackend } = await import('../stores/nats/projections.js');
-    return createNatsBackend(store as import('../stores/nats/store.js').NatsEventStore);
-  }
+  // Each store brings its own backend (loaded on demand, like the store's driver).
+  if (hasProjectionSupport(store)) return store.projectionBackend();
   throw new InvalidArgumentError(
     'store',
     `the ${store.backend} backend has no projection support`,

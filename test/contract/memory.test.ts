@@ -1,4 +1,4 @@
-import { createMemoryStore } from '../../src/index.js';
+import { createMemoryStore } from '../../src/memory.js';
 import { describeContract } from './contract.js';
 
 describeContract('memory', { open: async (options) => createMemoryStore(options), propertyRuns: 60 });

@@ -47,6 +47,25 @@ describe('package', () => {
     expect(help).toContain('$ logline import backup.ndjson');
   }, 30_000);
 
+  it("loads no backend module on import 'logline' (openStore imports a backend when its URL scheme is used)", () => {
+    // A resolve hook refuses any module under dist/stores/: importing one fails the import.
+    const hook = `export async function resolve(specifier, context, next) {
+      const resolved = await next(specifier, context);
+      if (/\\/(src|dist)\\/stores\\//.test(resolved.url)) throw new Error('backend module loaded: ' + resolved.url);
+      return resolved;
+    }`;
+    const script = `
+      import { register } from 'node:module';
+      register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
+      const logline = await import('logline');
+      const memory = await import('logline/memory').then(() => 'loaded', (e) => e.message);
+      console.log(JSON.stringify({ openStore: typeof logline.openStore, memory }));`;
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' }));
+    expect(out.openStore).toBe('function');
+    // The hook works: the backend's own entry point does load it.
+    expect(out.memory).toContain('backend module loaded: ');
+  });
+
   it('names the driver to install when a backend driver is missing', () => {
     // A project with Logline and its own dependencies, but none of the optional drivers.
     const app = mkdtempSync(join(tmpdir(), 'logline-nodriver-'));

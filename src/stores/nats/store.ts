@@ -65,6 +65,7 @@ import {
   prepareEvents,
   versionMatches,
 } from '../../core/validation.js';
+import type { ProjectionSupport } from '../../projections/backend.js';
 import {
   decodeMessage,
   encodeEvents,
@@ -101,7 +102,7 @@ export interface NatsStoreOptions {
   limits?: Partial<StoreLimits>;
 }
 
-export interface NatsEventStore extends EventStore {
+export interface NatsEventStore extends EventStore, ProjectionSupport {
   readonly backend: 'nats';
   /** The streams and subjects this store uses. */
   readonly layout: NatsLayout;
@@ -543,6 +544,12 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
 
   const store: NatsEventStore = {
     backend: 'nats',
+
+    async projectionBackend() {
+      // Loaded on first use, like the store itself: projections on other backends never load NATS code.
+      const { createNatsBackend } = await import('./projections.js');
+      return createNatsBackend(store);
+    },
     limits: reportedLimits,
     layout,
     connection: nc,

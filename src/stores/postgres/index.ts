@@ -1,9 +1,9 @@
 /** The PostgreSQL backend (postgres.js). See docs/postgres.md. */
+export { SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION } from './schema.js';
 export {
-  isConnectionError,
   openPostgresStore,
   type PostgresEventStore,
   type PostgresInlineHook,
   type PostgresStoreOptions,
-} from './postgres-store.js';
-export { SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION } from './schema.js';
+} from './store.js';
+export { isConnectionError } from './watchdog.js';

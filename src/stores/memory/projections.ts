@@ -16,7 +16,7 @@ import {
   type StoredCheckpoint,
   SupersededError,
   type TransactOptions,
-} from './backend.js';
+} from '../../projections/backend.js';
 
 export function createMemoryBackend(): ProjectionBackend {
   const checkpoints = new Map<string, StoredCheckpoint>();

@@ -6,13 +6,16 @@
  * SQLITE_BUSY when several processes share the file.
  */
 import type { Database } from 'better-sqlite3';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import type { RecordedEvent } from '../../core/types.js';
 import {
   type CheckpointUpdate,
+  EventFailure,
   errorMessage,
   errorStack,
   eventFromJson,
   eventToJson,
+  type InlineProjection,
   isThenable,
   type LeasePlan,
   type LeaseRow,
@@ -22,7 +25,9 @@ import {
   type StoredCheckpoint,
   SupersededError,
   versionedTable,
-} from './backend.js';
+} from '../../projections/backend.js';
+import { COLUMNS, type Row, toRecorded } from './rows.js';
+import type { SqliteEventStore } from './store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS logline_checkpoints (
@@ -49,7 +54,8 @@ CREATE TABLE IF NOT EXISTS logline_group_members (
 
 const quote = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`;
 
-export function createSqliteBackend(db: Database): ProjectionBackend {
+export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | 'addInlineHook'>): ProjectionBackend {
+  const db = store.database;
   db.transaction(() => db.exec(SCHEMA)).immediate();
   // Read models, checkpoints, parked rows and leases can all be rebuilt from the log, so their
   // commits skip the fsync (synchronous=NORMAL: atomic, durable at the next synced commit).
@@ -265,5 +271,102 @@ export function createSqliteBackend(db: Database): ProjectionBackend {
         sql.leaveMember.run(group, member);
       });
     },
+    attachInline: (projection) => attachSqliteInline(store, projection),
   };
+}
+
+/**
+ * Inline projection on SQLite: a hook inside every append's transaction, on the store's own
+ * synchronous connection, that applies what this process did not see and then the append's own
+ * events, and moves the checkpoint; a failure of the append's own events fails the append.
+ */
+async function attachSqliteInline(
+  store: Pick<SqliteEventStore, 'database' | 'addInlineHook'>,
+  projection: InlineProjection,
+): Promise<{ detach(): void } | undefined> {
+  const { key, guard, wants, apply, advance } = projection;
+  const db = store.database;
+  const readCheckpoint = db.prepare('SELECT position FROM logline_checkpoints WHERE name = ?').pluck().safeIntegers();
+  const missed = db
+    .prepare(
+      // Reads the events table directly: inline hooks run inside the append's transaction.
+      `SELECT ${COLUMNS} FROM events WHERE position > ? AND position < ? ORDER BY position`,
+    )
+    .raw();
+
+  const activeVersion = db.prepare('SELECT active_version FROM logline_projections WHERE name = ?').pluck();
+  const saveCheckpoint = db.prepare(
+    `INSERT INTO logline_checkpoints (name, kind, position, updated_at) VALUES (?, 'projection', ?, ?)
+     ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
+     WHERE excluded.position > logline_checkpoints.position`,
+  );
+
+  /** Applies events this append did not write in a savepoint of it; false (rolled back) when one fails. */
+  const inSavepoint = db.transaction((missedEvents: RecordedEvent[]) => apply(db, missedEvents));
+  const appliedMissed = (missedEvents: RecordedEvent[]): boolean => {
+    try {
+      inSavepoint(missedEvents);
+      return true;
+    } catch (error) {
+      if (error instanceof EventFailure) return false;
+      throw error;
+    }
+  };
+
+  // Runs inside the append's transaction, synchronously: first whatever this process did not
+  // see (appends by other processes, the gap since the catch-up), then the append's own events.
+  // A throw of the append's own events fails the append: the read model and the log never
+  // disagree. A failure of an event written elsewhere is not this append's fault: the hook
+  // detaches, the append goes through, and the consumer retries, parks, stops or skips it.
+  let detached = false;
+  const hook = (_db: Database, appended: RecordedEvent[]) => {
+    if (detached) return;
+    const active = activeVersion.get(guard.projection) as number | undefined;
+    if (active !== undefined && active > guard.version) {
+      queueMicrotask(projection.superseded);
+      return;
+    }
+    const first = (appended[0] as RecordedEvent).position;
+    const last = (appended[appended.length - 1] as RecordedEvent).position;
+    const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
+    const gap = first - 1n > stored ? (missed.all(stored, first) as Row[]).map(toRecorded) : [];
+    const isNew = (event: RecordedEvent) => event.position > stored && wants(event);
+    const missedEvents = gap.filter(isNew);
+    if (missedEvents.length > 0 && !appliedMissed(missedEvents)) {
+      detached = true;
+      detach();
+      queueMicrotask(projection.fellBehind);
+      return;
+    }
+    try {
+      apply(db, appended.filter(isNew));
+    } catch (error) {
+      throw error instanceof EventFailure ? error.cause : error;
+    }
+    saveCheckpoint.run(key, last, new Date().toISOString());
+    // After the append's COMMIT (the flush is synchronous), publish what is stored.
+    queueMicrotask(() => {
+      const committed = readCheckpoint.get(key) as bigint | undefined;
+      if (committed !== undefined) advance(committed);
+    });
+  };
+  const detach = store.addInlineHook(hook);
+  // Catch up to the head now, synchronously: no append of this process can interleave.
+  const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
+  const rest = (missed.all(stored, Number.MAX_SAFE_INTEGER) as Row[]).map(toRecorded);
+  if (rest.length > 0) {
+    const through = (rest[rest.length - 1] as RecordedEvent).position;
+    const caughtUp = await projection
+      .applyAndCheckpoint(rest.filter(wants), { name: key, kind: 'projection', position: through })
+      .catch((error) => {
+        // No half-attached hook: the caller may try the whole hand-over again.
+        detach();
+        // An event since the async catch-up fails: the consumer reaches it next, with its policy.
+        if (error instanceof EventFailure) return 'fell behind' as const;
+        throw error;
+      });
+    if (caughtUp === 'fell behind') return undefined;
+    advance(through);
+  }
+  return { detach };
 }

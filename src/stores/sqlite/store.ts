@@ -24,7 +24,6 @@ import {
   DEFAULT_LIMITS,
   type EventStore,
   type ExpectedVersion,
-  type JsonObject,
   type JsonValue,
   type ListStreamsOptions,
   type NewEvent,
@@ -47,6 +46,8 @@ import {
   prepareEvents,
   versionMatches,
 } from '../../core/validation.js';
+import type { ProjectionSupport } from '../../projections/backend.js';
+import { COLUMNS, type Row, toRecorded } from './rows.js';
 import { migrate } from './schema.js';
 
 /** Events counted per step when stats() catches up: a few milliseconds of work between yields. */
@@ -69,7 +70,7 @@ export interface SqliteStoreOptions {
 /** Runs inside the append's transaction after its events are inserted (inline projections). */
 export type SqliteInlineHook = (db: Database, events: RecordedEvent[]) => void;
 
-export interface SqliteEventStore extends EventStore {
+export interface SqliteEventStore extends EventStore, ProjectionSupport {
   readonly backend: 'sqlite';
   /** The underlying connection, for read models that must share the events' transactions. */
   readonly database: Database;
@@ -77,22 +78,6 @@ export interface SqliteEventStore extends EventStore {
   /** Registers a hook that runs inside every append transaction; returns an unregister function. */
   addInlineHook(hook: SqliteInlineHook): () => void;
 }
-
-/** One row of the events table as read with `.raw()` and COLUMNS (read models reuse both). */
-export type Row = [number, string, number, string, string, string, string, string, string];
-export const COLUMNS = 'position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at';
-
-export const toRecorded = (row: Row): RecordedEvent => ({
-  position: BigInt(row[0]),
-  streamId: row[1],
-  streamVersion: row[2],
-  id: row[3],
-  type: row[4],
-  data: JSON.parse(row[5]) as JsonValue,
-  metadata: JSON.parse(row[6]) as JsonObject,
-  occurredAt: row[7],
-  recordedAt: row[8],
-});
 
 interface PendingAppend {
   stream: string;
@@ -452,6 +437,12 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     limits,
     database: db,
     path,
+
+    async projectionBackend() {
+      // Loaded on first use: a store that runs no projection never loads this code.
+      const { createSqliteBackend } = await import('./projections.js');
+      return createSqliteBackend(store);
+    },
 
     addInlineHook(hook) {
       inlineHooks.add(hook);

@@ -14,20 +14,22 @@
  *   position assignment to commit, so positions become visible in order; readers need no filter.
  * - Live subscribers are woken by LISTEN/NOTIFY (one listener connection per store) and by local
  *   commits; a slow poll is the fallback. Reads retry across dropped connections.
+ *
+ * Beside it: rows.ts (row ↔ RecordedEvent), batching.ts (what one coalesced commit carries and its
+ * parameters), arrays.ts (array literals), watchdog.ts (lost queries, connection errors), url.ts
+ * (URL options), schema.ts (migrations), projections.ts (the projection backend).
  */
 import type Postgres from 'postgres';
 import type { Sql, TransactionSql } from 'postgres';
-import { DriverMissingError, InvalidStoreUrlError, StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
+import { DriverMissingError, StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
-import { recordCommit, type Span, traceAppend } from '../../core/tracing.js';
+import { recordCommit, traceAppend } from '../../core/tracing.js';
 import {
   type AppendOptions,
   type AppendResult,
   DEFAULT_LIMITS,
   type EventStore,
-  type ExpectedVersion,
-  type JsonObject,
   type JsonValue,
   type ListStreamsOptions,
   type NewEvent,
@@ -46,10 +48,14 @@ import {
   type NormalizedReadAll,
   normalizeReadAllOptions,
   normalizeReadOptions,
-  type PreparedEvent,
   prepareEvents,
 } from '../../core/validation.js';
-import { assertSchemaName, channelName, migrate } from './schema.js';
+import type { ProjectionSupport } from '../../projections/backend.js';
+import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
+import { COLUMNS, ISO, MAX_INT, type Row, toRecorded } from './rows.js';
+import { channelName, migrate } from './schema.js';
+import { parseUrl } from './url.js';
+import { ConnectionWatch, isConnectionError } from './watchdog.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user:pass@host:5432/db; the query parameters `schema`, `poolSize` and `pollMs` are read and removed. */
@@ -73,7 +79,7 @@ export interface PostgresStoreOptions {
 /** Runs inside the append's transaction, after its events are inserted (same-transaction read models). */
 export type PostgresInlineHook = (tx: TransactionSql, events: RecordedEvent[]) => Promise<void>;
 
-export interface PostgresEventStore extends EventStore {
+export interface PostgresEventStore extends EventStore, ProjectionSupport {
   readonly backend: 'postgres';
   /** The postgres.js instance (pool) the store uses; share it for read models and checkpoints. */
   readonly sql: Sql;
@@ -92,172 +98,7 @@ export interface PostgresEventStore extends EventStore {
   watch<T>(query: Promise<T>): Promise<T>;
 }
 
-/** One row of the events table as read with `.values()` and COLUMNS (read models reuse both). */
-export type Row = [string, string, number, string, string, JsonValue, JsonObject, string, string];
-
-const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
-export const COLUMNS = `position, stream_id, stream_version, id, type, data, metadata,
-  to_char(occurred_at AT TIME ZONE 'UTC', ${ISO}), to_char(recorded_at AT TIME ZONE 'UTC', ${ISO})`;
-
-export const toRecorded = (row: Row): RecordedEvent => ({
-  position: BigInt(row[0]),
-  streamId: row[1],
-  streamVersion: row[2],
-  id: row[3],
-  type: row[4],
-  data: row[5],
-  metadata: row[6],
-  occurredAt: row[7],
-  recordedAt: row[8],
-});
-
-interface PendingAppend {
-  stream: string;
-  expected: ExpectedVersion;
-  events: PreparedEvent[];
-  bytes: number;
-  resolve: (result: AppendResult) => void;
-  reject: (error: unknown) => void;
-  /** The append's trace span, when tracing records: it learns the size of the commit it joined. */
-  span: Span | undefined;
-}
-
-interface BatchRow {
-  ord: number;
-  status: 'ok' | 'version' | 'stored';
-  actual: number;
-  version: number;
-  last_position: string;
-  recorded_at: string;
-}
-
-type Outcome = { ok: true; result: AppendResult } | { ok: false; error: unknown } | { ok: 'stored' };
-
-/** Most events / JSON bytes one coalesced commit carries; later appends wait for the next one. */
-const MAX_EVENTS_PER_COMMIT = 20_000;
-
-const MAX_BYTES_PER_COMMIT = 32 * 1024 * 1024;
-const MAX_INT = 2_147_483_647;
-
-const encodeExpected = (expected: ExpectedVersion): number =>
-  expected === 'any' ? -1 : expected === 'no_stream' ? -2 : expected === 'exists' ? -3 : Math.min(expected, MAX_INT);
-
-/** A PostgreSQL array literal; every element quoted (so 'NULL' stays a string), undefined is NULL. */
-function arrayLiteral(values: Array<string | number | undefined>): string {
-  let out = '{';
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i];
-    if (i) out += ',';
-    if (value === undefined) out += 'NULL';
-    else if (typeof value === 'number') out += value;
-    else out += `"${/["\\]/.test(value) ? value.replace(/["\\]/g, '\\$&') : value}"`;
-  }
-  return `${out}}`;
-}
-
-/**
- * The parameters of `append_batch`: per-append and per-event arrays as text, data and metadata as
- * JSON arrays spliced from the already-serialised JSON (no second stringify, one parse each).
- */
-function batchParams(batch: PendingAppend[]): [string, string, string, string, string, string, string, string] {
-  const ids: string[] = [];
-  const types: string[] = [];
-  const at: Array<string | undefined> = [];
-  const data: string[] = [];
-  const metadata: string[] = [];
-  for (const pending of batch) {
-    for (const e of pending.events) {
-      ids.push(e.id);
-      types.push(e.type);
-      at.push(e.occurredAt);
-      data.push(e.dataJson);
-      metadata.push(e.metadataJson);
-    }
-  }
-  return [
-    arrayLiteral(batch.map((p) => p.stream)),
-    arrayLiteral(batch.map((p) => encodeExpected(p.expected))),
-    arrayLiteral(batch.map((p) => p.events.length)),
-    arrayLiteral(ids),
-    arrayLiteral(types),
-    arrayLiteral(at),
-    `[${data.join(',')}]`,
-    `[${metadata.join(',')}]`,
-  ];
-}
-
-/** Errors after which the connection is gone but the server may be fine: worth retrying. */
-export function isConnectionError(error: unknown): boolean {
-  const code = String((error as { code?: unknown })?.code ?? '');
-  return (
-    [
-      'CONNECTION_CLOSED',
-      'CONNECT_TIMEOUT',
-      'ECONNRESET',
-      'ECONNREFUSED',
-      'EPIPE',
-      'ETIMEDOUT',
-      '57P01',
-      '57P02',
-      '57P03',
-      '53300',
-    ].includes(code) || code.startsWith('08')
-  );
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** How long a query may stay unsettled after a connection of the pool closed before we call it lost. */
-const LOST_QUERY_GRACE_MS = 1500;
-const RECENT_CLOSE_MS = 3000;
-
-/**
- * postgres.js 3.4.9 sometimes never settles a query whose connection was killed mid-flight
- * (seen with pg_terminate_backend; see porsager/postgres#1097 and #1142). `watch` settles such a
- * query with a CONNECTION_CLOSED error once any connection of the pool closed while it was in
- * flight and it did not settle within a grace period. Callers only retry operations that are safe
- * to repeat: reads, and appends (a re-sent append resolves as an idempotent retry).
- */
-class ConnectionWatch {
-  private readonly waiters = new Set<() => void>();
-  private lastCloseAt = Number.NEGATIVE_INFINITY;
-
-  /** postgres.js `onclose`: a connection of the pool closed. */
-  readonly closed = (): void => {
-    this.lastCloseAt = performance.now();
-    for (const wake of this.waiters) wake();
-  };
-
-  watch<T>(query: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const onClose = () => {
-        timer ??= setTimeout(() => {
-          done();
-          reject(Object.assign(new Error('the connection closed and the query never settled'), { code: 'CONNECTION_CLOSED', lost: true }));
-        }, LOST_QUERY_GRACE_MS);
-      };
-      const done = () => {
-        this.waiters.delete(onClose);
-        clearTimeout(timer);
-      };
-      this.waiters.add(onClose);
-      // A query sent right after a close may land on a connection that is still reconnecting
-      // (where the lost promises come from), so it is watched from the start.
-      if (performance.now() - this.lastCloseAt < RECENT_CLOSE_MS) onClose();
-      query.then(
-        (value) => {
-          done();
-          resolve(value);
-        },
-        (error) => {
-          done();
-          reject(error);
-        },
-      );
-    });
-  }
-}
 
 async function loadDriver(): Promise<typeof Postgres> {
   try {
@@ -265,37 +106,6 @@ async function loadDriver(): Promise<typeof Postgres> {
   } catch (error) {
     throw new DriverMissingError('postgres', 'postgres', error);
   }
-}
-
-function parseUrl(options: PostgresStoreOptions): { url: string; schema: string; poolSize: number; pollMs: number } {
-  let parsed: URL;
-  try {
-    parsed = new URL(options.url);
-  } catch (error) {
-    throw new InvalidStoreUrlError(String(options.url), `it is not a URL (${(error as Error).message})`);
-  }
-  const take = (name: string): string | null => {
-    const value = parsed.searchParams.get(name);
-    parsed.searchParams.delete(name);
-    return value;
-  };
-  const positiveInt = (name: string, raw: string | null): number | undefined => {
-    if (raw === null) return undefined;
-    const value = Number(raw);
-    if (!Number.isSafeInteger(value) || value < 1)
-      throw new InvalidStoreUrlError(options.url, `${name} must be a positive integer, got '${raw}'`);
-    return value;
-  };
-  const urlSchema = take('schema');
-  const urlPool = positiveInt('poolSize', take('poolSize'));
-  const urlPoll = positiveInt('pollMs', take('pollMs'));
-  const schema = options.schema ?? urlSchema ?? 'logline';
-  try {
-    assertSchemaName(schema);
-  } catch {
-    throw new InvalidStoreUrlError(options.url, `schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]{0,62}), got '${schema}'`);
-  }
-  return { url: parsed.toString(), schema, poolSize: options.poolSize ?? urlPool ?? 10, pollMs: options.pollMs ?? urlPoll ?? 1000 };
 }
 
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresEventStore> {
@@ -608,6 +418,12 @@ function createPostgresStore(
     schema,
 
     watch: (query) => connections.watch(query),
+
+    async projectionBackend() {
+      // Loaded on first use: a store that runs no projection never loads this code.
+      const { createPostgresBackend } = await import('./projections.js');
+      return createPostgresBackend(store);
+    },
 
     addInlineHook(hook) {
       inlineHooks.add(hook);

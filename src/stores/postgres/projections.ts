@@ -8,9 +8,7 @@
  * every earlier event committed.
  */
 import type { Sql, TransactionSql } from 'postgres';
-import { InvalidArgumentError } from '../core/errors.js';
-import type { EventStore, RecordedEvent } from '../core/types.js';
-import { COLUMNS, isConnectionError, type Row, toRecorded } from '../stores/postgres/postgres-store.js';
+import type { RecordedEvent } from '../../core/types.js';
 import {
   type CheckpointUpdate,
   EventFailure,
@@ -18,6 +16,7 @@ import {
   errorStack,
   eventFromJson,
   eventToJson,
+  type InlineProjection,
   type LeaseRow,
   type ParkedEvent,
   type ProjectionBackend,
@@ -25,17 +24,12 @@ import {
   type StoredCheckpoint,
   SupersededError,
   versionedTable,
-} from './backend.js';
+} from '../../projections/backend.js';
+import { COLUMNS, type Row, toRecorded } from './rows.js';
+import type { PostgresEventStore } from './store.js';
+import { isConnectionError } from './watchdog.js';
 
-interface PostgresStoreLike extends EventStore {
-  readonly sql: Sql;
-  readonly schema: string;
-  watch<T>(query: Promise<T>): Promise<T>;
-  addInlineHook(hook: (tx: TransactionSql, events: RecordedEvent[]) => Promise<void>): () => void;
-}
-
-export const isPostgresStore = (store: EventStore): store is PostgresStoreLike =>
-  store.backend === 'postgres' && 'sql' in store && 'schema' in store;
+type PostgresStoreLike = Pick<PostgresEventStore, 'sql' | 'schema' | 'watch' | 'addInlineHook'>;
 
 const SCHEMA = (S: string) => `
 CREATE TABLE IF NOT EXISTS ${S}.logline_checkpoints (
@@ -160,7 +154,7 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
     parkedAt: row.parked_at,
   });
 
-  return {
+  const backend: ProjectionBackend = {
     kind: 'postgres',
     transactional: true,
     qualify: (table) => `${S}.${table}`,
@@ -326,7 +320,9 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
         await tx`DELETE FROM ${members} WHERE group_name = ${group} AND member = ${member}`;
       });
     },
+    attachInline: (projection) => attachPostgresInline(store, backend, projection),
   };
+  return backend;
 }
 
 /**
@@ -334,17 +330,12 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
  * events it missed (appended by processes without the hook, or before it was attached), then
  * the append's own, and moves the checkpoint; a failure fails the append.
  */
-export async function attachPostgresInline(
-  store: EventStore,
+async function attachPostgresInline(
+  store: PostgresStoreLike,
   backend: ProjectionBackend,
-  apply: (tx: unknown, events: RecordedEvent[]) => unknown,
-  key: string,
-  guardOf: { projection: string; version: number },
-  wants: (event: RecordedEvent) => boolean,
-  inline: { advance(position: bigint): void; superseded(): void; fellBehind(): void },
+  inline: InlineProjection,
 ): Promise<{ detach(): void } | undefined> {
-  const { advance } = inline;
-  if (!isPostgresStore(store)) throw new InvalidArgumentError('store', 'it is not a PostgreSQL store', 'a PostgreSQL store');
+  const { advance, apply, key, guard: guardOf, wants } = inline;
   const { sql, schema } = store;
   const S = schema;
   const columns = sql.unsafe(COLUMNS);

@@ -28,19 +28,17 @@ import {
   prepareEvents,
   versionMatches,
 } from '../../core/validation.js';
+import type { ProjectionSupport } from '../../projections/backend.js';
+import { copy } from './rows.js';
 
 export interface MemoryStoreOptions {
   limits?: Partial<StoreLimits>;
 }
 
-/** Deep-freeze-free copy so callers can't mutate stored events through returned objects. */
-const copy = (event: RecordedEvent): RecordedEvent => ({
-  ...event,
-  data: structuredClone(event.data),
-  metadata: structuredClone(event.metadata),
-});
+/** A memory store; its projection state lives as long as the store object. */
+export type MemoryEventStore = EventStore & ProjectionSupport;
 
-export function createMemoryStore(options: MemoryStoreOptions = {}): EventStore {
+export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEventStore {
   const limits: StoreLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log: RecordedEvent[] = [];
   const streams = new Map<string, RecordedEvent[]>();
@@ -67,6 +65,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): EventStore 
   return {
     backend: 'memory',
     limits,
+
+    async projectionBackend() {
+      const { createMemoryBackend } = await import('./projections.js');
+      return createMemoryBackend();
+    },
 
     append(stream: string, events: NewEvent[], opts: AppendOptions = {}): Promise<AppendResult> {
       return traceAppend('memory', stream, events, async () => {
