@@ -3,7 +3,7 @@
  * `<schema>.migrations` records which have run. Opening a store applies the missing ones in one
  * transaction under an advisory lock, so concurrent openers of a new schema migrate it once.
  *
- * Ordering (design §5): every append transaction takes one advisory lock per schema before it
+ * Ordering (docs/postgres.md, global order): every append transaction takes one advisory lock per schema before it
  * assigns positions and holds it until commit, so positions become visible strictly in order and
  * readers need no visibility filter. docs/postgres.md has the measurements behind this choice.
  */

@@ -10,7 +10,7 @@
  * - Call order: every append statement goes through one writer connection, pipelined, so the
  *   server runs the batches in the order they were taken from the queue. That connection pins
  *   `read committed`, which the append statement needs whatever the database's default.
- * - Global order without skips (design §5): `append_batch` holds a per-schema advisory lock from
+ * - Global order without skips (docs/postgres.md): `append_batch` holds a per-schema advisory lock from
  *   position assignment to commit, so positions become visible in order; readers need no filter.
  * - Live subscribers are woken by LISTEN/NOTIFY (one listener connection per store) and by local
  *   commits; a slow poll is the fallback. Reads retry across dropped connections.
