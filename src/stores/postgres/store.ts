@@ -213,15 +213,27 @@ function createPostgresStore(
     return batch;
   };
 
-  const callBatch = (q: Sql | TransactionSql, batch: PendingAppend[]) => {
+  /**
+   * One `append_batch` call: a row per append. A result with fewer rows came from a connection
+   * killed mid-answer (postgres.js can settle such a query with what it had): the batch may or may
+   * not have committed, so it is treated like the lost connection it is and re-sent, never
+   * reported as failed.
+   */
+  const callBatch = async (q: Sql | TransactionSql, batch: PendingAppend[]): Promise<BatchRow[]> => {
     const [streams, expected, counts, ids, types, at, data, metadata] = batchParams(batch);
-    return q<
+    const rows = await q<
       BatchRow[]
     >`SELECT * FROM ${S}.append_batch(${streams}, ${expected}, ${counts}, ${ids}, ${types}, ${at}, ${data}, ${metadata})`;
+    if (rows.length !== batch.length) {
+      throw Object.assign(new Error(`append_batch answered ${rows.length} rows for ${batch.length} appends`), {
+        code: 'CONNECTION_CLOSED',
+        lost: true,
+      });
+    }
+    return rows;
   };
 
-  const outcomeOf = (pending: PendingAppend, row: BatchRow | undefined): Outcome => {
-    if (!row) return { ok: false, error: new Error('append_batch returned no row for an append') };
+  const outcomeOf = (pending: PendingAppend, row: BatchRow): Outcome => {
     if (row.status === 'ok') return { ok: true, result: { streamVersion: row.version, position: BigInt(row.last_position) } };
     if (row.status === 'stored') return { ok: 'stored' };
     return { ok: false, error: new WrongExpectedVersionError(pending.stream, pending.expected, row.actual) };
@@ -249,14 +261,14 @@ function createPostgresStore(
     if (inlineHooks.size === 0 && !beforeCommit) {
       // The common case: one statement, one round trip, its own implicit transaction.
       const rows = await callBatch(via, batch);
-      return batch.map((pending, i) => outcomeOf(pending, rows[i]));
+      return batch.map((pending, i) => outcomeOf(pending, rows[i] as BatchRow));
     }
     // The writer is one connection, so this transaction also waits for the batches sent before it.
     return (await via.begin(async (tx) => {
       let outcomes: Outcome[];
       if (inlineHooks.size === 0) {
         const rows = await callBatch(tx, batch);
-        outcomes = batch.map((pending, i) => outcomeOf(pending, rows[i]));
+        outcomes = batch.map((pending, i) => outcomeOf(pending, rows[i] as BatchRow));
       } else {
         outcomes = [];
         const hooks = [...inlineHooks];
@@ -264,10 +276,10 @@ function createPostgresStore(
           try {
             outcomes.push(
               await tx.savepoint(async (sp) => {
-                const [row] = await callBatch(sp, [pending]);
+                const [row] = (await callBatch(sp, [pending])) as [BatchRow];
                 const outcome = outcomeOf(pending, row);
                 if (outcome.ok === true && pending.events.length > 0) {
-                  const recorded = recordedOf(pending, row as BatchRow);
+                  const recorded = recordedOf(pending, row);
                   for (const hook of hooks) await hook(sp, recorded);
                 }
                 return outcome;
