@@ -60,6 +60,9 @@ export interface ConsumerConfig {
 
 const IDLE = Symbol('idle');
 
+/** Unwinds the loop from a retry's sleep that stop() cut short; never leaves the consumer. */
+class StopRequested extends Error {}
+
 /**
  * Reads batches from a live iterator: everything that is available without waiting on a timer
  * or the network, up to `max`. The pending read is kept for the next batch, never dropped.
@@ -297,12 +300,17 @@ export class Consumer {
       }
       this.status_ = 'stopped';
     } catch (error) {
-      endError = error;
-      this.lastError_ = error;
-      this.status_ =
-        error instanceof ProjectionStoppedError || error instanceof SupersededError || error instanceof StoreClosedError
-          ? 'stopped'
-          : 'failed';
+      if (error instanceof StopRequested) {
+        // A deliberate stop is no failure; lastError keeps what the retry was about.
+        this.status_ = 'stopped';
+      } else {
+        endError = error;
+        this.lastError_ = error;
+        this.status_ =
+          error instanceof ProjectionStoppedError || error instanceof SupersededError || error instanceof StoreClosedError
+            ? 'stopped'
+            : 'failed';
+      }
     } finally {
       this.abort.abort();
       this.reading.abort();
@@ -376,7 +384,7 @@ export class Consumer {
         this.lastError_ = error;
         this.status_ = 'retrying';
         await sleep(this.storeRetryDelay(attempt), this.abort.signal);
-        if (this.abort.signal.aborted) throw this.interruption(error);
+        if (this.abort.signal.aborted) throw this.interruption();
       }
     }
   }
@@ -396,9 +404,10 @@ export class Consumer {
     return new ProjectionStoppedError(this.config.name, String((error as Error)?.message ?? error), error);
   }
 
-  private interruption(cause: unknown): ProjectionStoppedError {
+  /** stop() cut a retry short: unwinds the loop like a stop between batches (done resolves). */
+  private interruption(): StopRequested {
     this.interrupted_ = true;
-    return new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', cause);
+    return new StopRequested();
   }
 
   /** Applies a batch; isolates a failing event, retries it alone, parks it. */
@@ -422,7 +431,7 @@ export class Consumer {
           this.status_ = 'retrying';
           infrastructureAttempts++;
           await sleep(this.storeRetryDelay(infrastructureAttempts), this.abort.signal);
-          if (this.abort.signal.aborted) throw this.interruption(error);
+          if (this.abort.signal.aborted) throw this.interruption();
           continue;
         }
         const failing = relevant.find((event) => event.position === error.position);
@@ -448,7 +457,7 @@ export class Consumer {
       this.status_ = 'retrying';
       this.lastError_ = lastError;
       await sleep(backoffDelay(retry, attempts + storeFailures), this.abort.signal);
-      if (this.abort.signal.aborted) throw this.interruption(lastError);
+      if (this.abort.signal.aborted) throw this.interruption();
       try {
         await sink.apply([event], event.position);
         this.advance(event.position);
