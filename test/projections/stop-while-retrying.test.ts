@@ -9,6 +9,7 @@ import type { Database } from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import {
   defineProjection,
+  type GroupWorker,
   joinGroup,
   listParked,
   ProjectionStoppedError,
@@ -83,10 +84,11 @@ describe.each(backends.map((backend) => ({ name: backend.name, backend })))('sto
 
   it('a consumer-group worker: done resolves', async () => {
     const { store, dispose } = await backend.open();
+    let worker: GroupWorker | undefined;
     try {
       await store.append('s', [event('Bad')]);
       let failures = 0;
-      const worker = await joinGroup(store, {
+      worker = await joinGroup(store, {
         group: 'stopgroup',
         partitions: 2,
         retry: slowRetry,
@@ -102,6 +104,7 @@ describe.each(backends.map((backend) => ({ name: backend.name, backend })))('sto
       expect(failures).toBe(1);
       expect(await listParked(store, { consumer: 'stopgroup' })).toEqual([]);
     } finally {
+      await worker?.stop(); // a group worker is not stopped by closing its store
       await dispose();
     }
   });
