@@ -45,6 +45,7 @@ import {
   prepareEvents,
 } from '../../core/validation.js';
 import { assertSchemaName, channelName, migrate } from './schema.js';
+import { incrementalStats } from './stats.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user:pass@host:5432/db; the query parameters `schema`, `poolSize` and `pollMs` are read and removed. */
@@ -334,6 +335,7 @@ function createPostgresStore(
   const beforeCommit = options.testHooks?.beforeCommit;
   const commitsInFlight = Math.max(1, options.commitsInFlight ?? 2);
   const S = sql(schema);
+  const countedStats = incrementalStats(sql, schema);
   const columns = sql.unsafe(COLUMNS);
   let closed = false;
   /** Set once the pool is ending: connection errors are final from then on. */
@@ -670,10 +672,7 @@ function createPostgresStore(
 
     async stats(): Promise<StoreStats> {
       assertOpen();
-      const [row] = await sql<{ events: string; streams: string; head: string }[]>`
-        SELECT (SELECT count(*) FROM ${S}.events)::text AS events, (SELECT count(*) FROM ${S}.streams)::text AS streams,
-               (SELECT coalesce(max(position), 0) FROM ${S}.events)::text AS head`;
-      return { events: Number(row?.events), streams: Number(row?.streams), headPosition: BigInt(row?.head ?? '0') };
+      return countedStats();
     },
 
     async saveSnapshot(snapshot: Snapshot) {
