@@ -178,7 +178,6 @@ export class Consumer {
   private readonly waiters = new Set<Waiter>();
   private puller: BatchPuller | undefined;
   private handedOver = false;
-  private interrupted_ = false;
   readonly done: Promise<void>;
   /** When the last batch was applied (ms since epoch). */
   lastAppliedAt = 0;
@@ -201,13 +200,6 @@ export class Consumer {
   }
   get lastError(): unknown {
     return this.lastError_;
-  }
-  /**
-   * True when stop() cut a retry short: the event it was retrying is neither done nor failed, and
-   * stays behind the checkpoint for the next run (a consumer group's next owner of its partition).
-   */
-  get interrupted(): boolean {
-    return this.interrupted_;
   }
 
   /** Stops after the batch in flight; resolves when the loop has ended. */
@@ -404,9 +396,12 @@ export class Consumer {
     return new ProjectionStoppedError(this.config.name, String((error as Error)?.message ?? error), error);
   }
 
-  /** stop() cut a retry short: unwinds the loop like a stop between batches (done resolves). */
+  /**
+   * stop() cut a retry short: unwinds the loop like a stop between batches (done resolves). The
+   * event is neither done nor failed and stays behind the checkpoint for the next run (a consumer
+   * group's next owner of its partition).
+   */
   private interruption(): StopRequested {
-    this.interrupted_ = true;
     return new StopRequested();
   }
 
