@@ -61,6 +61,9 @@ export interface ConsumerConfig {
 
 const IDLE = Symbol('idle');
 
+/** Unwinds the loop from a retry's sleep that stop() cut short; never leaves the consumer. */
+class StopRequested extends Error {}
+
 /**
  * Reads batches from a live iterator: everything that is available without waiting on a timer
  * or the network, up to `max`. The pending read is kept for the next batch, never dropped.
@@ -176,7 +179,6 @@ export class Consumer {
   private readonly waiters = new Set<Waiter>();
   private puller: BatchPuller | undefined;
   private handedOver = false;
-  private interrupted_ = false;
   readonly done: Promise<void>;
   /** When the last batch was applied (ms since epoch). */
   lastAppliedAt = 0;
@@ -199,13 +201,6 @@ export class Consumer {
   }
   get lastError(): unknown {
     return this.lastError_;
-  }
-  /**
-   * True when stop() cut a retry short: the event it was retrying is neither done nor failed, and
-   * stays behind the checkpoint for the next run (a consumer group's next owner of its partition).
-   */
-  get interrupted(): boolean {
-    return this.interrupted_;
   }
 
   /** Stops after the batch in flight; resolves when the loop has ended. */
@@ -298,12 +293,17 @@ export class Consumer {
       }
       this.status_ = 'stopped';
     } catch (error) {
-      endError = error;
-      this.lastError_ = error;
-      this.status_ =
-        error instanceof ProjectionStoppedError || error instanceof SupersededError || error instanceof StoreClosedError
-          ? 'stopped'
-          : 'failed';
+      if (error instanceof StopRequested) {
+        // A deliberate stop is no failure; lastError keeps what the retry was about.
+        this.status_ = 'stopped';
+      } else {
+        endError = error;
+        this.lastError_ = error;
+        this.status_ =
+          error instanceof ProjectionStoppedError || error instanceof SupersededError || error instanceof StoreClosedError
+            ? 'stopped'
+            : 'failed';
+      }
     } finally {
       this.abort.abort();
       this.reading.abort();
@@ -377,7 +377,7 @@ export class Consumer {
         this.lastError_ = error;
         this.status_ = 'retrying';
         await sleep(this.storeRetryDelay(attempt), this.abort.signal);
-        if (this.abort.signal.aborted) throw this.interruption(error);
+        if (this.abort.signal.aborted) throw this.interruption();
       }
     }
   }
@@ -397,9 +397,13 @@ export class Consumer {
     return new ProjectionStoppedError(this.config.name, String((error as Error)?.message ?? error), error);
   }
 
-  private interruption(cause: unknown): ProjectionStoppedError {
-    this.interrupted_ = true;
-    return new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', cause);
+  /**
+   * stop() cut a retry short: unwinds the loop like a stop between batches (done resolves). The
+   * event is neither done nor failed and stays behind the checkpoint for the next run (a consumer
+   * group's next owner of its partition).
+   */
+  private interruption(): StopRequested {
+    return new StopRequested();
   }
 
   /** Applies a batch; isolates a failing event, retries it alone, parks it. */
@@ -425,7 +429,7 @@ export class Consumer {
           this.status_ = 'retrying';
           infrastructureAttempts++;
           await sleep(this.storeRetryDelay(infrastructureAttempts), this.abort.signal);
-          if (this.abort.signal.aborted) throw this.interruption(error);
+          if (this.abort.signal.aborted) throw this.interruption();
           continue;
         }
         const failing = relevant.find((event) => event.position === error.position);
@@ -451,7 +455,7 @@ export class Consumer {
       this.status_ = 'retrying';
       this.lastError_ = lastError;
       await sleep(backoffDelay(retry, attempts + storeFailures), this.abort.signal);
-      if (this.abort.signal.aborted) throw this.interruption(lastError);
+      if (this.abort.signal.aborted) throw this.interruption();
       try {
         await sink.apply([event], event.position);
         this.advance(event.position);
