@@ -288,6 +288,13 @@ export class Consumer {
           this.resume = undefined;
           if (!again) break;
         }
+        if (this.reading.signal.aborted) {
+          // The live read ended although nothing stopped or handed over the consumer (its
+          // subscription ended): read again with a fresh signal after a pause, never in a tight loop.
+          this.reading = new AbortController();
+          await sleep(this.storeRetryDelay(1), this.abort.signal);
+          if (this.abort.signal.aborted) break;
+        }
         after = after > this.position_ ? after : this.position_;
         this.status_ = 'catching-up';
       }
