@@ -61,9 +61,6 @@ export interface ConsumerConfig {
 
 const IDLE = Symbol('idle');
 
-/** Unwinds the loop from a retry's sleep that stop() cut short; never leaves the consumer. */
-class StopRequested extends Error {}
-
 /**
  * Reads batches from a live iterator: everything that is available without waiting on a timer
  * or the network, up to `max`. The pending read is kept for the next batch, never dropped.
@@ -179,6 +176,7 @@ export class Consumer {
   private readonly waiters = new Set<Waiter>();
   private puller: BatchPuller | undefined;
   private handedOver = false;
+  private interrupted_ = false;
   readonly done: Promise<void>;
   /** When the last batch was applied (ms since epoch). */
   lastAppliedAt = 0;
@@ -201,6 +199,13 @@ export class Consumer {
   }
   get lastError(): unknown {
     return this.lastError_;
+  }
+  /**
+   * True when stop() cut a retry short: the event it was retrying is neither done nor failed, and
+   * stays behind the checkpoint for the next run (a consumer group's next owner of its partition).
+   */
+  get interrupted(): boolean {
+    return this.interrupted_;
   }
 
   /** Stops after the batch in flight; resolves when the loop has ended. */
@@ -300,17 +305,12 @@ export class Consumer {
       }
       this.status_ = 'stopped';
     } catch (error) {
-      if (error instanceof StopRequested) {
-        // A deliberate stop is no failure; lastError keeps what the retry was about.
-        this.status_ = 'stopped';
-      } else {
-        endError = error;
-        this.lastError_ = error;
-        this.status_ =
-          error instanceof ProjectionStoppedError || error instanceof SupersededError || error instanceof StoreClosedError
-            ? 'stopped'
-            : 'failed';
-      }
+      endError = error;
+      this.lastError_ = error;
+      this.status_ =
+        error instanceof ProjectionStoppedError || error instanceof SupersededError || error instanceof StoreClosedError
+          ? 'stopped'
+          : 'failed';
     } finally {
       this.abort.abort();
       this.reading.abort();
@@ -384,7 +384,7 @@ export class Consumer {
         this.lastError_ = error;
         this.status_ = 'retrying';
         await sleep(this.storeRetryDelay(attempt), this.abort.signal);
-        if (this.abort.signal.aborted) throw this.interruption();
+        if (this.abort.signal.aborted) throw this.interruption(error);
       }
     }
   }
@@ -404,13 +404,9 @@ export class Consumer {
     return new ProjectionStoppedError(this.config.name, String((error as Error)?.message ?? error), error);
   }
 
-  /**
-   * stop() cut a retry short: unwinds the loop like a stop between batches (done resolves). The
-   * event is neither done nor failed and stays behind the checkpoint for the next run (a consumer
-   * group's next owner of its partition).
-   */
-  private interruption(): StopRequested {
-    return new StopRequested();
+  private interruption(cause: unknown): ProjectionStoppedError {
+    this.interrupted_ = true;
+    return new ProjectionStoppedError(this.config.name, 'it was stopped while retrying', cause);
   }
 
   /** Applies a batch; isolates a failing event, retries it alone, parks it. */
@@ -436,7 +432,7 @@ export class Consumer {
           this.status_ = 'retrying';
           infrastructureAttempts++;
           await sleep(this.storeRetryDelay(infrastructureAttempts), this.abort.signal);
-          if (this.abort.signal.aborted) throw this.interruption();
+          if (this.abort.signal.aborted) throw this.interruption(error);
           continue;
         }
         const failing = relevant.find((event) => event.position === error.position);
@@ -462,7 +458,7 @@ export class Consumer {
       this.status_ = 'retrying';
       this.lastError_ = lastError;
       await sleep(backoffDelay(retry, attempts + storeFailures), this.abort.signal);
-      if (this.abort.signal.aborted) throw this.interruption();
+      if (this.abort.signal.aborted) throw this.interruption(lastError);
       try {
         await sink.apply([event], event.position);
         this.advance(event.position);

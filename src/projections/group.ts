@@ -179,10 +179,9 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
         },
       },
       onEnd(error) {
-        // A rebalance stops the consumer to move partitions, which ends it without an error even
-        // when it cuts a retry short: the event stays behind its partition's checkpoint and whoever
-        // owns it next retries it.
-        if (error === undefined || stopped) return;
+        // A rebalance stops the consumer to move partitions; a retry it cut short is no failure:
+        // the event stays behind its partition's checkpoint and whoever owns it next retries it.
+        if (error === undefined || stopped || started.interrupted) return;
         lastError = error;
         void stop(error);
       },

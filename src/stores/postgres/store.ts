@@ -54,7 +54,6 @@ import type { ProjectionSupport } from '../../projections/backend.js';
 import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
 import { COLUMNS, ISO, MAX_INT, type Row, toRecorded } from './rows.js';
 import { channelName, migrate } from './schema.js';
-import { incrementalStats } from './stats.js';
 import { parseUrl } from './url.js';
 import { ConnectionWatch, isConnectionError } from './watchdog.js';
 
@@ -160,7 +159,6 @@ function createPostgresStore(
   const beforeCommit = options.testHooks?.beforeCommit;
   const commitsInFlight = Math.max(1, options.commitsInFlight ?? 2);
   const S = sql(schema);
-  const countedStats = incrementalStats(sql, schema);
   const columns = sql.unsafe(COLUMNS);
   let closed = false;
   /** Set once the pool is ending: connection errors are final from then on. */
@@ -542,7 +540,10 @@ function createPostgresStore(
 
     async stats(): Promise<StoreStats> {
       assertOpen();
-      return countedStats();
+      const [row] = await sql<{ events: string; streams: string; head: string }[]>`
+        SELECT (SELECT count(*) FROM ${S}.events)::text AS events, (SELECT count(*) FROM ${S}.streams)::text AS streams,
+               (SELECT coalesce(max(position), 0) FROM ${S}.events)::text AS head`;
+      return { events: Number(row?.events), streams: Number(row?.streams), headPosition: BigInt(row?.head ?? '0') };
     },
 
     async saveSnapshot(snapshot: Snapshot) {

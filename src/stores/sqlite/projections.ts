@@ -90,11 +90,8 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
     version: db.prepare('SELECT tables FROM logline_projection_versions WHERE name = ? AND version = ?').pluck(),
     addVersion: db.prepare('INSERT INTO logline_projection_versions (name, version, tables, created_at) VALUES (?, ?, ?, ?)'),
     deleteVersion: db.prepare('DELETE FROM logline_projection_versions WHERE name = ? AND version = ?'),
-    // Once per consumer and position: a park re-run (its checkpoint write failed apart from it,
-    // as a group's does, or the consumer restarted before moving on) adds no second row.
     park: db.prepare(
-      `INSERT INTO logline_parked (consumer, position, event, error, stack, attempts, parked_at)
-       SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM logline_parked WHERE consumer = ? AND position = ?)`,
+      'INSERT INTO logline_parked (consumer, position, event, error, stack, attempts, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ),
     parkedAll: db.prepare('SELECT id, consumer, position, event, error, stack, attempts, parked_at FROM logline_parked ORDER BY id').raw(),
     parkedOf: db
@@ -185,8 +182,6 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
           errorStack(input.error),
           input.attempts,
           new Date().toISOString(),
-          input.consumer,
-          input.event.position,
         );
         if (advance) save(advance);
       });
