@@ -102,6 +102,10 @@ export async function appendUntilDeadline(
   const { Empty, StreamIdentifier, UUID } = require(`${generated}shared_pb.js`);
   const client = new StreamsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   try {
+    // Connected first, so that the events go out well within the deadline.
+    await new Promise<void>((resolve, reject) =>
+      client.waitForReady(Date.now() + 5000, (error?: Error) => (error ? reject(error) : resolve())),
+    );
     return await new Promise<number>((resolve) => {
       const call = client.append(new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (error: GrpcJs.ServiceError | null) =>
         resolve(error ? error.code : grpc.status.OK),

@@ -325,9 +325,10 @@ export function describeKurrentClient(name: string, backend: Backend) {
 
     it('appends whose client reached its deadline before finishing store none of their events', async () => {
       // The client half-closes when it gives up (see docs/kurrentdb.md); the server used to read that
-      // before its own deadline now and then (about 1 call in 20 here), so try many.
+      // before its own deadline now and then (about 1 call in 20 here), so try many. A deadline under
+      // the server's 10 ms margin makes the outcome independent of how loaded the machine is.
       const streams = Array.from({ length: 40 }, () => `${prefix()}-deadline`);
-      for (const stream of streams) expect(await appendUntilDeadline(running.port, stream, { count: 3, deadlineMs: 20 })).toBe(4); // DEADLINE_EXCEEDED
+      for (const stream of streams) expect(await appendUntilDeadline(running.port, stream, { count: 3, deadlineMs: 5 })).toBe(4); // DEADLINE_EXCEEDED
       for (const stream of streams) await expect(all(client.readStream(stream))).rejects.toMatchObject({ type: 'stream-not-found' });
     });
 
