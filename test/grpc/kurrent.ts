@@ -1,6 +1,7 @@
 /**
  * Helpers for driving `logline serve --grpc-port` with the official KurrentDB Node.js client.
  */
+import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as GrpcJs from '@grpc/grpc-js';
 import { KurrentDBClient, type ResolvedEvent } from '@kurrent/kurrentdb-client';
@@ -77,6 +78,48 @@ export async function supportedMethods(port: number): Promise<{ version: string;
       version: reply.getEventStoreServerVersion(),
       methods: reply.getMethodsList().map((m) => `${m.getServiceName()}/${m.getMethodName()}`),
     };
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * Starts an Append with grpc-js and the client's own definitions and a deadline of `deadlineMs`,
+ * sends the options and `count` events, and never finishes: the client gives up at its deadline
+ * as the official client does (grpc-js closes the stream: END_STREAM, then RST_STREAM). Resolves
+ * with the status the client saw.
+ */
+export async function appendUntilDeadline(
+  port: number,
+  stream: string,
+  { count, deadlineMs }: { count: number; deadlineMs: number },
+): Promise<number> {
+  const require = createRequire(import.meta.url);
+  const grpc = require('@grpc/grpc-js') as typeof GrpcJs;
+  const generated = '@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v1/';
+  const { StreamsClient } = require(`${generated}streams_grpc_pb.js`);
+  const { AppendReq } = require(`${generated}streams_pb.js`);
+  const { Empty, StreamIdentifier, UUID } = require(`${generated}shared_pb.js`);
+  const client = new StreamsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  try {
+    // Connected first, so that the events go out well within the deadline.
+    await new Promise<void>((resolve, reject) =>
+      client.waitForReady(Date.now() + 5000, (error?: Error) => (error ? reject(error) : resolve())),
+    );
+    return await new Promise<number>((resolve) => {
+      const call = client.append(new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (error: GrpcJs.ServiceError | null) =>
+        resolve(error ? error.code : grpc.status.OK),
+      );
+      const identifier = new StreamIdentifier().setStreamName(Buffer.from(stream));
+      call.write(new AppendReq().setOptions(new AppendReq.Options().setStreamIdentifier(identifier).setAny(new Empty())));
+      for (let n = 0; n < count; n++) {
+        const message = new AppendReq.ProposedMessage()
+          .setId(new UUID().setString(randomUUID()))
+          .setData(Buffer.from(JSON.stringify({ n })));
+        message.getMetadataMap().set('type', 'OrderPlaced').set('content-type', 'application/json');
+        call.write(new AppendReq().setProposedMessage(message));
+      }
+    });
   } finally {
     client.close();
   }

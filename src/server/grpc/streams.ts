@@ -98,6 +98,38 @@ function failCall(call: NodeJS.EventEmitter, status: Partial<ServiceError>): voi
   call.emit('error', Object.assign(new Error(status.details), status));
 }
 
+/**
+ * Whether a client-streaming call that just ended is still live, i.e. its half-close was not the
+ * first half of the client giving up.
+ *
+ * A Node client that gives up (grpc-js at its deadline, or cancel()) closes the HTTP/2 stream with
+ * END_STREAM and then RST_STREAM(CANCEL): Node flushes pending data before a reset. When both reach
+ * the server in one network read, grpc-js hands the handler 'end' first and 'cancelled' a few ticks
+ * later. Seen with the official client and a 1 ms deadline: options + 1 event, END_STREAM and the
+ * reset arrived together and the one event was stored. setImmediate runs after every tick of that
+ * read, so the cancellation (or the server's own deadline status) has landed by then.
+ */
+async function clientFinishedSending(call: { cancelled: boolean }): Promise<boolean> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  return !call.cancelled;
+}
+
+/**
+ * Time an append must have left before its deadline to be stored. A Node client that gives up at
+ * its deadline closes the HTTP/2 stream with END_STREAM before its RST_STREAM (Node flushes pending
+ * data first, and the reset can follow much later), so a half-close arriving at the deadline may
+ * be a truncated batch. The server's deadline comes from the grpc-timeout header, rounded up to
+ * the millisecond and measured from a later moment than the client's, so such a half-close can
+ * arrive a millisecond or two before it: this margin covers that, and an answer with less time
+ * left could hardly reach the client in time anyway.
+ */
+const DEADLINE_MARGIN_MS = 10;
+
+function tooCloseToDeadline(deadline: Date | number): boolean {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Date.now() >= at - DEADLINE_MARGIN_MS;
+}
+
 interface Filter {
   /** Whether the caller wants this event. */
   accepts(event: RecordedEvent): boolean;
@@ -194,11 +226,6 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
     let options: StreamsPb.AppendReq.Options | undefined;
     const events: NewEvent[] = [];
     let failure: unknown;
-    let cancelled = false;
-    call.on('cancelled', () => {
-      // The client gave up (deadline, cancel): nothing of this append is stored.
-      cancelled = true;
-    });
     let bytes = 0;
     call.on('data', (request: StreamsPb.AppendReq) => {
       if (failure) return;
@@ -227,14 +254,16 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
         callback(toServiceError(protocol, error));
       }
     });
+    let errored = false;
     call.on('error', () => {
-      cancelled = true;
+      errored = true;
     });
-    call.on('end', () => {
-      if (cancelled || failure) return;
-      // A client whose deadline passed before its last event arrived has given up: store nothing.
-      const deadline = call.getDeadline();
-      if (Date.now() >= (deadline instanceof Date ? deadline.getTime() : deadline)) {
+    call.on('end', async () => {
+      if (failure) return;
+      // 'end' alone does not prove the client finished: see clientFinishedSending.
+      if (errored || !(await clientFinishedSending(call))) return;
+      // A client whose deadline passed (or all but passed) before its last event arrived has given up: store nothing.
+      if (tooCloseToDeadline(call.getDeadline())) {
         callback({ code: protocol.grpc.status.DEADLINE_EXCEEDED, details: 'The deadline passed before the append was complete' });
         return;
       }
