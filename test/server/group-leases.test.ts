@@ -59,6 +59,9 @@ describe('GET /v1/subscriptions: consumer groups with their partitions and lease
       expect(p).toMatchObject({ name: `shipping#${p.partition}`, position: expect.stringMatching(/^\d+$/), lag: '0' });
       expect(Date.parse(p.leaseExpiresAt as string)).toBeGreaterThan(Date.now());
     }
+    // One partition on its own, with its owner.
+    const one = await get(`${server.url}/v1/subscriptions/shipping%230`);
+    expect(one.body).toMatchObject({ name: 'shipping#0', kind: 'group', group: 'shipping', partition: 0, owner: partitions[0]?.owner });
     // Partitions are no longer separate entries: the group's is the only one.
     const { body } = await get(`${server.url}/v1/subscriptions`);
     expect((body.subscriptions as Array<{ name: string }>).filter((s) => s.name.startsWith('shipping'))).toHaveLength(1);
