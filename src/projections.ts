@@ -13,7 +13,7 @@ export type { ConsumerKind, ParkedEvent, StoredCheckpoint } from './projections/
 export { backoffDelay, type ConsumerStatus, type EventFilter, type OnFailure, type RetryPolicy } from './projections/consumer.js';
 export { PositionTimeoutError, ProjectionStoppedError } from './projections/errors.js';
 export { type GroupOptions, type GroupWorker, joinGroup, partitionOf } from './projections/group.js';
-export { type ConsumerInfo, getLag, listConsumers } from './projections/observability.js';
+export { type ConsumerInfo, type GroupInfo, getLag, listConsumers, summarizeGroups } from './projections/observability.js';
 export {
   defineProjection,
   type ProjectionContext,

@@ -64,6 +64,11 @@ export interface LeaseRow {
   expiresAt: number;
 }
 
+/** A lease as stored, with its group: who works on that partition, until when (ms since the epoch). */
+export interface GroupLease extends LeaseRow {
+  group: string;
+}
+
 export interface LeasePlan {
   owned: number[];
   surplus: number[];
@@ -152,6 +157,11 @@ export interface ProjectionBackend {
   /** Saves the checkpoints of partitions `member` still holds an unexpired lease on; returns those. */
   saveGroupCheckpoints(group: string, member: string, partitions: number[], position: bigint, now: number): Promise<number[]>;
   leaveGroup(group: string, member: string): Promise<void>;
+  /**
+   * The stored leases of one group (or of every group), ordered by group and partition, expired
+   * ones included: what operators see as a group's partitions and their owners.
+   */
+  listLeases(group?: string): Promise<GroupLease[]>;
 
   /**
    * Installs an inline projection as a hook in every append's transaction, after applying what
@@ -266,6 +276,10 @@ export function planLeases(
   }
   return { keep, release, claim };
 }
+
+/** Orders leases by group, then partition (every backend answers listLeases in this order). */
+export const byGroupAndPartition = (a: GroupLease, b: GroupLease): number =>
+  a.group < b.group ? -1 : a.group > b.group ? 1 : a.partition - b.partition;
 
 /** Serialized form of a parked event (positions as decimal strings). */
 export const eventToJson = (event: RecordedEvent): string => JSON.stringify({ ...event, position: String(event.position) });

@@ -2,11 +2,11 @@
  * What the metrics endpoint and the admin page show: every subscription, projection version
  * and group partition with a stored checkpoint, the head, and the lag in positions and seconds.
  * Consumers running in other processes are listed too (from their checkpoints); those running
- * in this process add their live status.
+ * in this process add their live status. A group partition also names its lease owner.
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
-import type { ConsumerKind, ParkedEvent, StoredCheckpoint } from './backend.js';
+import type { ConsumerKind, GroupLease, ParkedEvent, StoredCheckpoint } from './backend.js';
 import type { ConsumerStatus } from './consumer.js';
 import { backendFor, runningConsumers } from './registry.js';
 
@@ -18,6 +18,12 @@ export interface ConsumerInfo {
   projection?: string;
   version?: number;
   active?: boolean;
+  /** For group partitions: the group, the partition, and the worker holding its lease (last holder if expired). */
+  group?: string;
+  partition?: number;
+  owner?: string;
+  /** When that lease ends unless renewed (ISO 8601); in the past, nobody works on the partition. */
+  leaseExpiresAt?: string;
   /** Everything at or below this position is processed. */
   checkpoint: bigint;
   head: bigint;
@@ -45,6 +51,7 @@ async function describe(
   actives: Map<string, number | undefined>,
   parked: ParkedEvent[],
   now: number,
+  leases: Map<string, GroupLease> = new Map(),
 ): Promise<ConsumerInfo> {
   const running = runningConsumers(store).get(checkpoint.name);
   const position = running && running.position > checkpoint.position ? running.position : checkpoint.position;
@@ -66,6 +73,16 @@ async function describe(
     info.version = Number(checkpoint.name.slice(at + 2));
     info.active = actives.get(info.projection) === info.version;
   }
+  if (checkpoint.kind === 'group') {
+    const at = checkpoint.name.lastIndexOf('#');
+    info.group = checkpoint.name.slice(0, at);
+    info.partition = Number(checkpoint.name.slice(at + 1));
+    const lease = leases.get(checkpoint.name);
+    if (lease) {
+      info.owner = lease.owner;
+      info.leaseExpiresAt = new Date(lease.expiresAt).toISOString();
+    }
+  }
   if (head > position) {
     const oldest = await oldestUnprocessed(store, position);
     if (oldest) info.lagSeconds = Math.max(0, (now - Date.parse(oldest.recordedAt)) / 1000);
@@ -76,7 +93,13 @@ async function describe(
 /** Every consumer with a stored checkpoint on this store, with head and lag. */
 export async function listConsumers(store: EventStore): Promise<ConsumerInfo[]> {
   const backend = await backendFor(store);
-  const [checkpoints, head, parked] = await Promise.all([backend.listCheckpoints(), store.headPosition(), backend.listParked()]);
+  const [checkpoints, head, parked, leases] = await Promise.all([
+    backend.listCheckpoints(),
+    store.headPosition(),
+    backend.listParked(),
+    backend.listLeases(),
+  ]);
+  const leaseOf = new Map(leases.map((lease) => [`${lease.group}#${lease.partition}`, lease]));
   const actives = new Map<string, number | undefined>();
   for (const checkpoint of checkpoints) {
     if (checkpoint.kind !== 'projection') continue;
@@ -85,8 +108,44 @@ export async function listConsumers(store: EventStore): Promise<ConsumerInfo[]> 
   }
   const now = Date.now();
   const infos: ConsumerInfo[] = [];
-  for (const checkpoint of checkpoints) infos.push(await describe(store, checkpoint, head, actives, parked, now));
+  for (const checkpoint of checkpoints) infos.push(await describe(store, checkpoint, head, actives, parked, now, leaseOf));
   return infos;
+}
+
+export interface GroupInfo {
+  group: string;
+  /** Its partitions with a checkpoint, by partition number, each with its lease owner. */
+  partitions: ConsumerInfo[];
+  /** Workers holding an unexpired lease on one of them, sorted. */
+  owners: string[];
+  /** The lowest partition checkpoint, and the largest lags: how far behind the group is. */
+  checkpoint: bigint;
+  lagPositions: number;
+  lagSeconds: number;
+  parked: number;
+}
+
+/** Folds the group partitions of `listConsumers` into one entry per group (the admin page's group rows). */
+export function summarizeGroups(consumers: ConsumerInfo[], now = Date.now()): GroupInfo[] {
+  const groups = new Map<string, ConsumerInfo[]>();
+  for (const info of consumers) {
+    if (info.kind !== 'group' || info.group === undefined) continue;
+    groups.set(info.group, [...(groups.get(info.group) ?? []), info]);
+  }
+  return [...groups].map(([group, partitions]) => {
+    partitions.sort((a, b) => (a.partition as number) - (b.partition as number));
+    const live = partitions.filter((p) => p.owner !== undefined && Date.parse(p.leaseExpiresAt as string) > now);
+    return {
+      group,
+      partitions,
+      owners: [...new Set(live.map((p) => p.owner as string))].sort(),
+      checkpoint: partitions.reduce((min, p) => (p.checkpoint < min ? p.checkpoint : min), (partitions[0] as ConsumerInfo).checkpoint),
+      lagPositions: Math.max(...partitions.map((p) => p.lagPositions)),
+      lagSeconds: Math.max(...partitions.map((p) => p.lagSeconds)),
+      // Every partition counts the group's parked events: count them once.
+      parked: (partitions[0] as ConsumerInfo).parked,
+    };
+  });
 }
 
 /**
@@ -103,11 +162,17 @@ export async function getLag(store: EventStore, name: string): Promise<ConsumerI
   }
   if (!found)
     throw new InvalidArgumentError('name', `no subscription, projection or group checkpoint named '${name}'`, 'a known consumer name');
-  const [head, parked] = await Promise.all([store.headPosition(), backend.listParked(found.name.split('#')[0])]);
+  const group = found.kind === 'group' ? found.name.slice(0, found.name.lastIndexOf('#')) : undefined;
+  const [head, parked, leases] = await Promise.all([
+    store.headPosition(),
+    backend.listParked(found.name.split('#')[0]),
+    group === undefined ? [] : backend.listLeases(group),
+  ]);
   const actives = new Map<string, number | undefined>();
   if (found.kind === 'projection') {
     const projection = found.name.slice(0, found.name.lastIndexOf('@v'));
     actives.set(projection, await backend.activeVersion(projection));
   }
-  return describe(store, found, head, actives, parked, Date.now());
+  const leaseOf = new Map(leases.map((lease) => [`${lease.group}#${lease.partition}`, lease]));
+  return describe(store, found, head, actives, parked, Date.now(), leaseOf);
 }

@@ -11,7 +11,7 @@ import { traceRead } from '../core/tracing.js';
 import type { EventStore, ExpectedVersion, RecordedEvent } from '../core/types.js';
 import { assertStreamId } from '../core/validation.js';
 import { PositionTimeoutError } from '../projections/errors.js';
-import { type ConsumerInfo, getLag, listConsumers } from '../projections/observability.js';
+import { type ConsumerInfo, getLag, listConsumers, summarizeGroups } from '../projections/observability.js';
 import type { ConsumerHandle } from '../projections/subscription.js';
 import { mountParkedApi } from './admin-api.js';
 import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, OverloadedError } from './admission.js';
@@ -217,6 +217,12 @@ function tryAuthenticate(keys: KeyRing, header: string | undefined, queryKey: st
 }
 
 /** Waits for a consumer that runs elsewhere by polling its stored checkpoint. */
+/** One status for a group: the worst of its partitions' (failed, then retrying, …), 'unknown' when none runs here. */
+function aggregateStatus(statuses: string[]): string {
+  for (const status of ['failed', 'retrying', 'catching-up', 'starting', 'live', 'stopped']) if (statuses.includes(status)) return status;
+  return statuses[0] ?? 'unknown';
+}
+
 async function pollCheckpoint(lag: () => Promise<ConsumerInfo>, name: string, position: bigint, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -508,19 +514,44 @@ export function createApp(options: AppOptions): LoglineApp {
       bufferedBytes: client.bufferedBytes(),
       connectedAt: client.connectedAt,
     }));
-    const consumers = (await consumerInfos()).map((info) => ({
-      kind: info.kind,
-      name: info.name,
-      target: info.projection ?? info.name,
-      position: info.checkpoint,
-      lag: BigInt(info.lagPositions),
-      lagSeconds: info.lagSeconds,
-      status: info.status,
-      parked: info.parked,
-      ...(info.lastError === undefined ? {} : { lastError: info.lastError }),
-      ...(info.version === undefined ? {} : { version: info.version, active: info.active }),
+    const infos = await consumerInfos();
+    // A group is one entry (its lowest checkpoint, its largest lag) listing its partitions, each
+    // with its checkpoint, lag and lease owner: the admin page expands it.
+    const groups = summarizeGroups(infos).map((group) => ({
+      kind: 'group',
+      name: group.group,
+      target: group.group,
+      position: group.checkpoint,
+      lag: BigInt(group.lagPositions),
+      lagSeconds: group.lagSeconds,
+      status: aggregateStatus(group.partitions.map((p) => p.status)),
+      parked: group.parked,
+      owners: group.owners,
+      partitions: group.partitions.map((p) => ({
+        partition: p.partition,
+        name: p.name,
+        position: p.checkpoint,
+        lag: BigInt(p.lagPositions),
+        lagSeconds: p.lagSeconds,
+        owner: p.owner ?? null,
+        leaseExpiresAt: p.leaseExpiresAt ?? null,
+      })),
     }));
-    return { head, subscriptions: [...consumers, ...sse] };
+    const consumers = infos
+      .filter((info) => info.kind !== 'group')
+      .map((info) => ({
+        kind: info.kind,
+        name: info.name,
+        target: info.projection ?? info.name,
+        position: info.checkpoint,
+        lag: BigInt(info.lagPositions),
+        lagSeconds: info.lagSeconds,
+        status: info.status,
+        parked: info.parked,
+        ...(info.lastError === undefined ? {} : { lastError: info.lastError }),
+        ...(info.version === undefined ? {} : { version: info.version, active: info.active }),
+      }));
+    return { head, subscriptions: [...consumers, ...groups, ...sse] };
   };
 
   app.get('/v1/subscriptions', async (c) => {

@@ -1,6 +1,7 @@
 /**
  * The admin page's operator panels in headless Chromium, against a real server with API keys and
  * a durable subscription running in its process: the page asks for a key (kept for the tab),
+ * shows a consumer group whose row expands to its partitions and their lease owners,
  * lists the parked events with their error, replays one from the page (through the
  * subscription's handler) and skips the other; time travel shows a stream as of a recorded or an
  * occurred time, with late and correction events marked.
@@ -12,7 +13,7 @@ import pino from 'pino';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EventStore, openStore } from '../../src/index.js';
-import { type ConsumerHandle, defineProjection, startProjection, startSubscription } from '../../src/projections.js';
+import { type ConsumerHandle, defineProjection, joinGroup, startProjection, startSubscription } from '../../src/projections.js';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
 import { CHROMIUM, CHROMIUM_ARGS, ensureChromium } from '../helpers/chromium.js';
 import { collect, sleep } from '../helpers/collect.js';
@@ -120,6 +121,40 @@ describe('admin page: consumers, parked events and time travel in headless Chrom
     expect(mailed).toEqual(['OrderPlaced']);
     expect(pageErrors).toEqual([]);
   }, 60_000);
+
+  it('a consumer group row expands to its partitions and the workers holding their leases', async (ctx) => {
+    if (!available) ctx.skip();
+    // Two workers of one group in this process, on the file the server reads its leases from.
+    const joinAs = (member: string) =>
+      joinGroup(store, { group: 'shipping', member, partitions: 4, leaseMs: 2000, heartbeatMs: 50, handler: () => {} });
+    const workers = [await joinAs('worker-a'), await joinAs('worker-b')];
+    try {
+      const row = page.locator('#subscriptions tr.group[data-name="shipping"]');
+      await expect.poll(() => row.textContent(), { timeout: 10_000 }).toMatch(/group of 4 partitions, 2 workers/);
+      const partitions = page.locator('#subscriptions tr.partition[data-group="shipping"]');
+      expect(await partitions.count()).toBe(0);
+      // Keyboard: focus the group's button and press Enter.
+      await row.getByRole('button').focus();
+      await page.keyboard.press('Enter');
+      await expect.poll(() => partitions.count()).toBe(4);
+      expect(await row.getByRole('button').getAttribute('aria-expanded')).toBe('true');
+      const owners = await page.locator('#subscriptions tr.partition[data-group="shipping"] td.owner').allTextContents();
+      expect(owners.sort()).toEqual(['owner worker-a', 'owner worker-a', 'owner worker-b', 'owner worker-b']);
+      for (const worker of workers) {
+        for (const partition of worker.partitions) {
+          expect(await page.locator(`#subscriptions tr.partition[data-partition="shipping#${partition}"] td.owner`).textContent()).toBe(
+            `owner ${worker.member}`,
+          );
+        }
+      }
+      // Still open after the next refresh (every 2 s).
+      await sleep(2200);
+      expect(await partitions.count()).toBe(4);
+      await page.screenshot({ path: screenshotPath('admin-groups.png') });
+    } finally {
+      await Promise.all(workers.map((worker) => worker.stop()));
+    }
+  }, 30_000);
 
   it('time travel: the stream as of a recorded time and as of an occurred time; late and correction events marked', async (ctx) => {
     if (!available) ctx.skip();

@@ -288,24 +288,78 @@ function scheduleRefresh() {
 }
 
 // --- subscriptions and their lag ---
+// Groups the operator opened stay open across the refreshes.
+const expandedGroups = new Set();
+
+const lagText = (s) => (s.lag === null ? '–' : `${s.lag}${s.lagSeconds ? ` · ${Math.round(s.lagSeconds)} s` : ''}`);
+
+function consumerRow(s) {
+  const isGroup = s.kind === 'group';
+  const open = isGroup && expandedGroups.has(s.name);
+  const name = isGroup
+    ? el(
+        'button',
+        {
+          type: 'button',
+          class: 'expand',
+          'aria-expanded': String(open),
+          'aria-label': `${open ? 'Hide' : 'Show'} the partitions of group ${s.name}`,
+          onclick: () => {
+            if (expandedGroups.has(s.name)) expandedGroups.delete(s.name);
+            else expandedGroups.add(s.name);
+            loadSubscriptions();
+          },
+        },
+        `${open ? '▾' : '▸'} ${s.name}`,
+      )
+    : s.name;
+  const workers = isGroup
+    ? ` · group of ${s.partitions.length} partitions, ${s.owners.length} worker${s.owners.length === 1 ? '' : 's'}`
+    : '';
+  return el(
+    'tr',
+    { 'data-name': s.name, ...(isGroup ? { class: 'group' } : {}), title: s.lastError ? `last error: ${s.lastError}` : '' },
+    el('td', {}, name),
+    el('td', { class: 'num' }, String(s.position)),
+    el('td', { class: 'num' }, lagText(s)),
+    el(
+      'td',
+      { class: s.status === 'failed' || s.lastError ? 'bad' : '' },
+      `${s.status ?? ''}${s.version === undefined ? '' : s.active ? ' · live version' : ' · not live'}${workers}${s.parked ? ` · ${s.parked} parked` : ''}`,
+    ),
+  );
+}
+
+/** A group's partition: its checkpoint, lag and the worker holding its lease (or that the lease ran out). */
+function partitionRow(group, p) {
+  const expired = p.leaseExpiresAt === null || Date.parse(p.leaseExpiresAt) <= Date.now();
+  const owner = p.owner === null ? 'no owner' : expired ? `${p.owner} · lease expired` : `owner ${p.owner}`;
+  return el(
+    'tr',
+    {
+      class: 'partition',
+      'data-partition': p.name,
+      'data-group': group.name,
+      title: p.leaseExpiresAt ? `lease until ${p.leaseExpiresAt}` : '',
+    },
+    el('td', {}, `#${p.partition}`),
+    el('td', { class: 'num' }, String(p.position)),
+    el('td', { class: 'num' }, lagText(p)),
+    el('td', { class: `owner${expired ? ' bad' : ''}` }, owner),
+  );
+}
+
 async function loadSubscriptions() {
   try {
     const { subscriptions } = await api('/v1/subscriptions');
-    const rows = subscriptions.map((s) =>
-      el(
-        'tr',
-        { 'data-name': s.name, title: s.lastError ? `last error: ${s.lastError}` : '' },
-        el('td', {}, s.name),
-        el('td', { class: 'num' }, String(s.position)),
-        el('td', { class: 'num' }, s.lag === null ? '–' : `${s.lag}${s.lagSeconds ? ` · ${Math.round(s.lagSeconds)} s` : ''}`),
-        el(
-          'td',
-          { class: s.status === 'failed' || s.lastError ? 'bad' : '' },
-          `${s.status ?? ''}${s.version === undefined ? '' : s.active ? ' · live version' : ' · not live'}${s.parked ? ` · ${s.parked} parked` : ''}`,
-        ),
-      ),
-    );
+    const rows = subscriptions.flatMap((s) => [
+      consumerRow(s),
+      ...(s.kind === 'group' && expandedGroups.has(s.name) ? s.partitions.map((p) => partitionRow(s, p)) : []),
+    ]);
+    // Keep the keyboard focus on a group's button when the rows are redrawn.
+    const focused = document.activeElement?.closest?.('#subscriptions tr.group')?.dataset.name;
     $('#subscriptions tbody').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: '4', class: 'empty' }, 'none'))]));
+    if (focused !== undefined) $(`#subscriptions tr.group[data-name="${CSS.escape(focused)}"] button`)?.focus();
   } catch {
     // shown in the stats line already
   }

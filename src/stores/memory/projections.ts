@@ -4,9 +4,11 @@
  * projections are at-least-once, like subscriptions.
  */
 import {
+  byGroupAndPartition,
   type CheckpointUpdate,
   errorMessage,
   errorStack,
+  type GroupLease,
   isThenable,
   type LeaseRow,
   type ParkedEvent,
@@ -131,6 +133,13 @@ export function createMemoryBackend(): ProjectionBackend {
       members.get(group)?.delete(member);
       const groupLeases = leases.get(group);
       for (const [partition, lease] of groupLeases ?? []) if (lease.owner === member) groupLeases?.delete(partition);
+    },
+    async listLeases(group) {
+      const rows: GroupLease[] = [];
+      for (const [name, groupLeases] of leases) {
+        if (group === undefined || name === group) for (const lease of groupLeases.values()) rows.push({ group: name, ...lease });
+      }
+      return rows.sort(byGroupAndPartition);
     },
   };
 }

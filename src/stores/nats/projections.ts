@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import type { StoredMsg } from '@nats-io/jetstream';
 import {
+  byGroupAndPartition,
   type CheckpointUpdate,
   errorMessage,
   errorStack,
@@ -27,7 +28,7 @@ import {
   type StoredCheckpoint,
   SupersededError,
 } from '../../projections/backend.js';
-import { encodeToken } from './schema.js';
+import { decodeToken, encodeToken } from './schema.js';
 import type { NatsEventStore } from './store.js';
 
 interface Doc<T> {
@@ -265,6 +266,14 @@ export function createNatsBackend(store: NatsEventStore): ProjectionBackend {
         doc.leases = doc.leases.filter((lease) => lease.owner !== member);
         delete doc.members[member];
       });
+    },
+    async listLeases(group) {
+      const prefix = `${root}.grp.`;
+      const subjects = group === undefined ? await keys('grp') : [subject('grp', group)];
+      const docs = await Promise.all(subjects.map(async (key) => ({ key, doc: await read<GroupDoc>(key) })));
+      return docs
+        .flatMap(({ key, doc }) => (doc?.value.leases ?? []).map((lease) => ({ group: decodeToken(key.slice(prefix.length)), ...lease })))
+        .sort(byGroupAndPartition);
     },
   };
 }

@@ -320,6 +320,14 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
         await tx`DELETE FROM ${members} WHERE group_name = ${group} AND member = ${member}`;
       });
     },
+    async listLeases(group) {
+      const rows = await query(
+        () => sql<{ group_name: string; partition: number; owner: string; expires_at: string }[]>`
+          SELECT group_name, partition, owner, expires_at FROM ${leases}
+          ${group === undefined ? sql`` : sql`WHERE group_name = ${group}`} ORDER BY group_name COLLATE "C", partition`,
+      );
+      return rows.map((r) => ({ group: r.group_name, partition: r.partition, owner: r.owner, expiresAt: Number(r.expires_at) }));
+    },
     attachInline: (projection) => attachPostgresInline(store, backend, projection),
   };
   return backend;

@@ -113,6 +113,10 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
     heldLease: db.prepare('SELECT 1 FROM logline_leases WHERE group_name = ? AND partition = ? AND owner = ? AND expires_at > ?').pluck(),
     leaveMember: db.prepare('DELETE FROM logline_group_members WHERE group_name = ? AND member = ?'),
     leaveLeases: db.prepare('DELETE FROM logline_leases WHERE group_name = ? AND owner = ?'),
+    allLeases: db.prepare('SELECT group_name, partition, owner, expires_at FROM logline_leases ORDER BY group_name, partition').raw(),
+    groupLeases: db
+      .prepare('SELECT group_name, partition, owner, expires_at FROM logline_leases WHERE group_name = ? ORDER BY partition')
+      .raw(),
   };
 
   const save = (update: CheckpointUpdate) => {
@@ -270,6 +274,10 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
         sql.leaveLeases.run(group, member);
         sql.leaveMember.run(group, member);
       });
+    },
+    async listLeases(group) {
+      const rows = (group === undefined ? sql.allLeases.all() : sql.groupLeases.all(group)) as [string, number, string, number][];
+      return rows.map(([name, partition, owner, expiresAt]) => ({ group: name, partition, owner, expiresAt }));
     },
     attachInline: (projection) => attachSqliteInline(store, projection),
   };
