@@ -2,7 +2,8 @@
  * The benchmark harness every bench suite uses: run scenarios side by side in one process,
  * measure events/s and per-operation latency, print a table with ratios to a baseline.
  */
-import type { NewEvent } from '../src/index.js';
+import { randomUUID } from 'node:crypto';
+import type { EventStore, NewEvent } from '../src/index.js';
 
 /** The ~330-byte order event every append and read scenario writes, for Logline and the baselines alike. */
 export const benchPayload = (i: number) => ({
@@ -136,3 +137,53 @@ export const flags = {
   quick: process.argv.includes('--quick'),
   large: process.argv.includes('--large'),
 };
+
+/**
+ * Appends 1-event appends at a steady `rate` for `seconds` through `writer` while a subscriber on
+ * `reader` (another store on the same backend) takes them live: the latency from each append call
+ * to its delivery.
+ */
+export async function measureLiveLatency(
+  label: string,
+  writer: EventStore,
+  reader: EventStore,
+  rate: number,
+  seconds: number,
+): Promise<Result> {
+  const total = rate * seconds;
+  const sentAt = new Map<string, number>();
+  const latencies: number[] = [];
+  const controller = new AbortController();
+  const received = (async () => {
+    for await (const event of reader.subscribe({ from: 'end', signal: controller.signal })) {
+      const t0 = sentAt.get(event.id);
+      if (t0 !== undefined) latencies.push(performance.now() - t0);
+      if (latencies.length === total) controller.abort();
+    }
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const start = performance.now();
+  const appends: Promise<unknown>[] = [];
+  for (let sent = 0; sent < total; ) {
+    // Every 5 ms, the appends due by now.
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
+    for (; sent < due; sent++) {
+      const id = randomUUID();
+      sentAt.set(id, performance.now());
+      appends.push(writer.append(`live-${sent % 50}`, [{ ...benchEvent(sent), id }]));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await Promise.all(appends);
+  await received;
+  const elapsed = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    label,
+    events: total,
+    seconds: elapsed,
+    eventsPerSec: total / elapsed,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+  };
+}

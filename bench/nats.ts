@@ -13,7 +13,7 @@ import { dropLayout, type NatsEventStore, openNatsStore } from '../src/nats.js';
 import { openPostgresStore } from '../src/postgres.js';
 import { startCluster, type TestServers } from '../test/helpers/nats-servers.js';
 import { freshSchemaUrl } from '../test/helpers/postgres.js';
-import { type AppendLoad, benchEvent, flags, interleave, measureRead, percentile, printScenario, type Result } from './harness.js';
+import { type AppendLoad, benchEvent, flags, interleave, measureLiveLatency, measureRead, printScenario, type Result } from './harness.js';
 
 const NATS_URL = process.env.LOGLINE_BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
 const PG = 'logline-pg';
@@ -103,45 +103,8 @@ async function readAllScenario(contenders: Contender[]): Promise<void> {
 }
 
 /** Appends at a steady rate from one store; a subscriber on a second store of the same backend measures latency. */
-async function liveLatency(label: string, writer: EventStore, reader: EventStore): Promise<Result> {
-  const rate = 500;
-  const seconds = flags.quick ? 3 : 8;
-  const total = rate * seconds;
-  const sentAt = new Map<string, number>();
-  const latencies: number[] = [];
-  const controller = new AbortController();
-  const received = (async () => {
-    for await (const event of reader.subscribe({ from: 'end', signal: controller.signal })) {
-      const t0 = sentAt.get(event.id);
-      if (t0 !== undefined) latencies.push(performance.now() - t0);
-      if (latencies.length === total) controller.abort();
-    }
-  })();
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  const start = performance.now();
-  const appends: Promise<unknown>[] = [];
-  for (let sent = 0; sent < total; ) {
-    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
-    for (; sent < due; sent++) {
-      const id = randomUUID();
-      sentAt.set(id, performance.now());
-      appends.push(writer.append(`live-${sent % 50}`, [{ ...benchEvent(sent), id }]));
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  await Promise.all(appends);
-  await received;
-  const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    label,
-    events: total,
-    seconds: elapsed,
-    eventsPerSec: total / elapsed,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-  };
-}
+const liveLatency = (label: string, writer: EventStore, reader: EventStore): Promise<Result> =>
+  measureLiveLatency(label, writer, reader, 500, flags.quick ? 3 : 8);
 
 export async function run(): Promise<void> {
   const tag = randomUUID().slice(0, 8);

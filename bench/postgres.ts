@@ -19,8 +19,8 @@ import {
   benchPayload,
   flags,
   interleave,
+  measureLiveLatency,
   measureRead,
-  percentile,
   printScenario,
   type Result,
 } from './harness.js';
@@ -294,46 +294,10 @@ async function liveLatencyScenario(url: string): Promise<void> {
   const reader = await openPostgresStore({ url, poolSize: 2 });
   const rate = 1000;
   const seconds = flags.quick ? 3 : 10;
-  const total = rate * seconds;
-  const sentAt = new Map<string, number>();
-  const latencies: number[] = [];
-  const controller = new AbortController();
-  const received = (async () => {
-    for await (const event of reader.subscribe({ from: 'end', signal: controller.signal })) {
-      const t0 = sentAt.get(event.id);
-      if (t0 !== undefined) latencies.push(performance.now() - t0);
-      if (latencies.length === total) controller.abort();
-    }
-  })();
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  const start = performance.now();
-  const appends: Promise<unknown>[] = [];
-  for (let sent = 0; sent < total; ) {
-    // Every 5 ms, the appends due by now: 1 event each, ~1000 per second.
-    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
-    for (; sent < due; sent++) {
-      const id = randomUUID();
-      sentAt.set(id, performance.now());
-      appends.push(writer.append(`live-${sent % 50}`, [{ ...benchEvent(sent), id }]));
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  await Promise.all(appends);
-  await received;
-  const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
+  const result = await measureLiveLatency('logline-pg', writer, reader, rate, seconds);
   printScenario(
     `append -> live subscriber in another store (LISTEN/NOTIFY), steady ${rate.toLocaleString('en-US')} events/s for ${seconds} s`,
-    [
-      {
-        label: 'logline-pg',
-        events: total,
-        seconds: elapsed,
-        eventsPerSec: total / elapsed,
-        p50Ms: percentile(latencies, 50),
-        p99Ms: percentile(latencies, 99),
-      },
-    ],
+    [result],
   );
   await writer.close();
   await reader.close();
