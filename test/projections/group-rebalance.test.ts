@@ -7,14 +7,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { EventStore, RecordedEvent } from '../../src/index.js';
-import { openPostgresStore } from '../../src/postgres.js';
+import type { RecordedEvent } from '../../src/index.js';
 import { joinGroup, listConsumers, listParked } from '../../src/projections.js';
-import { openSqliteStore } from '../../src/sqlite.js';
 import { event, sleep } from '../helpers/collect.js';
-import { freshSchemaUrl } from '../helpers/postgres.js';
 import { spawnChild } from './children.js';
-import { backends, postgresReachable, tempDir } from './stores.js';
+import { backends, processBackends, tempDir } from './stores.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/retrying-group-worker.ts', import.meta.url));
 
@@ -73,37 +70,7 @@ function checkOrder(handled: Line[], events: RecordedEvent[]): number {
   return repeats;
 }
 
-const processBackends: Array<{ name: string; open(dir: string): Promise<{ url: string; store: EventStore; dispose(): Promise<void> }> }> = [
-  {
-    name: 'sqlite',
-    async open(dir) {
-      const path = join(dir, 'rebalance.db');
-      const store = await openSqliteStore({ path, synchronous: 'normal' });
-      return { url: `sqlite:${path}?synchronous=normal`, store, dispose: () => store.close() };
-    },
-  },
-  ...(postgresReachable
-    ? [
-        {
-          name: 'postgres',
-          async open() {
-            const fresh = await freshSchemaUrl();
-            const store = await openPostgresStore({ url: fresh.url });
-            return {
-              url: fresh.url,
-              store,
-              async dispose() {
-                await store.close();
-                await fresh.drop();
-              },
-            };
-          },
-        },
-      ]
-    : []),
-];
-
-describe.each(processBackends)('consumer-group rebalances during retries ($name)', (backend) => {
+describe.each(processBackends('rebalance.db'))('consumer-group rebalances during retries ($name)', (backend) => {
   const tmp = tempDir();
   afterAll(() => tmp.remove());
 

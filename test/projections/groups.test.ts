@@ -4,15 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EventStore, RecordedEvent } from '../../src/index.js';
 import { InvalidArgumentError } from '../../src/index.js';
-import { openNatsStore } from '../../src/nats.js';
-import { openPostgresStore } from '../../src/postgres.js';
 import { joinGroup, listConsumers, listParked, partitionOf, replayParked } from '../../src/projections.js';
-import { openSqliteStore } from '../../src/sqlite.js';
 import { event, sleep } from '../helpers/collect.js';
-import { freshNatsUrl } from '../helpers/nats.js';
-import { freshSchemaUrl } from '../helpers/postgres.js';
 import { spawnChild } from './children.js';
-import { backends, memoryBackend, natsBackend, natsReachable, postgresReachable, tempDir } from './stores.js';
+import { backends, memoryBackend, natsBackend, natsReachable, processBackends, tempDir } from './stores.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/group-worker.ts', import.meta.url));
 
@@ -66,56 +61,7 @@ function checkHandling(handled: Handled[], events: RecordedEvent[], dead: string
   return duplicates;
 }
 
-const processBackends: Array<{ name: string; open(dir: string): Promise<{ url: string; store: EventStore; dispose(): Promise<void> }> }> = [
-  {
-    name: 'sqlite',
-    async open(dir) {
-      const path = join(dir, 'group.db');
-      const store = await openSqliteStore({ path, synchronous: 'normal' });
-      return { url: `sqlite:${path}?synchronous=normal`, store, dispose: () => store.close() };
-    },
-  },
-  ...(postgresReachable
-    ? [
-        {
-          name: 'postgres',
-          async open() {
-            const fresh = await freshSchemaUrl();
-            const store = await openPostgresStore({ url: fresh.url });
-            return {
-              url: fresh.url,
-              store,
-              async dispose() {
-                await store.close();
-                await fresh.drop();
-              },
-            };
-          },
-        },
-      ]
-    : []),
-  ...(natsReachable
-    ? [
-        {
-          name: 'nats',
-          async open() {
-            const fresh = freshNatsUrl();
-            const store = await openNatsStore({ url: fresh.url });
-            return {
-              url: fresh.url,
-              store,
-              async dispose() {
-                await store.close();
-                await fresh.drop();
-              },
-            };
-          },
-        },
-      ]
-    : []),
-];
-
-describe.each(processBackends)('consumer groups across processes ($name)', (backend) => {
+describe.each(processBackends('group.db', { nats: true }))('consumer groups across processes ($name)', (backend) => {
   const tmp = tempDir();
   afterAll(() => tmp.remove());
 

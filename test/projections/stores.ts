@@ -89,3 +89,41 @@ export const postgresReachable = await requirePostgres();
 export const natsReachable = await requireNats();
 
 export const backends: Backend[] = [memoryBackend, sqliteBackend, ...(postgresReachable ? [postgresBackend] : [])];
+
+/** A store the test opens and a URL to the same store for the child processes it spawns. */
+export interface ProcessBackend {
+  name: 'sqlite' | 'postgres' | 'nats';
+  open(dir: string): Promise<{ url: string; store: EventStore; dispose(): Promise<void> }>;
+}
+
+/**
+ * The backends multi-process tests run on: a SQLite file `file` in the test's folder, a fresh
+ * PostgreSQL schema and (with `nats`) fresh NATS streams, each when its service is reachable.
+ */
+export function processBackends(file: string, options: { nats?: boolean } = {}): ProcessBackend[] {
+  const sqlite: ProcessBackend = {
+    name: 'sqlite',
+    async open(dir) {
+      const path = join(dir, file);
+      const store = await openSqliteStore({ path, synchronous: 'normal' });
+      return { url: `sqlite:${path}?synchronous=normal`, store, dispose: () => store.close() };
+    },
+  };
+  const postgres: ProcessBackend = {
+    name: 'postgres',
+    async open() {
+      const fresh = await freshSchemaUrl();
+      const store = await openPostgresStore({ url: fresh.url });
+      return { url: fresh.url, store, dispose: () => store.close().then(fresh.drop) };
+    },
+  };
+  const nats: ProcessBackend = {
+    name: 'nats',
+    async open() {
+      const fresh = freshNatsUrl();
+      const store = await openNatsStore({ url: fresh.url });
+      return { url: fresh.url, store, dispose: () => store.close().then(fresh.drop) };
+    },
+  };
+  return [sqlite, ...(postgresReachable ? [postgres] : []), ...(options.nats && natsReachable ? [nats] : [])];
+}
