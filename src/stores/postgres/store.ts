@@ -513,7 +513,7 @@ function createPostgresStore(
     async streamVersion(stream: string) {
       assertOpen();
       assertStreamId(stream);
-      const [row] = await sql<{ version: number }[]>`SELECT version FROM ${S}.streams WHERE stream_id = ${stream}`;
+      const [row] = await connections.watch(sql<{ version: number }[]>`SELECT version FROM ${S}.streams WHERE stream_id = ${stream}`);
       return row?.version ?? 0;
     },
 
@@ -525,11 +525,13 @@ function createPostgresStore(
     async listStreams(opts: ListStreamsOptions = {}): Promise<StreamInfo[]> {
       assertOpen();
       const { prefix = '', after = '', limit = 100 } = opts;
-      const rows = await sql<{ stream_id: string; version: number; last_position: string; at: string }[]>`
+      const rows = await connections.watch(
+        sql<{ stream_id: string; version: number; last_position: string; at: string }[]>`
         SELECT stream_id, version, last_position, to_char(last_recorded_at AT TIME ZONE 'UTC', ${sql.unsafe(ISO)}) AS at
         FROM ${S}.streams
         WHERE stream_id > ${after} AND stream_id >= ${prefix} AND starts_with(stream_id, ${prefix})
-        ORDER BY stream_id LIMIT ${limit}`;
+        ORDER BY stream_id LIMIT ${limit}`,
+      );
       return rows.map((row) => ({
         streamId: row.stream_id,
         version: row.version,
@@ -540,9 +542,11 @@ function createPostgresStore(
 
     async stats(): Promise<StoreStats> {
       assertOpen();
-      const [row] = await sql<{ events: string; streams: string; head: string }[]>`
+      const [row] = await connections.watch(
+        sql<{ events: string; streams: string; head: string }[]>`
         SELECT (SELECT count(*) FROM ${S}.events)::text AS events, (SELECT count(*) FROM ${S}.streams)::text AS streams,
-               (SELECT coalesce(max(position), 0) FROM ${S}.events)::text AS head`;
+               (SELECT coalesce(max(position), 0) FROM ${S}.events)::text AS head`,
+      );
       return { events: Number(row?.events), streams: Number(row?.streams), headPosition: BigInt(row?.head ?? '0') };
     },
 
@@ -559,8 +563,10 @@ function createPostgresStore(
 
     async loadSnapshot(stream: string, name: string) {
       assertOpen();
-      const [row] = await sql<{ stream_version: number; snapshot_version: number; state: JsonValue; taken_at: string }[]>`
-        SELECT stream_version, snapshot_version, state, taken_at FROM ${S}.snapshots WHERE stream_id = ${stream} AND name = ${name}`;
+      const [row] = await connections.watch(
+        sql<{ stream_version: number; snapshot_version: number; state: JsonValue; taken_at: string }[]>`
+        SELECT stream_version, snapshot_version, state, taken_at FROM ${S}.snapshots WHERE stream_id = ${stream} AND name = ${name}`,
+      );
       if (!row) return undefined;
       return {
         streamId: stream,

@@ -19,6 +19,19 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
+/**
+ * postgres.js 3.4.9 keeps a per-connection row counter that only a completed command resets
+ * (porsager/postgres#1119, #1181). When a query dies after some of its rows arrived (its
+ * session terminated, a statement timeout), the next query on that connection object, even
+ * after a reconnect, stores its rows from the stale offset on: the result has leading holes, and
+ * `const [row] = …` reads undefined. The rows that are there are complete (the command finished),
+ * so the result is compacted. Inside a transaction BEGIN's own completion resets the counter first.
+ */
+export function dense<T>(result: T): T {
+  if (!Array.isArray(result) || result.length === 0 || 0 in result) return result;
+  return result.filter(() => true) as T;
+}
+
 /** How long a query may stay unsettled after a connection of the pool closed before we call it lost. */
 const LOST_QUERY_GRACE_MS = 1500;
 const RECENT_CLOSE_MS = 3000;
@@ -60,7 +73,7 @@ export class ConnectionWatch {
       query.then(
         (value) => {
           done();
-          resolve(value);
+          resolve(dense(value));
         },
         (error) => {
           done();

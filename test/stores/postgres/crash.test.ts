@@ -28,7 +28,7 @@ interface Ack {
   streamVersion: number;
 }
 
-/** Runs the writer until it is ready, lets it write for `writeMs`, kills it; returns its acknowledgements. */
+/** Runs the writer until its first acknowledged append, lets it write `writeMs` more, kills it; returns its acknowledgements. */
 function runAndKill(url: string, writeMs: number): Promise<Ack[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', writer, url], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -41,10 +41,13 @@ function runAndKill(url: string, writeMs: number): Promise<Ack[]> {
       for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
         const line = buffer.slice(0, nl);
         buffer = buffer.slice(nl + 1);
-        if (line === 'READY') setTimeout(() => child.kill('SIGKILL'), writeMs);
         const [tag, appendId, stream, count, version] = line.split(' ');
-        if (tag === 'ACK')
+        if (tag === 'ACK') {
           acks.push({ appendId: appendId as string, stream: stream as string, count: Number(count), streamVersion: Number(version) });
+          // Timed from the first acknowledgement, not from start-up: on a loaded machine a kill
+          // timed from READY often landed before anything was written, and tested nothing.
+          if (acks.length === 1) setTimeout(() => child.kill('SIGKILL'), writeMs);
+        }
       }
     });
     child.on('exit', (code, signal) => {

@@ -64,12 +64,17 @@ describe.skipIf(!reachable)('postgres dropped connections', () => {
       }
     })();
 
+    // Each kill lands once the writer has appended 40 more times (however loaded the machine).
+    const progress = async (appends: number) => {
+      const target = ids.length + 2 * appends;
+      for (let waited = 0; ids.length < target && waited < 20_000; waited += 20) await sleep(20);
+    };
     let killed = 0;
     for (let round = 0; round < 3; round++) {
-      await sleep(400);
+      await progress(40);
       killed += await killAll();
     }
-    await sleep(300);
+    await progress(40);
     stopWriting = true;
     await writing;
     expect(killed).toBeGreaterThanOrEqual(6); // both pools and the LISTEN connection, each round
