@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS logline_group_members (
 
 const quote = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`;
 
-export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | 'addInlineHook'>): ProjectionBackend {
+export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | 'addInlineHook' | 'writesSettled'>): ProjectionBackend {
   const db = store.database;
   db.transaction(() => db.exec(SCHEMA)).immediate();
   // Read models, checkpoints, parked rows and leases can all be rebuilt from the log, so their
@@ -289,7 +289,7 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
  * events, and moves the checkpoint; a failure of the append's own events fails the append.
  */
 async function attachSqliteInline(
-  store: Pick<SqliteEventStore, 'database' | 'addInlineHook'>,
+  store: Pick<SqliteEventStore, 'database' | 'addInlineHook' | 'writesSettled'>,
   projection: InlineProjection,
 ): Promise<{ detach(): void } | undefined> {
   const { key, guard, wants, apply, advance } = projection;
@@ -359,6 +359,9 @@ async function attachSqliteInline(
     });
   };
   const detach = store.addInlineHook(hook);
+  // A batch already in the writer thread commits without the hook: wait for it, so the catch-up
+  // below sees it. Appends from now on run the hook (which catches up on its own first).
+  await store.writesSettled();
   // Catch up to the head now, synchronously: no append of this process can interleave.
   const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
   const rest = (missed.all(stored, Number.MAX_SAFE_INTEGER) as Row[]).map(toRecorded);

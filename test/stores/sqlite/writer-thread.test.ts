@@ -1,0 +1,98 @@
+/**
+ * The SQLite writer thread (src/stores/sqlite/writer-thread.ts): appends are written off the
+ * event loop, so a commit that waits (for the disk, or for another connection's write lock)
+ * leaves this thread serving; while an inline hook is attached, appends write on this thread.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../../../src/sqlite.js';
+import { collect } from '../../helpers/collect.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'logline-writer-thread-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+const freshFile = () => join(dir, `w-${files++}.db`);
+
+/** Counts 10 ms timer ticks until `until` settles: how often the event loop got to run meanwhile. */
+async function ticksWhile(until: Promise<unknown>): Promise<number> {
+  let ticks = 0;
+  let done = false;
+  void until.finally(() => {
+    done = true;
+  });
+  while (!done) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    ticks++;
+  }
+  return ticks;
+}
+
+describe('sqlite writer thread', () => {
+  it('an append waiting for another connection’s write lock leaves the event loop running, then commits', async () => {
+    const file = freshFile();
+    const store = await openSqliteStore({ path: file, busyTimeoutMs: 5000 });
+    await store.append('s', [{ type: 'Before', data: {} }]);
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    const append = store.append('s', [{ type: 'Waited', data: {} }], { expectedVersion: 1 });
+    // Released from a timer on this thread: only possible if the waiting append does not block it.
+    setTimeout(() => other.exec('COMMIT'), 300);
+    const ticks = await ticksWhile(append);
+    expect(await append).toMatchObject({ streamVersion: 2 });
+    // ~30 ticks of 10 ms in 300 ms; a blocked loop would give none before the lock is released.
+    expect(ticks).toBeGreaterThan(10);
+    other.close();
+    expect((await collect(store.read('s'))).map((e) => e.type)).toEqual(['Before', 'Waited']);
+    await store.close();
+  });
+
+  it('reads on the store’s own connection see every acknowledged append at once', async () => {
+    const store = await openSqliteStore({ path: freshFile() });
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => store.append(`r-${i % 7}`, [{ type: 'E', data: { i } }])));
+    const head = results.reduce((max, r) => (r.position > max ? r.position : max), 0n);
+    expect(await store.headPosition()).toBe(head);
+    expect((await store.stats()).events).toBe(200);
+    await store.close();
+  });
+
+  it('writes on the calling thread while an inline hook is attached, and in the thread again after it detaches', async () => {
+    const file = freshFile();
+    const store = await openSqliteStore({ path: file, busyTimeoutMs: 300 });
+    const seen: string[] = [];
+    const detach = store.addInlineHook((_db, events) => {
+      for (const event of events) seen.push(event.type);
+    });
+    await Promise.all([store.append('h', [{ type: 'A', data: {} }]), store.append('h', [{ type: 'B', data: {} }])]);
+    expect(seen).toEqual(['A', 'B']);
+    // With the hook attached a blocked append holds this thread: no tick runs until it gives up.
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    const blocked = store.append('h', [{ type: 'Blocked', data: {} }]).catch((error: unknown) => error);
+    expect(await ticksWhile(blocked)).toBeLessThanOrEqual(1);
+    detach();
+    const waited = store.append('h', [{ type: 'C', data: {} }]);
+    setTimeout(() => other.exec('COMMIT'), 100);
+    expect(await ticksWhile(waited)).toBeGreaterThan(3);
+    other.close();
+    expect(seen).toEqual(['A', 'B']);
+    expect((await collect(store.read('h'))).map((e) => e.type)).toEqual(['A', 'B', 'C']);
+    await store.close();
+  });
+
+  it('writerThread: false writes on the calling thread (a waiting append blocks it)', async () => {
+    const file = freshFile();
+    const store = await openSqliteStore({ path: file, busyTimeoutMs: 300, writerThread: false });
+    await store.append('s', [{ type: 'Before', data: {} }]);
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    const blocked = store.append('s', [{ type: 'Blocked', data: {} }]).catch((error: unknown) => error);
+    expect(await ticksWhile(blocked)).toBeLessThanOrEqual(1);
+    other.exec('ROLLBACK');
+    other.close();
+    expect((await collect(store.read('s'))).map((e) => e.type)).toEqual(['Before']);
+    await store.close();
+  });
+});
