@@ -22,7 +22,7 @@ import { stringify, toWire } from './json.js';
 import { type Gauge, ServerMetrics } from './metrics.js';
 import {
   allReadQuery,
-  appendRequestSchema,
+  appendRequestEvents,
   DEFAULT_PAGE,
   listStreamsQuery,
   noQuery,
@@ -334,11 +334,20 @@ export function createApp(options: AppOptions): LoglineApp {
 
   app.use(traceRequests());
 
+  // Request log lines are written after the responses of this turn of the event loop are on their way.
+  const requestLog: Record<string, unknown>[] = [];
+  const writeRequestLog = () => {
+    for (const entry of requestLog.splice(0)) logger.info(entry, 'request');
+  };
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
     metrics.countResponse(c.res.status);
-    logger.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - started).toFixed(2) }, 'request');
+    if (
+      requestLog.push({ method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - started).toFixed(2) }) === 1
+    ) {
+      setImmediate(writeRequestLog);
+    }
   });
 
   app.use(async (c, next) => {
@@ -392,7 +401,7 @@ export function createApp(options: AppOptions): LoglineApp {
           const count = (body as { events: unknown[] }).events.length;
           if (count > store.limits.maxAppendEvents) throw new AppendTooLargeError('events', count, store.limits.maxAppendEvents);
         }
-        const { events } = parseWith(appendRequestSchema, body, 'body');
+        const events = appendRequestEvents(body);
         eventCount = events.length;
         const leaveQueue = admission.enterQueue();
         const result = await store.append(stream, events, { expectedVersion }).finally(leaveQueue);
