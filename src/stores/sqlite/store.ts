@@ -6,10 +6,10 @@
  *   the next write transaction (each in its own savepoint, so one failing append fails alone),
  *   and all are acknowledged after the shared COMMIT. One caller alone pays one commit. A
  *   transaction that ends part-way is settled by what the log holds (see settleEndedBatch).
- * - A file database writes in a writer thread with a connection of its own (writer-thread.ts),
- *   so the event loop keeps serving while a commit syncs; reads stay on this thread's connection.
- *   An in-memory database, and a store with inline hooks (which run inside the append's
- *   transaction on this thread's connection), write on this thread.
+ * - A file database writes coalesced batches in a writer thread with a connection of its own
+ *   (writer-thread.ts), so the event loop keeps serving while a commit syncs; reads stay on this
+ *   thread's connection. A lone append, an in-memory database, and a store with inline hooks
+ *   (which run inside the append's transaction on this thread's connection) write on this thread.
  * - Several processes may share one file: writes take the write lock with BEGIN IMMEDIATE and
  *   wait up to `busyTimeoutMs`; live subscribers in other processes are woken by a watch on
  *   the database directory, with a slow poll as the fallback.
@@ -70,8 +70,9 @@ export interface SqliteStoreOptions {
   /** Longest a live subscriber sleeps before re-reading when no wake-up arrives. Default 250 ms. */
   pollMs?: number;
   /**
-   * Write appends in a writer thread (a file database only). Default true: the event loop keeps
-   * serving while a commit syncs to disk. false writes on the calling thread.
+   * Write coalesced batches of appends in a writer thread (a file database only). Default true:
+   * the event loop keeps serving while a commit syncs to disk. A lone append is written on the
+   * calling thread either way. false writes everything on the calling thread.
    */
   writerThread?: boolean;
   limits?: Partial<StoreLimits>;
@@ -341,8 +342,10 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     const batch = queue.slice(0, end);
     queue = queue.slice(end);
     for (const pending of batch) recordCommit(pending.span, batch.length, count);
-    // Inline hooks run inside the transaction on this thread's connection: while one is attached, write here.
-    if (useThread && inlineHooks.size === 0) {
+    // A lone append is written here, as before: with nobody else waiting, the two thread hops
+    // would only add to its latency (a single caller awaiting each append). Inline hooks run
+    // inside the transaction on this thread's connection: while one is attached, write here too.
+    if (useThread && batch.length > 1 && inlineHooks.size === 0) {
       writing = writerThread()
         .write(batch.map(({ stream, expected, events }) => ({ stream, expected, events: events.map(toWriteEvent) })))
         .then(

@@ -1,7 +1,9 @@
 /**
- * The SQLite writer thread (src/stores/sqlite/writer-thread.ts): appends are written off the
- * event loop, so a commit that waits (for the disk, or for another connection's write lock)
- * leaves this thread serving; while an inline hook is attached, appends write on this thread.
+ * The SQLite writer thread (src/stores/sqlite/writer-thread.ts): coalesced batches are written
+ * off the event loop, so a commit that waits (for the disk, or for another connection's write
+ * lock) leaves this thread serving. A lone append, and every append while an inline hook is
+ * attached, is written on this thread. Waiting for another connection's write lock makes "which
+ * thread waits" observable: timer ticks run meanwhile, or not.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,21 +33,38 @@ async function ticksWhile(until: Promise<unknown>): Promise<number> {
 }
 
 describe('sqlite writer thread', () => {
-  it('an append waiting for another connection’s write lock leaves the event loop running, then commits', async () => {
+  it('a coalesced batch waiting for another connection’s write lock leaves the event loop running, then commits', async () => {
     const file = freshFile();
     const store = await openSqliteStore({ path: file, busyTimeoutMs: 5000 });
     await store.append('s', [{ type: 'Before', data: {} }]);
     const other = new Database(file);
     other.exec('BEGIN IMMEDIATE');
-    const append = store.append('s', [{ type: 'Waited', data: {} }], { expectedVersion: 1 });
-    // Released from a timer on this thread: only possible if the waiting append does not block it.
+    // Two appends in one turn: one batch, for the thread.
+    const appends = Promise.all([
+      store.append('s', [{ type: 'Waited', data: {} }], { expectedVersion: 1 }),
+      store.append('s', [{ type: 'AlsoWaited', data: {} }], { expectedVersion: 2 }),
+    ]);
+    // Released from a timer on this thread: only possible if the waiting batch does not block it.
     setTimeout(() => other.exec('COMMIT'), 300);
-    const ticks = await ticksWhile(append);
-    expect(await append).toMatchObject({ streamVersion: 2 });
+    const ticks = await ticksWhile(appends);
+    expect((await appends).map((r) => r.streamVersion)).toEqual([2, 3]);
     // ~30 ticks of 10 ms in 300 ms; a blocked loop would give none before the lock is released.
     expect(ticks).toBeGreaterThan(10);
     other.close();
-    expect((await collect(store.read('s'))).map((e) => e.type)).toEqual(['Before', 'Waited']);
+    expect((await collect(store.read('s'))).map((e) => e.type)).toEqual(['Before', 'Waited', 'AlsoWaited']);
+    await store.close();
+  });
+
+  it('a lone append is written on the calling thread (no thread hops for a single caller)', async () => {
+    const file = freshFile();
+    const store = await openSqliteStore({ path: file, busyTimeoutMs: 300 });
+    await store.append('s', [{ type: 'Before', data: {} }]);
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    const blocked = store.append('s', [{ type: 'Blocked', data: {} }]).catch((error: unknown) => error);
+    expect(await ticksWhile(blocked)).toBeLessThanOrEqual(1);
+    other.exec('ROLLBACK');
+    other.close();
     await store.close();
   });
 
@@ -67,18 +86,21 @@ describe('sqlite writer thread', () => {
     });
     await Promise.all([store.append('h', [{ type: 'A', data: {} }]), store.append('h', [{ type: 'B', data: {} }])]);
     expect(seen).toEqual(['A', 'B']);
-    // With the hook attached a blocked append holds this thread: no tick runs until it gives up.
+    // With the hook attached a blocked batch holds this thread: no tick runs until it gives up.
     const other = new Database(file);
     other.exec('BEGIN IMMEDIATE');
-    const blocked = store.append('h', [{ type: 'Blocked', data: {} }]).catch((error: unknown) => error);
+    const blocked = Promise.all([
+      store.append('h', [{ type: 'Blocked', data: {} }]),
+      store.append('h', [{ type: 'Blocked', data: {} }]),
+    ]).catch((error: unknown) => error);
     expect(await ticksWhile(blocked)).toBeLessThanOrEqual(1);
     detach();
-    const waited = store.append('h', [{ type: 'C', data: {} }]);
+    const waited = Promise.all([store.append('h', [{ type: 'C', data: {} }]), store.append('h', [{ type: 'D', data: {} }])]);
     setTimeout(() => other.exec('COMMIT'), 100);
     expect(await ticksWhile(waited)).toBeGreaterThan(3);
     other.close();
     expect(seen).toEqual(['A', 'B']);
-    expect((await collect(store.read('h'))).map((e) => e.type)).toEqual(['A', 'B', 'C']);
+    expect((await collect(store.read('h'))).map((e) => e.type)).toEqual(['A', 'B', 'C', 'D']);
     await store.close();
   });
 
@@ -88,7 +110,10 @@ describe('sqlite writer thread', () => {
     await store.append('s', [{ type: 'Before', data: {} }]);
     const other = new Database(file);
     other.exec('BEGIN IMMEDIATE');
-    const blocked = store.append('s', [{ type: 'Blocked', data: {} }]).catch((error: unknown) => error);
+    const blocked = Promise.all([
+      store.append('s', [{ type: 'Blocked', data: {} }]),
+      store.append('s', [{ type: 'Blocked', data: {} }]),
+    ]).catch((error: unknown) => error);
     expect(await ticksWhile(blocked)).toBeLessThanOrEqual(1);
     other.exec('ROLLBACK');
     other.close();
