@@ -68,6 +68,22 @@ describe('sqlite writer thread', () => {
     await store.close();
   });
 
+  it('many concurrent appends to one stream share one commit in the thread, in call order, each checked on its own', async () => {
+    const store = await openSqliteStore({ path: freshFile() });
+    await store.append('hot', [{ type: 'Before', data: {} }]);
+    // Expected versions 1, 2, 2 (stale: fails alone), 3, then 'any'.
+    const expected = [1, 2, 2, 3, 'any'] as const;
+    const answers = await Promise.allSettled(
+      expected.map((v, i) => store.append('hot', [{ type: `E${i}`, data: {} }], { expectedVersion: v })),
+    );
+    expect(answers.map((a) => (a.status === 'fulfilled' ? a.value.streamVersion : 'conflict'))).toEqual([2, 3, 'conflict', 4, 5]);
+    const events = await collect(store.read('hot'));
+    expect(events.map((e) => e.type)).toEqual(['Before', 'E0', 'E1', 'E3', 'E4']);
+    // One transaction stamps one recordedAt.
+    expect(new Set(events.slice(1).map((e) => e.recordedAt)).size).toBe(1);
+    await store.close();
+  });
+
   it('reads on the store’s own connection see every acknowledged append at once', async () => {
     const store = await openSqliteStore({ path: freshFile() });
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => store.append(`r-${i % 7}`, [{ type: 'E', data: { i } }])));
