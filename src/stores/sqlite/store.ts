@@ -107,6 +107,8 @@ interface PendingAppend {
   stream: string;
   expected: ExpectedVersion;
   events: PreparedEvent[];
+  /** Characters of JSON its events carry: what a hand-over to the writer thread copies. */
+  chars: number;
   resolve: (result: AppendResult) => void;
   reject: (error: unknown) => void;
   /** How often a failed batch made it run again (see settleEndedBatch). */
@@ -117,6 +119,13 @@ interface PendingAppend {
 
 /** Most events one coalesced transaction carries; later appends wait for the next one. */
 const MAX_EVENTS_PER_COMMIT = 20_000;
+
+/**
+ * Most JSON one batch hands to the writer thread (4 Mi characters). The thread gets a copy of its
+ * batch, so this bounds the memory the hand-over adds; an append larger than this alone is
+ * written on the calling thread, where nothing is copied.
+ */
+const MAX_THREAD_BATCH_CHARS = 4 * 1024 * 1024;
 
 /** How often an append whose events are already stored is re-run after its batch failed. */
 const MAX_RERUNS = 3;
@@ -333,19 +342,24 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   const flush = (): void => {
     flushScheduled = false;
     if (queue.length === 0 || writing) return;
+    // Inline hooks run inside the transaction on this thread's connection: while one is attached, write here.
+    const threadable = useThread && inlineHooks.size === 0;
     let end = 0;
     let count = 0;
-    while (end < queue.length && (end === 0 || count + (queue[end] as PendingAppend).events.length <= MAX_EVENTS_PER_COMMIT)) {
-      count += (queue[end] as PendingAppend).events.length;
-      end++;
+    let chars = 0;
+    for (; end < queue.length; end++) {
+      const next = queue[end] as PendingAppend;
+      if (end > 0 && (count + next.events.length > MAX_EVENTS_PER_COMMIT || (threadable && chars + next.chars > MAX_THREAD_BATCH_CHARS)))
+        break;
+      count += next.events.length;
+      chars += next.chars;
     }
     const batch = queue.slice(0, end);
     queue = queue.slice(end);
     for (const pending of batch) recordCommit(pending.span, batch.length, count);
     // A lone append is written here, as before: with nobody else waiting, the two thread hops
-    // would only add to its latency (a single caller awaiting each append). Inline hooks run
-    // inside the transaction on this thread's connection: while one is attached, write here too.
-    if (useThread && batch.length > 1 && inlineHooks.size === 0) {
+    // would only add to its latency (a single caller awaiting each append).
+    if (threadable && batch.length > 1) {
       writing = writerThread()
         .write(batch.map(({ stream, expected, events }) => ({ stream, expected, events: events.map(toWriteEvent) })))
         .then(
@@ -457,7 +471,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
           assertExpectedVersion(expected);
           const prepared = prepareEvents(events, limits);
           return new Promise((resolve, reject) => {
-            queue.push({ stream, expected, events: prepared, resolve, reject, reruns: 0, span });
+            const chars = prepared.reduce((sum, e) => sum + e.dataJson.length + e.metadataJson.length, 0);
+            queue.push({ stream, expected, events: prepared, chars, resolve, reject, reruns: 0, span });
             scheduleFlush();
           });
         } catch (error) {
