@@ -5,11 +5,12 @@
  * attached, is written on this thread. Waiting for another connection's write lock makes "which
  * thread waits" observable: timer ticks run meanwhile, or not.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../../src/index.js';
 import { openSqliteStore } from '../../../src/sqlite.js';
 import { collect } from '../../helpers/collect.js';
 
@@ -117,6 +118,30 @@ describe('sqlite writer thread', () => {
     other.close();
     expect(seen).toEqual(['A', 'B']);
     expect((await collect(store.read('h'))).map((e) => e.type)).toEqual(['A', 'B', 'C', 'D']);
+    await store.close();
+  });
+
+  it('a writer thread that dies leaves true answers, and later appends write on the calling thread', async () => {
+    const file = freshFile();
+    const store = await openSqliteStore({ path: file });
+    await store.append('d', [{ type: 'Before', data: {} }]);
+    // The thread starts with the first batch and opens the file by its path: a directory there
+    // now makes it fail to open (the store's own connection keeps the file it opened).
+    renameSync(file, `${file}.moved`);
+    mkdirSync(file);
+    const lost = await Promise.allSettled([
+      store.append('d', [{ type: 'Lost', data: {} }]),
+      store.append('d', [{ type: 'Lost', data: {} }]),
+    ]);
+    expect(lost.map((a) => a.status)).toEqual(['rejected', 'rejected']);
+    for (const answer of lost) {
+      expect((answer as PromiseRejectedResult).reason).toBeInstanceOf(StoreUnavailableError);
+      expect((answer as PromiseRejectedResult).reason.message).toMatch(/writer thread stopped/);
+    }
+    // Nothing of the failed batch is stored; the next batch is written here and succeeds.
+    const after = await Promise.all([store.append('d', [{ type: 'After', data: {} }]), store.append('d', [{ type: 'After', data: {} }])]);
+    expect(after.map((r) => r.streamVersion)).toEqual([2, 3]);
+    expect((await collect(store.read('d'))).map((e) => e.type)).toEqual(['Before', 'After', 'After']);
     await store.close();
   });
 
