@@ -150,7 +150,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   return createSqliteStore(db, path, inMemory, options);
 }
 
-/** An error from the writer thread's side: not what the database said, so it is not passed on as such. */
+/** Why a batch failed when the writer thread itself died with it (no answer from the database). */
 const threadLost = (error: unknown) =>
   new StoreUnavailableError('sqlite', 'the writer thread stopped; appends now write on the main thread', error);
 
@@ -266,7 +266,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   const localWriter = createWriter(db, runInlineHooks);
   let useThread = !inMemory && options.writerThread !== false;
   let thread: WriterThread | undefined;
-  // Started on first use: a store that only reads never starts one.
+  // Started with the first batch it gets: a store that only reads, or has a single caller, never starts one.
   const writerThread = (): WriterThread =>
     (thread ??= startWriterThread({ path, synchronous: options.synchronous ?? 'full', busyTimeoutMs: options.busyTimeoutMs ?? 5000 }));
   /** The batch the writer thread is writing (one at a time: the next one grows meanwhile). */
