@@ -1,7 +1,9 @@
 /**
- * npm run bench -- http [--quick]
- * The HTTP server on loopback under autocannon (64 connections): appends and reads, req/s and
- * p99, then stored == acknowledged; then the fast-check fuzz (10k cases; 1k with --quick):
+ * npm run bench -- http [--quick] [--appends]
+ * First 1-event appends over 64 connections to a bare Hono app (the HTTP stack alone) and to
+ * `logline serve` on SQLite and on PostgreSQL, side by side in alternating rounds, as a ratio to
+ * the bare app (`--appends` runs only this). Then the HTTP server on loopback under autocannon
+ * (64 connections): appends and reads, req/s and p99, then stored == acknowledged; then the fast-check fuzz (10k cases; 1k with --quick):
  * never a 5xx, nothing stored on a 4xx; then /metrics scraped over a 1M-event SQLite store
  * (100k with --quick; `--scrape` runs only this), p99 target < 5 ms. The server is a real `logline serve` child process.
  */
@@ -12,7 +14,7 @@ import fc from 'fast-check';
 import { openSqliteStore } from '../src/sqlite.js';
 import { freshSchemaUrl, requirePostgres } from '../test/helpers/postgres.js';
 import { fuzzRead, fuzzRequest, sendFuzz, sendFuzzRead } from '../test/server/fuzz.js';
-import { type ServerProcess, startServerProcess } from '../test/server/process.js';
+import { type ServerProcess, startListeningProcess, startServerProcess } from '../test/server/process.js';
 import { benchEvent, flags, percentile } from './harness.js';
 
 interface AutocannonResult {
@@ -128,13 +130,73 @@ async function readScenario(autocannon: Autocannon, base: string, label: string,
   };
 }
 
-async function scenarios(autocannon: Autocannon, storeUrl: string, backend: string): Promise<Row[]> {
-  const server: ServerProcess = await startServerProcess(['--store', storeUrl]);
-  // The server logs each request (pino, info): drain its stdout and keep nothing.
+/** The server logs each request (pino, info): drain its stdout and keep nothing. */
+function drainLogs(server: ServerProcess): ServerProcess {
   server.logs.length = 0;
   server.child.stdout?.on('data', () => {
     server.logs.length = 0;
   });
+  return server;
+}
+
+const BARE_HONO = join(import.meta.dirname, 'children', 'bare-hono.ts');
+
+/**
+ * 1-event appends over 64 connections: the bare Hono app, then `logline serve` on SQLite and on
+ * PostgreSQL, in alternating rounds (bare, sqlite, postgres, bare, …) so a busy neighbour weighs
+ * on all alike. req/s is over all rounds; p50 is the median round's, p99 the worst round's.
+ */
+async function appendComparison(autocannon: Autocannon, pgUrl: string | undefined): Promise<string> {
+  const servers: { label: string; server: ServerProcess }[] = [];
+  try {
+    servers.push({ label: 'bare Hono (no store)', server: drainLogs(await startListeningProcess([BARE_HONO])) });
+    servers.push({
+      label: 'logline serve, sqlite',
+      server: drainLogs(await startServerProcess(['--store', `sqlite:${join(DATA_DIR, 'compare.db')}`])),
+    });
+    if (pgUrl) servers.push({ label: 'logline serve, postgres', server: drainLogs(await startServerProcess(['--store', pgUrl])) });
+    const rounds = 3;
+    const amount = Math.round((flags.quick ? 6000 : 30_000) / rounds);
+    const results = servers.map(() => [] as Row[]);
+    // One warm-up round, not counted (JIT, page cache, connection pools).
+    for (const { label, server } of servers) await appendScenario(autocannon, server.url, label, 1, 1000);
+    for (let round = 0; round < rounds; round++) {
+      for (const [k, { label, server }] of servers.entries()) {
+        (results[k] as Row[]).push(await appendScenario(autocannon, server.url, label, 1, amount));
+      }
+    }
+    const summary = results.map((rows) => {
+      const requests = rows.reduce((sum, r) => sum + r.requests, 0);
+      const seconds = rows.reduce((sum, r) => sum + r.requests / r.reqPerSec, 0);
+      const p50s = rows.map((r) => r.p50).sort((a, b) => a - b);
+      return {
+        requests,
+        reqPerSec: requests / seconds,
+        rounds: rows.map((r) => Math.round(r.reqPerSec).toLocaleString('en-US')).join(' / '),
+        p50: p50s[Math.floor(p50s.length / 2)] as number,
+        p99: Math.max(...rows.map((r) => r.p99)),
+      };
+    });
+    const bare = summary[0]?.reqPerSec ?? Number.NaN;
+    const load = loadavg()
+      .map((n) => n.toFixed(1))
+      .join(' ');
+    return [
+      `\n### HTTP 1-event appends, ${CONNECTIONS} connections, vs the bare HTTP stack (${rounds} alternating rounds; load average ${load} on ${availableParallelism()} cores at the end)\n`,
+      '| server | requests | req/s | req/s per round | p50 ms | p99 ms | vs bare Hono |',
+      '|---|---|---|---|---|---|---|',
+      ...summary.map(
+        (s, k) =>
+          `| ${servers[k]?.label} | ${s.requests} | ${Math.round(s.reqPerSec).toLocaleString('en-US')} | ${s.rounds} | ${s.p50} | ${s.p99} | ${((s.reqPerSec / bare) * 100).toFixed(0)}% |`,
+      ),
+    ].join('\n');
+  } finally {
+    await Promise.all(servers.map(({ server }) => server.stop()));
+  }
+}
+
+async function scenarios(autocannon: Autocannon, storeUrl: string, backend: string): Promise<Row[]> {
+  const server = drainLogs(await startServerProcess(['--store', storeUrl]));
   try {
     const base = server.url;
     const amount = flags.quick ? 3000 : 20_000;
@@ -292,8 +354,19 @@ export async function run(): Promise<void> {
     rmSync(DATA_DIR, { recursive: true, force: true });
     return;
   }
+  const postgres = await requirePostgres();
+  const comparePg = postgres ? await freshSchemaUrl() : undefined;
+  try {
+    console.log(await appendComparison(autocannon, comparePg?.url));
+  } finally {
+    await comparePg?.drop();
+  }
+  if (process.argv.includes('--appends')) {
+    rmSync(DATA_DIR, { recursive: true, force: true });
+    return;
+  }
   const rows = await scenarios(autocannon, `sqlite:${join(DATA_DIR, 'bench.db')}`, 'sqlite');
-  if (await requirePostgres()) {
+  if (postgres) {
     const pg = await freshSchemaUrl();
     try {
       rows.push(...(await scenarios(autocannon, pg.url, 'postgres')));

@@ -38,8 +38,14 @@ function rawDb(file: string) {
 async function appendScenario(title: string, appends: number, perAppend: number, concurrency: number): Promise<Result[]> {
   const batches = Array.from({ length: appends }, (_, a) => Array.from({ length: perAppend }, (_, i) => benchEvent(a * perAppend + i)));
   const raw = rawDb(join(DIR, `raw-${perAppend}-${concurrency}.db`));
-  const store = await openSqliteStore({ path: join(DIR, `logline-${perAppend}-${concurrency}.db`) });
-  const versions = new Map<string, number>();
+  // The default (appends written in the writer thread) and the calling thread's own connection (writerThread: false).
+  const stores = [
+    { label: '', store: await openSqliteStore({ path: join(DIR, `logline-${perAppend}-${concurrency}.db`) }) },
+    {
+      label: ', writerThread: false',
+      store: await openSqliteStore({ path: join(DIR, `logline-main-${perAppend}-${concurrency}.db`), writerThread: false }),
+    },
+  ];
   const results = await interleave([
     {
       label: 'raw better-sqlite3',
@@ -48,21 +54,24 @@ async function appendScenario(title: string, appends: number, perAppend: number,
       concurrency: 1, // a synchronous driver: one caller at a time
       operation: async (i) => raw.append(`stream-${i % 100}`, batches[i] as NewEvent[]),
     },
-    {
-      label: `logline-sqlite (${concurrency} caller${concurrency > 1 ? 's' : ''})`,
-      operations: appends,
-      eventsPerOperation: perAppend,
-      concurrency,
-      operation: async (i, worker) => {
-        // Each caller owns its streams and checks the expected version, as an aggregate would.
-        const stream = `stream-${worker}-${i % 7}`;
-        const result = await store.append(stream, batches[i] as NewEvent[], { expectedVersion: versions.get(stream) ?? 'no_stream' });
-        versions.set(stream, result.streamVersion);
-      },
-    },
+    ...stores.map(({ label, store }) => {
+      const versions = new Map<string, number>();
+      return {
+        label: `logline-sqlite (${concurrency} caller${concurrency > 1 ? 's' : ''}${label})`,
+        operations: appends,
+        eventsPerOperation: perAppend,
+        concurrency,
+        operation: async (i: number, worker: number) => {
+          // Each caller owns its streams and checks the expected version, as an aggregate would.
+          const stream = `stream-${worker}-${i % 7}`;
+          const result = await store.append(stream, batches[i] as NewEvent[], { expectedVersion: versions.get(stream) ?? 'no_stream' });
+          versions.set(stream, result.streamVersion);
+        },
+      };
+    }),
   ]);
   raw.db.close();
-  await store.close();
+  for (const { store } of stores) await store.close();
   printScenario(title, results, 'raw better-sqlite3');
   return results;
 }

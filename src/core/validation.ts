@@ -78,7 +78,7 @@ function isJsonValue(value: unknown, depth = 0): boolean {
  * The hot path: the same rules as `newEventSchema`, checked by hand because appends validate every
  * event. When it says no, the zod schema runs to explain why.
  */
-function isValidEventFast(event: unknown): event is NewEvent {
+export function isValidEventFast(event: unknown): event is NewEvent {
   if (typeof event !== 'object' || event === null || Array.isArray(event) || !isPlainObject(event)) return false;
   const e = event as Record<string, unknown>;
   for (const key in e) if (!EVENT_KEYS.has(key)) return false;

@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { InvalidArgumentError, InvalidEventError, type LoglineError } from '../core/errors.js';
-import { EVENT_TYPE_PATTERN, newEventSchema, STREAM_ID_PATTERN } from '../core/validation.js';
+import type { NewEvent } from '../core/types.js';
+import { EVENT_TYPE_PATTERN, isValidEventFast, newEventSchema, STREAM_ID_PATTERN } from '../core/validation.js';
 
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 100;
@@ -114,9 +115,11 @@ export const noQuery = z.strictObject({ ...apiKeyParam });
  * two readers of the same URL (the rights check, the handler) must never see different values.
  */
 export function singleValuedQuery(url: string): Record<string, string> {
-  const params = new URL(url).searchParams;
   // No prototype: a parameter named __proto__ is just an unknown parameter.
   const query: Record<string, string> = Object.create(null);
+  // Most requests (every append) have no query: no URL to parse.
+  if (!url.includes('?')) return query;
+  const params = new URL(url).searchParams;
   for (const [name, value] of params) {
     if (Object.hasOwn(query, name)) {
       throw new InvalidArgumentError('query', `the parameter '${name.slice(0, 100)}' is repeated`, 'each query parameter at most once');
@@ -136,6 +139,20 @@ export function toTypedError(error: z.ZodError, what: string): LoglineError {
   }
   const problem = error.issues.map((i) => `${i.path.join('.') || what}: ${i.message}`).join('; ');
   return new InvalidArgumentError(what, problem, what === 'body' ? 'a JSON object {"events":[…]}' : 'valid query parameters');
+}
+
+/**
+ * The events of an append body `{"events":[…]}`. A well-formed body is checked by hand, by the
+ * rules the store applies to every event anyway (zod costs more than the rest of the request's
+ * validation); anything else goes through the schema, which says what is wrong.
+ */
+export function appendRequestEvents(body: unknown): NewEvent[] {
+  if (typeof body === 'object' && body !== null && !Array.isArray(body) && Object.getPrototypeOf(body) === Object.prototype) {
+    const keys = Object.keys(body);
+    const { events } = body as { events?: unknown };
+    if (keys.length === 1 && keys[0] === 'events' && Array.isArray(events) && events.every(isValidEventFast)) return events;
+  }
+  return parseWith(appendRequestSchema, body, 'body').events;
 }
 
 /** Parses with a schema, throwing a typed 400 error instead of a ZodError. */

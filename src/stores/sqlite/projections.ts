@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS logline_group_members (
 
 const quote = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`;
 
-export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | 'addInlineHook'>): ProjectionBackend {
+export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | 'addInlineHook' | 'writesSettled'>): ProjectionBackend {
   const db = store.database;
   db.transaction(() => db.exec(SCHEMA)).immediate();
   // Read models, checkpoints, parked rows and leases can all be rebuilt from the log, so their
@@ -72,7 +72,13 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
       db.pragma(`synchronous = ${storeSync}`);
     }
   };
-  const write = <T>(work: () => T): T => relaxed(() => db.transaction(work).immediate());
+  // A batch in the store's writer thread holds the write lock on its own connection: waiting for
+  // it here keeps this thread out of SQLite's busy handler, which sleeps the whole event loop. No
+  // new batch can start before the synchronous transaction below has committed.
+  const write = async <T>(work: () => T): Promise<T> => {
+    await store.writesSettled();
+    return relaxed(() => db.transaction(work).immediate());
+  };
   const sql = {
     checkpoint: db.prepare('SELECT position FROM logline_checkpoints WHERE name = ?').pluck().safeIntegers(),
     checkpoints: db.prepare('SELECT name, kind, position, updated_at FROM logline_checkpoints ORDER BY name').raw().safeIntegers(),
@@ -159,13 +165,13 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
       );
     },
     async saveCheckpoint(update) {
-      relaxed(() => save(update));
+      await write(() => save(update));
     },
     async deleteCheckpoint(name) {
-      sql.deleteCheckpoint.run(name);
+      await write(() => sql.deleteCheckpoint.run(name));
     },
     async transact(work, options) {
-      write(() => {
+      await write(() => {
         if (options.guard) {
           const current = sql.active.get(options.guard.projection) as number | undefined;
           if (current !== undefined && current > options.guard.version) throw new SupersededError(options.guard.projection, current);
@@ -177,7 +183,7 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
       });
     },
     async park(input, advance) {
-      write(() => {
+      await write(() => {
         sql.park.run(
           input.consumer,
           input.event.position,
@@ -195,14 +201,14 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
       return rows.map(toParked);
     },
     async deleteParked(id) {
-      sql.deleteParked.run(id);
+      await write(() => sql.deleteParked.run(id));
     },
     async activeVersion(projection) {
       return sql.active.get(projection) as number | undefined;
     },
     async prepareVersion(projection, version, tables, setup) {
       let created = false;
-      write(() => {
+      await write(() => {
         if (sql.version.get(projection, version) !== undefined) return;
         runSync(setup);
         sql.addVersion.run(projection, version, JSON.stringify(tables), new Date().toISOString());
@@ -212,7 +218,7 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
     },
     async activate(projection, version, tables) {
       let previous: number | undefined;
-      write(() => {
+      await write(() => {
         previous = sql.active.get(projection) as number | undefined;
         // Same rules as PostgreSQL: never switch back to an older version; a version another
         // process activated first needs nothing more.
@@ -229,7 +235,7 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
       return previous;
     },
     async dropVersion(projection, version) {
-      write(() => {
+      await write(() => {
         const tables = sql.version.get(projection, version) as string | undefined;
         for (const table of tables ? (JSON.parse(tables) as string[]) : []) {
           db.exec(`DROP TABLE IF EXISTS ${quote(versionedTable(table, version))}`);
@@ -240,7 +246,7 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
     },
     async balanceLeases(group, member, partitions, ttlMs, now) {
       let plan: LeasePlan = { owned: [], surplus: [] };
-      write(() => {
+      await write(() => {
         sql.renewMember.run(group, member, now + ttlMs);
         sql.deadMembers.run(group, now);
         const live = sql.liveMembers.all(group, now) as string[];
@@ -254,13 +260,13 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
       return plan;
     },
     async releaseLeases(group, member, partitions) {
-      write(() => {
+      await write(() => {
         for (const partition of partitions) sql.releaseLease.run(group, partition, member);
       });
     },
     async saveGroupCheckpoints(group, member, partitions, position, now) {
       const held: number[] = [];
-      write(() => {
+      await write(() => {
         for (const partition of partitions) {
           if (sql.heldLease.get(group, partition, member, now) === undefined) continue;
           held.push(partition);
@@ -270,7 +276,7 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
       return held;
     },
     async leaveGroup(group, member) {
-      write(() => {
+      await write(() => {
         sql.leaveLeases.run(group, member);
         sql.leaveMember.run(group, member);
       });
@@ -289,7 +295,7 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
  * events, and moves the checkpoint; a failure of the append's own events fails the append.
  */
 async function attachSqliteInline(
-  store: Pick<SqliteEventStore, 'database' | 'addInlineHook'>,
+  store: Pick<SqliteEventStore, 'database' | 'addInlineHook' | 'writesSettled'>,
   projection: InlineProjection,
 ): Promise<{ detach(): void } | undefined> {
   const { key, guard, wants, apply, advance } = projection;
@@ -359,6 +365,9 @@ async function attachSqliteInline(
     });
   };
   const detach = store.addInlineHook(hook);
+  // A batch already in the writer thread commits without the hook: wait for it, so the catch-up
+  // below sees it. Appends from now on run the hook (which catches up on its own first).
+  await store.writesSettled();
   // Catch up to the head now, synchronously: no append of this process can interleave.
   const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
   const rest = (missed.all(stored, Number.MAX_SAFE_INTEGER) as Row[]).map(toRecorded);

@@ -2,10 +2,14 @@
  * The SQLite store on better-sqlite3: the embedded default.
  *
  * - WAL journal, `synchronous=FULL` by default: an acknowledged append survives power loss.
- * - Appends are coalesced: every append requested while the event loop is busy joins one
- *   write transaction (each in its own savepoint, so one failing append fails alone), and all
- *   are acknowledged after the shared COMMIT. One caller alone pays one commit, as before. A
+ * - Appends are coalesced: every append requested while the previous commit is under way joins
+ *   the next write transaction (each in its own savepoint, so one failing append fails alone),
+ *   and all are acknowledged after the shared COMMIT. One caller alone pays one commit. A
  *   transaction that ends part-way is settled by what the log holds (see settleEndedBatch).
+ * - A file database writes coalesced batches in a writer thread with a connection of its own
+ *   (writer-thread.ts), so the event loop keeps serving while a commit syncs; reads stay on this
+ *   thread's connection. A lone append, an in-memory database, and a store with inline hooks
+ *   (which run inside the append's transaction on this thread's connection) write on this thread.
  * - Several processes may share one file: writes take the write lock with BEGIN IMMEDIATE and
  *   wait up to `busyTimeoutMs`; live subscribers in other processes are woken by a watch on
  *   the database directory, with a slow poll as the fallback.
@@ -44,11 +48,12 @@ import {
   normalizeReadOptions,
   type PreparedEvent,
   prepareEvents,
-  versionMatches,
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
 import { COLUMNS, type Row, toRecorded } from './rows.js';
 import { migrate } from './schema.js';
+import { type BatchRun, createWriter, type WriteEvent, type WriteOutcome, type WriteRequest } from './writer.js';
+import { startWriterThread, type ThreadRun, type WriterThread } from './writer-thread.js';
 
 /** Events counted per step when stats() catches up: a few milliseconds of work between yields. */
 const TALLY_SLICE = 20_000;
@@ -64,6 +69,12 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** Longest a live subscriber sleeps before re-reading when no wake-up arrives. Default 250 ms. */
   pollMs?: number;
+  /**
+   * Write coalesced batches of appends in a writer thread (a file database only). Default true:
+   * the event loop keeps serving while a commit syncs to disk. A lone append is written on the
+   * calling thread either way. false writes everything on the calling thread.
+   */
+  writerThread?: boolean;
   limits?: Partial<StoreLimits>;
 }
 
@@ -75,14 +86,29 @@ export interface SqliteEventStore extends EventStore, ProjectionSupport {
   /** The underlying connection, for read models that must share the events' transactions. */
   readonly database: Database;
   readonly path: string;
-  /** Registers a hook that runs inside every append transaction; returns an unregister function. */
+  /**
+   * Registers a hook that runs inside every append transaction from the next batch on; returns an
+   * unregister function. A batch already in the writer thread commits without it: see writesSettled.
+   */
   addInlineHook(hook: SqliteInlineHook): () => void;
+  /**
+   * Resolves once the batch the writer thread is writing, if any, is committed and answered. With
+   * an inline hook attached no new one starts, so after this every append runs the hook.
+   */
+  writesSettled(): Promise<void>;
+  /**
+   * Runs a PRAGMA on the connection that writes appends (the writer thread's, when there is one)
+   * and returns its simple value: the settings that count for durability are that connection's.
+   */
+  writerPragma(pragma: string): Promise<unknown>;
 }
 
 interface PendingAppend {
   stream: string;
   expected: ExpectedVersion;
   events: PreparedEvent[];
+  /** Characters of JSON its events carry: what a hand-over to the writer thread copies. */
+  chars: number;
   resolve: (result: AppendResult) => void;
   reject: (error: unknown) => void;
   /** How often a failed batch made it run again (see settleEndedBatch). */
@@ -93,6 +119,13 @@ interface PendingAppend {
 
 /** Most events one coalesced transaction carries; later appends wait for the next one. */
 const MAX_EVENTS_PER_COMMIT = 20_000;
+
+/**
+ * Most JSON one batch hands to the writer thread (4 Mi characters). The thread gets a copy of its
+ * batch, so this bounds the memory the hand-over adds; an append larger than this alone is
+ * written on the calling thread, where nothing is copied.
+ */
+const MAX_THREAD_BATCH_CHARS = 4 * 1024 * 1024;
 
 /** How often an append whose events are already stored is re-run after its batch failed. */
 const MAX_RERUNS = 3;
@@ -117,19 +150,21 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   return createSqliteStore(db, path, inMemory, options);
 }
 
+/** Why a batch failed when the writer thread itself died with it (no answer from the database). */
+const threadLost = (error: unknown) =>
+  new StoreUnavailableError('sqlite', 'the writer thread stopped; appends now write on the main thread', error);
+
 function createSqliteStore(db: Database, path: string, inMemory: boolean, options: SqliteStoreOptions): SqliteEventStore {
   const limits: StoreLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const signal = new AppendSignal();
   const inlineHooks = new Set<SqliteInlineHook>();
   let closed = false;
+  let closing: Promise<void> | undefined;
   let queue: PendingAppend[] = [];
   let flushScheduled = false;
 
   const sql = {
     version: db.prepare('SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?').pluck(),
-    insert: db.prepare(
-      'INSERT INTO events (stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
     byIds: db.prepare(`SELECT ${COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(?))`).raw(),
     readForward: db
       .prepare(`SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`)
@@ -138,7 +173,6 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       .prepare(`SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version <= ? ORDER BY stream_version DESC LIMIT ?`)
       .raw(),
     head: db.prepare('SELECT coalesce(max(position), 0) FROM events').pluck(),
-    headRecordedAt: db.prepare('SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1').pluck(),
     // Events after a position, one slice at a time: how many, how many opened a stream, the last position.
     tallyAfter: db
       .prepare(
@@ -211,107 +245,46 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     if (closed) throw new StoreClosedError('sqlite');
   }
 
-  /**
-   * The time to record, read inside the write transaction (so after any other writer's commit)
-   * and never before the head's, should the clock step back: recordedAt follows positions.
-   */
-  const recordedNow = (): string => {
-    const now = new Date().toISOString();
-    const headAt = sql.headRecordedAt.get() as string | undefined;
-    return headAt !== undefined && headAt > now ? headAt : now;
+  /** Inline hooks see the append's events as recorded, inside its transaction. */
+  const runInlineHooks = (request: WriteRequest, firstVersion: number, positions: number[], recordedAt: string): void => {
+    if (inlineHooks.size === 0) return;
+    const recorded = (request as PendingAppend).events.map(
+      (event, i): RecordedEvent => ({
+        id: event.id,
+        type: event.type,
+        data: event.data,
+        metadata: event.metadata,
+        occurredAt: event.occurredAt ?? recordedAt,
+        streamId: request.stream,
+        streamVersion: firstVersion + i,
+        position: BigInt(positions[i] as number),
+        recordedAt,
+      }),
+    );
+    for (const hook of inlineHooks) hook(db, recorded);
   };
+  const localWriter = createWriter(db, runInlineHooks);
+  let useThread = !inMemory && options.writerThread !== false;
+  let thread: WriterThread | undefined;
+  // Started with the first batch it gets: a store that only reads, or has a single caller, never starts one.
+  const writerThread = (): WriterThread =>
+    (thread ??= startWriterThread({ path, synchronous: options.synchronous ?? 'full', busyTimeoutMs: options.busyTimeoutMs ?? 5000 }));
+  /** The batch the writer thread is writing (one at a time: the next one grows meanwhile). */
+  let writing: Promise<void> | undefined;
 
-  /** Writes one append inside the current transaction; throws to roll back its savepoint. */
-  const writeOne = (pending: PendingAppend, recordedAt: string): AppendResult => {
+  /** One append's answer from its outcome in a committed batch. */
+  const answer = (pending: PendingAppend, outcome: WriteOutcome): void => {
     const { stream, expected, events } = pending;
-    const actual = sql.version.get(stream) as number;
-    if (!versionMatches(expected, actual)) {
-      // A retry of an append that already landed shows up here as a version mismatch.
-      const stored = events.length ? (sql.byIds.all(JSON.stringify(events.map((e) => e.id))) as Row[]) : [];
-      if (stored.length) return resolveRetry(stream, expected, events, stored.map(toRecorded));
-      throw new WrongExpectedVersionError(stream, expected, actual);
-    }
-    if (events.length === 0) return { streamVersion: actual, position: BigInt(sql.head.get() as number) };
-    let version = actual;
-    let position = 0;
-    const recorded: RecordedEvent[] | undefined = inlineHooks.size ? [] : undefined;
-    let inserted = 0;
-    try {
-      for (const event of events) {
-        version++;
-        const occurredAt = event.occurredAt ?? recordedAt;
-        const info = sql.insert.run(stream, version, event.id, event.type, event.dataJson, event.metadataJson, occurredAt, recordedAt);
-        position = info.lastInsertRowid as number;
-        inserted++;
-        recorded?.push({
-          id: event.id,
-          type: event.type,
-          data: event.data,
-          metadata: event.metadata,
-          occurredAt,
-          streamId: stream,
-          streamVersion: version,
-          position: BigInt(position),
-          recordedAt,
-        });
-      }
-    } catch (error) {
-      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' && String(error).includes('events.id')) {
-        // Rows this attempt inserted are visible here but roll back with the savepoint: ignore them.
-        const ownIds = new Set(events.slice(0, inserted).map((e) => e.id));
-        const stored = (sql.byIds.all(JSON.stringify(events.map((e) => e.id))) as Row[]).filter((row) => !ownIds.has(row[3]));
-        // Roll back what this append inserted so far, then answer as a retry (or a conflict).
-        throw new RetryDetected(resolveRetryOrError(stream, expected, events, stored));
-      }
-      throw error;
-    }
-    if (recorded) for (const hook of inlineHooks) hook(db, recorded);
-    return { streamVersion: version, position: BigInt(position) };
-  };
-
-  const control = {
-    begin: db.prepare('BEGIN IMMEDIATE'),
-    commit: db.prepare('COMMIT'),
-    rollback: db.prepare('ROLLBACK'),
-  };
-  // Called inside the batch's transaction, better-sqlite3 runs it in a savepoint.
-  const writeInSavepoint = db.transaction(writeOne);
-
-  /**
-   * Writes a batch in one write transaction, each append in its own savepoint (a lone append
-   * needs none: its failure rolls back the whole transaction). A transaction that ends before
-   * COMMIT (an inline hook rolled it back or committed it; SQLite rolled it back by itself on a
-   * full disk or an I/O error) or whose COMMIT fails is reported, not settled here.
-   */
-  const writeBatch = (batch: PendingAppend[]): BatchRun => {
-    const outcomes: Outcome[] = [];
-    let rolledBack = false;
-    control.begin.run();
-    const recordedAt = recordedNow();
-    for (const [i, pending] of batch.entries()) {
+    if (outcome.kind === 'written') pending.resolve({ streamVersion: outcome.streamVersion, position: BigInt(outcome.position) });
+    else if (outcome.kind === 'conflict') pending.reject(new WrongExpectedVersionError(stream, expected, outcome.actual));
+    else if (outcome.kind === 'failed') pending.reject(describeWriteFailure(outcome.error));
+    else {
       try {
-        outcomes.push({ ok: true, result: batch.length === 1 ? writeOne(pending, recordedAt) : writeInSavepoint(pending, recordedAt) });
+        pending.resolve(resolveRetry(stream, expected, events, outcome.stored.map(toRecorded)));
       } catch (error) {
-        if (!db.inTransaction) return { ended: true, culprit: i, error };
-        if (batch.length === 1) {
-          control.rollback.run();
-          rolledBack = true;
-        }
-        outcomes.push(error instanceof RetryDetected ? error.outcome : { ok: false, error: describeWriteFailure(error) });
-      }
-      // A hook may end the transaction without throwing: what follows would run outside it.
-      if (!db.inTransaction && !rolledBack) {
-        return { ended: true, culprit: i, error: new Error('an inline hook ended the write transaction') };
+        pending.reject(error);
       }
     }
-    if (rolledBack) return { ended: false, outcomes };
-    try {
-      control.commit.run();
-    } catch (error) {
-      if (db.inTransaction) control.rollback.run();
-      return { ended: true, culprit: undefined, error };
-    }
-    return { ended: false, outcomes };
   };
 
   /**
@@ -352,37 +325,68 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     if (queue.length) scheduleFlush();
   };
 
+  /** Answers a batch from how its transaction ran (or the error that kept it from beginning). */
+  const finish = (batch: PendingAppend[], outcome: ThreadRun): void => {
+    if ('threw' in outcome) {
+      // BEGIN failed (the write lock stayed busy): nothing of this batch is stored.
+      const reason = describeWriteFailure(outcome.threw);
+      for (const pending of batch) pending.reject(reason);
+    } else if (outcome.run.ended) settleEndedBatch(batch, outcome.run.culprit, outcome.run.error);
+    else {
+      const { outcomes } = outcome.run;
+      for (const [i, pending] of batch.entries()) answer(pending, outcomes[i] as WriteOutcome);
+    }
+    signal.notify();
+  };
+
   const flush = (): void => {
     flushScheduled = false;
-    if (queue.length === 0) return;
+    if (queue.length === 0 || writing) return;
+    // Inline hooks run inside the transaction on this thread's connection: while one is attached, write here.
+    const threadable = useThread && inlineHooks.size === 0;
     let end = 0;
     let count = 0;
-    while (end < queue.length && (end === 0 || count + (queue[end] as PendingAppend).events.length <= MAX_EVENTS_PER_COMMIT)) {
-      count += (queue[end] as PendingAppend).events.length;
-      end++;
+    let chars = 0;
+    for (; end < queue.length; end++) {
+      const next = queue[end] as PendingAppend;
+      if (end > 0 && (count + next.events.length > MAX_EVENTS_PER_COMMIT || (threadable && chars + next.chars > MAX_THREAD_BATCH_CHARS)))
+        break;
+      count += next.events.length;
+      chars += next.chars;
     }
     const batch = queue.slice(0, end);
     queue = queue.slice(end);
-    if (queue.length) scheduleFlush();
     for (const pending of batch) recordCommit(pending.span, batch.length, count);
-    let run: BatchRun;
-    try {
-      run = writeBatch(batch);
-    } catch (error) {
-      // BEGIN failed (the write lock stayed busy): nothing of this batch is stored.
-      const reason = describeWriteFailure(error);
-      for (const pending of batch) pending.reject(reason);
+    // A lone append is written here, as before: with nobody else waiting, the two thread hops
+    // would only add to its latency (a single caller awaiting each append).
+    if (threadable && batch.length > 1) {
+      writing = writerThread()
+        .write(batch.map(({ stream, expected, events }) => ({ stream, expected, events: events.map(toWriteEvent) })))
+        .then(
+          (outcome) => finish(batch, outcome),
+          // The thread died with the batch in it: answered by what the log holds, like a failed
+          // COMMIT; later batches write on this thread.
+          (error) => {
+            thread = undefined;
+            useThread = false;
+            settleEndedBatch(batch, undefined, threadLost(error));
+          },
+        )
+        .finally(() => {
+          writing = undefined;
+          if (queue.length) scheduleFlush();
+        });
       return;
     }
-    if (run.ended) settleEndedBatch(batch, run.culprit, run.error);
-    else {
-      batch.forEach((pending, i) => {
-        const outcome = run.outcomes[i] as Outcome;
-        if (outcome.ok) pending.resolve(outcome.result);
-        else pending.reject(outcome.error);
-      });
+    if (queue.length) scheduleFlush();
+    let run: BatchRun;
+    try {
+      run = localWriter.writeBatch(batch);
+    } catch (error) {
+      finish(batch, { threw: error });
+      return;
     }
-    signal.notify();
+    finish(batch, { run });
   };
 
   function scheduleFlush(): void {
@@ -449,6 +453,15 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       return () => inlineHooks.delete(hook);
     },
 
+    async writesSettled() {
+      await writing?.catch(() => {});
+    },
+
+    async writerPragma(pragma) {
+      assertOpen();
+      return useThread ? writerThread().pragma(pragma) : db.pragma(pragma, { simple: true });
+    },
+
     append(stream: string, events: NewEvent[], opts: AppendOptions = {}): Promise<AppendResult> {
       return traceAppend('sqlite', stream, events, (span) => {
         try {
@@ -458,7 +471,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
           assertExpectedVersion(expected);
           const prepared = prepareEvents(events, limits);
           return new Promise((resolve, reject) => {
-            queue.push({ stream, expected, events: prepared, resolve, reject, reruns: 0, span });
+            const chars = prepared.reduce((sum, e) => sum + e.dataJson.length + e.metadataJson.length, 0);
+            queue.push({ stream, expected, events: prepared, chars, resolve, reject, reruns: 0, span });
             scheduleFlush();
           });
         } catch (error) {
@@ -557,23 +571,28 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       return { streamId: stream, name, streamVersion, snapshotVersion, state: JSON.parse(state) as JsonValue, takenAt };
     },
 
-    async close() {
-      if (closed) return;
-      // Appends already accepted are written before the connection closes.
-      while (queue.length) flush();
-      closed = true;
-      stopWatching();
-      signal.notify();
-      db.close();
+    close() {
+      closing ??= (async () => {
+        // Appends already accepted are written before the connections close.
+        while (queue.length || writing) {
+          if (writing) await writing;
+          else flush();
+        }
+        closed = true;
+        stopWatching();
+        signal.notify();
+        await thread?.close();
+        db.close();
+      })();
+      return closing;
     },
   };
   return store;
 }
 
-type Outcome = { ok: true; result: AppendResult } | { ok: false; error: unknown };
-
-/** How a batch's transaction went: committed (or rolled back on purpose), or ended by something else. */
-type BatchRun = { ended: false; outcomes: Outcome[] } | { ended: true; culprit: number | undefined; error: unknown };
+/** What the writer needs of an event (its JSON text), without the parsed data it was made from. */
+const toWriteEvent = ({ id, type, dataJson, metadataJson, occurredAt }: PreparedEvent): WriteEvent =>
+  occurredAt === undefined ? { id, type, dataJson, metadataJson } : { id, type, dataJson, metadataJson, occurredAt };
 
 /** Lock time-outs and I/O failures become StoreUnavailableError (the append may be retried). */
 function describeWriteFailure(error: unknown): unknown {
@@ -590,19 +609,4 @@ function describeWriteFailure(error: unknown): unknown {
     return new StoreUnavailableError('sqlite', `the database file could not be written (${code}); nothing was stored`, error);
   }
   return error;
-}
-
-/** Carries a retry's answer out of the savepoint so the savepoint's inserts roll back. */
-class RetryDetected extends Error {
-  constructor(readonly outcome: Outcome) {
-    super('retry detected');
-  }
-}
-
-function resolveRetryOrError(stream: string, expected: ExpectedVersion, events: PreparedEvent[], stored: Row[]): Outcome {
-  try {
-    return { ok: true, result: resolveRetry(stream, expected, events, stored.map(toRecorded)) };
-  } catch (error) {
-    return { ok: false, error };
-  }
 }

@@ -114,8 +114,8 @@ describe('SQLite coalesced batches whose transaction ends part-way', () => {
     await store.append('warm-up', [{ type: 'Small', data: {} }]);
     const pages = store.database.pragma('page_count', { simple: true }) as number;
     // Room for a few small events, not for one of 400 KB: the big insert hits SQLITE_FULL, and
-    // SQLite rolls back the whole transaction by itself.
-    store.database.pragma(`max_page_count = ${pages + 16}`);
+    // SQLite rolls back the whole transaction by itself. The limit is per connection: the writer's.
+    await store.writerPragma(`max_page_count = ${pages + 16}`);
     const attempts = [attempt('big', 'Huge', { blob: 'x'.repeat(400_000) }), attempt('b', 'Small'), attempt('c', 'Small')];
     const answers = await appendTogether(store, attempts);
     await expectAnswersMatchStore(store, attempts, answers);
@@ -130,7 +130,7 @@ describe('SQLite coalesced batches whose transaction ends part-way', () => {
     const store = await open();
     await store.append('warm-up', [{ type: 'Small', data: {} }]);
     const pages = store.database.pragma('page_count', { simple: true }) as number;
-    store.database.pragma(`max_page_count = ${pages + 16}`);
+    await store.writerPragma(`max_page_count = ${pages + 16}`);
     const attempts = [
       attempt('a', 'Small'),
       attempt('b', 'Small'),

@@ -1,7 +1,8 @@
 /**
  * The SQLite settings that durability and liveness rest on, as SQLite reports them in effect:
  * kill -9 cannot tell `synchronous=full` from `off` (the OS page cache survives a killed
- * process), so the defaults and the URL options that set them are checked here directly.
+ * process), so the defaults and the URL options that set them are checked here directly, on the
+ * store's connection and on the writer thread's, which commits the appends.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,13 +21,22 @@ const freshFile = () => join(dir, `s-${files++}.db`);
 /** SQLite's numbers for PRAGMA synchronous. */
 const SYNCHRONOUS = { off: 0, normal: 1, full: 2, extra: 3 } as const;
 
-function effective(store: EventStore) {
-  const db = (store as SqliteEventStore).database;
-  return {
+/** The settings in effect, the same on both connections: the store's own (reads, projections) and the writer's (appends). */
+async function effective(store: EventStore) {
+  const sqlite = store as SqliteEventStore;
+  const db = sqlite.database;
+  const own = {
     synchronous: db.pragma('synchronous', { simple: true }),
     busyTimeout: db.pragma('busy_timeout', { simple: true }),
     journalMode: db.pragma('journal_mode', { simple: true }),
   };
+  const writer = {
+    synchronous: await sqlite.writerPragma('synchronous'),
+    busyTimeout: await sqlite.writerPragma('busy_timeout'),
+    journalMode: await sqlite.writerPragma('journal_mode'),
+  };
+  expect(writer).toEqual(own);
+  return own;
 }
 
 /**
@@ -52,7 +62,7 @@ async function pollDelay(store: EventStore): Promise<number> {
 describe('sqlite: effective settings', () => {
   it('defaults: synchronous=FULL, WAL, a 5 s busy timeout, through openSqliteStore and openStore', async () => {
     for (const store of [await openSqliteStore({ path: freshFile() }), await openStore(`sqlite:${freshFile()}`)]) {
-      expect(effective(store)).toEqual({ synchronous: SYNCHRONOUS.full, busyTimeout: 5000, journalMode: 'wal' });
+      expect(await effective(store)).toEqual({ synchronous: SYNCHRONOUS.full, busyTimeout: 5000, journalMode: 'wal' });
       await store.close();
     }
   });
@@ -60,8 +70,8 @@ describe('sqlite: effective settings', () => {
   it.each(['off', 'normal', 'full', 'extra'] as const)('synchronous=%s and busyTimeoutMs take effect (options and URL)', async (mode) => {
     const direct = await openSqliteStore({ path: freshFile(), synchronous: mode, busyTimeoutMs: 1234 });
     const byUrl = await openStore(`sqlite:${freshFile()}?synchronous=${mode}&busyTimeoutMs=4321`);
-    expect(effective(direct)).toEqual({ synchronous: SYNCHRONOUS[mode], busyTimeout: 1234, journalMode: 'wal' });
-    expect(effective(byUrl)).toEqual({ synchronous: SYNCHRONOUS[mode], busyTimeout: 4321, journalMode: 'wal' });
+    expect(await effective(direct)).toEqual({ synchronous: SYNCHRONOUS[mode], busyTimeout: 1234, journalMode: 'wal' });
+    expect(await effective(byUrl)).toEqual({ synchronous: SYNCHRONOUS[mode], busyTimeout: 4321, journalMode: 'wal' });
     await direct.close();
     await byUrl.close();
   });
