@@ -5,6 +5,7 @@
 const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   sqlite: () => import('./sqlite.js'),
   postgres: () => import('./postgres.js'),
+  'postgres-procs': () => import('./postgres-procs.js'),
   snapshots: () => import('./snapshots.js'),
   projections: () => import('./projections.js'),
   http: () => import('./http.js'),
