@@ -4,8 +4,9 @@
  *     to each sink (a webhook receiver in a child process, RabbitMQ with publisher confirms
  *     into a durable queue, NATS JetStream with Nats-Msg-Id, MQTT QoS 1): events/s delivered,
  *     summed over the connectors.
- *  2. Append latency: single-event appends to two stores side by side (SQLite, then PostgreSQL; slices
- *     alternate), one with 8 live webhook connectors delivering every append, one without.
+ *  2. Append latency: single-event appends to three stores side by side (SQLite, then PostgreSQL;
+ *     slices alternate): one without connectors, one with 8 live webhook connectors in the writer's
+ *     process, one whose 8 connectors run in a child process.
  *     `--appends-only` runs only this part.
  */
 
@@ -81,19 +82,21 @@ export async function run(): Promise<void> {
   const webhook = await webhookReceiver();
   try {
     if (!APPENDS_ONLY) await deliveryRates(webhook.url);
-    await appendLatency('SQLite synchronous=FULL', webhook.url, () =>
-      openSqliteStore({ path: join(DIR, `${randomBytes(3).toString('hex')}.db`) }),
-    );
+    await appendLatency('SQLite synchronous=FULL', webhook.url, async () => {
+      const path = join(DIR, `${randomBytes(3).toString('hex')}.db`);
+      return { store: await openSqliteStore({ path }), url: `sqlite:${path}` };
+    });
     await appendLatency('PostgreSQL', webhook.url, async () => {
       const schema = `bench_connectors_${randomBytes(3).toString('hex')}`;
       const pg = await openPostgresStore({ url: PG_URL, schema });
       const close = pg.close.bind(pg);
-      return Object.assign(pg, {
+      const store = Object.assign(pg, {
         close: async () => {
           await pg.sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
           await close();
         },
       });
+      return { store, url: `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}` };
     });
   } finally {
     await webhook.close();
@@ -145,27 +148,65 @@ async function deliveryRates(webhookUrl: string): Promise<void> {
   printScenario(`Delivery: the whole log (${EVENTS.toLocaleString('en-US')} events), events/s summed over the connectors`, results);
 }
 
-/** Single-event appends to two stores side by side (slices alternate): one with 8 live webhook connectors, one without. */
-async function appendLatency(backend: string, webhookUrl: string, open: () => Promise<EventStore>): Promise<void> {
-  const plain = await open();
-  const served = await open();
+/** 8 live webhook connectors over the store at `url`, in a child process (bench/children/connectors-process.ts). */
+async function connectorsProcess(url: string, webhookUrl: string) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, 'children', 'connectors-process.ts'), url, webhookUrl, '8'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let output = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    output += chunk;
+  });
+  while (!output.includes('ready')) {
+    if (child.exitCode !== null) throw new Error(`the connectors process exited with ${child.exitCode}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return {
+    /** Stops it; returns the connectors' lag when the appends ended. */
+    async stop(): Promise<string> {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+      return /lag (.*)/.exec(output)?.[1] ?? '?';
+    },
+  };
+}
+
+/**
+ * Single-event appends to three stores side by side (slices alternate): one without connectors,
+ * one with 8 live webhook connectors in this (the writer's) process, one whose 8 connectors run
+ * in another process.
+ */
+async function appendLatency(backend: string, webhookUrl: string, open: () => Promise<{ store: EventStore; url: string }>): Promise<void> {
+  const plain = (await open()).store;
+  const served = (await open()).store;
+  const remote = await open();
   const live: ConnectorHandle[] = [];
   for (let k = 0; k < 8; k++) {
     const sink = httpSink({ url: webhookUrl, connector: `live-${k}` });
     live.push(await startConnector(served, { name: `live-${k}`, sink, source: { from: 'end' } }));
   }
+  const elsewhere = await connectorsProcess(remote.url, webhookUrl);
   const append = (store: EventStore) => (i: number) => store.append(`order-${i % 100}`, [benchEvent(i)]);
   const appends = await interleave([
     { label: 'no connectors', operations: APPENDS, eventsPerOperation: 1, concurrency: 1, operation: append(plain) },
-    { label: '8 webhook connectors', operations: APPENDS, eventsPerOperation: 1, concurrency: 1, operation: append(served) },
+    { label: '8 webhook connectors, same process', operations: APPENDS, eventsPerOperation: 1, concurrency: 1, operation: append(served) },
+    {
+      label: '8 webhook connectors, other process',
+      operations: APPENDS,
+      eventsPerOperation: 1,
+      concurrency: 1,
+      operation: append(remote.store),
+    },
   ]);
   const behind = await Promise.all(live.map(async (c) => (await c.progress()).lag));
-  printScenario(
-    `Append latency (1 event per append, 1 writer, ${backend}) with and without connectors in the same process`,
-    appends,
-    'no connectors',
-  );
-  console.log(`\nconnector lag when the appends ended: ${behind.join(', ')} positions`);
+  const behindElsewhere = await elsewhere.stop();
+  printScenario(`Append latency (1 event per append, 1 writer, ${backend}) with and without connectors`, appends, 'no connectors');
+  console.log(`\nconnector lag when the appends ended: same process ${behind.join(', ')}; other process ${behindElsewhere} positions`);
   await Promise.all(live.map((c) => c.stop()));
-  await Promise.all([plain.close(), served.close()]);
+  await Promise.all([plain.close(), served.close(), remote.store.close()]);
 }
