@@ -14,8 +14,11 @@ import { AppendSignal, PAGE_SIZE } from '../core/reading.js';
 import type { EventStore, RecordedEvent, SubscribeOptions } from '../core/types.js';
 import { matchesFilter } from '../core/validation.js';
 
-/** Events kept in memory; a consumer further behind reads the store. */
-const BUFFER = 2_000;
+/**
+ * Events kept in memory (between BUFFER and 2 × BUFFER): a live consumer is a few events behind
+ * the head, and one further behind reads the store. Small, since events may be up to 1 MiB each.
+ */
+const BUFFER = 500;
 /** Longest a consumer waits for the reader without a wake-up before it checks again. */
 const POLL_MS = 1_000;
 

@@ -62,6 +62,29 @@ describe('shared tail', () => {
     expect(counts.readAll).toBeLessThanOrEqual(2);
   });
 
+  it('a consumer the buffer left behind reads the store until it is near again, missing nothing', async () => {
+    const store = await open();
+    const { store: counted, counts } = counting(store);
+    const tail = new SharedTail(counted);
+    const controller = new AbortController();
+    const slow = tail.subscribe({ from: 0n, signal: controller.signal })[Symbol.asyncIterator]();
+    const first = slow.next(); // joins the tail, then waits for an event
+    await sleep(30);
+    // Far more than the buffer holds, appended while the consumer takes nothing.
+    for (let i = 0; i < 30; i++)
+      await store.append(
+        `s-${i % 4}`,
+        Array.from({ length: 50 }, (_, j) => event('E', { n: i * 50 + j })),
+      );
+    await sleep(100);
+    const positions = [(await first).value?.position];
+    for (let i = 1; i < 1500; i++) positions.push((await slow.next()).value?.position);
+    controller.abort();
+    await slow.return?.(undefined);
+    expect(positions).toEqual(Array.from({ length: 1500 }, (_, i) => BigInt(i + 1)));
+    expect(counts.readAll).toBeGreaterThanOrEqual(1);
+  });
+
   it('stops its read when the last consumer leaves and starts a fresh one for the next', async () => {
     const store = await open();
     const { store: counted, counts } = counting(store);
