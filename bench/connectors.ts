@@ -1,16 +1,19 @@
 /**
  * Connectors suite.
  *  1. Delivery rate: a SQLite log of N events, then 1 or 8 connectors at once deliver all of it
- *     to each sink (a local webhook receiver in this process, RabbitMQ with publisher confirms
+ *     to each sink (a webhook receiver in a child process, RabbitMQ with publisher confirms
  *     into a durable queue, NATS JetStream with Nats-Msg-Id, MQTT QoS 1): events/s delivered,
  *     summed over the connectors.
- *  2. Append latency: single-event appends to two stores side by side (SQLite, then PostgreSQL; slices
- *     alternate), one with 8 live webhook connectors delivering every append, one without.
+ *  2. Append latency: single-event appends to three stores side by side (SQLite, then PostgreSQL;
+ *     slices alternate): one without connectors, one with 8 live webhook connectors in the writer's
+ *     process, one whose 8 connectors run in a child process.
+ *     `--appends-only` runs only this part.
  */
+
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as connectNats } from '@nats-io/transport-node';
@@ -27,21 +30,21 @@ const PG_URL = process.env.LOGLINE_BENCH_PG_URL ?? process.env.LOGLINE_TEST_PG_U
 const EVENTS = flags.quick ? 2_000 : 20_000;
 const APPENDS = flags.quick ? 500 : 3_000;
 const tag = randomBytes(3).toString('hex');
+/** `--appends-only`: skip the delivery rates, measure only append latency with and without connectors. */
+const APPENDS_ONLY = process.argv.includes('--appends-only');
 
-async function webhookReceiver() {
-  let received = 0;
-  const server = createServer((request, response) => {
-    request.resume();
-    request.on('end', () => {
-      received++;
-      response.writeHead(204).end();
-    });
+/** The webhook receiver runs in a child process (bench/children/webhook-receiver.ts), off the writer's CPU time. */
+async function webhookReceiver(): Promise<{ url: string; close: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'children', 'webhook-receiver.ts')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-    received: () => received,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve(server.closeAllConnections()))),
+    url: line.toString().trim(),
+    close: async () => {
+      child.kill();
+      await once(child, 'exit');
+    },
   };
 }
 
@@ -76,6 +79,33 @@ async function deliverAll(store: EventStore, label: string, count: number, sinkF
 export async function run(): Promise<void> {
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
+  const webhook = await webhookReceiver();
+  try {
+    if (!APPENDS_ONLY) await deliveryRates(webhook.url);
+    await appendLatency('SQLite synchronous=FULL', webhook.url, async () => {
+      const path = join(DIR, `${randomBytes(3).toString('hex')}.db`);
+      return { store: await openSqliteStore({ path }), url: `sqlite:${path}` };
+    });
+    await appendLatency('PostgreSQL', webhook.url, async () => {
+      const schema = `bench_connectors_${randomBytes(3).toString('hex')}`;
+      const pg = await openPostgresStore({ url: PG_URL, schema });
+      const close = pg.close.bind(pg);
+      const store = Object.assign(pg, {
+        close: async () => {
+          await pg.sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+          await close();
+        },
+      });
+      return { store, url: `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}` };
+    });
+  } finally {
+    await webhook.close();
+    rmSync(DIR, { recursive: true, force: true });
+  }
+}
+
+/** A SQLite log of EVENTS events, delivered whole by 1 and then 8 connectors to each sink. */
+async function deliveryRates(webhookUrl: string): Promise<void> {
   const store = await openSqliteStore({ path: join(DIR, 'source.db') });
   for (let i = 0; i < EVENTS; i += 500) {
     await store.append(
@@ -83,8 +113,6 @@ export async function run(): Promise<void> {
       Array.from({ length: 500 }, (_, j) => benchEvent(i + j)),
     );
   }
-
-  const webhook = await webhookReceiver();
   const rabbit = await amqp.connect(AMQP_URL);
   const channel = await rabbit.createChannel();
   const exchange = `logline-bench-${tag}`;
@@ -98,7 +126,7 @@ export async function run(): Promise<void> {
     await jsm.streams.add({ name: `bench-${tag}-${k}`, subjects: [`bench${tag}k${k}.>`], max_bytes: 512 * 1024 * 1024 });
 
   const sinks: Array<[string, (k: number) => Sink]> = [
-    ['webhook', () => httpSink({ url: webhook.url, connector: 'bench', secret: 'bench-secret-0123456789' })],
+    ['webhook', () => httpSink({ url: webhookUrl, connector: 'bench', secret: 'bench-secret-0123456789' })],
     ['RabbitMQ', () => rabbitMqSink({ url: AMQP_URL, exchange })],
     ['NATS JetStream', (k) => natsSink({ servers: 'nats://127.0.0.1:4222', subject: `bench${tag}k${k}` })],
     ['MQTT QoS 1', (k) => mqttSink({ url: 'mqtt://127.0.0.1:1883', topic: `bench-${tag}-${k}` })],
@@ -115,49 +143,70 @@ export async function run(): Promise<void> {
     await rabbit.close().catch(() => {});
     for (let k = 0; k < 8; k++) await jsm.streams.delete(`bench-${tag}-${k}`).catch(() => {});
     await nc.close();
+    await store.close();
   }
   printScenario(`Delivery: the whole log (${EVENTS.toLocaleString('en-US')} events), events/s summed over the connectors`, results);
-
-  await appendLatency('SQLite synchronous=FULL', webhook.url, () =>
-    openSqliteStore({ path: join(DIR, `${randomBytes(3).toString('hex')}.db`) }),
-  );
-  await appendLatency('PostgreSQL', webhook.url, async () => {
-    const schema = `bench_connectors_${randomBytes(3).toString('hex')}`;
-    const pg = await openPostgresStore({ url: PG_URL, schema });
-    const close = pg.close.bind(pg);
-    return Object.assign(pg, {
-      close: async () => {
-        await pg.sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
-        await close();
-      },
-    });
-  });
-  await webhook.close();
-  await store.close();
-  rmSync(DIR, { recursive: true, force: true });
 }
 
-/** Single-event appends to two stores side by side (slices alternate): one with 8 live webhook connectors, one without. */
-async function appendLatency(backend: string, webhookUrl: string, open: () => Promise<EventStore>): Promise<void> {
-  const plain = await open();
-  const served = await open();
+/** 8 live webhook connectors over the store at `url`, in a child process (bench/children/connectors-process.ts). */
+async function connectorsProcess(url: string, webhookUrl: string) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, 'children', 'connectors-process.ts'), url, webhookUrl, '8'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let output = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    output += chunk;
+  });
+  while (!output.includes('ready')) {
+    if (child.exitCode !== null) throw new Error(`the connectors process exited with ${child.exitCode}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return {
+    /** Stops it; returns the connectors' lag when the appends ended. */
+    async stop(): Promise<string> {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+      return /lag (.*)/.exec(output)?.[1] ?? '?';
+    },
+  };
+}
+
+/**
+ * Single-event appends to three stores side by side (slices alternate): one without connectors,
+ * one with 8 live webhook connectors in this (the writer's) process, one whose 8 connectors run
+ * in another process.
+ */
+async function appendLatency(backend: string, webhookUrl: string, open: () => Promise<{ store: EventStore; url: string }>): Promise<void> {
+  const plain = (await open()).store;
+  const served = (await open()).store;
+  const remote = await open();
   const live: ConnectorHandle[] = [];
   for (let k = 0; k < 8; k++) {
     const sink = httpSink({ url: webhookUrl, connector: `live-${k}` });
     live.push(await startConnector(served, { name: `live-${k}`, sink, source: { from: 'end' } }));
   }
+  const elsewhere = await connectorsProcess(remote.url, webhookUrl);
   const append = (store: EventStore) => (i: number) => store.append(`order-${i % 100}`, [benchEvent(i)]);
   const appends = await interleave([
     { label: 'no connectors', operations: APPENDS, eventsPerOperation: 1, concurrency: 1, operation: append(plain) },
-    { label: '8 webhook connectors', operations: APPENDS, eventsPerOperation: 1, concurrency: 1, operation: append(served) },
+    { label: '8 webhook connectors, same process', operations: APPENDS, eventsPerOperation: 1, concurrency: 1, operation: append(served) },
+    {
+      label: '8 webhook connectors, other process',
+      operations: APPENDS,
+      eventsPerOperation: 1,
+      concurrency: 1,
+      operation: append(remote.store),
+    },
   ]);
   const behind = await Promise.all(live.map(async (c) => (await c.progress()).lag));
-  printScenario(
-    `Append latency (1 event per append, 1 writer, ${backend}) with and without connectors in the same process`,
-    appends,
-    'no connectors',
-  );
-  console.log(`\nconnector lag when the appends ended: ${behind.join(', ')} positions`);
+  const behindElsewhere = await elsewhere.stop();
+  printScenario(`Append latency (1 event per append, 1 writer, ${backend}) with and without connectors`, appends, 'no connectors');
+  console.log(`\nconnector lag when the appends ended: same process ${behind.join(', ')}; other process ${behindElsewhere} positions`);
   await Promise.all(live.map((c) => c.stop()));
-  await Promise.all([plain.close(), served.close()]);
+  await Promise.all([plain.close(), served.close(), remote.store.close()]);
 }

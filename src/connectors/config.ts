@@ -96,6 +96,8 @@ const connectorSchema = z.strictObject({
       breaker: z.strictObject({ failures: z.int().min(1).max(1000).optional(), halfOpenAfterMs: z.int().min(1).optional() }).optional(),
       partitions: z.int().min(1).max(4096).optional(),
       leaseMs: z.int().min(100).optional(),
+      checkpointMs: z.int().min(0).max(60_000).optional(),
+      lingerMs: z.int().min(0).max(10_000).optional(),
     })
     .optional(),
 });

@@ -7,7 +7,7 @@
  */
 import { InvalidArgumentError, LoglineError, StoreClosedError } from '../core/errors.js';
 import { traceHandling } from '../core/tracing.js';
-import type { EventStore, RecordedEvent } from '../core/types.js';
+import type { EventStore, RecordedEvent, SubscribeOptions } from '../core/types.js';
 import { matchesFilter } from '../core/validation.js';
 import { type CheckpointUpdate, EventFailure, type ParkInput, SupersededError } from './backend.js';
 import { PositionTimeoutError, ProjectionStoppedError } from './errors.js';
@@ -57,13 +57,19 @@ export interface ConsumerConfig {
   afterBatch?: (position: bigint) => Promise<void>;
   /** Called when the consumer ends, with the error that ended it, if any. */
   onEnd?: (error?: unknown) => void;
+  /** Once live, how long a batch waits for more events after its first (default 0: only what is there). */
+  lingerMs?: number;
+  /** The live read once caught up (default store.subscribe; connectors share one per process, shared-tail.ts). */
+  subscribe?: (options: SubscribeOptions) => AsyncIterable<RecordedEvent>;
 }
 
 const IDLE = Symbol('idle');
 
 /**
  * Reads batches from a live iterator: everything that is available without waiting on a timer
- * or the network, up to `max`. The pending read is kept for the next batch, never dropped.
+ * or the network, up to `max`; with `lingerMs`, also what arrives within that many ms of the
+ * batch's first event (fewer, larger batches for a sink that pays per delivery). The pending
+ * read is kept for the next batch, never dropped.
  */
 export class BatchPuller {
   private readonly iterator: AsyncIterator<RecordedEvent>;
@@ -72,6 +78,7 @@ export class BatchPuller {
   constructor(
     iterable: AsyncIterable<RecordedEvent>,
     private readonly max: number,
+    private readonly lingerMs = 0,
   ) {
     this.iterator = iterable[Symbol.asyncIterator]();
   }
@@ -82,8 +89,12 @@ export class BatchPuller {
     this.pending = undefined;
     if (first.done) return undefined;
     const batch = [first.value];
-    // Resolves after the current macrotask: reads that finish without I/O or timers win the race.
-    const idle = new Promise<typeof IDLE>((resolve) => setImmediate(resolve, IDLE));
+    // Without linger, resolves after the current macrotask: reads that finish without I/O or timers win the race.
+    let timer: NodeJS.Timeout | undefined;
+    const idle =
+      this.lingerMs > 0
+        ? new Promise<typeof IDLE>((resolve) => (timer = setTimeout(resolve, this.lingerMs, IDLE)))
+        : new Promise<typeof IDLE>((resolve) => setImmediate(resolve, IDLE));
     while (batch.length < this.max) {
       const next = this.iterator.next();
       const result = await Promise.race([next, idle]);
@@ -94,6 +105,7 @@ export class BatchPuller {
       if (result.done) break;
       batch.push(result.value);
     }
+    clearTimeout(timer);
     return batch;
   }
 
@@ -345,7 +357,8 @@ export class Consumer {
     if (signal.aborted) return after;
     // Live: the subscription wakes on appends; batches are what is there without waiting.
     this.status_ = 'live';
-    this.puller = new BatchPuller(store.subscribe({ from: after, signal }), batchSize);
+    const subscribe = this.config.subscribe ?? ((options: SubscribeOptions) => store.subscribe(options));
+    this.puller = new BatchPuller(subscribe({ from: after, signal }), batchSize, this.config.lingerMs);
     try {
       while (!signal.aborted) {
         const batch = await this.puller.next();

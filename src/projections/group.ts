@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { InvalidArgumentError } from '../core/errors.js';
 import { traceHandling } from '../core/tracing.js';
-import type { EventStore, RecordedEvent } from '../core/types.js';
+import type { EventStore, RecordedEvent, SubscribeOptions } from '../core/types.js';
 import { EventFailure } from './backend.js';
 import {
   Consumer,
@@ -54,6 +54,18 @@ export interface GroupOptions extends EventFilter {
    * backoff for as long as it takes, and nothing is parked.
    */
   isTransient?: (error: unknown) => boolean;
+  /**
+   * Coalesces checkpoint saves (0, the default: one save per batch). A handled batch's checkpoint
+   * is saved at the latest this many ms later, before a batch that would leave more than
+   * `batchSize` events handled but unsaved, and on stop and rebalance: a crash still repeats at
+   * most `batchSize` events, but a live worker handling one event per batch saves a few times a
+   * second instead of once per event.
+   */
+  checkpointMs?: number;
+  /** Once live, how long a batch waits for more events after its first (default 0: only what is there). */
+  lingerMs?: number;
+  /** The live read once caught up (default store.subscribe), e.g. the process's shared tail (shared-tail.ts). */
+  subscribe?: (options: SubscribeOptions) => AsyncIterable<RecordedEvent>;
 }
 
 export interface GroupWorker {
@@ -98,6 +110,7 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
   const batchSize = validateBatchSize(options.batchSize, 100);
   const leaseMs = positiveInt('leaseMs', options.leaseMs, 10_000, 3_600_000);
   const heartbeatMs = positiveInt('heartbeatMs', options.heartbeatMs, Math.max(1, Math.floor(leaseMs / 3)), leaseMs);
+  const checkpointMs = options.checkpointMs === 0 ? 0 : positiveInt('checkpointMs', options.checkpointMs, 0, 3_600_000);
   const initial = options.from ?? 0n;
   if (typeof initial !== 'bigint' || initial < 0n) throw new InvalidArgumentError('from', `got ${String(initial)}`, 'a bigint ≥ 0n');
   const retry = normalizeRetry(options.retry);
@@ -125,11 +138,42 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
   const matches = (event: RecordedEvent) =>
     (!filter.types || filter.types.includes(event.type)) && (!filter.streamPrefix || event.streamId.startsWith(filter.streamPrefix));
 
-  const saveCheckpoints = async (position: bigint) => {
+  const saveNow = async (position: bigint) => {
     const held = await backend.saveGroupCheckpoints(group, member, owned, position, Date.now());
     for (const partition of held) if ((checkpoints.get(partition) ?? -1n) < position) checkpoints.set(partition, position);
     if (held.length < owned.length) schedule(0); // a lease was lost: rebalance now
   };
+
+  // With checkpointMs: handled but not yet saved (through where, how many events), and the saves
+  // in order, so a late timer never saves an older position over a newer one.
+  let unsaved: { through: bigint; events: number } | undefined;
+  let unsavedTimer: NodeJS.Timeout | undefined;
+  let saving: Promise<void> = Promise.resolve();
+  const saveCheckpoints = (position: bigint): Promise<void> => {
+    clearTimeout(unsavedTimer);
+    unsavedTimer = undefined;
+    const pending = unsaved;
+    unsaved = undefined;
+    saving = saving
+      .catch(() => {})
+      .then(() => saveNow(position))
+      .catch((error) => {
+        // Not saved: keep it for the next save (or the timer), unless a newer one is pending.
+        if (pending && !unsaved) noteHandled(pending.through, pending.events);
+        throw error;
+      });
+    return saving;
+  };
+  const flushCheckpoints = (): Promise<void> => (unsaved ? saveCheckpoints(unsaved.through) : saving.catch(() => {}));
+  function noteHandled(through: bigint, events: number) {
+    unsaved = { through, events: (unsaved?.events ?? 0) + events };
+    unsavedTimer ??= setTimeout(() => {
+      unsavedTimer = undefined;
+      flushCheckpoints().catch((error) => {
+        lastError = error; // kept as unsaved: the next batch or timer saves it
+      });
+    }, checkpointMs);
+  }
 
   const startConsumer = async () => {
     for (const partition of owned) checkpoints.set(partition, (await backend.readCheckpoint(checkpointName(partition))) ?? initial);
@@ -142,6 +186,8 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
       retry,
       onFailure,
       start: async () => from,
+      ...(options.subscribe ? { subscribe: options.subscribe } : {}),
+      ...(options.lingerMs ? { lingerMs: options.lingerMs } : {}),
       sink: {
         wants(event) {
           if (!matches(event)) return false;
@@ -151,6 +197,8 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
         async apply(events, through) {
           // Never work on a lease that may have expired: another worker may own it by now.
           if (Date.now() > leaseValidUntil - heartbeatMs) throw new Error(`group ${group}: leases of ${member} are about to expire`);
+          // Never more than batchSize events handled but unsaved: the redelivery window after a crash.
+          if (unsaved && unsaved.events + events.length > batchSize) await flushCheckpoints();
           if (options.handleBatch && events.length > 0) {
             try {
               await options.handleBatch(events);
@@ -171,7 +219,9 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
               throw options.isTransient?.(error) ? error : new EventFailure((events[i] as RecordedEvent).position, error, true);
             }
           }
-          await saveCheckpoints(through);
+          if (checkpointMs === 0) return saveCheckpoints(through);
+          noteHandled(through, events.length);
+          if ((unsaved?.events ?? 0) >= batchSize) await flushCheckpoints();
         },
         async park(input, advanceTo) {
           await backend.park(input);
@@ -199,6 +249,8 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
     // Finish the batch in flight (its checkpoint is saved), then hand back what is not ours.
     await consumer?.stop();
     consumer = undefined;
+    // A save that fails here only widens the next owner's redelivery (at least once either way).
+    await flushCheckpoints().catch(() => {});
     if (plan.surplus.length) await backend.releaseLeases(group, member, plan.surplus);
     owned = plan.owned;
     ownedSet = new Set(owned);
@@ -225,6 +277,7 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
     clearTimeout(timer);
     await beating.catch(() => {});
     await consumer?.stop();
+    await flushCheckpoints().catch(() => {});
     await backend.leaveGroup(group, member).catch(() => {});
     owned = [];
     if (error === undefined) resolveDone();

@@ -8,7 +8,7 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError } from '../core/errors.js';
 import { traceRead } from '../core/tracing.js';
-import type { EventStore, ExpectedVersion, RecordedEvent } from '../core/types.js';
+import type { EventStore, ExpectedVersion, NewEvent, RecordedEvent } from '../core/types.js';
 import { assertStreamId } from '../core/validation.js';
 import { PositionTimeoutError } from '../projections/errors.js';
 import { type ConsumerInfo, getLag, listConsumers, summarizeGroups } from '../projections/observability.js';
@@ -18,6 +18,7 @@ import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, OverloadedError } f
 import { type ApiKey, allows, type KeyRing, requireRight } from './auth.js';
 import { mountHistory } from './history.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
+import { ingestEvents } from './ingest.js';
 import { stringify, toWire } from './json.js';
 import { type Gauge, ServerMetrics } from './metrics.js';
 import {
@@ -115,6 +116,20 @@ function expectedVersionFrom(ifMatch: string | undefined, ifNoneMatch: string | 
     );
   }
   return Number(match[1]);
+}
+
+/** Ingest appends wherever the stream stands: a precondition header is refused, never ignored. */
+function noPreconditions(c: Context<ServerEnv>): ExpectedVersion {
+  for (const header of ['If-Match', 'If-None-Match']) {
+    if (c.req.header(header) !== undefined) {
+      throw new InvalidArgumentError(
+        header,
+        'ingest takes no precondition',
+        'no If-Match / If-None-Match (a retry is recognised by the event ids)',
+      );
+    }
+  }
+  return 'any';
 }
 
 /**
@@ -382,52 +397,69 @@ export function createApp(options: AppOptions): LoglineApp {
   mountHistory(app, store, () => hub.clients.size);
   mountParkedApi(app, store, options.consumers);
 
-  // --- append ---
-  app.post('/v1/streams/:stream', async (c) => {
-    const stream = c.req.param('stream');
-    const started = performance.now();
-    let eventCount = 0;
-    const charge = { bytes: 0 };
-    const work = (async () => {
-      try {
-        queryOf(c, noQuery);
-        assertStreamId(stream);
-        requireRight(keyOf(c), 'write', stream, `stream '${stream}'`);
-        const expectedVersion = expectedVersionFrom(c.req.header('if-match'), c.req.header('if-none-match'));
-        const contentType = c.req.header('content-type') ?? '';
-        if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) throw new UnsupportedMediaTypeError(contentType);
-        const body = parseJson(await readBodyText(c.req.raw, c.env?.incoming, maxBodyBytes, admission, charge));
-        if (Array.isArray((body as { events?: unknown })?.events)) {
-          const count = (body as { events: unknown[] }).events.length;
-          if (count > store.limits.maxAppendEvents) throw new AppendTooLargeError('events', count, store.limits.maxAppendEvents);
+  /**
+   * An append over HTTP: rights (write on the stream), admission, body limits, metrics, and the
+   * head in Logline-Position on errors too. Appends and ingest differ only in how the body
+   * becomes events and in the preconditions they take.
+   */
+  const appendRoute =
+    (toEvents: (body: unknown, stream: string) => NewEvent[], expectedOf: (c: Context<Env>) => ExpectedVersion) =>
+    async (c: Context<Env>) => {
+      const stream = c.req.param('stream');
+      const started = performance.now();
+      let eventCount = 0;
+      const charge = { bytes: 0 };
+      const work = (async () => {
+        try {
+          queryOf(c, noQuery);
+          assertStreamId(stream);
+          requireRight(keyOf(c), 'write', stream, `stream '${stream}'`);
+          const expectedVersion = expectedOf(c);
+          const contentType = c.req.header('content-type') ?? '';
+          if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) throw new UnsupportedMediaTypeError(contentType);
+          const body = parseJson(await readBodyText(c.req.raw, c.env?.incoming, maxBodyBytes, admission, charge));
+          if (Array.isArray((body as { events?: unknown })?.events)) {
+            const count = (body as { events: unknown[] }).events.length;
+            if (count > store.limits.maxAppendEvents) throw new AppendTooLargeError('events', count, store.limits.maxAppendEvents);
+          }
+          const events = toEvents(body, stream);
+          eventCount = events.length;
+          const leaveQueue = admission.enterQueue();
+          const result = await store.append(stream, events, { expectedVersion }).finally(leaveQueue);
+          metrics.countAppend('ok', eventCount);
+          metrics.appendLatency.observe((performance.now() - started) / 1000);
+          return json(result, 201, { etag: `"${result.streamVersion}"`, 'logline-position': result.position.toString() });
+        } catch (error) {
+          metrics.countAppend((error as { code?: string }).code ?? 'Internal', 0);
+          const { status, body } = errorResponse(error);
+          if (error instanceof OverloadedError) logger.warn({ stream, ...error.details }, 'append refused: overloaded');
+          else if (status >= 500) logger.error({ err: error, stream }, 'append failed');
+          const head = await headPosition();
+          const headers: Record<string, string> = status === 503 ? { 'retry-after': '1' } : {};
+          if (head !== undefined) headers['logline-position'] = head.toString();
+          return json(body, status, headers);
+        } finally {
+          admission.releaseBody(charge.bytes);
         }
-        const events = appendRequestEvents(body);
-        eventCount = events.length;
-        const leaveQueue = admission.enterQueue();
-        const result = await store.append(stream, events, { expectedVersion }).finally(leaveQueue);
-        metrics.countAppend('ok', eventCount);
-        metrics.appendLatency.observe((performance.now() - started) / 1000);
-        return json(result, 201, { etag: `"${result.streamVersion}"`, 'logline-position': result.position.toString() });
-      } catch (error) {
-        metrics.countAppend((error as { code?: string }).code ?? 'Internal', 0);
-        const { status, body } = errorResponse(error);
-        if (error instanceof OverloadedError) logger.warn({ stream, ...error.details }, 'append refused: overloaded');
-        else if (status >= 500) logger.error({ err: error, stream }, 'append failed');
-        const head = await headPosition();
-        const headers: Record<string, string> = status === 503 ? { 'retry-after': '1' } : {};
-        if (head !== undefined) headers['logline-position'] = head.toString();
-        return json(body, status, headers);
+      })();
+      inFlight.add(work);
+      try {
+        return await work;
       } finally {
-        admission.releaseBody(charge.bytes);
+        inFlight.delete(work);
       }
-    })();
-    inFlight.add(work);
-    try {
-      return await work;
-    } finally {
-      inFlight.delete(work);
-    }
-  });
+    };
+
+  // --- append ---
+  app.post(
+    '/v1/streams/:stream',
+    appendRoute(
+      (body) => appendRequestEvents(body),
+      (c) => expectedVersionFrom(c.req.header('if-match'), c.req.header('if-none-match')),
+    ),
+  );
+  // --- ingest: an outside producer's events, de-duplicated by its ids (ingest.ts) ---
+  app.post('/v1/ingest/:stream', appendRoute(ingestEvents, noPreconditions));
 
   // --- read one stream ---
   app.get('/v1/streams/:stream', async (c) => {

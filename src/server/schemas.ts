@@ -15,6 +15,26 @@ export const appendRequestSchema = z.strictObject({ events: z.array(newEventSche
   description: 'Events to append to one stream, atomically.',
 });
 
+const INGEST_ID_RULE = "id is required: the producer's id, 1 to 200 visible ASCII characters (no spaces)";
+
+export const ingestRequestSchema = z
+  .strictObject({
+    events: z.array(
+      newEventSchema.extend({
+        id: z
+          .string({ error: INGEST_ID_RULE })
+          .regex(/^[\x21-\x7e]{1,200}$/, { error: INGEST_ID_RULE })
+          .meta({
+            description: "The producer's id of the event: a retry with the same id (in the same stream) stores nothing.",
+          }),
+      }),
+    ),
+  })
+  .meta({
+    id: 'IngestRequest',
+    description: 'Events from an outside producer, each with its own id; appended to one stream atomically.',
+  });
+
 const position = z.string().regex(/^\d+$/).meta({ description: 'A global position, as a decimal string.' });
 
 export const recordedEventSchema = z
@@ -186,10 +206,83 @@ const streamParam = param('stream', 'path', 'Stream id: 1–200 characters of [A
 const sse = { description: 'Server-sent events: id = position, data = one RecordedEvent as JSON.', content: { 'text/event-stream': {} } };
 const beyondHead = errorReply('PositionBeyondHead: the position is beyond the store head (the store was restored or failed over)');
 
+/** /v1/connectors…: served when the server runs with `--connectors` (404 for every name otherwise). */
+function connectorPaths(): Record<string, unknown> {
+  const name = param('name', 'path', 'The connector’s name from the connectors file.');
+  const idsBody = {
+    required: false,
+    content: {
+      'application/json': {
+        schema: {
+          type: 'object',
+          properties: { ids: { type: 'array', items: { type: 'integer', minimum: 1 } } },
+          additionalProperties: false,
+        },
+      },
+    },
+  };
+  const control = (summary: string, answer: string, body = false) => ({
+    post: {
+      summary: `${summary} (write on *)`,
+      parameters: [name],
+      ...(body ? { requestBody: idsBody } : {}),
+      responses: {
+        200: { description: answer },
+        400: errorReply('Bad body'),
+        403: errorReply('No write right on *'),
+        404: errorReply('Unknown connector'),
+      },
+    },
+  });
+  const connector =
+    '{name, sink:{type,target}, breaker, breakerOpened, status, delivered, failedDeliveries, lastError?, lastDeliveredAt?, checkpoint, head, lag, parked}';
+  return {
+    '/v1/connectors': {
+      get: {
+        summary: 'Connectors running in this server, with breaker state, lag and parked count (read on *)',
+        responses: { 200: { description: `{"connectors":[${connector}]}` } },
+      },
+    },
+    '/v1/connectors/{name}': {
+      get: {
+        summary: 'One connector (read on *)',
+        parameters: [name],
+        responses: { 200: { description: connector }, 404: errorReply('Unknown connector') },
+      },
+    },
+    '/v1/connectors/{name}/parked': {
+      get: {
+        summary: 'A connector’s parked events (read on *)',
+        parameters: [name],
+        responses: {
+          200: { description: '{"parked":[{id, consumer, position, event, error, stack, attempts, parkedAt}]}' },
+          404: errorReply('Unknown connector'),
+        },
+      },
+    },
+    '/v1/connectors/{name}/parked/replay': control(
+      'Deliver parked events again (all, or these ids)',
+      '{"replayed":n,"failed":[{id,error}]}',
+      true,
+    ),
+    '/v1/connectors/{name}/parked/skip': control('Drop parked events undelivered (all, or these ids)', '{"skipped":n}', true),
+    '/v1/connectors/{name}/pause': control('Hold deliveries (the breaker is isolated); appends go on', 'The connector’s stats'),
+    '/v1/connectors/{name}/resume': control('Let deliveries go again', 'The connector’s stats'),
+  };
+}
+
 /** The OpenAPI 3.1 document served at /v1/openapi.json. */
 export function openApiDocument(): Record<string, unknown> {
   const registry = z.registry<{ id: string }>();
-  for (const schema of [appendRequestSchema, appendResponseSchema, recordedEventSchema, streamPageSchema, allPageSchema, errorSchema]) {
+  for (const schema of [
+    appendRequestSchema,
+    ingestRequestSchema,
+    appendResponseSchema,
+    recordedEventSchema,
+    streamPageSchema,
+    allPageSchema,
+    errorSchema,
+  ]) {
     registry.add(schema, { id: (schema.meta() as { id: string }).id });
   }
   const { schemas } = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: 'input', unrepresentable: 'any' });
@@ -244,6 +337,30 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      '/v1/ingest/{stream}': {
+        post: {
+          summary: 'Ingest events from an outside producer, de-duplicated by the producer’s ids (write on the stream)',
+          description:
+            'Each event carries the producer’s own id; the stored event id is a UUID v5 of the stream and that id, and ' +
+            '`metadata.ingestId` keeps it. Re-sending a request (same ids, same content) returns 201 with the original ' +
+            'result and stores nothing. No precondition headers.',
+          parameters: [streamParam],
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/IngestRequest' } } } },
+          responses: {
+            201: {
+              ...json(appendResponseSchema, 'Appended, or the original result of an earlier identical request'),
+              headers: { ETag: { schema: { type: 'string' } }, ...positionHeader },
+            },
+            400: errorReply('Bad body (an id missing, repeated or too long), a precondition header, or a bad stream id'),
+            401: errorReply('No valid API key'),
+            403: errorReply('Outside the key’s rights'),
+            409: errorReply('IdempotencyConflict: an id already stored with other content, or as part of another request'),
+            413: errorReply('EventTooLarge or AppendTooLarge'),
+            415: errorReply('Content-Type is not application/json'),
+            503: errorReply('Overloaded: too many append bytes or appends in flight; retry after Retry-After seconds'),
+          },
+        },
+      },
       '/v1/streams/{stream}/subscribe': {
         get: {
           summary: 'Follow one stream (SSE): catch-up, then live',
@@ -289,6 +406,21 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/v1/stats': { get: { summary: 'Event and stream counts, head position', responses: { 200: { description: 'Stats' } } } },
       '/v1/subscriptions': { get: { summary: 'Live subscriptions and their lag', responses: { 200: { description: 'Subscriptions' } } } },
+      '/v1/subscriptions/{name}': {
+        get: {
+          summary: 'One consumer’s checkpoint and lag (read on *)',
+          parameters: [
+            param('name', 'path', 'A subscription, projection@vN or consumer group.'),
+            param('Logline-Min-Position', 'header', 'Wait until the consumer has processed this position.'),
+          ],
+          responses: {
+            200: { description: 'The consumer' },
+            404: errorReply('Unknown consumer'),
+            503: errorReply('PositionTimeout: the consumer did not reach Logline-Min-Position in time'),
+          },
+        },
+      },
+      ...connectorPaths(),
       '/v1/history': {
         get: {
           summary: 'The last 15 minutes of appends/s, reads/s, SSE clients and consumer lag (read on *)',

@@ -193,3 +193,56 @@ describe('a sink whose broker client is not installed', () => {
     expect(error.message).toMatch(/npm install logline-no-such-broker-client/);
   });
 });
+
+describe('the webhook sink on its own (node:http, keep-alive)', () => {
+  it('classifies answers: 2xx delivered, 3xx and 5xx/408/429 retry, other 4xx poison; credentials in the URL go as Basic auth, not into target', async () => {
+    const { createServer } = await import('node:http');
+    const seen: Array<{ authorization?: string; body: string; socket: number }> = [];
+    const sockets = new Map<unknown, number>();
+    let status = 204;
+    const server = createServer((request, response) => {
+      let body = '';
+      request.setEncoding('utf8');
+      request.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      request.on('end', () => {
+        if (!sockets.has(request.socket)) sockets.set(request.socket, sockets.size);
+        seen.push({ authorization: request.headers.authorization, body, socket: sockets.get(request.socket) as number });
+        if (status === 302) response.writeHead(302, { location: 'http://127.0.0.1:1/' }).end();
+        else if (status === 0)
+          return; // hang: the caller's signal ends it
+        else response.writeHead(status).end(status >= 400 ? `refused with ${status}` : undefined);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => server.close(() => resolve(server.closeAllConnections()))));
+    const { port } = server.address() as { port: number };
+    const sink = httpSink({ url: `http://hook:pa%3Ass@127.0.0.1:${port}/in`, connector: 'c' });
+    cleanups.push(() => sink.close());
+    expect(sink.target).toBe(`http://hook@127.0.0.1:${port}/in`);
+    const message = { id: 'e-1', position: '1', streamId: 's-1', streamVersion: 1, type: 'T', category: 's', payload: {} };
+    const deliver = () => sink.deliver([message], AbortSignal.timeout(500));
+
+    await deliver();
+    await deliver();
+    expect(seen[0]?.authorization).toBe(`Basic ${Buffer.from('hook:pa:ss').toString('base64')}`);
+    expect(JSON.parse(seen[0]?.body ?? '{}')).toEqual({ connector: 'c', messages: [message] });
+    expect(seen[1]?.socket).toBe(0); // the connection was kept alive and reused
+    for (const [answer, name] of [
+      [302, 'SinkUnavailableError'],
+      [503, 'SinkUnavailableError'],
+      [408, 'SinkUnavailableError'],
+      [429, 'SinkUnavailableError'],
+      [0, 'SinkUnavailableError'],
+      [410, 'PoisonMessageError'],
+      [400, 'PoisonMessageError'],
+    ] as const) {
+      status = answer;
+      const error = await deliver().catch((e) => e);
+      expect(error?.name, `answer ${answer}`).toBe(name);
+      if (answer === 410) expect(error.message).toMatch(/answered 410: refused with 410/);
+      if (answer === 302) expect(error.message).toMatch(/redirects are not followed/);
+    }
+  });
+});

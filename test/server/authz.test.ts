@@ -148,7 +148,26 @@ const writeCases: Case[] = [
   [ORDERS, 'POST', `/v1/streams/order-2?api_key=${ORDERS}&api_key=${ADMIN}`, MALFORMED],
   [READER, 'POST', '/v1/streams/order-2', DENIED],
   [SCRAPER, 'POST', '/v1/streams/order-2', DENIED],
+  // ingest: the same right as an append (write on the stream)
+  [ORDERS, 'POST', '/v1/ingest/secret-2', DENIED],
+  [ORDERS, 'POST', '/v1/ingest/%73ecret-2', DENIED],
+  [ORDERS, 'POST', '/v1/ingest/SECRET-2', DENIED],
+  [ORDERS, 'POST', '/v1/ingest/Order-2', DENIED],
+  [ORDERS, 'POST', '/v1/ingest/order-2%2F..%2Fsecret-2', MALFORMED],
+  [ORDERS, 'POST', '/v1/ingest/order-2%252F..%252Fsecret-2', MALFORMED],
+  [ORDERS, 'POST', '/v1/ingest/order-2/../secret-2', [403, 404]],
+  [ORDERS, 'POST', `/v1/ingest/secret-2?api_key=${ADMIN}`, DENIED],
+  [ORDERS, 'POST', '/v1/ingest/order-2?stream=secret-2', MALFORMED],
+  [ORDERS, 'POST', '/V1/INGEST/secret-2', [404]],
+  [READER, 'POST', '/v1/ingest/order-2', DENIED],
+  [SCRAPER, 'POST', '/v1/ingest/order-2', DENIED],
 ];
+
+/** A write's body: an append, or an ingest (each event with a producer id). */
+const writeBody = (path: string, marker: string) =>
+  path.toLowerCase().startsWith('/v1/ingest/')
+    ? JSON.stringify({ events: [{ id: `p-${marker}`, type: 'Seeded', data: { marker } }] })
+    : event(marker);
 
 describe('authorization matrix', () => {
   const dir = tempDir();
@@ -176,7 +195,7 @@ describe('authorization matrix', () => {
   });
 
   it.each(writeCases)('%#: write %s %s %s', async (key, method, path, allowed) => {
-    const answer = await send(base, method, path, key, event(SECRET));
+    const answer = await send(base, method, path, key, writeBody(path, SECRET));
     expect(allowed, `${path}: ${answer.text.slice(0, 200)}`).toContain(answer.status);
   });
 
@@ -228,5 +247,15 @@ describe('authorization matrix', () => {
       expect(JSON.parse(health.text)).toEqual({ status: 'ok', backend: 'sqlite', headPosition: '4' });
     }
     expect(JSON.parse((await send(base, 'GET', `/v1/health?api_key=${READER}`)).text)).toMatchObject({ headPosition: '4' });
+  });
+
+  // Last: it stores an event the counts above do not expect.
+  it('a key with write on the stream may ingest; the event is stored once under its producer id', async () => {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const answer = await send(base, 'POST', '/v1/ingest/order-9', ORDERS, writeBody('/v1/ingest/order-9', 'ingested'));
+      expect(answer.status, answer.text).toBe(201);
+    }
+    const page = JSON.parse((await send(base, 'GET', '/v1/streams/order-9', ORDERS)).text) as { events: Array<{ metadata: unknown }> };
+    expect(page.events.map((e) => e.metadata)).toEqual([{ ingestId: 'p-ingested' }]);
   });
 });
