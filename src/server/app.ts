@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError } from '../core/errors.js';
+import { UnknownSubjectError } from '../core/personal-data.js';
 import { traceRead } from '../core/tracing.js';
 import type { EventStore, ExpectedVersion, RecordedEvent } from '../core/types.js';
 import { assertStreamId } from '../core/validation.js';
@@ -15,7 +16,7 @@ import { type ConsumerInfo, getLag, listConsumers, summarizeGroups } from '../pr
 import type { ConsumerHandle } from '../projections/subscription.js';
 import { mountParkedApi } from './admin-api.js';
 import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, OverloadedError } from './admission.js';
-import { type ApiKey, allows, type KeyRing, requireRight } from './auth.js';
+import { type ApiKey, allows, type KeyRing, requireAdmin, requireRight } from './auth.js';
 import { mountHistory } from './history.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
 import { stringify, toWire } from './json.js';
@@ -439,7 +440,7 @@ export function createApp(options: AppOptions): LoglineApp {
     const from = q.from ?? 0n;
     const limit = q.limit ?? DEFAULT_PAGE;
     const events = traceRead('logline.read', { 'logline.stream': '$all', 'logline.from': String(from) }, () =>
-      store.readAll({ from, limit, types: q.types, streamPrefix: q.streamPrefix }),
+      store.readAll({ from, limit, types: q.types, streamPrefix: q.streamPrefix, sealed: q.sealed === 'true' }),
     );
     const page = await collectPage(events, limit, () => 'take');
     const next = page.last?.position ?? from;
@@ -492,6 +493,25 @@ export function createApp(options: AppOptions): LoglineApp {
     assertStreamId(stream);
     requireRight(keyOf(c), 'read', stream, `stream '${stream}'`);
     return subscribe(c, queryOf(c, streamSubscribeQuery), stream);
+  });
+
+  // --- personal data (docs/lifecycle.md#forget-a-person) ---
+  app.get('/v1/subjects/:subject', async (c) => {
+    queryOf(c, noQuery);
+    const subject = c.req.param('subject');
+    requireAdmin(keyOf(c), `subject '${subject}'`);
+    const status = await store.subjectStatus(subject);
+    if (!status) throw new UnknownSubjectError(subject);
+    return json(status);
+  });
+
+  app.delete('/v1/subjects/:subject', async (c) => {
+    queryOf(c, noQuery);
+    const subject = c.req.param('subject');
+    requireAdmin(keyOf(c), `subject '${subject}'`);
+    const result = await store.forget(subject);
+    logger.info({ subject, alreadyForgotten: result.alreadyForgotten }, 'subject forgotten');
+    return json(result);
   });
 
   // --- operations ---

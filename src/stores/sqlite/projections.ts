@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS logline_group_members (
 
 const quote = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`;
 
-export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | 'addInlineHook'>): ProjectionBackend {
+export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | 'addInlineHook' | 'openSealed'>): ProjectionBackend {
   const db = store.database;
   db.transaction(() => db.exec(SCHEMA)).immediate();
   // Read models, checkpoints, parked rows and leases can all be rebuilt from the log, so their
@@ -289,7 +289,7 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
  * events, and moves the checkpoint; a failure of the append's own events fails the append.
  */
 async function attachSqliteInline(
-  store: Pick<SqliteEventStore, 'database' | 'addInlineHook'>,
+  store: Pick<SqliteEventStore, 'database' | 'addInlineHook' | 'openSealed'>,
   projection: InlineProjection,
 ): Promise<{ detach(): void } | undefined> {
   const { key, guard, wants, apply, advance } = projection;
@@ -337,7 +337,7 @@ async function attachSqliteInline(
     const first = (appended[0] as RecordedEvent).position;
     const last = (appended[appended.length - 1] as RecordedEvent).position;
     const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
-    const gap = first - 1n > stored ? (missed.all(stored, first) as Row[]).map(toRecorded) : [];
+    const gap = first - 1n > stored ? store.openSealed((missed.all(stored, first) as Row[]).map(toRecorded)) : [];
     const isNew = (event: RecordedEvent) => event.position > stored && wants(event);
     const missedEvents = gap.filter(isNew);
     if (missedEvents.length > 0 && !appliedMissed(missedEvents)) {
@@ -361,7 +361,7 @@ async function attachSqliteInline(
   const detach = store.addInlineHook(hook);
   // Catch up to the head now, synchronously: no append of this process can interleave.
   const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
-  const rest = (missed.all(stored, Number.MAX_SAFE_INTEGER) as Row[]).map(toRecorded);
+  const rest = store.openSealed((missed.all(stored, Number.MAX_SAFE_INTEGER) as Row[]).map(toRecorded));
   if (rest.length > 0) {
     const through = (rest[rest.length - 1] as RecordedEvent).position;
     const caughtUp = await projection

@@ -16,6 +16,17 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
 import { DriverMissingError, LoglineError, StoreClosedError, StoreUnavailableError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
+import {
+  assertMasterKey,
+  forgetSubject,
+  hasPersonalData,
+  openEvents,
+  readableKeys,
+  SUBJECTS_STREAM,
+  sealedSubjects,
+  sealForAppend,
+  subjectStatus,
+} from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import { recordCommit, type Span, traceAppend } from '../../core/tracing.js';
 import {
@@ -49,6 +60,7 @@ import {
 import type { ProjectionSupport } from '../../projections/backend.js';
 import { COLUMNS, type Row, toRecorded } from './rows.js';
 import { migrate } from './schema.js';
+import { createSqliteKeyTable } from './subject-keys.js';
 
 /** Events counted per step when stats() catches up: a few milliseconds of work between yields. */
 const TALLY_SLICE = 20_000;
@@ -65,6 +77,8 @@ export interface SqliteStoreOptions {
   /** Longest a live subscriber sleeps before re-reading when no wake-up arrives. Default 250 ms. */
   pollMs?: number;
   limits?: Partial<StoreLimits>;
+  /** Wraps each subject key (AES-256-GCM, 32 bytes); see docs/lifecycle.md#forget-a-person. */
+  masterKey?: Uint8Array;
 }
 
 /** Runs inside the append's transaction after its events are inserted (inline projections). */
@@ -77,6 +91,8 @@ export interface SqliteEventStore extends EventStore, ProjectionSupport {
   readonly path: string;
   /** Registers a hook that runs inside every append transaction; returns an unregister function. */
   addInlineHook(hook: SqliteInlineHook): () => void;
+  /** Opens the personal fields of events read from the table directly (inline projections do). */
+  openSealed(events: RecordedEvent[]): RecordedEvent[];
 }
 
 interface PendingAppend {
@@ -106,6 +122,7 @@ async function loadDriver(): Promise<typeof BetterSqlite3> {
 }
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteEventStore> {
+  assertMasterKey(options.masterKey);
   const Driver = await loadDriver();
   const inMemory = options.path === ':memory:';
   const path = inMemory ? options.path : resolve(options.path);
@@ -124,6 +141,14 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   let closed = false;
   let queue: PendingAppend[] = [];
   let flushScheduled = false;
+  const { masterKey } = options;
+  const keyTable = createSqliteKeyTable(db);
+  const noted = new Set<string>();
+  /** Events read from the table as a reader sees them (synchronous: the retry check runs inside a transaction). */
+  const openSealed = (events: RecordedEvent[]): RecordedEvent[] => {
+    const subjects = sealedSubjects(events);
+    return subjects.length ? openEvents(events, readableKeys(keyTable.load(subjects), masterKey)) : events;
+  };
 
   const sql = {
     version: db.prepare('SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?').pluck(),
@@ -183,7 +208,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     if (filter.types) params.push(JSON.stringify(filter.types));
     if (filter.streamPrefix) params.push(filter.streamPrefix, `${filter.streamPrefix}\uffff`);
     params.push(limit);
-    return (pageStatement(filter).all(...params) as Row[]).map(toRecorded);
+    const page = (pageStatement(filter).all(...params) as Row[]).map(toRecorded);
+    return filter.sealed ? page : openSealed(page);
   };
 
   /**
@@ -228,7 +254,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     if (!versionMatches(expected, actual)) {
       // A retry of an append that already landed shows up here as a version mismatch.
       const stored = events.length ? (sql.byIds.all(JSON.stringify(events.map((e) => e.id))) as Row[]) : [];
-      if (stored.length) return resolveRetry(stream, expected, events, stored.map(toRecorded));
+      if (stored.length) return resolveRetry(stream, expected, events, openSealed(stored.map(toRecorded)));
       throw new WrongExpectedVersionError(stream, expected, actual);
     }
     if (events.length === 0) return { streamVersion: actual, position: BigInt(sql.head.get() as number) };
@@ -261,7 +287,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
         const ownIds = new Set(events.slice(0, inserted).map((e) => e.id));
         const stored = (sql.byIds.all(JSON.stringify(events.map((e) => e.id))) as Row[]).filter((row) => !ownIds.has(row[3]));
         // Roll back what this append inserted so far, then answer as a retry (or a conflict).
-        throw new RetryDetected(resolveRetryOrError(stream, expected, events, stored));
+        throw new RetryDetected(resolveRetryOrError(stream, expected, events, openSealed(stored.map(toRecorded))));
       }
       throw error;
     }
@@ -432,6 +458,14 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     burst = undefined;
   };
 
+  function enqueue(stream: string, expected: ExpectedVersion, events: PreparedEvent[], span: Span | undefined): Promise<AppendResult> {
+    assertOpen();
+    return new Promise((resolve, reject) => {
+      queue.push({ stream, expected, events, resolve, reject, reruns: 0, span });
+      scheduleFlush();
+    });
+  }
+
   const store: SqliteEventStore = {
     backend: 'sqlite',
     limits,
@@ -449,6 +483,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       return () => inlineHooks.delete(hook);
     },
 
+    openSealed,
+
     append(stream: string, events: NewEvent[], opts: AppendOptions = {}): Promise<AppendResult> {
       return traceAppend('sqlite', stream, events, (span) => {
         try {
@@ -457,10 +493,11 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
           const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
           assertExpectedVersion(expected);
           const prepared = prepareEvents(events, limits);
-          return new Promise((resolve, reject) => {
-            queue.push({ stream, expected, events: prepared, resolve, reject, reruns: 0, span });
-            scheduleFlush();
-          });
+          // Sealing may create a subject key first; an append without personal data stays synchronous.
+          if (hasPersonalData(prepared)) {
+            return sealForAppend(stream, prepared, keyTable, masterKey, noted).then(() => enqueue(stream, expected, prepared, span));
+          }
+          return enqueue(stream, expected, prepared, span);
         } catch (error) {
           return Promise.reject(error);
         }
@@ -477,7 +514,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
         assertOpen();
         const pageSize = Math.min(500, remaining);
         const rows = (backward ? sql.readBackward : sql.readForward).all(stream, next, pageSize) as Row[];
-        for (const row of rows) yield toRecorded(row);
+        yield* openSealed(rows.map(toRecorded));
         if (rows.length < pageSize) return;
         remaining -= rows.length;
         const last = (rows[rows.length - 1] as Row)[2];
@@ -557,6 +594,16 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       return { streamId: stream, name, streamVersion, snapshotVersion, state: JSON.parse(state) as JsonValue, takenAt };
     },
 
+    async forget(subject: string) {
+      assertOpen();
+      return forgetSubject(subject, keyTable, (event) => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined));
+    },
+
+    async subjectStatus(subject: string) {
+      assertOpen();
+      return subjectStatus(subject, keyTable);
+    },
+
     async close() {
       if (closed) return;
       // Appends already accepted are written before the connection closes.
@@ -599,9 +646,9 @@ class RetryDetected extends Error {
   }
 }
 
-function resolveRetryOrError(stream: string, expected: ExpectedVersion, events: PreparedEvent[], stored: Row[]): Outcome {
+function resolveRetryOrError(stream: string, expected: ExpectedVersion, events: PreparedEvent[], stored: RecordedEvent[]): Outcome {
   try {
-    return { ok: true, result: resolveRetry(stream, expected, events, stored.map(toRecorded)) };
+    return { ok: true, result: resolveRetry(stream, expected, events, stored) };
   } catch (error) {
     return { ok: false, error };
   }
