@@ -152,6 +152,8 @@ export function describePersonalData(name: string, open: Open): void {
       expect(await store.loadSnapshot('user-h', 'user')).toBeUndefined();
       expect(await store.loadSnapshot('user-m', 'user')).toMatchObject({ state: { email: 'marge@example.com' } });
       expect(await store.subjectStatus(homer)).toMatchObject({ subject: homer, forgottenAt: result.forgottenAt });
+      // The notification counts like any event (a backend must not trip over the system stream).
+      expect((await store.stats()).events).toBe(before.length + 1);
       expect((await store.subjectStatus(marge))?.forgottenAt).toBeUndefined();
 
       // Idempotent: a second forget changes nothing and says so.

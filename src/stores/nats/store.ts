@@ -724,7 +724,11 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     async stats(): Promise<StoreStats> {
       assertOpen();
       const ids = await streamIds();
-      const versions = await inChunks(ids, (id) => store.streamVersion(id));
+      // Not store.streamVersion: the log also holds the system stream `$subjects`, which it refuses.
+      const versions = await inChunks(ids, async (id) => {
+        const last = await getMessage(layout.log, { last_by_subj: logSubject(layout, id) });
+        return last ? headOf(fromStored(last)).version : 0;
+      });
       return { events: versions.reduce((a, b) => a + b, 0), streams: ids.length, headPosition: lastPositionOf(await lastSeq()) };
     },
 
