@@ -256,6 +256,8 @@ interface Page {
   last: RecordedEvent | undefined;
   /** Whether the page ended on its limit or its byte budget (there may be more), not on the data. */
   more: boolean;
+  /** Whether an event of the page declares personal data (docs/lifecycle.md#forget-a-person). */
+  personal: boolean;
 }
 
 /** Reads a page, stopping at `limit` events, at MAX_PAGE_BYTES, or where `check` says stop. */
@@ -267,16 +269,24 @@ async function collectPage(
   const parts: string[] = [];
   let bytes = 0;
   let last: RecordedEvent | undefined;
+  let personal = false;
   for await (const event of events) {
-    if (check(event) === 'stop') return { parts, last, more: false };
+    if (check(event) === 'stop') return { parts, last, more: false, personal };
     const part = stringify(toWire(event));
-    if (parts.length > 0 && bytes + part.length > MAX_PAGE_BYTES) return { parts, last, more: true };
+    if (parts.length > 0 && bytes + part.length > MAX_PAGE_BYTES) return { parts, last, more: true, personal };
     parts.push(part);
     bytes += part.length;
     last = event;
+    personal ||= event.metadata.personal !== undefined;
   }
-  return { parts, last, more: parts.length === limit };
+  return { parts, last, more: parts.length === limit, personal };
 }
+
+/**
+ * Personal data is kept out of HTTP caches: forget changes what a page says without changing the
+ * stream's version (its ETag), so a cached copy would be revalidated as current.
+ */
+const noStore = (page: Page): Record<string, string> => (page.personal ? { 'cache-control': 'no-store' } : {});
 
 const rawJson = (text: string, headers: Record<string, string> = {}) =>
   new Response(text, { status: 200, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
@@ -422,7 +432,7 @@ export function createApp(options: AppOptions): LoglineApp {
     const page = await collectPage(events, limit, (event) => (event.streamVersion > version ? 'stop' : 'take'));
     const last = page.last?.streamVersion;
     const next = last === undefined || !page.more ? null : backward ? (last > 1 ? last - 1 : null) : last < version ? last + 1 : null;
-    return rawJson(`{"events":[${page.parts.join(',')}],"streamVersion":${version},"next":${next}}`, { etag });
+    return rawJson(`{"events":[${page.parts.join(',')}],"streamVersion":${version},"next":${next}}`, { etag, ...noStore(page) });
   });
 
   // --- list streams (admin page, CLI) ---
@@ -444,7 +454,7 @@ export function createApp(options: AppOptions): LoglineApp {
     );
     const page = await collectPage(events, limit, () => 'take');
     const next = page.last?.position ?? from;
-    return rawJson(`{"events":[${page.parts.join(',')}],"next":"${next}"}`);
+    return rawJson(`{"events":[${page.parts.join(',')}],"next":"${next}"}`, noStore(page));
   });
 
   const subscribe = async (c: Context<Env>, q: { from?: bigint; types?: string[]; streamPrefix?: string }, stream: string | undefined) => {

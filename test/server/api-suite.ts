@@ -302,7 +302,14 @@ export function describeHttpApi(name: string, backend: Backend): void {
       const appended = await post(`${base}/v1/streams/${s}`, { events: [signedUp] });
       expect(appended.status).toBe(201);
       const position = BigInt(appended.body.position as string);
-      expect((await get(`${base}/v1/streams/${s}`)).body.events).toMatchObject([{ data: { email, plan: 'pro' } }]);
+      const plain = await get(`${base}/v1/streams/${s}`);
+      expect(plain.body.events).toMatchObject([{ data: { email, plan: 'pro' } }]);
+      // Forget changes the page but not the version (the ETag): no HTTP cache may keep it.
+      expect(plain.headers.get('cache-control')).toBe('no-store');
+      const plainStream = stream('plain');
+      await post(`${base}/v1/streams/${plainStream}`, { events: [ev()] });
+      const withoutPersonal = await get(`${base}/v1/streams/${plainStream}`);
+      expect([withoutPersonal.status, withoutPersonal.headers.get('cache-control')]).toEqual([200, null]);
       const [live] = await collectSse(`${base}/v1/streams/${s}/subscribe`, 1);
       expect(live?.event.data).toEqual({ email, plan: 'pro' });
       const sealed = await get(`${base}/v1/all?from=${position - 1n}&limit=1&sealed=true`);
