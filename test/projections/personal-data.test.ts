@@ -46,6 +46,8 @@ const emails = (dialect: Dialect, version = 1) =>
     name: 'emails',
     version,
     tables: ['emails'],
+    // Limited to user streams, it still receives the notifications of `$subjects`.
+    streamPrefix: 'user-',
     setup: ({ tx, table }) => dialect.run(tx, `CREATE TABLE ${table('emails')} (subject TEXT PRIMARY KEY, email TEXT)`, []),
     handlers: {
       UserSignedUp: (e, { tx, table }) => {
