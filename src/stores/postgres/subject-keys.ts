@@ -3,7 +3,9 @@
  * subject, raw or wrapped by the master key, and the streams that hold each subject's events
  * (forget drops their snapshots). PostgreSQL never overwrites a row in place: the destroyed key
  * stays in the old row version until VACUUM, so forget rewrites the (small) key table with
- * VACUUM FULL, which leaves no file holding it. WAL segments keep it until they are recycled.
+ * VACUUM FULL, which leaves no file holding it once no transaction older than the forget is open
+ * (VACUUM keeps row versions such a transaction may still see). WAL segments keep it until they
+ * are recycled.
  */
 import type { Sql } from 'postgres';
 import type { KeyTable, StoredKey } from '../../core/personal-data.js';
@@ -29,8 +31,16 @@ interface KeyRow {
   forgotten_at: string | null;
 }
 
-/** `onVacuumError` hears why the key table could not be rewritten (the key is destroyed all the same). */
-export function createPostgresKeyTable(sql: Sql, schema: string, onVacuumError: (error: unknown) => void = () => {}): KeyTable {
+/** A key table whose rewrite failed still destroyed the key: say so where operators look (a process warning). */
+const warnVacuumFailed = (schema: string) => (error: unknown) => {
+  process.emitWarning(
+    `VACUUM FULL of ${schema}.subject_keys after a forget failed (${String((error as Error)?.message ?? error)}): the destroyed key stays in an old row version until the table is vacuumed; run VACUUM FULL as its owner`,
+    { code: 'LOGLINE_FORGET_VACUUM' },
+  );
+};
+
+export function createPostgresKeyTable(sql: Sql, schema: string): KeyTable {
+  const onVacuumError = warnVacuumFailed(schema);
   const S = sql(schema);
   const toStored = (row: KeyRow): StoredKey => ({
     key: row.key === null ? undefined : Buffer.from(row.key, 'hex'),
@@ -66,10 +76,10 @@ export function createPostgresKeyTable(sql: Sql, schema: string, onVacuumError: 
         await tx`DELETE FROM ${S}.snapshots WHERE stream_id IN (SELECT stream_id FROM ${S}.subject_streams WHERE subject = ${subject})`;
         return { subject, forgottenAt: at, alreadyForgotten: false };
       });
-      if (result && !result.alreadyForgotten) {
-        // Outside the transaction (VACUUM cannot run in one); needs the table's owner.
-        await sql`VACUUM (FULL) ${S}.subject_keys`.catch(onVacuumError);
-      }
+      // Outside the transaction (VACUUM cannot run in one); needs the table's owner. It keeps the
+      // old row version while a transaction older than the forget is open, so a repeated forget
+      // runs it again: the way to finish the job once such a transaction has ended.
+      if (result) await sql`VACUUM (FULL) ${S}.subject_keys`.catch(onVacuumError);
       return result;
     },
     async status(subject) {

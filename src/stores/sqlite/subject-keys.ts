@@ -78,7 +78,8 @@ export function createSqliteKeyTable(db: Database): SqliteKeyTable {
         const result = forget.immediate(subject, at);
         // The WAL still holds the page as it was before: copy the new one into the main file
         // and cut the WAL to nothing (other processes' open reads can hold this back).
-        if (result && !result.alreadyForgotten) db.pragma('wal_checkpoint(TRUNCATE)');
+        // A reader in another process can hold the checkpoint back: a repeated forget tries again.
+        if (result) db.pragma('wal_checkpoint(TRUNCATE)');
         return result;
       } finally {
         db.pragma(`secure_delete = ${previous === 2 ? 'FAST' : previous}`);

@@ -61,6 +61,20 @@ describe.skipIf(!reachable)('personal data in PostgreSQL', () => {
     return Buffer.from(row?.bytes ?? []);
   };
 
+  /** Waits (at most 60 s) until no session of this database holds a snapshot taken before now. */
+  const olderTransactionsEnded = async () => {
+    const [{ now } = { now: '0' }] = await admin<{ now: string }[]>`SELECT pg_current_xact_id()::text AS now`;
+    for (let waited = 0; waited < 60_000; waited += 200) {
+      const [row] = await admin<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL
+          AND age(backend_xmin) > age(${now}::xid)`;
+      if (row?.n === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error('a transaction older than the forget stayed open for 60 s');
+  };
+
   const keyOf = async (subject: string): Promise<Buffer> => {
     const [row] = await admin<
       { key: string }[]
@@ -94,11 +108,19 @@ describe.skipIf(!reachable)('personal data in PostgreSQL', () => {
     for (const secret of [homerEmail, margeEmail]) expect(exported.includes(secret)).toBe(false);
     expect(holdsKey(exported, homerKey) || holdsKey(exported, margeKey)).toBe(false);
 
-    await store.forget(homer);
+    expect(await store.forget(homer)).toMatchObject({ alreadyForgotten: false });
+    // VACUUM keeps the old row version while a transaction older than the forget is open (other
+    // suites share this server): wait those out and forget again, which runs the cleanup again;
+    // the test itself never vacuums, so without the store's VACUUM FULL the key stays.
+    let keyFile = await heapFile('subject_keys');
+    for (let attempt = 0; attempt < 5 && holdsKey(keyFile, homerKey); attempt++) {
+      await olderTransactionsEnded();
+      expect(await store.forget(homer)).toMatchObject({ alreadyForgotten: true });
+      keyFile = await heapFile('subject_keys');
+    }
     const after = await dump();
     expect(holdsKey(after, homerKey)).toBe(false);
     expect(holdsKey(after, margeKey)).toBe(true);
-    const keyFile = await heapFile('subject_keys');
     expect(holdsKey(keyFile, homerKey)).toBe(false); // VACUUM FULL left no old row version
     expect(holdsKey(keyFile, margeKey)).toBe(true);
     const read = await collect(store.readAll());
