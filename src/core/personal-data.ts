@@ -313,6 +313,36 @@ export async function sealForAppend(
   sealEvents(events, readableKeys(stored, masterKey));
 }
 
+/**
+ * Keeps a store's appends in call order (docs/store.md) when some must first seal, which waits for
+ * the key table: from then on later appends queue behind it, and each is submitted (handed to the
+ * backend's write queue) only after the one called before it was. With nothing sealing, an append
+ * is submitted at once, as without personal data.
+ */
+export function inCallOrder(): <R>(sealing: Promise<void> | undefined, submit: () => Promise<R>) => Promise<R> {
+  let last: Promise<void> = Promise.resolve();
+  let waiting = 0;
+  return (sealing, submit) => {
+    if (sealing === undefined && waiting === 0) return submit();
+    waiting++;
+    // Handled here at once: its failure reaches the caller through `turn`, maybe only after
+    // earlier appends were submitted, and must not count as unhandled meanwhile.
+    sealing?.catch(() => {});
+    const turn = last.then(() => sealing);
+    const result = turn.then(submit);
+    // Registered after `submit`, so it runs once this append was submitted (or failed to seal).
+    last = turn.then(
+      () => {
+        waiting--;
+      },
+      () => {
+        waiting--;
+      },
+    );
+    return result;
+  };
+}
+
 /** Opens the sealed events of a page (see openEvents), looking their subjects' keys up once. */
 export async function openPage(events: RecordedEvent[], table: KeyTable, masterKey: Uint8Array | undefined): Promise<RecordedEvent[]> {
   const subjects = sealedSubjects(events);

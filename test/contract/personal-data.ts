@@ -165,6 +165,35 @@ export function describePersonalData(name: string, open: Open): void {
       expect(await store.headPosition()).toBe(head);
     });
 
+    it('keeps call order when personal and plain appends are issued together', async () => {
+      const store = await open();
+      const subject = `u-${randomUUID()}`;
+      // Not awaited one by one: the personal append must wait for its key, and the ones after it for it.
+      const pairs = await Promise.all([
+        store.append('user-o', [signedUp(subject, 'o@example.com')], { expectedVersion: 'no_stream' }),
+        store.append('user-o', [{ type: 'Plain', data: { n: 1 } }], { expectedVersion: 1 }),
+        store.append('user-o', [signedUp(subject, 'o2@example.com')], { expectedVersion: 2 }),
+      ]);
+      expect(pairs.map((r) => r.streamVersion)).toEqual([1, 2, 3]);
+      // Across streams, without expected versions: positions in call order.
+      const across = await Promise.all([
+        store.append('other-1', [{ type: 'Plain', data: { n: 1 } }]),
+        store.append('user-p', [signedUp(subject, 'p@example.com')]),
+        store.append('other-2', [{ type: 'Plain', data: { n: 2 } }]),
+        store.append('other-3', [{ type: 'Plain', data: { n: 3 } }]),
+      ]);
+      const positions = across.map((r) => r.position);
+      expect(positions).toEqual([...positions].sort((a, b) => (a < b ? -1 : 1)));
+      // A failed seal (a forgotten subject) fails its append alone; the ones after it go through in order.
+      await store.forget(subject);
+      const settled = await Promise.allSettled([
+        store.append('user-o', [signedUp(subject, 'x@example.com')]),
+        store.append('other-1', [{ type: 'Plain', data: { n: 4 } }], { expectedVersion: 1 }),
+      ]);
+      expect(settled.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
+      expect((settled[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'SubjectForgotten' });
+    });
+
     it('forget of an unknown subject is a typed error; a bad subject an InvalidArgument', async () => {
       const store = await open();
       await store.append('user-1', [{ type: 'Plain', data: {}, metadata: { subject: 'only-subject' } }]);

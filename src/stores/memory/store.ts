@@ -5,6 +5,7 @@ import {
   assertMasterKey,
   forgetSubject,
   hasPersonalData,
+  inCallOrder,
   openPage,
   SUBJECTS_STREAM,
   sealForAppend,
@@ -17,6 +18,7 @@ import {
   type AppendResult,
   DEFAULT_LIMITS,
   type EventStore,
+  type ExpectedVersion,
   type ListStreamsOptions,
   type NewEvent,
   type ReadAllOptions,
@@ -34,6 +36,7 @@ import {
   matchesFilter,
   normalizeReadAllOptions,
   normalizeReadOptions,
+  type PreparedEvent,
   prepareEvents,
   versionMatches,
 } from '../../core/validation.js';
@@ -63,6 +66,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
     for (const key of snapshots.keys()) if (dropped.includes(key.slice(0, key.indexOf('\u0000')))) snapshots.delete(key);
   });
   const noted = new Set<string>();
+  const inOrder = inCallOrder();
   let closed = false;
 
   const assertOpen = () => {
@@ -81,11 +85,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
   };
 
   /** An append after the stream id check (forget appends to the system stream `$subjects`). */
-  async function write(stream: string, events: NewEvent[], opts: AppendOptions): Promise<AppendResult> {
-    const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
-    assertExpectedVersion(expected);
-    const prepared = prepareEvents(events, limits);
-    if (hasPersonalData(prepared)) await sealForAppend(stream, prepared, keyTable, masterKey, noted);
+  function write(stream: string, events: NewEvent[], opts: AppendOptions): Promise<AppendResult> {
+    try {
+      const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
+      assertExpectedVersion(expected);
+      const prepared = prepareEvents(events, limits);
+      const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
+      return inOrder(sealing, () => commit(stream, expected, prepared));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async function commit(stream: string, expected: ExpectedVersion, prepared: PreparedEvent[]): Promise<AppendResult> {
     const existing = streams.get(stream) ?? [];
     const stored = prepared.flatMap((event) => byId.get(event.id) ?? []);
     if (stored.length > 0) return resolveRetry(stream, expected, prepared, await openPage(stored.map(copy), keyTable, masterKey));

@@ -41,6 +41,7 @@ import {
   assertMasterKey,
   forgetSubject,
   hasPersonalData,
+  inCallOrder,
   openPage,
   SUBJECTS_STREAM,
   sealForAppend,
@@ -333,6 +334,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     patiently: (what, operation) => patiently(what, operation),
   });
   const noted = new Set<string>();
+  const inOrder = inCallOrder();
   const openSealed = (events: RecordedEvent[]) => openPage(events, keyTable, masterKey);
 
   const lastSeq = async (): Promise<number> =>
@@ -622,11 +624,9 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         assertExpectedVersion(expected);
         const prepared = prepareEvents(events, limits);
         const callerIds = events.some((e) => e.id !== undefined);
-        // Sealing may create a subject key first; an append without personal data is submitted at once.
-        if (hasPersonalData(prepared)) {
-          return sealForAppend(stream, prepared, keyTable, masterKey, noted).then(() => submit(stream, expected, prepared, callerIds));
-        }
-        return submit(stream, expected, prepared, callerIds);
+        // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
+        const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
+        return inOrder(sealing, () => submit(stream, expected, prepared, callerIds));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -748,7 +748,9 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
 
     async forget(subject: string) {
       assertOpen();
-      return forgetSubject(subject, keyTable, (event) => submit(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), true));
+      return forgetSubject(subject, keyTable, (event) =>
+        inOrder(undefined, () => submit(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), true)),
+      );
     },
 
     async subjectStatus(subject: string) {

@@ -27,6 +27,7 @@ import {
   assertMasterKey,
   forgetSubject,
   hasPersonalData,
+  inCallOrder,
   openPage,
   SUBJECTS_STREAM,
   sealForAppend,
@@ -180,6 +181,7 @@ function createPostgresStore(
   const { masterKey } = options;
   const keyTable = createPostgresKeyTable(sql, schema);
   const noted = new Set<string>();
+  const inOrder = inCallOrder();
   const openSealed = (events: RecordedEvent[]) => openPage(events, keyTable, masterKey);
   let closed = false;
   /** Set once the pool is ending: connection errors are final from then on. */
@@ -486,11 +488,9 @@ function createPostgresStore(
           const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
           assertExpectedVersion(expected);
           const prepared = prepareEvents(events, limits);
-          // Sealing may create a subject key first; an append without personal data goes straight to the queue.
-          if (hasPersonalData(prepared)) {
-            return sealForAppend(stream, prepared, keyTable, masterKey, noted).then(() => enqueue(stream, expected, prepared, span));
-          }
-          return enqueue(stream, expected, prepared, span);
+          // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
+          const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
+          return inOrder(sealing, () => enqueue(stream, expected, prepared, span));
         } catch (error) {
           return Promise.reject(error);
         }
@@ -607,7 +607,9 @@ function createPostgresStore(
 
     async forget(subject: string) {
       assertOpen();
-      return forgetSubject(subject, keyTable, (event) => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined));
+      return forgetSubject(subject, keyTable, (event) =>
+        inOrder(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
+      );
     },
 
     async subjectStatus(subject: string) {

@@ -20,6 +20,7 @@ import {
   assertMasterKey,
   forgetSubject,
   hasPersonalData,
+  inCallOrder,
   openEvents,
   readableKeys,
   SUBJECTS_STREAM,
@@ -144,6 +145,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   const { masterKey } = options;
   const keyTable = createSqliteKeyTable(db);
   const noted = new Set<string>();
+  const inOrder = inCallOrder();
   /** Events read from the table as a reader sees them (synchronous: the retry check runs inside a transaction). */
   const openSealed = (events: RecordedEvent[]): RecordedEvent[] => {
     const subjects = sealedSubjects(events);
@@ -493,11 +495,9 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
           const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
           assertExpectedVersion(expected);
           const prepared = prepareEvents(events, limits);
-          // Sealing may create a subject key first; an append without personal data stays synchronous.
-          if (hasPersonalData(prepared)) {
-            return sealForAppend(stream, prepared, keyTable, masterKey, noted).then(() => enqueue(stream, expected, prepared, span));
-          }
-          return enqueue(stream, expected, prepared, span);
+          // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
+          const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
+          return inOrder(sealing, () => enqueue(stream, expected, prepared, span));
         } catch (error) {
           return Promise.reject(error);
         }
@@ -596,7 +596,9 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
 
     async forget(subject: string) {
       assertOpen();
-      return forgetSubject(subject, keyTable, (event) => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined));
+      return forgetSubject(subject, keyTable, (event) =>
+        inOrder(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
+      );
     },
 
     async subjectStatus(subject: string) {
