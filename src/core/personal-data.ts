@@ -319,27 +319,44 @@ export async function sealForAppend(
  * backend's write queue) only after the one called before it was. With nothing sealing, an append
  * is submitted at once, as without personal data.
  */
-export function inCallOrder(): <R>(sealing: Promise<void> | undefined, submit: () => Promise<R>) => Promise<R> {
+export interface CallOrder {
+  /** Submits now, or after `sealing` and every append called before that is still waiting. */
+  run<R>(sealing: Promise<void> | undefined, submit: () => Promise<R>): Promise<R>;
+  /** Whether an append waits for its turn (close() lets them through before it drains). */
+  readonly busy: boolean;
+  /** Resolves once no append waits for its turn. */
+  idle(): Promise<void>;
+}
+
+export function inCallOrder(): CallOrder {
   let last: Promise<void> = Promise.resolve();
   let waiting = 0;
-  return (sealing, submit) => {
-    if (sealing === undefined && waiting === 0) return submit();
-    waiting++;
-    // Handled here at once: its failure reaches the caller through `turn`, maybe only after
-    // earlier appends were submitted, and must not count as unhandled meanwhile.
-    sealing?.catch(() => {});
-    const turn = last.then(() => sealing);
-    const result = turn.then(submit);
-    // Registered after `submit`, so it runs once this append was submitted (or failed to seal).
-    last = turn.then(
-      () => {
-        waiting--;
-      },
-      () => {
-        waiting--;
-      },
-    );
-    return result;
+  return {
+    run(sealing, submit) {
+      if (sealing === undefined && waiting === 0) return submit();
+      waiting++;
+      // Handled here at once: its failure reaches the caller through `turn`, maybe only after
+      // earlier appends were submitted, and must not count as unhandled meanwhile.
+      sealing?.catch(() => {});
+      const turn = last.then(() => sealing);
+      const result = turn.then(submit);
+      // Registered after `submit`, so it runs once this append was submitted (or failed to seal).
+      last = turn.then(
+        () => {
+          waiting--;
+        },
+        () => {
+          waiting--;
+        },
+      );
+      return result;
+    },
+    get busy() {
+      return waiting > 0;
+    },
+    async idle() {
+      while (waiting > 0) await last;
+    },
   };
 }
 

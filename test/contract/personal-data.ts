@@ -194,6 +194,13 @@ export function describePersonalData(name: string, open: Open): void {
       expect((settled[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'SubjectForgotten' });
     });
 
+    it('close lets an append that waits for its subject key through before it closes', async () => {
+      const store = await open();
+      const appended = store.append('user-c', [signedUp(`u-${randomUUID()}`, 'c@example.com')]);
+      await store.close();
+      expect(await appended).toMatchObject({ streamVersion: 1 });
+    });
+
     it('forget of an unknown subject is a typed error; a bad subject an InvalidArgument', async () => {
       const store = await open();
       await store.append('user-1', [{ type: 'Plain', data: {}, metadata: { subject: 'only-subject' } }]);

@@ -66,7 +66,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
     for (const key of snapshots.keys()) if (dropped.includes(key.slice(0, key.indexOf('\u0000')))) snapshots.delete(key);
   });
   const noted = new Set<string>();
-  const inOrder = inCallOrder();
+  const order = inCallOrder();
   let closed = false;
 
   const assertOpen = () => {
@@ -91,7 +91,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       assertExpectedVersion(expected);
       const prepared = prepareEvents(events, limits);
       const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
-      return inOrder(sealing, () => commit(stream, expected, prepared));
+      return order.run(sealing, () => commit(stream, expected, prepared));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -240,6 +240,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
     },
 
     async close() {
+      // Appends waiting for a subject key were accepted: they go in first.
+      if (order.busy) await order.idle();
       closed = true;
       signal.notify();
     },

@@ -334,7 +334,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     patiently: (what, operation) => patiently(what, operation),
   });
   const noted = new Set<string>();
-  const inOrder = inCallOrder();
+  const order = inCallOrder();
   const openSealed = (events: RecordedEvent[]) => openPage(events, keyTable, masterKey);
 
   const lastSeq = async (): Promise<number> =>
@@ -626,7 +626,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         const callerIds = events.some((e) => e.id !== undefined);
         // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
         const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
-        return inOrder(sealing, () => submit(stream, expected, prepared, callerIds));
+        return order.run(sealing, () => submit(stream, expected, prepared, callerIds));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -749,7 +749,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     async forget(subject: string) {
       assertOpen();
       return forgetSubject(subject, keyTable, (event) =>
-        inOrder(undefined, () => submit(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), true)),
+        order.run(undefined, () => submit(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), true)),
       );
     },
 
@@ -759,6 +759,9 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     },
 
     async close() {
+      if (closed) return;
+      // Appends waiting for a subject key were accepted: they are submitted first.
+      if (order.busy) await order.idle();
       if (closed) return;
       closed = true;
       // Appends already accepted are answered first.

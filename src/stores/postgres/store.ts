@@ -181,7 +181,7 @@ function createPostgresStore(
   const { masterKey } = options;
   const keyTable = createPostgresKeyTable(sql, schema);
   const noted = new Set<string>();
-  const inOrder = inCallOrder();
+  const order = inCallOrder();
   const openSealed = (events: RecordedEvent[]) => openPage(events, keyTable, masterKey);
   let closed = false;
   /** Set once the pool is ending: connection errors are final from then on. */
@@ -490,7 +490,7 @@ function createPostgresStore(
           const prepared = prepareEvents(events, limits);
           // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
           const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
-          return inOrder(sealing, () => enqueue(stream, expected, prepared, span));
+          return order.run(sealing, () => enqueue(stream, expected, prepared, span));
         } catch (error) {
           return Promise.reject(error);
         }
@@ -608,7 +608,7 @@ function createPostgresStore(
     async forget(subject: string) {
       assertOpen();
       return forgetSubject(subject, keyTable, (event) =>
-        inOrder(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
+        order.run(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
       );
     },
 
@@ -618,6 +618,9 @@ function createPostgresStore(
     },
 
     async close() {
+      if (closed) return;
+      // Appends waiting for a subject key were accepted: they join the queue first.
+      if (order.busy) await order.idle();
       if (closed) return;
       closed = true;
       // Appends already accepted are committed and answered before the pool ends.

@@ -145,7 +145,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   const { masterKey } = options;
   const keyTable = createSqliteKeyTable(db);
   const noted = new Set<string>();
-  const inOrder = inCallOrder();
+  const order = inCallOrder();
   /** Events read from the table as a reader sees them (synchronous: the retry check runs inside a transaction). */
   const openSealed = (events: RecordedEvent[]): RecordedEvent[] => {
     const subjects = sealedSubjects(events);
@@ -497,7 +497,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
           const prepared = prepareEvents(events, limits);
           // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
           const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
-          return inOrder(sealing, () => enqueue(stream, expected, prepared, span));
+          return order.run(sealing, () => enqueue(stream, expected, prepared, span));
         } catch (error) {
           return Promise.reject(error);
         }
@@ -597,7 +597,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     async forget(subject: string) {
       assertOpen();
       return forgetSubject(subject, keyTable, (event) =>
-        inOrder(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
+        order.run(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
       );
     },
 
@@ -607,6 +607,9 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     },
 
     async close() {
+      if (closed) return;
+      // Appends waiting for a subject key were accepted: they join the queue first.
+      if (order.busy) await order.idle();
       if (closed) return;
       // Appends already accepted are written before the connection closes.
       while (queue.length) flush();
