@@ -17,7 +17,7 @@ import type { ForgetResult, JsonObject, JsonValue, RecordedEvent, SubjectStatus 
 import type { PreparedEvent } from './validation.js';
 
 /** Metadata key of the sealed personal fields in the stored form of an event. */
-export const SEALED = '$sealed';
+const SEALED = '$sealed';
 /** Stream and type of the notification `forget` appends (a system stream: `$` is reserved). */
 export const SUBJECTS_STREAM = '$subjects';
 export const SUBJECT_FORGOTTEN = 'SubjectForgotten';
@@ -56,7 +56,7 @@ export interface StoredKey {
   forgottenAt: string | undefined;
 }
 
-export function assertSubject(subject: unknown): asserts subject is string {
+function assertSubject(subject: unknown): asserts subject is string {
   if (typeof subject !== 'string' || subject.length === 0 || subject.length > MAX_SUBJECT_LENGTH) {
     throw new InvalidArgumentError('subject', `got ${JSON.stringify(subject)}`, `a string of 1 to ${MAX_SUBJECT_LENGTH} characters`);
   }
@@ -131,7 +131,7 @@ export function personalDataProblems(data: JsonValue, metadata: JsonObject | und
 const isPersonal = (event: PreparedEvent): boolean => event.metadata.personal !== undefined;
 
 /** Subjects whose keys an append needs: to seal (`create`: a key is made if missing) or to open a sealed import. */
-export function subjectsToSeal(events: PreparedEvent[]): { create: string[]; open: string[] } {
+function subjectsToSeal(events: PreparedEvent[]): { create: string[]; open: string[] } {
   const create = new Set<string>();
   const open = new Set<string>();
   for (const event of events) {
@@ -143,7 +143,7 @@ export function subjectsToSeal(events: PreparedEvent[]): { create: string[]; ope
 }
 
 /** A fresh subject key and the form the key table stores (wrapped when there is a master key). */
-export function newSubjectKey(masterKey: Uint8Array | undefined): { key: Buffer; stored: Buffer } {
+function newSubjectKey(masterKey: Uint8Array | undefined): { key: Buffer; stored: Buffer } {
   const key = randomBytes(KEY_BYTES);
   return { key, stored: masterKey ? encrypt(masterKey, key, Buffer.from('logline subject key')) : key };
 }
@@ -193,7 +193,7 @@ const aadOf = (id: string, subject: string) => Buffer.from(`${id}\u0000${subject
  * is opened for `data` / `metadata` with the key it finds (or reads as forgotten without one).
  * `keys` maps each subject to its (unwrapped) key.
  */
-export function sealEvents(events: PreparedEvent[], keys: Map<string, KeyObject | undefined>): void {
+function sealEvents(events: PreparedEvent[], keys: Map<string, KeyObject | undefined>): void {
   for (const event of events) {
     if (!isPersonal(event)) continue;
     const subject = event.metadata.subject as string;
@@ -301,9 +301,8 @@ export async function sealForAppend(
   }
   const missing = new Map<string, Uint8Array>();
   for (const subject of wanted.create) if (!stored.has(subject)) missing.set(subject, newSubjectKey(masterKey).stored);
-  const pairs = wanted.create
-    .filter((subject) => !noted.has(`${subject}\u0000${stream}`))
-    .map((subject): [string, string] => [subject, stream]);
+  // Imported (already sealed) events count too: forget drops the snapshots of their streams as well.
+  const pairs = subjects.filter((subject) => !noted.has(`${subject}\u0000${stream}`)).map((subject): [string, string] => [subject, stream]);
   if (missing.size || pairs.length) {
     await table.insert(missing, pairs, new Date().toISOString());
     if (noted.size > MEMO_LIMIT) noted.clear();
@@ -390,7 +389,7 @@ export async function subjectStatus(subject: string, table: KeyTable): Promise<S
 }
 
 /** The id of the notification `forget` appends: derived from the subject, so a repeated forget re-sends the same event (idempotent). */
-export function forgottenEventId(subject: string): string {
+function forgottenEventId(subject: string): string {
   const hex = createHash('sha256').update(`logline:forgotten:${subject}`).digest('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
