@@ -261,7 +261,7 @@ targetOptions(
 targetOptions(
   program
     .command('export')
-    .description('write the log as NDJSON (one RecordedEvent per line), as of one point in time')
+    .description('write the log as NDJSON (one RecordedEvent per line), as of one point in time; personal fields stay sealed')
     .option(
       '--until <position|time>',
       'last position to include, or an ISO-8601 time: events recorded at or before it (default: the head now)',
@@ -349,6 +349,19 @@ targetOptions(program.command('stats').description('event and stream counts, hea
   });
 });
 
+// --- forget ---
+targetOptions(
+  program
+    .command('forget <subject>')
+    .description(
+      "forget a person: destroy the subject's key, so its personal fields read as removed everywhere (crypto-shredding; needs the admin right on --server)",
+    ),
+).action(async (subject: string, flags) => {
+  await withTarget(flags, async (target) => {
+    print(await target.forget(subject));
+  });
+});
+
 // --- help: every command with an example, in `logline --help` and in each command's help ---
 const EXAMPLES: Record<string, string[]> = {
   serve: ['logline serve --store postgres://postgres@127.0.0.1:5432/app --port 8080', 'logline serve --demo'],
@@ -361,6 +374,7 @@ const EXAMPLES: Record<string, string[]> = {
   export: ['logline export > backup.ndjson', 'logline export --until 2026-11-01T00:00:00Z -o as-known.ndjson'],
   import: ['logline import backup.ndjson --store sqlite:./copy.db'],
   stats: ['logline stats --server http://127.0.0.1:7373'],
+  forget: ['logline forget user-42', 'logline forget user-42 --server http://127.0.0.1:7373 --api-key "$ADMIN_KEY"'],
 };
 for (const command of program.commands) {
   const examples = EXAMPLES[command.name()] ?? [];

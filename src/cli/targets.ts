@@ -4,19 +4,21 @@
  */
 import { LoglineError } from '../core/errors.js';
 import { openStore } from '../core/open-store.js';
-import type { AppendResult, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreStats } from '../core/types.js';
+import type { AppendResult, EventStore, ExpectedVersion, ForgetResult, NewEvent, RecordedEvent, StoreStats } from '../core/types.js';
 import { NotFoundError } from '../server/http-errors.js';
 import { readSse } from './sse-client.js';
 
 export interface Target {
   append(stream: string, events: NewEvent[], expectedVersion?: ExpectedVersion): Promise<AppendResult>;
   read(stream: string, opts: { from?: number; limit?: number; backward?: boolean }): AsyncIterable<RecordedEvent>;
-  /** The log after `from` up to and including `until`. */
+  /** The log after `from` up to and including `until`, as stored: personal fields sealed (what export writes). */
   readAll(from: bigint, until: bigint): AsyncIterable<RecordedEvent>;
   /** Catch-up from `from` (exclusive; 'end' = only new events), then live, until `signal` aborts. */
   subscribe(stream: string | undefined, from: bigint | 'end', signal: AbortSignal): AsyncIterable<RecordedEvent>;
   headPosition(): Promise<bigint>;
   stats(): Promise<StoreStats & Record<string, unknown>>;
+  /** Forgets a data subject (store.forget; DELETE /v1/subjects/{subject}). */
+  forget(subject: string): Promise<ForgetResult>;
   close(): Promise<void>;
 }
 
@@ -28,7 +30,7 @@ export function storeTarget(store: EventStore): Target {
       yield* store.read(stream, { from, limit, direction: backward ? 'backward' : 'forward' });
     },
     async *readAll(from, until) {
-      for await (const event of store.readAll({ from })) {
+      for await (const event of store.readAll({ from, sealed: true })) {
         if (event.position > until) return;
         yield event;
       }
@@ -40,6 +42,7 @@ export function storeTarget(store: EventStore): Target {
     },
     headPosition: () => store.headPosition(),
     stats: async () => ({ ...(await store.stats()), backend: store.backend }),
+    forget: (subject) => store.forget(subject),
     close: () => store.close(),
   };
 }
@@ -96,7 +99,7 @@ export function httpTarget(baseUrl: string, apiKey: string | undefined): Target 
     async *readAll(from, until) {
       let after = from;
       while (after < until) {
-        const response = await call(`/v1/all?from=${after}&limit=1000`);
+        const response = await call(`/v1/all?from=${after}&limit=1000&sealed=true`);
         const page = (await response.json()) as { events: WireEvent[] };
         if (page.events.length === 0) return;
         for (const wire of page.events) {
@@ -141,6 +144,9 @@ export function httpTarget(baseUrl: string, apiKey: string | undefined): Target 
     async stats() {
       const stats = (await (await call('/v1/stats')).json()) as StoreStats & { headPosition: string };
       return { ...stats, headPosition: BigInt(stats.headPosition) };
+    },
+    async forget(subject) {
+      return (await (await call(`/v1/subjects/${enc(subject)}`, { method: 'DELETE' })).json()) as ForgetResult;
     },
     close: async () => {},
   };

@@ -18,6 +18,9 @@ export type ErrorCode =
   | 'SchemaTooNew'
   | 'StoreUnavailable'
   | 'PositionBeyondHead'
+  // Personal data (src/core/personal-data.ts): forget of a subject never declared; personal data for a forgotten one.
+  | 'UnknownSubject'
+  | 'SubjectForgotten'
   // Projections (src/projections): waitForPosition timed out; a projection stopped on a failure.
   | 'PositionTimeout'
   | 'ProjectionStopped'

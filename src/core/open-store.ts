@@ -8,10 +8,16 @@
  *   nats://127.0.0.1:4222  nats://a:4222,b:4222,c:4222?replicas=3&stream=LOGLINE&prefix=logline
  */
 import { InvalidStoreUrlError } from './errors.js';
+import { masterKeyFromEnv } from './personal-data.js';
 import type { EventStore, StoreLimits } from './types.js';
 
 export interface OpenStoreOptions {
   limits?: Partial<StoreLimits>;
+  /**
+   * Wraps every subject key of personal data (32 bytes, AES-256-GCM). Default: LOGLINE_MASTER_KEY
+   * (base64), else none. See docs/lifecycle.md#forget-a-person.
+   */
+  masterKey?: Uint8Array;
 }
 
 const SQLITE_SYNC = ['off', 'normal', 'full', 'extra'] as const;
@@ -28,10 +34,11 @@ function intParam(url: string, params: URLSearchParams, name: string): number | 
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<EventStore> {
   if (typeof url !== 'string' || url.length === 0) throw new InvalidStoreUrlError(String(url), 'it is empty');
   const scheme = url.slice(0, url.indexOf(':') + 1).toLowerCase();
+  const masterKey = options.masterKey ?? masterKeyFromEnv();
   switch (scheme) {
     case 'memory:': {
       const { createMemoryStore } = await import('../stores/memory/index.js');
-      return createMemoryStore(options);
+      return createMemoryStore({ limits: options.limits, masterKey });
     }
     case 'sqlite:': {
       const rest = url.slice('sqlite:'.length).replace(/^\/\/(?=[./~])/, '');
@@ -49,16 +56,17 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
         busyTimeoutMs: intParam(url, params, 'busyTimeoutMs'),
         pollMs: intParam(url, params, 'pollMs'),
         limits: options.limits,
+        masterKey,
       });
     }
     case 'postgres:':
     case 'postgresql:': {
       const { openPostgresStore } = await import('../stores/postgres/index.js');
-      return openPostgresStore({ url, limits: options.limits });
+      return openPostgresStore({ url, limits: options.limits, masterKey });
     }
     case 'nats:': {
       const { openNatsStore } = await import('../stores/nats/index.js');
-      return openNatsStore({ url, limits: options.limits });
+      return openNatsStore({ url, limits: options.limits, masterKey });
     }
     default:
       throw new InvalidStoreUrlError(url, scheme ? `unknown scheme '${scheme}'` : 'it has no scheme');

@@ -62,6 +62,11 @@ export interface ReadAllOptions {
   types?: string[];
   /** Only streams whose id starts with this prefix. */
   streamPrefix?: string;
+  /**
+   * Events as stored: personal fields stay sealed in `metadata.$sealed` (what `logline export`
+   * writes, so an export never holds their plaintext). Default false: readers see them opened.
+   */
+  sealed?: boolean;
 }
 
 export interface SubscribeOptions {
@@ -93,6 +98,24 @@ export interface StoreStats {
   headPosition: bigint;
 }
 
+/** What `forget` answers (docs/lifecycle.md#forget-a-person). */
+export interface ForgetResult {
+  subject: string;
+  /** When the subject's key was destroyed (by the first forget). */
+  forgottenAt: string;
+  /** true when an earlier forget had already destroyed the key: this call changed nothing. */
+  alreadyForgotten: boolean;
+}
+
+/** A subject the store knows: an event declared personal data for it. */
+export interface SubjectStatus {
+  subject: string;
+  /** When its key was created (its first personal data). */
+  createdAt: string;
+  /** Set once the subject is forgotten. */
+  forgottenAt?: string;
+}
+
 /** A snapshot of an aggregate's state at a stream version (see src/domain). */
 export interface Snapshot {
   streamId: string;
@@ -119,6 +142,14 @@ export interface EventStore {
   stats(): Promise<StoreStats>;
   saveSnapshot(snapshot: Snapshot): Promise<void>;
   loadSnapshot(stream: string, name: string): Promise<Snapshot | undefined>;
+  /**
+   * Forgets a person: destroys the subject's key, drops the snapshots of its streams and appends
+   * a `SubjectForgotten` notification to `$subjects`. Idempotent; UnknownSubjectError for a
+   * subject no event declared personal data for (docs/lifecycle.md#forget-a-person).
+   */
+  forget(subject: string): Promise<ForgetResult>;
+  /** A subject's key state; undefined when the store does not know it. */
+  subjectStatus(subject: string): Promise<SubjectStatus | undefined>;
   close(): Promise<void>;
   /** 'memory' | 'sqlite' | 'postgres' | 'nats' */
   readonly backend: string;

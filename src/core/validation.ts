@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AppendTooLargeError, EventTooLargeError, InvalidArgumentError, InvalidEventError, InvalidStreamIdError } from './errors.js';
+import { personalDataProblems } from './personal-data.js';
 import { currentTraceparent, TRACEPARENT } from './tracing.js';
 import type { ExpectedVersion, JsonObject, JsonValue, NewEvent, ReadAllOptions, ReadOptions, StoreLimits } from './types.js';
 
@@ -118,6 +119,8 @@ export function prepareEvents(events: unknown, limits: StoreLimits): PreparedEve
       const parsed = newEventSchema.safeParse(event);
       throw new InvalidEventError(i, parsed.success ? ['it is not a plain JSON object with JSON values'] : describeIssues(parsed.error));
     }
+    const personal = personalDataProblems(event.data, event.metadata);
+    if (personal.length) throw new InvalidEventError(i, personal);
     // Ids are UUIDs, which compare case-insensitively: one canonical spelling (lower case, as
     // PostgreSQL's uuid prints them) makes an upper-case retry match its original on every backend.
     const id = event.id === undefined ? randomUUID() : event.id.toLowerCase();
@@ -183,10 +186,12 @@ export interface NormalizedReadAll {
   limit: number;
   types: string[] | undefined;
   streamPrefix: string | undefined;
+  /** Events as stored (personal fields sealed), see ReadAllOptions.sealed. */
+  sealed: boolean;
 }
 
 export function normalizeReadAllOptions(opts: ReadAllOptions | undefined): NormalizedReadAll {
-  const { from = 0n, limit, types, streamPrefix } = opts ?? {};
+  const { from = 0n, limit, types, streamPrefix, sealed = false } = opts ?? {};
   if (typeof from !== 'bigint' || from < 0n) {
     throw new InvalidArgumentError('from', `got ${String(from)}`, 'a position as a bigint ≥ 0n (exclusive)');
   }
@@ -199,11 +204,13 @@ export function normalizeReadAllOptions(opts: ReadAllOptions | undefined): Norma
   if (streamPrefix !== undefined && typeof streamPrefix !== 'string') {
     throw new InvalidArgumentError('streamPrefix', `got ${typeof streamPrefix}`, 'a string');
   }
+  if (typeof sealed !== 'boolean') throw new InvalidArgumentError('sealed', `got ${JSON.stringify(sealed)}`, 'true or false');
   return {
     from,
     limit: limit ?? Number.POSITIVE_INFINITY,
     types: types?.length ? types : undefined,
     streamPrefix: streamPrefix || undefined,
+    sealed,
   };
 }
 

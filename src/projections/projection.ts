@@ -10,6 +10,7 @@
  */
 import type { Database } from 'better-sqlite3';
 import { InvalidArgumentError, LoglineError } from '../core/errors.js';
+import { SUBJECTS_STREAM } from '../core/personal-data.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
 import {
   applyInOrder,
@@ -181,9 +182,10 @@ export function contextFor<Tx>(
   };
 }
 
+/** A projection limited to a stream prefix still hears that a subject was forgotten (docs/lifecycle.md#forget-a-person). */
 const wantsFor = (definition: ProjectionDefinition<never>) => (event: RecordedEvent) =>
   (definition.handleBatch ? !definition.types || definition.types.includes(event.type) : Object.hasOwn(definition.handlers, event.type)) &&
-  (!definition.streamPrefix || event.streamId.startsWith(definition.streamPrefix));
+  (!definition.streamPrefix || event.streamId.startsWith(definition.streamPrefix) || event.streamId === SUBJECTS_STREAM);
 
 /** Runs the definition's handlers over events (in order); failures come out as EventFailure. */
 export function runHandlers<Tx>(

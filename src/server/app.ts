@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError } from '../core/errors.js';
+import { UnknownSubjectError } from '../core/personal-data.js';
 import { traceRead } from '../core/tracing.js';
 import type { EventStore, ExpectedVersion, NewEvent, RecordedEvent } from '../core/types.js';
 import { assertStreamId } from '../core/validation.js';
@@ -15,7 +16,7 @@ import { type ConsumerInfo, getLag, listConsumers, summarizeGroups } from '../pr
 import type { ConsumerHandle } from '../projections/subscription.js';
 import { mountParkedApi } from './admin-api.js';
 import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, OverloadedError } from './admission.js';
-import { type ApiKey, allows, type KeyRing, requireRight } from './auth.js';
+import { type ApiKey, allows, type KeyRing, requireAdmin, requireRight } from './auth.js';
 import { mountHistory } from './history.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
 import { ingestEvents } from './ingest.js';
@@ -292,6 +293,8 @@ interface Page {
   last: RecordedEvent | undefined;
   /** Whether the page ended on its limit or its byte budget (there may be more), not on the data. */
   more: boolean;
+  /** Whether an event of the page declares personal data (docs/lifecycle.md#forget-a-person). */
+  personal: boolean;
 }
 
 /** Reads a page, stopping at `limit` events, at MAX_PAGE_BYTES, or where `check` says stop. */
@@ -303,16 +306,24 @@ async function collectPage(
   const parts: string[] = [];
   let bytes = 0;
   let last: RecordedEvent | undefined;
+  let personal = false;
   for await (const event of events) {
-    if (check(event) === 'stop') return { parts, last, more: false };
+    if (check(event) === 'stop') return { parts, last, more: false, personal };
     const part = stringify(toWire(event));
-    if (parts.length > 0 && bytes + part.length > MAX_PAGE_BYTES) return { parts, last, more: true };
+    if (parts.length > 0 && bytes + part.length > MAX_PAGE_BYTES) return { parts, last, more: true, personal };
     parts.push(part);
     bytes += part.length;
     last = event;
+    personal ||= event.metadata.personal !== undefined;
   }
-  return { parts, last, more: parts.length === limit };
+  return { parts, last, more: parts.length === limit, personal };
 }
+
+/**
+ * Personal data is kept out of HTTP caches: forget changes what a page says without changing the
+ * stream's version (its ETag), so a cached copy would be revalidated as current.
+ */
+const noStore = (page: Page): Record<string, string> => (page.personal ? { 'cache-control': 'no-store' } : {});
 
 const rawJson = (text: string, headers: Record<string, string> = {}) =>
   new Response(text, { status: 200, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
@@ -484,7 +495,7 @@ export function createApp(options: AppOptions): LoglineApp {
     const page = await collectPage(events, limit, (event) => (event.streamVersion > version ? 'stop' : 'take'));
     const last = page.last?.streamVersion;
     const next = last === undefined || !page.more ? null : backward ? (last > 1 ? last - 1 : null) : last < version ? last + 1 : null;
-    return rawJson(`{"events":[${page.parts.join(',')}],"streamVersion":${version},"next":${next}}`, { etag });
+    return rawJson(`{"events":[${page.parts.join(',')}],"streamVersion":${version},"next":${next}}`, { etag, ...noStore(page) });
   });
 
   // --- list streams (admin page, CLI) ---
@@ -502,11 +513,11 @@ export function createApp(options: AppOptions): LoglineApp {
     const from = q.from ?? 0n;
     const limit = q.limit ?? DEFAULT_PAGE;
     const events = traceRead('logline.read', { 'logline.stream': '$all', 'logline.from': String(from) }, () =>
-      store.readAll({ from, limit, types: q.types, streamPrefix: q.streamPrefix }),
+      store.readAll({ from, limit, types: q.types, streamPrefix: q.streamPrefix, sealed: q.sealed === 'true' }),
     );
     const page = await collectPage(events, limit, () => 'take');
     const next = page.last?.position ?? from;
-    return rawJson(`{"events":[${page.parts.join(',')}],"next":"${next}"}`);
+    return rawJson(`{"events":[${page.parts.join(',')}],"next":"${next}"}`, noStore(page));
   });
 
   const subscribe = async (c: Context<Env>, q: { from?: bigint; types?: string[]; streamPrefix?: string }, stream: string | undefined) => {
@@ -555,6 +566,25 @@ export function createApp(options: AppOptions): LoglineApp {
     assertStreamId(stream);
     requireRight(keyOf(c), 'read', stream, `stream '${stream}'`);
     return subscribe(c, queryOf(c, streamSubscribeQuery), stream);
+  });
+
+  // --- personal data (docs/lifecycle.md#forget-a-person) ---
+  app.get('/v1/subjects/:subject', async (c) => {
+    queryOf(c, noQuery);
+    const subject = c.req.param('subject');
+    requireAdmin(keyOf(c), `subject '${subject}'`);
+    const status = await store.subjectStatus(subject);
+    if (!status) throw new UnknownSubjectError(subject);
+    return json(status);
+  });
+
+  app.delete('/v1/subjects/:subject', async (c) => {
+    queryOf(c, noQuery);
+    const subject = c.req.param('subject');
+    requireAdmin(keyOf(c), `subject '${subject}'`);
+    const result = await store.forget(subject);
+    logger.info({ subject, alreadyForgotten: result.alreadyForgotten }, 'subject forgotten');
+    return json(result);
   });
 
   // --- operations ---

@@ -4,6 +4,8 @@
  *   {"keys":[{"name":"ingest","key":"…","read":["orders-"],"write":["orders-"]}]}
  * A right of "*" (or "") covers every stream; admin-wide views ($all, stats) need read on "*".
  * `"metrics": true` lets a key (a Prometheus scraper) read /metrics without any stream right.
+ * `"admin": true` lets a key forget a data subject (DELETE /v1/subjects/{subject}, crypto-shredding):
+ * no stream right implies it, not even write on "*".
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -17,6 +19,7 @@ const keySchema = z.strictObject({
   read: z.array(z.string()).default([]),
   write: z.array(z.string()).default([]),
   metrics: z.boolean().default(false),
+  admin: z.boolean().default(false),
 });
 export const keysFileSchema = z.strictObject({ keys: z.array(keySchema).min(1) });
 
@@ -26,6 +29,8 @@ export interface ApiKey {
   write: string[];
   /** May read /metrics (store-wide counts, consumer names) even without read on every stream. */
   metrics?: boolean;
+  /** May forget data subjects (docs/lifecycle.md#forget-a-person). */
+  admin?: boolean;
 }
 
 interface StoredKey extends ApiKey {
@@ -60,6 +65,7 @@ export function parseKeys(json: string, source: string): KeyRing {
     read: normalize(k.read),
     write: normalize(k.write),
     metrics: k.metrics,
+    admin: k.admin,
     digest: digest(k.key),
   }));
   return {
@@ -71,7 +77,7 @@ export function parseKeys(json: string, source: string): KeyRing {
       let found: StoredKey | undefined;
       for (const key of keys) if (timingSafeEqual(key.digest, given)) found = key;
       if (!found) throw new UnauthorizedError('Unknown API key');
-      return { name: found.name, read: found.read, write: found.write, metrics: found.metrics };
+      return { name: found.name, read: found.read, write: found.write, metrics: found.metrics, admin: found.admin };
     },
   };
 }
@@ -92,4 +98,9 @@ export function allows(key: ApiKey | undefined, action: 'read' | 'write', prefix
 
 export function requireRight(key: ApiKey | undefined, action: 'read' | 'write', prefix: string, target: string): void {
   if (!allows(key, action, prefix)) throw new ForbiddenError(action, target);
+}
+
+/** Administrative operations (forgetting a subject) need the key's `admin` right; without keys, anyone may. */
+export function requireAdmin(key: ApiKey | undefined, target: string): void {
+  if (key && !key.admin) throw new ForbiddenError('admin', target);
 }

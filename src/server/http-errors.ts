@@ -48,6 +48,9 @@ const STATUS: Partial<Record<LoglineError['code'], number>> = {
   // A read model has not caught up with Logline-Min-Position in time (or stopped): retry later.
   PositionTimeout: 503,
   ProjectionStopped: 503,
+  // Forget a person (docs/lifecycle.md): an unknown subject; personal data for a forgotten one.
+  UnknownSubject: 404,
+  SubjectForgotten: 409,
 };
 
 /** Status and body for any thrown value; unknown errors become a 500 without internals. */

@@ -103,6 +103,8 @@ export const allReadQuery = z.strictObject({
   limit: limitParam.optional(),
   types: typesParam.optional(),
   streamPrefix: prefixParam('streamPrefix').optional(),
+  // Events as stored, personal fields sealed (what `logline export` writes).
+  sealed: z.enum(['true', 'false'], { error: "sealed must be 'true' or 'false'" }).optional(),
   ...apiKeyParam,
 });
 
@@ -388,6 +390,9 @@ export function openApiDocument(): Record<string, unknown> {
             param('limit', 'query', `Page size, at most ${MAX_PAGE}.`, { type: 'integer', minimum: 1 }),
             param('types', 'query', 'Comma-separated event types.'),
             param('streamPrefix', 'query', 'Only streams with this prefix.'),
+            param('sealed', 'query', '`true`: events as stored, personal fields sealed in metadata.$sealed (for exports).', {
+              enum: ['true', 'false'],
+            }),
           ],
           responses: { 200: json(allPageSchema, 'A page of the log'), 400: errorReply('Bad query'), 409: beyondHead },
         },
@@ -448,6 +453,27 @@ export function openApiDocument(): Record<string, unknown> {
         post: {
           summary: 'Discard parked events without running them (write on *)',
           responses: { 200: { description: '{"skipped":n}' }, 400: errorReply('Bad body'), 404: errorReply('Unknown parked event id') },
+        },
+      },
+      '/v1/subjects/{subject}': {
+        get: {
+          summary: 'Whether a data subject is known and forgotten (admin right)',
+          parameters: [param('subject', 'path', 'The metadata.subject of personal data.')],
+          responses: {
+            200: { description: '{"subject","createdAt","forgottenAt"?}' },
+            403: errorReply('The key lacks the admin right'),
+            404: errorReply('UnknownSubject'),
+          },
+        },
+        delete: {
+          summary: 'Forget a person: destroy the subject key (crypto-shredding; admin right). Idempotent.',
+          parameters: [param('subject', 'path', 'The metadata.subject of personal data.')],
+          responses: {
+            200: { description: '{"subject","forgottenAt","alreadyForgotten"}: alreadyForgotten is true on every call after the first' },
+            400: errorReply('Bad subject'),
+            403: errorReply('The key lacks the admin right'),
+            404: errorReply('UnknownSubject: no event declared personal data for it'),
+          },
         },
       },
       '/v1/health': {

@@ -166,6 +166,31 @@ describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) =
     child.kill('SIGINT');
     expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(0);
   });
+
+  it('forget: an export holds no personal plaintext; after forget the fields read as removed; idempotent; unknown subject fails', async () => {
+    const email = `${mode}-person@example.com`;
+    const subject = `subject-${mode}`;
+    const signedUp = { type: 'UserSignedUp', data: { email, plan: 'pro' }, metadata: { subject, personal: ['email'] } };
+    expect((await run(['append', `person-${mode}`, JSON.stringify(signedUp), ...target])).code).toBe(0);
+    expect(lines((await run(['read', `person-${mode}`, ...target])).stdout)[0]?.data).toEqual({ email, plan: 'pro' });
+    const exported = await run(['export', ...target]);
+    expect(exported.code).toBe(0);
+    expect(exported.stdout).toContain(subject);
+    expect(exported.stdout).not.toContain(email);
+
+    const forgot = await run(['forget', subject, ...target]);
+    expect(forgot.code).toBe(0);
+    expect(JSON.parse(forgot.stdout)).toMatchObject({ subject, alreadyForgotten: false });
+    const again = await run(['forget', subject, ...target]);
+    expect(JSON.parse(again.stdout)).toMatchObject({ subject, alreadyForgotten: true });
+    const [forgotten] = lines((await run(['read', `person-${mode}`, ...target])).stdout);
+    expect(forgotten?.data).toEqual({ plan: 'pro' });
+    expect(forgotten?.metadata).toMatchObject({ subject, forgotten: true });
+
+    const unknown = await run(['forget', 'nobody-at-all', ...target]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/UnknownSubject/);
+  });
 });
 
 describe('logline CLI: help and progress', () => {
@@ -174,7 +199,7 @@ describe('logline CLI: help and progress', () => {
     expect(help.code).toBe(0);
     const commandsSection = help.stdout.slice(help.stdout.indexOf('Commands:'), help.stdout.indexOf('Examples:'));
     const commands = [...commandsSection.matchAll(/^ {2}([a-z]+) /gm)].map((match) => match[1]).filter((name) => name !== 'help');
-    expect(commands).toEqual(['serve', 'append', 'read', 'tail', 'export', 'import', 'stats']);
+    expect(commands).toEqual(['serve', 'append', 'read', 'tail', 'export', 'import', 'stats', 'forget']);
     for (const command of commands) expect(help.stdout).toMatch(new RegExp(`^ {2}\\$ logline ${command} `, 'm'));
     const importHelp = await run(['help', 'import']);
     expect(importHelp.stdout).toMatch(/Example:\n {2}\$ logline import backup\.ndjson/);

@@ -25,6 +25,7 @@ import { collect, take } from '../helpers/collect.js';
 import { describeAgreement } from './agreement.js';
 import { describeCallOrder } from './call-order.js';
 import { closeDrainsContract } from './close-drains.js';
+import { describePersonalData } from './personal-data.js';
 import { describeRecordedAt } from './recorded-at.js';
 
 export interface ContractTarget {
@@ -50,6 +51,7 @@ export function describeContract(name: string, target: ContractTarget): void {
     });
 
     describeAgreement(name, open);
+    describePersonalData(name, open);
 
     describe('append and read', () => {
       it('records events with versions, positions, ids and times', async () => {

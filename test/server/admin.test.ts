@@ -72,4 +72,32 @@ describe('admin page in headless Chromium', () => {
     await page.screenshot({ path: refresh ? docsShot : join(dir.path, 'admin.png') });
     expect(errors).toEqual([]);
   });
+
+  it('marks events with personal data and shows a subject forgotten after DELETE /v1/subjects/{subject}', async (ctx) => {
+    if (!available) ctx.skip();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(String(error)));
+    const event = { type: 'SignedUp', data: { email: 'flanders@example.com' }, metadata: { subject: 'ned', personal: ['email'] } };
+    expect((await post(`${server.url}/v1/streams/person-ned`, { events: [event] })).status).toBe(201);
+    await page.goto(server.url);
+    await page.fill('#stream-search', 'person-');
+    await page.click('#streams li[data-stream="person-ned"]');
+    await page.locator('.event .badge.personal').waitFor({ timeout: 5000 });
+    await page.click('.event .badge.personal', { timeout: 5000 });
+    await expect.poll(() => page.locator('#subject-status').textContent()).toMatch(/^ned: personal data since .+, not forgotten$/);
+
+    expect((await fetch(`${server.url}/v1/subjects/ned`, { method: 'DELETE' })).status).toBe(200);
+    await page.reload();
+    await page.fill('#stream-search', 'person-');
+    await page.click('#streams li[data-stream="person-ned"]', { timeout: 5000 });
+    await page.locator('.event .badge.forgotten').waitFor({ timeout: 5000 });
+    expect(await page.locator('#stream-events').textContent()).not.toContain('flanders@example.com');
+    await page.fill('#subject-input', 'ned');
+    await page.click('#subject-form button');
+    await expect.poll(() => page.locator('#subject-status').textContent()).toMatch(/^ned: forgotten at \d{4}-/);
+    await page.fill('#subject-input', 'nobody');
+    await page.click('#subject-form button');
+    await expect.poll(() => page.locator('#subject-status').textContent()).toMatch(/^nobody: unknown/);
+    expect(errors).toEqual([]);
+  });
 });

@@ -294,6 +294,39 @@ export function describeHttpApi(name: string, backend: Backend): void {
       expect((await get(`${base}/v1/streams/$x/subscribe`)).status).toBe(400);
     });
 
+    it('personal data: plain over REST and SSE, sealed with ?sealed=true, forgotten after DELETE /v1/subjects/{subject}', async () => {
+      const s = stream('person');
+      const subject = `subject-${s}`;
+      const email = `${s}@example.com`;
+      const signedUp = { type: 'SignedUp', data: { email, plan: 'pro' }, metadata: { subject, personal: ['email'] } };
+      const appended = await post(`${base}/v1/streams/${s}`, { events: [signedUp] });
+      expect(appended.status).toBe(201);
+      const position = BigInt(appended.body.position as string);
+      const plain = await get(`${base}/v1/streams/${s}`);
+      expect(plain.body.events).toMatchObject([{ data: { email, plan: 'pro' } }]);
+      // Forget changes the page but not the version (the ETag): no HTTP cache may keep it.
+      expect(plain.headers.get('cache-control')).toBe('no-store');
+      const plainStream = stream('plain');
+      await post(`${base}/v1/streams/${plainStream}`, { events: [ev()] });
+      const withoutPersonal = await get(`${base}/v1/streams/${plainStream}`);
+      expect([withoutPersonal.status, withoutPersonal.headers.get('cache-control')]).toEqual([200, null]);
+      const [live] = await collectSse(`${base}/v1/streams/${s}/subscribe`, 1);
+      expect(live?.event.data).toEqual({ email, plan: 'pro' });
+      const sealed = await get(`${base}/v1/all?from=${position - 1n}&limit=1&sealed=true`);
+      expect(JSON.stringify(sealed.body)).not.toContain(email);
+      expect((await get(`${base}/v1/all?sealed=yes`)).status).toBe(400);
+      const bad = await post(`${base}/v1/streams/${s}`, { events: [{ ...signedUp, metadata: { subject, personal: ['phone'] } }] });
+      expect([bad.status, bad.body.error]).toEqual([400, 'InvalidEvent']);
+
+      const forgot = await fetch(`${base}/v1/subjects/${subject}`, { method: 'DELETE' });
+      expect(forgot.status).toBe(200);
+      expect(await forgot.json()).toMatchObject({ subject, alreadyForgotten: false });
+      const [after] = await collectSse(`${base}/v1/streams/${s}/subscribe`, 1);
+      expect(after?.event.data).toEqual({ plan: 'pro' });
+      expect((await get(`${base}/v1/subjects/${subject}`)).body).toMatchObject({ subject, forgottenAt: expect.any(String) });
+      expect((await get(`${base}/v1/subjects/nobody-${s}`)).status).toBe(404);
+    });
+
     it('health, stats, subscriptions, metrics and the OpenAPI document', async () => {
       const health = await get(`${base}/v1/health`);
       expect(health.status).toBe(200);
@@ -323,6 +356,7 @@ export function describeHttpApi(name: string, backend: Backend): void {
           '/v1/streams/{stream}/subscribe',
           '/v1/health',
           '/metrics',
+          '/v1/subjects/{subject}',
         ]),
       );
       const unknown = await get(`${base}/v1/nope`);

@@ -15,12 +15,14 @@ const ADMIN = 'admin-key-0123456789';
 const ORDERS = 'orders-key-0123456789';
 const READER = 'reader-key-0123456789';
 const SCRAPER = 'scraper-key-0123456789';
+const FORGETTER = 'forgetter-key-0123456789';
 const KEYS = {
   keys: [
     { name: 'admin', key: ADMIN, read: ['*'], write: ['*'] },
     { name: 'orders', key: ORDERS, read: ['order-'], write: ['order-'] },
     { name: 'reader', key: READER, read: ['order-'], write: [] },
     { name: 'scraper', key: SCRAPER, metrics: true },
+    { name: 'forgetter', key: FORGETTER, admin: true },
   ],
 };
 /** In every event outside the `order-` streams: no refused request may carry it. */
@@ -36,7 +38,7 @@ interface Answer {
  * Sends a request with this exact path and reads the answer; an SSE answer is read for
  * `sseMs` and then cut, which is long enough for the catch-up of a few events.
  */
-function send(base: string, method: 'GET' | 'POST', path: string, key?: string, body?: string, sseMs = 400): Promise<Answer> {
+function send(base: string, method: 'GET' | 'POST' | 'DELETE', path: string, key?: string, body?: string, sseMs = 400): Promise<Answer> {
   const { hostname, port } = new URL(base);
   const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -64,7 +66,7 @@ function send(base: string, method: 'GET' | 'POST', path: string, key?: string, 
 const event = (marker: string) => JSON.stringify({ events: [{ type: 'Seeded', data: { marker } }] });
 
 /** [key, method, path, statuses a correct server may answer]. */
-type Case = [key: string, method: 'GET' | 'POST', path: string, allowed: number[]];
+type Case = [key: string, method: 'GET' | 'POST' | 'DELETE', path: string, allowed: number[]];
 
 const DENIED = [403];
 const MALFORMED = [400];
@@ -169,6 +171,23 @@ const writeBody = (path: string, marker: string) =>
     ? JSON.stringify({ events: [{ id: `p-${marker}`, type: 'Seeded', data: { marker } }] })
     : event(marker);
 
+// Forgetting a subject (and looking one up) needs the admin right: no stream right implies it.
+const adminCases: Case[] = [
+  ...(['DELETE', 'GET'] as const).flatMap((method): Case[] => [
+    [ADMIN, method, '/v1/subjects/person-1', DENIED],
+    [ORDERS, method, '/v1/subjects/person-1', DENIED],
+    [READER, method, '/v1/subjects/person-1', DENIED],
+    [SCRAPER, method, '/v1/subjects/person-1', DENIED],
+    [ADMIN, method, `/v1/subjects/person-1?api_key=${FORGETTER}`, DENIED],
+    [ADMIN, method, `/v1/subjects/person-1?subject=x`, MALFORMED],
+    [FORGETTER, method, `/v1/subjects/person-1?api_key=${FORGETTER}&api_key=${ADMIN}`, MALFORMED],
+  ]),
+  // The admin right opens nothing else.
+  [FORGETTER, 'GET', '/v1/all', DENIED],
+  [FORGETTER, 'GET', '/v1/streams/secret-1', DENIED],
+  [FORGETTER, 'POST', '/v1/streams/secret-2', DENIED],
+];
+
 describe('authorization matrix', () => {
   const dir = tempDir();
   let server: ServerProcess;
@@ -197,6 +216,12 @@ describe('authorization matrix', () => {
   it.each(writeCases)('%#: write %s %s %s', async (key, method, path, allowed) => {
     const answer = await send(base, method, path, key, writeBody(path, SECRET));
     expect(allowed, `${path}: ${answer.text.slice(0, 200)}`).toContain(answer.status);
+  });
+
+  it.each(adminCases)('%#: admin %s %s %s', async (key, method, path, allowed) => {
+    const answer = await send(base, method, path, key, method === 'POST' ? event(SECRET) : undefined);
+    expect(allowed, `${path}: ${answer.text.slice(0, 200)}`).toContain(answer.status);
+    expect(answer.text).not.toContain(SECRET);
   });
 
   it('nothing the refused writes sent was stored; the permitted reads still work', async () => {
@@ -257,5 +282,29 @@ describe('authorization matrix', () => {
     }
     const page = JSON.parse((await send(base, 'GET', '/v1/streams/order-9', ORDERS)).text) as { events: Array<{ metadata: unknown }> };
     expect(page.events.map((e) => e.metadata)).toEqual([{ ingestId: 'p-ingested' }]);
+  });
+
+  // Also after the counts: it adds events they do not expect.
+  it('only the admin right forgets a subject; refused requests forget nothing', async () => {
+    const signedUp = { type: 'SignedUp', data: { email: SECRET, plan: 'pro' }, metadata: { subject: 'person-1', personal: ['email'] } };
+    expect((await send(base, 'POST', '/v1/streams/order-person', ADMIN, JSON.stringify({ events: [signedUp] }))).status).toBe(201);
+    for (const key of [ADMIN, ORDERS, READER, SCRAPER]) {
+      expect((await send(base, 'DELETE', '/v1/subjects/person-1', key)).status).toBe(403);
+    }
+    expect((await send(base, 'GET', '/v1/streams/order-person', ORDERS)).text).toContain(SECRET);
+
+    const forgot = await send(base, 'DELETE', '/v1/subjects/person-1', FORGETTER);
+    expect(forgot.status).toBe(200);
+    expect(JSON.parse(forgot.text)).toMatchObject({ subject: 'person-1', alreadyForgotten: false });
+    const read = await send(base, 'GET', '/v1/streams/order-person', ORDERS);
+    expect(read.text).not.toContain(SECRET);
+    expect(JSON.parse(read.text).events[0].metadata).toMatchObject({ subject: 'person-1', forgotten: true });
+    const again = await send(base, 'DELETE', '/v1/subjects/person-1', FORGETTER);
+    expect([again.status, JSON.parse(again.text).alreadyForgotten]).toEqual([200, true]);
+    expect(JSON.parse((await send(base, 'GET', '/v1/subjects/person-1', FORGETTER)).text)).toMatchObject({
+      forgottenAt: expect.any(String),
+    });
+    const unknown = await send(base, 'DELETE', '/v1/subjects/nobody', FORGETTER);
+    expect([unknown.status, JSON.parse(unknown.text).error]).toEqual([404, 'UnknownSubject']);
   });
 });

@@ -153,6 +153,23 @@ function eventBody(event) {
   return el('div', { class: 'large' }, body, all);
 }
 
+/** Events with personal data name their subject; a click shows the subject's state (docs/lifecycle.md). */
+function personalBadge(event) {
+  const subject = event.metadata?.subject;
+  if (!Array.isArray(event.metadata?.personal) || typeof subject !== 'string') return '';
+  const forgotten = event.metadata.forgotten === true;
+  return el(
+    'button',
+    {
+      type: 'button',
+      class: `badge ${forgotten ? 'forgotten' : 'personal'}`,
+      title: `personal data of subject ${subject}`,
+      onclick: () => lookUpSubject(subject),
+    },
+    forgotten ? 'forgotten' : 'personal',
+  );
+}
+
 function eventCard(event) {
   const body = eventBody(event);
   const times = isLate(event) ? `occurred ${event.occurredAt} · recorded ${event.recordedAt}` : event.occurredAt;
@@ -168,11 +185,39 @@ function eventCard(event) {
       isCorrection(event)
         ? el('span', { class: 'badge correction', title: `corrects ${event.metadata.correctionOf.join(', ')}` }, 'correction')
         : '',
+      personalBadge(event),
       el('span', { class: 'meta', title: `recorded ${event.recordedAt}` }, `pos ${event.position} · ${times}`),
     ),
     body,
   );
 }
+
+// --- data subjects: known, forgotten (GET /v1/subjects/{subject} needs the admin right) ---
+async function lookUpSubject(subject) {
+  $('#subject-input').value = subject;
+  const status = $('#subject-status');
+  status.textContent = '…';
+  try {
+    const response = await fetch(`/v1/subjects/${encodeURIComponent(subject)}`, {
+      headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {},
+    });
+    const answer = await response.json().catch(() => ({}));
+    if (response.status === 404) status.textContent = `${subject}: unknown (no personal data stored for it)`;
+    else if (response.status === 401 || response.status === 403) status.textContent = 'needs an API key with the admin right';
+    else if (!response.ok) status.textContent = answer.message || `HTTP ${response.status}`;
+    else
+      status.textContent = answer.forgottenAt
+        ? `${subject}: forgotten at ${answer.forgottenAt}`
+        : `${subject}: personal data since ${answer.createdAt}, not forgotten`;
+  } catch (error) {
+    status.textContent = String(error.message || error);
+  }
+}
+$('#subject-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const subject = $('#subject-input').value.trim();
+  if (subject) lookUpSubject(subject);
+});
 
 // --- time travel: the stream as of a recorded time (what was known then) or an occurred time ---
 const AS_OF_LIMIT = 10000;

@@ -1,6 +1,16 @@
 /** The in-memory store: for tests and examples. Same contract as every backend, no durability. */
 import { StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
+import {
+  assertMasterKey,
+  forgetSubject,
+  hasPersonalData,
+  inCallOrder,
+  openPage,
+  SUBJECTS_STREAM,
+  sealForAppend,
+  subjectStatus,
+} from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import { traceAppend } from '../../core/tracing.js';
 import {
@@ -8,6 +18,7 @@ import {
   type AppendResult,
   DEFAULT_LIMITS,
   type EventStore,
+  type ExpectedVersion,
   type ListStreamsOptions,
   type NewEvent,
   type ReadAllOptions,
@@ -25,14 +36,18 @@ import {
   matchesFilter,
   normalizeReadAllOptions,
   normalizeReadOptions,
+  type PreparedEvent,
   prepareEvents,
   versionMatches,
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
 import { copy } from './rows.js';
+import { createMemoryKeyTable } from './subject-keys.js';
 
 export interface MemoryStoreOptions {
   limits?: Partial<StoreLimits>;
+  /** Wraps each subject key (AES-256-GCM, 32 bytes); see docs/lifecycle.md#forget-a-person. */
+  masterKey?: Uint8Array;
 }
 
 /** A memory store; its projection state lives as long as the store object. */
@@ -40,18 +55,25 @@ export type MemoryEventStore = EventStore & ProjectionSupport;
 
 export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEventStore {
   const limits: StoreLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const { masterKey } = options;
+  assertMasterKey(masterKey);
   const log: RecordedEvent[] = [];
   const streams = new Map<string, RecordedEvent[]>();
   const byId = new Map<string, RecordedEvent>();
   const snapshots = new Map<string, Snapshot>();
   const signal = new AppendSignal();
+  const keyTable = createMemoryKeyTable((dropped) => {
+    for (const key of snapshots.keys()) if (dropped.includes(key.slice(0, key.indexOf('\u0000')))) snapshots.delete(key);
+  });
+  const noted = new Set<string>();
+  const order = inCallOrder();
   let closed = false;
 
   const assertOpen = () => {
     if (closed) throw new StoreClosedError('memory');
   };
 
-  const readPage = async (after: bigint, limit: number, filter: { types?: string[]; streamPrefix?: string }) => {
+  const readPage = async (after: bigint, limit: number, filter: { types?: string[]; streamPrefix?: string; sealed?: boolean }) => {
     assertOpen();
     // Positions are 1..n with no gaps here, so position p sits at index p-1.
     const page: RecordedEvent[] = [];
@@ -59,8 +81,54 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       const event = log[i] as RecordedEvent;
       if (matchesFilter(event, filter)) page.push(copy(event));
     }
-    return page;
+    return filter.sealed ? page : openPage(page, keyTable, masterKey);
   };
+
+  /** An append after the stream id check (forget appends to the system stream `$subjects`). */
+  function write(stream: string, events: NewEvent[], opts: AppendOptions): Promise<AppendResult> {
+    try {
+      const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
+      assertExpectedVersion(expected);
+      const prepared = prepareEvents(events, limits);
+      const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
+      return order.run(sealing, () => commit(stream, expected, prepared));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async function commit(stream: string, expected: ExpectedVersion, prepared: PreparedEvent[]): Promise<AppendResult> {
+    const existing = streams.get(stream) ?? [];
+    const stored = prepared.flatMap((event) => byId.get(event.id) ?? []);
+    if (stored.length > 0) return resolveRetry(stream, expected, prepared, await openPage(stored.map(copy), keyTable, masterKey));
+    const actual = existing.length;
+    if (!versionMatches(expected, actual)) throw new WrongExpectedVersionError(stream, expected, actual);
+    if (prepared.length === 0) return { streamVersion: actual, position: BigInt(log.length) };
+    // Never before the head's time, should the clock step back: recordedAt follows positions.
+    const now = new Date().toISOString();
+    const headAt = log.at(-1)?.recordedAt;
+    const recordedAt = headAt !== undefined && headAt > now ? headAt : now;
+    for (const event of prepared) {
+      const recorded: RecordedEvent = {
+        id: event.id,
+        type: event.type,
+        // The stored form: personal fields sealed (the JSON is what a database would hold).
+        data: JSON.parse(event.dataJson),
+        metadata: JSON.parse(event.metadataJson),
+        occurredAt: event.occurredAt ?? recordedAt,
+        streamId: stream,
+        streamVersion: existing.length + 1,
+        position: BigInt(log.length + 1),
+        recordedAt,
+      };
+      existing.push(recorded);
+      log.push(recorded);
+      byId.set(recorded.id, recorded);
+    }
+    streams.set(stream, existing);
+    signal.notify();
+    return { streamVersion: existing.length, position: BigInt(log.length) };
+  }
 
   return {
     backend: 'memory',
@@ -72,41 +140,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
     },
 
     append(stream: string, events: NewEvent[], opts: AppendOptions = {}): Promise<AppendResult> {
-      return traceAppend('memory', stream, events, async () => {
-        assertOpen();
-        assertStreamId(stream);
-        const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
-        assertExpectedVersion(expected);
-        const prepared = prepareEvents(events, limits);
-        const existing = streams.get(stream) ?? [];
-        const stored = prepared.flatMap((event) => byId.get(event.id) ?? []);
-        if (stored.length > 0) return resolveRetry(stream, expected, prepared, stored);
-        const actual = existing.length;
-        if (!versionMatches(expected, actual)) throw new WrongExpectedVersionError(stream, expected, actual);
-        if (prepared.length === 0) return { streamVersion: actual, position: BigInt(log.length) };
-        // Never before the head's time, should the clock step back: recordedAt follows positions.
-        const now = new Date().toISOString();
-        const headAt = log.at(-1)?.recordedAt;
-        const recordedAt = headAt !== undefined && headAt > now ? headAt : now;
-        for (const event of prepared) {
-          const recorded: RecordedEvent = {
-            id: event.id,
-            type: event.type,
-            data: structuredClone(event.data),
-            metadata: structuredClone(event.metadata),
-            occurredAt: event.occurredAt ?? recordedAt,
-            streamId: stream,
-            streamVersion: existing.length + 1,
-            position: BigInt(log.length + 1),
-            recordedAt,
-          };
-          existing.push(recorded);
-          log.push(recorded);
-          byId.set(recorded.id, recorded);
+      return traceAppend('memory', stream, events, () => {
+        try {
+          assertOpen();
+          assertStreamId(stream);
+        } catch (error) {
+          return Promise.reject(error);
         }
-        streams.set(stream, existing);
-        signal.notify();
-        return { streamVersion: existing.length, position: BigInt(log.length) };
+        return write(stream, events, opts);
       });
     },
 
@@ -115,16 +156,17 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       assertStreamId(stream);
       const { from, backward, limit } = normalizeReadOptions(opts);
       const events = streams.get(stream) ?? [];
-      let returned = 0;
+      const page: RecordedEvent[] = [];
       if (backward) {
-        for (let v = Math.min(from ?? events.length, events.length); v >= 1 && returned < limit; v--, returned++) {
-          yield copy(events[v - 1] as RecordedEvent);
+        for (let v = Math.min(from ?? events.length, events.length); v >= 1 && page.length < limit; v--) {
+          page.push(copy(events[v - 1] as RecordedEvent));
         }
       } else {
-        for (let v = Math.max(from ?? 1, 1); v <= events.length && returned < limit; v++, returned++) {
-          yield copy(events[v - 1] as RecordedEvent);
+        for (let v = Math.max(from ?? 1, 1); v <= events.length && page.length < limit; v++) {
+          page.push(copy(events[v - 1] as RecordedEvent));
         }
       }
+      yield* await openPage(page, keyTable, masterKey);
     },
 
     async *readAll(opts?: ReadAllOptions) {
@@ -187,7 +229,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       return found && structuredClone(found);
     },
 
+    async forget(subject: string) {
+      assertOpen();
+      return forgetSubject(subject, keyTable, (event) => write(SUBJECTS_STREAM, [event], {}));
+    },
+
+    async subjectStatus(subject: string) {
+      assertOpen();
+      return subjectStatus(subject, keyTable);
+    },
+
     async close() {
+      // Appends waiting for a subject key were accepted: they go in first.
+      if (order.busy) await order.idle();
       closed = true;
       signal.notify();
     },

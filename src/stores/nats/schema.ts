@@ -22,6 +22,8 @@ export interface NatsLayout {
   ids: string;
   snapshots: string;
   projections: string;
+  /** Subject keys of personal data (subject-keys.ts). */
+  keys: string;
   /** Subject prefix of the log; the other streams use `<prefix>_ids` and so on. */
   prefix: string;
   replicas: number;
@@ -39,6 +41,7 @@ export function layoutOf(url: string, stream = 'LOGLINE', prefix = 'logline', re
     ids: `${stream}_IDS`,
     snapshots: `${stream}_SNAPSHOTS`,
     projections: `${stream}_PROJECTIONS`,
+    keys: `${stream}_KEYS`,
     prefix,
     replicas,
   };
@@ -87,6 +90,8 @@ function configs(layout: NatsLayout): Array<Partial<StreamConfig> & { name: stri
       max_msgs_per_subject: 1,
       description: description('projection state'),
     },
+    // Every message per subject is kept: forget erases the one holding a key itself (subject-keys.ts).
+    { ...common, name: layout.keys, subjects: [`${layout.prefix}_keys.>`], description: description('subject keys') },
   ];
 }
 
@@ -119,7 +124,7 @@ export async function ensureLayout(jsm: JetStreamManager, layout: NatsLayout): P
 
 /** Deletes the store's streams (tests, and `logline` tenants being removed). */
 export async function dropLayout(jsm: JetStreamManager, layout: NatsLayout): Promise<void> {
-  for (const name of [layout.log, layout.ids, layout.snapshots, layout.projections]) {
+  for (const name of [layout.log, layout.ids, layout.snapshots, layout.projections, layout.keys]) {
     await jsm.streams.delete(name).catch((error) => {
       if (!isNotFound(error)) throw error;
     });

@@ -38,6 +38,16 @@ import {
 } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
 import {
+  assertMasterKey,
+  forgetSubject,
+  hasPersonalData,
+  inCallOrder,
+  openPage,
+  SUBJECTS_STREAM,
+  sealForAppend,
+  subjectStatus,
+} from '../../core/personal-data.js';
+import {
   type AppendOptions,
   type AppendResult,
   DEFAULT_LIMITS,
@@ -79,6 +89,7 @@ import {
   MAX_EVENTS_PER_MESSAGE,
 } from './rows.js';
 import { decodeToken, ensureLayout, idSubject, layoutOf, logSubject, type NatsLayout, snapshotSubject } from './schema.js';
+import { createNatsKeyTable } from './subject-keys.js';
 import { parseNatsUrl } from './url.js';
 
 export interface NatsStoreOptions {
@@ -100,6 +111,8 @@ export interface NatsStoreOptions {
   /** Longest an operation waits for JetStream (e.g. through a leader election) before StoreUnavailable. Default 5000 ms. */
   timeoutMs?: number;
   limits?: Partial<StoreLimits>;
+  /** Wraps each subject key (AES-256-GCM, 32 bytes); see docs/lifecycle.md#forget-a-person. */
+  masterKey?: Uint8Array;
 }
 
 export interface NatsEventStore extends EventStore, ProjectionSupport {
@@ -152,6 +165,7 @@ const isMessageNotFound = (error: unknown): boolean =>
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function openNatsStore(options: NatsStoreOptions): Promise<NatsEventStore> {
+  assertMasterKey(options.masterKey);
   const fromUrl = options.url ? parseNatsUrl(options.url) : { servers: [] as string[] };
   const servers = [...(options.servers ?? []), ...fromUrl.servers];
   const where = options.url ?? servers.join(',');
@@ -199,7 +213,17 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<NatsEven
     const jsm = await jetstreamModule.jetstreamManager(nc, { timeout: Math.min(timeoutMs, 2000) });
     await ensureLayout(jsm, layout);
     const js = jetstreamModule.jetstream(nc, { timeout: Math.min(timeoutMs, 2000) });
-    return createNatsStore({ nc, js, jsm, layout, limits, timeoutMs, jetstreamModule, newHeaders: transport.headers });
+    return createNatsStore({
+      nc,
+      js,
+      jsm,
+      layout,
+      limits,
+      timeoutMs,
+      jetstreamModule,
+      newHeaders: transport.headers,
+      masterKey: options.masterKey,
+    });
   } catch (error) {
     await nc.close().catch(() => {});
     if (isUnavailableError(error)) throw new StoreUnavailableError('nats', 'JetStream did not answer', error);
@@ -216,6 +240,7 @@ interface StoreParts {
   timeoutMs: number;
   jetstreamModule: JetStreamModule;
   newHeaders: Transport['headers'];
+  masterKey: Uint8Array | undefined;
 }
 
 /** Where a stream ends: its last message's sequence and version (0, 0 when it does not exist). */
@@ -250,7 +275,7 @@ async function inChunks<T, R>(items: T[], work: (item: T) => Promise<R>): Promis
 }
 
 function createNatsStore(parts: StoreParts): NatsEventStore {
-  const { nc, js, jsm, layout, limits, timeoutMs, jetstreamModule, newHeaders } = parts;
+  const { nc, js, jsm, layout, limits, timeoutMs, jetstreamModule, newHeaders, masterKey } = parts;
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
   const readAhead = Math.min(256, Math.max(16, Math.floor(READ_AHEAD_BYTES / maxPayload)));
   // The reported limit is what an append can really carry: one message of at most max_payload.
@@ -301,6 +326,17 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       deadline,
     );
 
+  const keyTable = createNatsKeyTable({
+    js,
+    jsm,
+    layout,
+    lastOn: (stream, subject) => getMessage(stream, { last_by_subj: subject }),
+    patiently: (what, operation) => patiently(what, operation),
+  });
+  const noted = new Set<string>();
+  const order = inCallOrder();
+  const openSealed = (events: RecordedEvent[]) => openPage(events, keyTable, masterKey);
+
   const lastSeq = async (): Promise<number> =>
     patiently('reading the log state', async () => (await jsm.streams.info(layout.log)).state.last_seq);
 
@@ -330,7 +366,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     if (seqs.size === 0) return [];
     const wanted = new Set(ids);
     const messages = await inChunks([...seqs], (seq) => getMessage(layout.log, { seq }, deadline));
-    return messages.flatMap((m) => (m ? decodeMessage(fromStored(m)).filter((e) => wanted.has(e.id)) : []));
+    return openSealed(messages.flatMap((m) => (m ? decodeMessage(fromStored(m)).filter((e) => wanted.has(e.id)) : [])));
   };
 
   /** Loads a stream's head from the server, indexing its last message if its writer could not. */
@@ -511,7 +547,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     let remaining = filter.limit;
     if (remaining <= 0) return;
     for await (const message of scan(firstSeqAfter(filter.from), endSeq, undefined, signal)) {
-      for (const event of decodeMessage(message)) {
+      const events = decodeMessage(message);
+      for (const event of filter.sealed ? events : await openSealed(events)) {
         if (event.position <= filter.from || !matchesFilter(event, filter)) continue;
         yield event;
         if (--remaining <= 0) return;
@@ -542,6 +579,27 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     }
   })().catch(() => {});
 
+  /** Publishes a prepared append after this process's earlier appends to the same stream. */
+  function submit(stream: string, expected: ExpectedVersion, prepared: PreparedEvent[], callerIds: boolean): Promise<AppendResult> {
+    assertOpen();
+    const payload = Buffer.from(encodeEvents(prepared));
+    // Headers and protocol overhead come on top of the payload; keep a margin for them.
+    if (prepared.length > 0 && payload.length + 512 > maxPayload) throw new AppendTooLargeError('bytes', payload.length + 512, maxPayload);
+    const previous = streamTails.get(stream) ?? Promise.resolve();
+    const result = previous.then(
+      () => appendOnce(stream, expected, prepared, payload, callerIds),
+      () => appendOnce(stream, expected, prepared, payload, callerIds),
+    );
+    streamTails.set(stream, result);
+    inFlight.add(result);
+    const settle = () => {
+      inFlight.delete(result);
+      if (streamTails.get(stream) === result) streamTails.delete(stream);
+    };
+    result.then(settle, settle);
+    return result;
+  }
+
   const store: NatsEventStore = {
     backend: 'nats',
 
@@ -565,24 +623,10 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
         assertExpectedVersion(expected);
         const prepared = prepareEvents(events, limits);
-        const payload = Buffer.from(encodeEvents(prepared));
-        // Headers and protocol overhead come on top of the payload; keep a margin for them.
-        if (prepared.length > 0 && payload.length + 512 > maxPayload)
-          throw new AppendTooLargeError('bytes', payload.length + 512, maxPayload);
         const callerIds = events.some((e) => e.id !== undefined);
-        const previous = streamTails.get(stream) ?? Promise.resolve();
-        const result = previous.then(
-          () => appendOnce(stream, expected, prepared, payload, callerIds),
-          () => appendOnce(stream, expected, prepared, payload, callerIds),
-        );
-        streamTails.set(stream, result);
-        inFlight.add(result);
-        const settle = () => {
-          inFlight.delete(result);
-          if (streamTails.get(stream) === result) streamTails.delete(stream);
-        };
-        result.then(settle, settle);
-        return result;
+        // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
+        const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
+        return order.run(sealing, () => submit(stream, expected, prepared, callerIds));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -599,7 +643,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         let current = from === undefined ? last : await messageHolding(last, from, Number.POSITIVE_INFINITY);
         while (current && remaining > 0) {
           const message = fromStored(current);
-          const events = decodeMessage(message);
+          const events = await openSealed(decodeMessage(message));
           for (let i = events.length - 1; i >= 0 && remaining > 0; i--) {
             const event = events[i] as RecordedEvent;
             if (from !== undefined && event.streamVersion > from) continue;
@@ -617,7 +661,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       // Reading from near the end (after a snapshot) walks back a few messages; else scan from the start.
       const near = start > 1 ? await messageHolding(last, start, 8) : undefined;
       for await (const message of scan(near?.seq ?? 1, last.seq, logSubject(layout, stream))) {
-        for (const event of decodeMessage(message)) {
+        for (const event of await openSealed(decodeMessage(message))) {
           if (event.streamVersion < start) continue;
           yield event;
           if (--remaining <= 0) return;
@@ -680,7 +724,11 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     async stats(): Promise<StoreStats> {
       assertOpen();
       const ids = await streamIds();
-      const versions = await inChunks(ids, (id) => store.streamVersion(id));
+      // Not store.streamVersion: the log also holds the system stream `$subjects`, which it refuses.
+      const versions = await inChunks(ids, async (id) => {
+        const last = await getMessage(layout.log, { last_by_subj: logSubject(layout, id) });
+        return last ? headOf(fromStored(last)).version : 0;
+      });
       return { events: versions.reduce((a, b) => a + b, 0), streams: ids.length, headPosition: lastPositionOf(await lastSeq()) };
     },
 
@@ -698,7 +746,22 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       return found ? (found.json() as Snapshot) : undefined;
     },
 
+    async forget(subject: string) {
+      assertOpen();
+      return forgetSubject(subject, keyTable, (event) =>
+        order.run(undefined, () => submit(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), true)),
+      );
+    },
+
+    async subjectStatus(subject: string) {
+      assertOpen();
+      return subjectStatus(subject, keyTable);
+    },
+
     async close() {
+      if (closed) return;
+      // Appends waiting for a subject key were accepted: they are submitted first.
+      if (order.busy) await order.idle();
       if (closed) return;
       closed = true;
       // Appends already accepted are answered first.

@@ -29,7 +29,7 @@ import { COLUMNS, type Row, toRecorded } from './rows.js';
 import type { PostgresEventStore } from './store.js';
 import { isConnectionError } from './watchdog.js';
 
-type PostgresStoreLike = Pick<PostgresEventStore, 'sql' | 'schema' | 'watch' | 'addInlineHook'>;
+type PostgresStoreLike = Pick<PostgresEventStore, 'sql' | 'schema' | 'watch' | 'addInlineHook' | 'openSealed'>;
 
 const SCHEMA = (S: string) => `
 CREATE TABLE IF NOT EXISTS ${S}.logline_checkpoints (
@@ -364,10 +364,12 @@ async function attachPostgresInline(
     const first = own[0]?.position;
     const gap =
       first === undefined || first - 1n > stored
-        ? (
-            (await tx`SELECT ${columns} FROM ${events} WHERE position > ${String(stored)}
+        ? await store.openSealed(
+            (
+              (await tx`SELECT ${columns} FROM ${events} WHERE position > ${String(stored)}
               ${first === undefined ? sql`` : sql`AND position < ${String(first)}`} ORDER BY position`.values()) as unknown as Row[]
-          ).map(toRecorded)
+            ).map(toRecorded),
+          )
         : [];
     const todo = [...gap, ...own].filter((event) => event.position > stored);
     const last = todo.length ? (todo[todo.length - 1] as RecordedEvent).position : stored;

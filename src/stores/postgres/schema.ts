@@ -9,6 +9,7 @@
  */
 import type { Sql } from 'postgres';
 import { InvalidArgumentError, SchemaTooNewError } from '../../core/errors.js';
+import { subjectKeysSchema } from './subject-keys.js';
 
 export const SCHEMA_NAME_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -253,6 +254,9 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
     END
     $fn$;
   `,
+
+  // 3: subject keys of personal data (docs/lifecycle.md#forget-a-person).
+  (S) => subjectKeysSchema(S),
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

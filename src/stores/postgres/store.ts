@@ -23,13 +23,24 @@ import type Postgres from 'postgres';
 import type { Sql, TransactionSql } from 'postgres';
 import { DriverMissingError, StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
+import {
+  assertMasterKey,
+  forgetSubject,
+  hasPersonalData,
+  inCallOrder,
+  openPage,
+  SUBJECTS_STREAM,
+  sealForAppend,
+  subjectStatus,
+} from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
-import { recordCommit, traceAppend } from '../../core/tracing.js';
+import { recordCommit, type Span, traceAppend } from '../../core/tracing.js';
 import {
   type AppendOptions,
   type AppendResult,
   DEFAULT_LIMITS,
   type EventStore,
+  type ExpectedVersion,
   type JsonValue,
   type ListStreamsOptions,
   type NewEvent,
@@ -48,12 +59,14 @@ import {
   type NormalizedReadAll,
   normalizeReadAllOptions,
   normalizeReadOptions,
+  type PreparedEvent,
   prepareEvents,
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
 import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
 import { COLUMNS, ISO, MAX_INT, type Row, toRecorded } from './rows.js';
 import { channelName, migrate } from './schema.js';
+import { createPostgresKeyTable } from './subject-keys.js';
 import { parseUrl } from './url.js';
 import { ConnectionWatch, isConnectionError } from './watchdog.js';
 
@@ -72,6 +85,8 @@ export interface PostgresStoreOptions {
    * batch's statement is on the server when the previous one commits, so no round trip in between.
    */
   commitsInFlight?: number;
+  /** Wraps each subject key (AES-256-GCM, 32 bytes); see docs/lifecycle.md#forget-a-person. */
+  masterKey?: Uint8Array;
   /** For tests only: runs inside every append transaction, just before COMMIT (e.g. `pg_sleep`). */
   testHooks?: { beforeCommit?: (tx: TransactionSql) => Promise<void> };
 }
@@ -96,6 +111,8 @@ export interface PostgresEventStore extends EventStore, ProjectionSupport {
    * connection (see ConnectionWatch). For code that shares the pool: read models, checkpoints.
    */
   watch<T>(query: Promise<T>): Promise<T>;
+  /** Opens the personal fields of events read from the table directly (inline projections do). */
+  openSealed(events: RecordedEvent[]): Promise<RecordedEvent[]>;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -109,6 +126,7 @@ async function loadDriver(): Promise<typeof Postgres> {
 }
 
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresEventStore> {
+  assertMasterKey(options.masterKey);
   const { url, schema, poolSize, pollMs } = parseUrl(options);
   const postgres = await loadDriver();
   const connections = new ConnectionWatch();
@@ -160,6 +178,11 @@ function createPostgresStore(
   const commitsInFlight = Math.max(1, options.commitsInFlight ?? 2);
   const S = sql(schema);
   const columns = sql.unsafe(COLUMNS);
+  const { masterKey } = options;
+  const keyTable = createPostgresKeyTable(sql, schema);
+  const noted = new Set<string>();
+  const order = inCallOrder();
+  const openSealed = (events: RecordedEvent[]) => openPage(events, keyTable, masterKey);
   let closed = false;
   /** Set once the pool is ending: connection errors are final from then on. */
   let sqlEnded = false;
@@ -302,7 +325,8 @@ function createPostgresStore(
       const rows = (await connections.watch(
         sql`SELECT ${columns} FROM ${S}.events WHERE id IN (SELECT json_array_elements_text(${ids}::text::json)::uuid)`.values(),
       )) as unknown as Row[];
-      return { ok: true, result: resolveRetry(pending.stream, pending.expected, pending.events, rows.map(toRecorded)) };
+      const stored = await openSealed(rows.map(toRecorded));
+      return { ok: true, result: resolveRetry(pending.stream, pending.expected, pending.events, stored) };
     } catch (error) {
       if (isConnectionError(error) && attempt < 4 && !sqlEnded) {
         await sleep(50 * attempt);
@@ -387,7 +411,8 @@ function createPostgresStore(
       ${filter.streamPrefix ? sql`AND starts_with(stream_id, ${filter.streamPrefix})` : sql``}
       ORDER BY position LIMIT ${limit}`.values(),
     )) as unknown as Row[];
-    return rows.map(toRecorded);
+    const page = rows.map(toRecorded);
+    return filter.sealed ? page : openSealed(page);
   };
 
   const headPosition = async (): Promise<bigint> => {
@@ -423,6 +448,16 @@ function createPostgresStore(
       .catch(() => undefined); // polling still delivers, only later
   };
 
+  function enqueue(stream: string, expected: ExpectedVersion, events: PreparedEvent[], span: Span | undefined): Promise<AppendResult> {
+    assertOpen();
+    let bytes = 0;
+    for (const e of events) bytes += e.dataJson.length + e.metadataJson.length + 100;
+    return new Promise((resolve, reject) => {
+      queue.push({ stream, expected, events, bytes, resolve, reject, span });
+      flush();
+    });
+  }
+
   const store: PostgresEventStore = {
     backend: 'postgres',
     limits,
@@ -430,6 +465,7 @@ function createPostgresStore(
     schema,
 
     watch: (query) => connections.watch(query),
+    openSealed,
 
     async projectionBackend() {
       // Loaded on first use: a store that runs no projection never loads this code.
@@ -452,12 +488,9 @@ function createPostgresStore(
           const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
           assertExpectedVersion(expected);
           const prepared = prepareEvents(events, limits);
-          let bytes = 0;
-          for (const e of prepared) bytes += e.dataJson.length + e.metadataJson.length + 100;
-          return new Promise((resolve, reject) => {
-            queue.push({ stream, expected, events: prepared, bytes, resolve, reject, span });
-            flush();
-          });
+          // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
+          const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
+          return order.run(sealing, () => enqueue(stream, expected, prepared, span));
         } catch (error) {
           return Promise.reject(error);
         }
@@ -481,7 +514,7 @@ function createPostgresStore(
                 ORDER BY stream_version LIMIT ${pageSize}`
           ).values(),
         )) as unknown as Row[];
-        for (const row of rows) yield toRecorded(row);
+        yield* await openSealed(rows.map(toRecorded));
         if (rows.length < pageSize) return;
         remaining -= rows.length;
         const last = (rows[rows.length - 1] as Row)[2];
@@ -578,7 +611,22 @@ function createPostgresStore(
       };
     },
 
+    async forget(subject: string) {
+      assertOpen();
+      return forgetSubject(subject, keyTable, (event) =>
+        order.run(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
+      );
+    },
+
+    async subjectStatus(subject: string) {
+      assertOpen();
+      return subjectStatus(subject, keyTable);
+    },
+
     async close() {
+      if (closed) return;
+      // Appends waiting for a subject key were accepted: they join the queue first.
+      if (order.busy) await order.idle();
       if (closed) return;
       closed = true;
       // Appends already accepted are committed and answered before the pool ends.

@@ -54,7 +54,9 @@ CREATE TABLE IF NOT EXISTS logline_group_members (
 
 const quote = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`;
 
-export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | 'addInlineHook' | 'writesSettled'>): ProjectionBackend {
+export function createSqliteBackend(
+  store: Pick<SqliteEventStore, 'database' | 'addInlineHook' | 'writesSettled' | 'openSealed'>,
+): ProjectionBackend {
   const db = store.database;
   db.transaction(() => db.exec(SCHEMA)).immediate();
   // Read models, checkpoints, parked rows and leases can all be rebuilt from the log, so their
@@ -295,7 +297,7 @@ export function createSqliteBackend(store: Pick<SqliteEventStore, 'database' | '
  * events, and moves the checkpoint; a failure of the append's own events fails the append.
  */
 async function attachSqliteInline(
-  store: Pick<SqliteEventStore, 'database' | 'addInlineHook' | 'writesSettled'>,
+  store: Pick<SqliteEventStore, 'database' | 'addInlineHook' | 'writesSettled' | 'openSealed'>,
   projection: InlineProjection,
 ): Promise<{ detach(): void } | undefined> {
   const { key, guard, wants, apply, advance } = projection;
@@ -343,7 +345,7 @@ async function attachSqliteInline(
     const first = (appended[0] as RecordedEvent).position;
     const last = (appended[appended.length - 1] as RecordedEvent).position;
     const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
-    const gap = first - 1n > stored ? (missed.all(stored, first) as Row[]).map(toRecorded) : [];
+    const gap = first - 1n > stored ? store.openSealed((missed.all(stored, first) as Row[]).map(toRecorded)) : [];
     const isNew = (event: RecordedEvent) => event.position > stored && wants(event);
     const missedEvents = gap.filter(isNew);
     if (missedEvents.length > 0 && !appliedMissed(missedEvents)) {
@@ -370,7 +372,7 @@ async function attachSqliteInline(
   await store.writesSettled();
   // Catch up to the head now, synchronously: no append of this process can interleave.
   const stored = (readCheckpoint.get(key) as bigint | undefined) ?? 0n;
-  const rest = (missed.all(stored, Number.MAX_SAFE_INTEGER) as Row[]).map(toRecorded);
+  const rest = store.openSealed((missed.all(stored, Number.MAX_SAFE_INTEGER) as Row[]).map(toRecorded));
   if (rest.length > 0) {
     const through = (rest[rest.length - 1] as RecordedEvent).position;
     const caughtUp = await projection

@@ -5,6 +5,7 @@
  */
 import type { Database } from 'better-sqlite3';
 import { SchemaTooNewError } from '../../core/errors.js';
+import { SUBJECT_KEYS_SCHEMA } from './subject-keys.js';
 
 export const MIGRATIONS: readonly string[] = [
   // 1: the log, snapshots.
@@ -30,6 +31,8 @@ export const MIGRATIONS: readonly string[] = [
      taken_at         TEXT    NOT NULL,
      PRIMARY KEY (stream_id, name)
    ) STRICT, WITHOUT ROWID;`,
+  // 2: subject keys of personal data (docs/lifecycle.md#forget-a-person).
+  SUBJECT_KEYS_SCHEMA,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -20,6 +20,18 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
 import { DriverMissingError, LoglineError, StoreClosedError, StoreUnavailableError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
+import {
+  assertMasterKey,
+  forgetSubject,
+  hasPersonalData,
+  inCallOrder,
+  openEvents,
+  readableKeys,
+  SUBJECTS_STREAM,
+  sealedSubjects,
+  sealForAppend,
+  subjectStatus,
+} from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import { recordCommit, type Span, traceAppend } from '../../core/tracing.js';
 import {
@@ -52,6 +64,7 @@ import {
 import type { ProjectionSupport } from '../../projections/backend.js';
 import { COLUMNS, type Row, toRecorded } from './rows.js';
 import { migrate } from './schema.js';
+import { createSqliteKeyTable } from './subject-keys.js';
 import { type BatchRun, createWriter, type WriteEvent, type WriteOutcome, type WriteRequest } from './writer.js';
 import { startWriterThread, type ThreadRun, type WriterThread } from './writer-thread.js';
 
@@ -76,6 +89,8 @@ export interface SqliteStoreOptions {
    */
   writerThread?: boolean;
   limits?: Partial<StoreLimits>;
+  /** Wraps each subject key (AES-256-GCM, 32 bytes); see docs/lifecycle.md#forget-a-person. */
+  masterKey?: Uint8Array;
 }
 
 /** Runs inside the append's transaction after its events are inserted (inline projections). */
@@ -101,6 +116,8 @@ export interface SqliteEventStore extends EventStore, ProjectionSupport {
    * and returns its simple value: the settings that count for durability are that connection's.
    */
   writerPragma(pragma: string): Promise<unknown>;
+  /** Opens the personal fields of events read from the table directly (inline projections do). */
+  openSealed(events: RecordedEvent[]): RecordedEvent[];
 }
 
 interface PendingAppend {
@@ -139,6 +156,7 @@ async function loadDriver(): Promise<typeof BetterSqlite3> {
 }
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteEventStore> {
+  assertMasterKey(options.masterKey);
   const Driver = await loadDriver();
   const inMemory = options.path === ':memory:';
   const path = inMemory ? options.path : resolve(options.path);
@@ -162,6 +180,15 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   let closing: Promise<void> | undefined;
   let queue: PendingAppend[] = [];
   let flushScheduled = false;
+  const { masterKey } = options;
+  const keyTable = createSqliteKeyTable(db);
+  const noted = new Set<string>();
+  const order = inCallOrder();
+  /** Events read from the table as a reader sees them (synchronous: the retry check runs inside a transaction). */
+  const openSealed = (events: RecordedEvent[]): RecordedEvent[] => {
+    const subjects = sealedSubjects(events);
+    return subjects.length ? openEvents(events, readableKeys(keyTable.load(subjects), masterKey)) : events;
+  };
 
   const sql = {
     version: db.prepare('SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?').pluck(),
@@ -217,7 +244,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     if (filter.types) params.push(JSON.stringify(filter.types));
     if (filter.streamPrefix) params.push(filter.streamPrefix, `${filter.streamPrefix}\uffff`);
     params.push(limit);
-    return (pageStatement(filter).all(...params) as Row[]).map(toRecorded);
+    const page = (pageStatement(filter).all(...params) as Row[]).map(toRecorded);
+    return filter.sealed ? page : openSealed(page);
   };
 
   /**
@@ -280,7 +308,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     else if (outcome.kind === 'failed') pending.reject(describeWriteFailure(outcome.error));
     else {
       try {
-        pending.resolve(resolveRetry(stream, expected, events, outcome.stored.map(toRecorded)));
+        pending.resolve(resolveRetry(stream, expected, events, openSealed(outcome.stored.map(toRecorded))));
       } catch (error) {
         pending.reject(error);
       }
@@ -436,6 +464,15 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     burst = undefined;
   };
 
+  function enqueue(stream: string, expected: ExpectedVersion, events: PreparedEvent[], span: Span | undefined): Promise<AppendResult> {
+    assertOpen();
+    return new Promise((resolve, reject) => {
+      const chars = events.reduce((sum, e) => sum + e.dataJson.length + e.metadataJson.length, 0);
+      queue.push({ stream, expected, events, chars, resolve, reject, reruns: 0, span });
+      scheduleFlush();
+    });
+  }
+
   const store: SqliteEventStore = {
     backend: 'sqlite',
     limits,
@@ -452,6 +489,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       inlineHooks.add(hook);
       return () => inlineHooks.delete(hook);
     },
+
+    openSealed,
 
     async writesSettled() {
       await writing?.catch(() => {});
@@ -470,11 +509,9 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
           const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
           assertExpectedVersion(expected);
           const prepared = prepareEvents(events, limits);
-          return new Promise((resolve, reject) => {
-            const chars = prepared.reduce((sum, e) => sum + e.dataJson.length + e.metadataJson.length, 0);
-            queue.push({ stream, expected, events: prepared, chars, resolve, reject, reruns: 0, span });
-            scheduleFlush();
-          });
+          // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
+          const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
+          return order.run(sealing, () => enqueue(stream, expected, prepared, span));
         } catch (error) {
           return Promise.reject(error);
         }
@@ -491,7 +528,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
         assertOpen();
         const pageSize = Math.min(500, remaining);
         const rows = (backward ? sql.readBackward : sql.readForward).all(stream, next, pageSize) as Row[];
-        for (const row of rows) yield toRecorded(row);
+        yield* openSealed(rows.map(toRecorded));
         if (rows.length < pageSize) return;
         remaining -= rows.length;
         const last = (rows[rows.length - 1] as Row)[2];
@@ -571,8 +608,22 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       return { streamId: stream, name, streamVersion, snapshotVersion, state: JSON.parse(state) as JsonValue, takenAt };
     },
 
+    async forget(subject: string) {
+      assertOpen();
+      return forgetSubject(subject, keyTable, (event) =>
+        order.run(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
+      );
+    },
+
+    async subjectStatus(subject: string) {
+      assertOpen();
+      return subjectStatus(subject, keyTable);
+    },
+
     close() {
       closing ??= (async () => {
+        // Appends waiting for a subject key were accepted: they join the queue first.
+        if (order.busy) await order.idle();
         // Appends already accepted are written before the connections close.
         while (queue.length || writing) {
           if (writing) await writing;

@@ -1,0 +1,107 @@
+/**
+ * The NATS key table of personal data (docs/lifecycle.md#forget-a-person), in the stream
+ * `<NAME>_KEYS`: subject `<prefix>_keys.k.<subject>` holds the subject's key (the latest message
+ * wins), `<prefix>_keys.s.<subject>.<stream>` notes a stream holding its events (forget purges
+ * their snapshots). The stream keeps every message per subject on purpose: forget publishes the
+ * tombstone first, then erases the message that held the key (JetStream overwrites an erased
+ * message in its files; a message dropped by a per-subject limit would only be marked deleted).
+ */
+import type { JetStreamClient, JetStreamManager, StoredMsg } from '@nats-io/jetstream';
+import type { KeyTable, StoredKey } from '../../core/personal-data.js';
+import { encodeToken, type NatsLayout } from './schema.js';
+
+interface KeyEntry {
+  key: string | null;
+  createdAt: string;
+  forgottenAt: string | null;
+}
+
+export interface NatsKeyParts {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  layout: NatsLayout;
+  /** The leader's copy of the last message on `subject` of `stream`, or undefined. */
+  lastOn(stream: string, subject: string): Promise<StoredMsg | undefined>;
+  /** Retries while JetStream is unavailable (the store's patiently). */
+  patiently<T>(what: string, operation: () => Promise<T>): Promise<T>;
+}
+
+const isWrongLastSequence = (error: unknown) => /wrong last sequence/i.test(String((error as Error)?.message));
+const isNotFound = (error: unknown) => /no message found|not found/i.test(String((error as Error)?.message));
+
+export function createNatsKeyTable({ js, jsm, layout, lastOn, patiently }: NatsKeyParts): KeyTable {
+  const stream = layout.keys;
+  const keySubject = (subject: string) => `${layout.prefix}_keys.k.${encodeToken(subject)}`;
+  const streamsOf = (subject: string) => `${layout.prefix}_keys.s.${encodeToken(subject)}`;
+  const entryOf = async (subject: string): Promise<{ seq: number; entry: KeyEntry } | undefined> => {
+    const message = await lastOn(stream, keySubject(subject));
+    return message && { seq: message.seq, entry: message.json<KeyEntry>() };
+  };
+  const toStored = (entry: KeyEntry): StoredKey => ({
+    key: entry.key === null ? undefined : Buffer.from(entry.key, 'hex'),
+    createdAt: entry.createdAt,
+    forgottenAt: entry.forgottenAt ?? undefined,
+  });
+  return {
+    async load(subjects) {
+      const found = new Map<string, StoredKey>();
+      const entries = await Promise.all(subjects.map(entryOf));
+      subjects.forEach((subject, i) => {
+        const entry = entries[i];
+        if (entry) found.set(subject, toStored(entry.entry));
+      });
+      return found;
+    },
+    async insert(keys, streams, at) {
+      for (const [subject, key] of keys) {
+        const entry: KeyEntry = { key: Buffer.from(key).toString('hex'), createdAt: at, forgottenAt: null };
+        // Only if the subject has no key yet: another writer's key wins.
+        await patiently('storing a subject key', () =>
+          js.publish(keySubject(subject), JSON.stringify(entry), { expect: { lastSubjectSequence: 0 } }).catch((error) => {
+            if (!isWrongLastSequence(error)) throw error;
+          }),
+        );
+      }
+      for (const [subject, streamId] of streams) {
+        await patiently('noting a subject stream', () => js.publish(`${streamsOf(subject)}.${encodeToken(streamId)}`, ''));
+      }
+    },
+    async forget(subject, at) {
+      for (;;) {
+        const current = await entryOf(subject);
+        if (!current) return undefined;
+        const { seq, entry } = current;
+        if (entry.forgottenAt !== null) return { subject, forgottenAt: entry.forgottenAt, alreadyForgotten: true };
+        const tombstone: KeyEntry = { key: null, createdAt: entry.createdAt, forgottenAt: at };
+        try {
+          await js.publish(keySubject(subject), JSON.stringify(tombstone), { expect: { lastSubjectSequence: seq } });
+        } catch (error) {
+          if (isWrongLastSequence(error)) continue; // a concurrent forget: look again
+          throw error;
+        }
+        await patiently('erasing a subject key', () =>
+          jsm.streams.deleteMessage(stream, seq, true).catch((error) => {
+            if (!isNotFound(error)) throw error;
+          }),
+        );
+        const info = await patiently("listing a subject's streams", () =>
+          jsm.streams.info(stream, { subjects_filter: `${streamsOf(subject)}.>` }),
+        );
+        const start = streamsOf(subject).length + 1;
+        for (const noted of Object.keys(info.state.subjects ?? {})) {
+          const streamToken = noted.slice(start);
+          await patiently('dropping snapshots', () =>
+            jsm.streams.purge(layout.snapshots, { filter: `${layout.prefix}_snap.${streamToken}.>` }),
+          );
+        }
+        return { subject, forgottenAt: at, alreadyForgotten: false };
+      }
+    },
+    async status(subject) {
+      const current = await entryOf(subject);
+      if (!current) return undefined;
+      const { createdAt, forgottenAt } = current.entry;
+      return { subject, createdAt, ...(forgottenAt === null ? {} : { forgottenAt }) };
+    },
+  };
+}

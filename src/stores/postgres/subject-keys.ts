@@ -1,0 +1,92 @@
+/**
+ * The PostgreSQL key table of personal data (docs/lifecycle.md#forget-a-person): one key per
+ * subject, raw or wrapped by the master key, and the streams that hold each subject's events
+ * (forget drops their snapshots). PostgreSQL never overwrites a row in place: the destroyed key
+ * stays in the old row version until VACUUM, so forget rewrites the (small) key table with
+ * VACUUM FULL, which leaves no file holding it once no transaction older than the forget is open
+ * (VACUUM keeps row versions such a transaction may still see). WAL segments keep it until they
+ * are recycled.
+ */
+import type { Sql } from 'postgres';
+import type { KeyTable, StoredKey } from '../../core/personal-data.js';
+
+/** Migration 3 (src/stores/postgres/schema.ts); `S` is the quoted schema. */
+export const subjectKeysSchema = (S: string): string => `
+  CREATE TABLE ${S}.subject_keys (
+    subject      text COLLATE "C" PRIMARY KEY,
+    key          bytea,
+    created_at   text NOT NULL,
+    forgotten_at text
+  );
+  CREATE TABLE ${S}.subject_streams (
+    subject   text COLLATE "C" NOT NULL,
+    stream_id text COLLATE "C" NOT NULL,
+    PRIMARY KEY (subject, stream_id)
+  );`;
+
+interface KeyRow {
+  subject: string;
+  key: string | null;
+  created_at: string;
+  forgotten_at: string | null;
+}
+
+/** A key table whose rewrite failed still destroyed the key: say so where operators look (a process warning). */
+const warnVacuumFailed = (schema: string) => (error: unknown) => {
+  process.emitWarning(
+    `VACUUM FULL of ${schema}.subject_keys after a forget failed (${String((error as Error)?.message ?? error)}): the destroyed key stays in an old row version until the table is vacuumed; run VACUUM FULL as its owner`,
+    { code: 'LOGLINE_FORGET_VACUUM' },
+  );
+};
+
+export function createPostgresKeyTable(sql: Sql, schema: string): KeyTable {
+  const onVacuumError = warnVacuumFailed(schema);
+  const S = sql(schema);
+  const toStored = (row: KeyRow): StoredKey => ({
+    key: row.key === null ? undefined : Buffer.from(row.key, 'hex'),
+    createdAt: row.created_at,
+    forgottenAt: row.forgotten_at ?? undefined,
+  });
+  return {
+    async load(subjects) {
+      const rows = await sql<KeyRow[]>`
+        SELECT subject, encode(key, 'hex') AS key, created_at, forgotten_at FROM ${S}.subject_keys
+        WHERE subject IN (SELECT json_array_elements_text(${JSON.stringify(subjects)}::text::json))`;
+      return new Map(rows.map((row) => [row.subject, toStored(row)]));
+    },
+    async insert(keys, streams, at) {
+      const keyRows = JSON.stringify([...keys].map(([subject, key]) => [subject, Buffer.from(key).toString('hex')]));
+      await sql`
+        WITH k AS (
+          INSERT INTO ${S}.subject_keys (subject, key, created_at)
+          SELECT r->>0, decode(r->>1, 'hex'), ${at} FROM json_array_elements(${keyRows}::text::json) AS r
+          ON CONFLICT DO NOTHING
+        )
+        INSERT INTO ${S}.subject_streams (subject, stream_id)
+        SELECT r->>0, r->>1 FROM json_array_elements(${JSON.stringify(streams)}::text::json) AS r
+        ON CONFLICT DO NOTHING`;
+    },
+    async forget(subject, at) {
+      const result = await sql.begin(async (tx) => {
+        const [row] = await tx<{ forgotten_at: string | null }[]>`
+          SELECT forgotten_at FROM ${S}.subject_keys WHERE subject = ${subject} FOR UPDATE`;
+        if (!row) return undefined;
+        if (row.forgotten_at !== null) return { subject, forgottenAt: row.forgotten_at, alreadyForgotten: true };
+        await tx`UPDATE ${S}.subject_keys SET key = NULL, forgotten_at = ${at} WHERE subject = ${subject}`;
+        await tx`DELETE FROM ${S}.snapshots WHERE stream_id IN (SELECT stream_id FROM ${S}.subject_streams WHERE subject = ${subject})`;
+        return { subject, forgottenAt: at, alreadyForgotten: false };
+      });
+      // Outside the transaction (VACUUM cannot run in one); needs the table's owner. It keeps the
+      // old row version while a transaction older than the forget is open, so a repeated forget
+      // runs it again: the way to finish the job once such a transaction has ended.
+      if (result) await sql`VACUUM (FULL) ${S}.subject_keys`.catch(onVacuumError);
+      return result;
+    },
+    async status(subject) {
+      const [row] = await sql<
+        KeyRow[]
+      >`SELECT subject, NULL AS key, created_at, forgotten_at FROM ${S}.subject_keys WHERE subject = ${subject}`;
+      return row && { subject, createdAt: row.created_at, ...(row.forgotten_at === null ? {} : { forgottenAt: row.forgotten_at }) };
+    },
+  };
+}
