@@ -151,12 +151,16 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       if (backward) {
         for (let v = Math.min(from ?? events.length, events.length); v >= floor && returned < limit; v--) {
           const event = take(v);
-          if (event) yield event, returned++;
+          if (!event) continue;
+          yield event;
+          returned++;
         }
       } else {
         for (let v = Math.max(from ?? 1, floor); v <= events.length && returned < limit; v++) {
           const event = take(v);
-          if (event) yield event, returned++;
+          if (!event) continue;
+          yield event;
+          returned++;
         }
       }
     },
