@@ -14,9 +14,17 @@ import { type FSWatcher, mkdirSync, watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
-import { DriverMissingError, LoglineError, StoreClosedError, StoreUnavailableError, WrongExpectedVersionError } from '../../core/errors.js';
+import {
+  DriverMissingError,
+  LoglineError,
+  StoreClosedError,
+  StoreUnavailableError,
+  StreamDeletedError,
+  WrongExpectedVersionError,
+} from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
+import { firstVisibleVersion, isVisible } from '../../core/retention.js';
 import { recordCommit, type Span, traceAppend } from '../../core/tracing.js';
 import {
   type AppendOptions,
@@ -47,6 +55,7 @@ import {
   versionMatches,
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
+import { createSqliteRetention, VISIBLE_IN_LOG } from './retention.js';
 import { COLUMNS, type Row, toRecorded } from './rows.js';
 import { migrate } from './schema.js';
 
@@ -111,6 +120,8 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   const path = inMemory ? options.path : resolve(options.path);
   if (!inMemory) mkdirSync(dirname(path), { recursive: true });
   const db = new Driver(path, { timeout: options.busyTimeoutMs ?? 5000 });
+  // A new file lets a scavenge give freed pages back (incremental vacuum); it must be set before the first table.
+  if (db.prepare('SELECT count(*) FROM sqlite_schema').pluck().get() === 0) db.pragma('auto_vacuum = INCREMENTAL');
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.synchronous ?? 'full'}`);
   migrate(db);
@@ -125,8 +136,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   let queue: PendingAppend[] = [];
   let flushScheduled = false;
 
+  const retention = createSqliteRetention(db, () => assertOpen());
   const sql = {
-    version: db.prepare('SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?').pluck(),
     insert: db.prepare(
       'INSERT INTO events (stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
@@ -165,12 +176,15 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   // One prepared statement per filter shape: (types?, prefix?).
   const pageStatements = new Map<string, Statement>();
   const pageStatement = (filter: NormalizedReadAll): Statement => {
-    const key = `${filter.types ? 't' : ''}${filter.streamPrefix ? 'p' : ''}`;
+    // Streams with retention settings or deletions add a visibility check, only while there are any.
+    const lifecycles = retention.anyLifecycle();
+    const key = `${filter.types ? 't' : ''}${filter.streamPrefix ? 'p' : ''}${lifecycles ? 'l' : ''}`;
     let statement = pageStatements.get(key);
     if (!statement) {
       const where = ['position > ?'];
       if (filter.types) where.push('type IN (SELECT value FROM json_each(?))');
       if (filter.streamPrefix) where.push('stream_id >= ? AND stream_id < ?');
+      if (lifecycles) where.push(VISIBLE_IN_LOG);
       statement = db.prepare(`SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY position LIMIT ?`).raw();
       pageStatements.set(key, statement);
     }
@@ -224,7 +238,12 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   /** Writes one append inside the current transaction; throws to roll back its savepoint. */
   const writeOne = (pending: PendingAppend, recordedAt: string): AppendResult => {
     const { stream, expected, events } = pending;
-    const actual = sql.version.get(stream) as number;
+    const [actual, tombstoned] = retention.streamHead(stream);
+    if (tombstoned) {
+      const stored = events.length ? (sql.byIds.all(JSON.stringify(events.map((e) => e.id))) as Row[]) : [];
+      if (stored.length) return resolveRetry(stream, expected, events, stored.map(toRecorded));
+      throw new StreamDeletedError(stream);
+    }
     if (!versionMatches(expected, actual)) {
       // A retry of an append that already landed shows up here as a version mismatch.
       const stored = events.length ? (sql.byIds.all(JSON.stringify(events.map((e) => e.id))) as Row[]) : [];
@@ -471,15 +490,28 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       assertOpen();
       assertStreamId(stream);
       const { from, backward, limit } = normalizeReadOptions(opts);
-      let next = from ?? (backward ? Number.MAX_SAFE_INTEGER : 1);
+      // Retention as it stands when the read starts: hidden events are skipped (docs/lifecycle.md).
+      const record = retention.record(stream);
+      const version = record ? retention.version(stream) : 0;
+      const floor = firstVisibleVersion(record, version);
+      const now = Date.now();
+      if (floor === Number.POSITIVE_INFINITY) return;
+      let next = backward ? (from ?? Number.MAX_SAFE_INTEGER) : Math.max(from ?? 1, floor);
       let remaining = limit;
-      while (remaining > 0 && (backward ? next >= 1 : true)) {
+      while (remaining > 0 && (backward ? next >= floor : true)) {
         assertOpen();
         const pageSize = Math.min(500, remaining);
         const rows = (backward ? sql.readBackward : sql.readForward).all(stream, next, pageSize) as Row[];
-        for (const row of rows) yield toRecorded(row);
+        for (const row of rows) {
+          const event = toRecorded(row);
+          if (record && !isVisible(event, record, version, now)) {
+            if (backward) return; // hidden events are a prefix of the stream: nothing older is visible
+            continue;
+          }
+          yield event;
+          remaining--;
+        }
         if (rows.length < pageSize) return;
-        remaining -= rows.length;
         const last = (rows[rows.length - 1] as Row)[2];
         next = backward ? last - 1 : last + 1;
       }
@@ -513,8 +545,13 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     async streamVersion(stream: string) {
       assertOpen();
       assertStreamId(stream);
-      return sql.version.get(stream) as number;
+      return retention.version(stream);
     },
+
+    ...retention.methods((positions) => {
+      // stats() has counted the removed events it had reached: count them out.
+      for (const position of positions) if (position <= tally.position) tally.events--;
+    }),
 
     async headPosition() {
       assertOpen();
