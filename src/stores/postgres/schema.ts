@@ -9,6 +9,7 @@
  */
 import type { Sql } from 'postgres';
 import { InvalidArgumentError, SchemaTooNewError } from '../../core/errors.js';
+import { lifecycleMigration } from './retention.js';
 
 export const SCHEMA_NAME_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -253,6 +254,9 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
     END
     $fn$;
   `,
+
+  // 3: retention and deletion per stream, and the tombstone check on appends (retention.ts).
+  (S) => lifecycleMigration(S),
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

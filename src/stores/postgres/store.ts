@@ -52,6 +52,7 @@ import {
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
 import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
+import { postgresRetention, visibleCondition } from './retention.js';
 import { COLUMNS, ISO, MAX_INT, type Row, toRecorded } from './rows.js';
 import { channelName, migrate } from './schema.js';
 import { parseUrl } from './url.js';
@@ -371,7 +372,7 @@ function createPostgresStore(
         if (outcome.ok === true) {
           wrote ||= pending.events.length > 0;
           pending.resolve(outcome.result);
-        } else if (outcome.ok === false) pending.reject(outcome.error);
+        } else if (outcome.ok === false) pending.reject(await retention.appendError(outcome.error, pending.stream));
       }
       if (wrote) signal.notify();
     }
@@ -379,10 +380,14 @@ function createPostgresStore(
 
   // ---- reads ---------------------------------------------------------------------------------
 
+  const retention = postgresRetention(sql, schema, () => assertOpen());
+  // Events that retention settings or deletes hide are left out of every read (retention.ts).
+  const visible = sql.unsafe(visibleCondition(`"${schema}"`));
+
   const readPage = async (after: bigint, limit: number, filter: NormalizedReadAll): Promise<RecordedEvent[]> => {
     assertOpen();
     const rows = (await connections.watch(
-      sql`SELECT ${columns} FROM ${S}.events WHERE position > ${after.toString()}
+      sql`SELECT ${columns} FROM ${S}.events WHERE position > ${after.toString()} AND ${visible}
       ${filter.types ? sql`AND type IN (SELECT json_array_elements_text(${JSON.stringify(filter.types)}::text::json))` : sql``}
       ${filter.streamPrefix ? sql`AND starts_with(stream_id, ${filter.streamPrefix})` : sql``}
       ORDER BY position LIMIT ${limit}`.values(),
@@ -475,9 +480,9 @@ function createPostgresStore(
         const pageSize = Math.min(1000, remaining);
         const rows = (await connections.watch(
           (backward
-            ? sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version <= ${next}
+            ? sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version <= ${next} AND ${visible}
                 ORDER BY stream_version DESC LIMIT ${pageSize}`
-            : sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version >= ${next}
+            : sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version >= ${next} AND ${visible}
                 ORDER BY stream_version LIMIT ${pageSize}`
           ).values(),
         )) as unknown as Row[];
@@ -521,6 +526,12 @@ function createPostgresStore(
       assertOpen();
       return headPosition();
     },
+
+    setStreamMetadata: retention.setStreamMetadata,
+    getStreamMetadata: retention.getStreamMetadata,
+    deleteStream: retention.deleteStream,
+    listStreamLifecycles: retention.listStreamLifecycles,
+    scavenge: retention.scavenge,
 
     async listStreams(opts: ListStreamsOptions = {}): Promise<StreamInfo[]> {
       assertOpen();
