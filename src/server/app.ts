@@ -6,9 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
-import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError } from '../core/errors.js';
+import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError, StreamDeletedError } from '../core/errors.js';
 import { traceRead } from '../core/tracing.js';
-import type { EventStore, ExpectedVersion, RecordedEvent } from '../core/types.js';
+import type { EventStore, RecordedEvent } from '../core/types.js';
 import { assertStreamId } from '../core/validation.js';
 import { PositionTimeoutError } from '../projections/errors.js';
 import { type ConsumerInfo, getLag, listConsumers, summarizeGroups } from '../projections/observability.js';
@@ -19,11 +19,13 @@ import { type ApiKey, allows, type KeyRing, requireRight } from './auth.js';
 import { mountHistory } from './history.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
 import { stringify, toWire } from './json.js';
+import { mountLifecycleApi } from './lifecycle-api.js';
 import { type Gauge, ServerMetrics } from './metrics.js';
 import {
   allReadQuery,
   appendRequestSchema,
   DEFAULT_PAGE,
+  expectedVersionFrom,
   listStreamsQuery,
   noQuery,
   openApiDocument,
@@ -92,29 +94,6 @@ function loadAdminAssets(): Map<string, string> {
   const assets = new Map<string, string>();
   if (dir) for (const name of Object.keys(ADMIN_TYPES)) assets.set(name, readFileSync(new URL(name, dir), 'utf8'));
   return assets;
-}
-
-/** `"n"` → n, `*` → 'exists'; If-None-Match `*` → 'no_stream'. Anything else is a 400. */
-function expectedVersionFrom(ifMatch: string | undefined, ifNoneMatch: string | undefined): ExpectedVersion {
-  if (ifMatch !== undefined && ifNoneMatch !== undefined) {
-    throw new InvalidArgumentError('precondition headers', 'both If-Match and If-None-Match were sent', 'at most one of them');
-  }
-  if (ifNoneMatch !== undefined) {
-    if (ifNoneMatch.trim() === '*') return 'no_stream';
-    throw new InvalidArgumentError('If-None-Match', `got ${JSON.stringify(ifNoneMatch.slice(0, 100))}`, "'*' (the stream must not exist)");
-  }
-  if (ifMatch === undefined) return 'any';
-  const value = ifMatch.trim();
-  if (value === '*') return 'exists';
-  const match = /^"(\d{1,15})"$/.exec(value);
-  if (!match) {
-    throw new InvalidArgumentError(
-      'If-Match',
-      `got ${JSON.stringify(ifMatch.slice(0, 100))}`,
-      'one strong ETag "n" (a stream version) or *',
-    );
-  }
-  return Number(match[1]);
 }
 
 /**
@@ -350,6 +329,7 @@ export function createApp(options: AppOptions): LoglineApp {
 
   mountHistory(app, store, () => hub.clients.size);
   mountParkedApi(app, store, options.consumers);
+  mountLifecycleApi(app, store);
 
   // --- append ---
   app.post('/v1/streams/:stream', async (c) => {
@@ -406,6 +386,10 @@ export function createApp(options: AppOptions): LoglineApp {
     const q = queryOf(c, streamReadQuery);
     const version = await store.streamVersion(stream);
     if (version === 0) throw new NotFoundError(`Stream '${stream}'`, { stream });
+    // A soft-deleted stream answers like an unknown one; a tombstoned one 410 (docs/http.md).
+    const { deleted } = await store.getStreamMetadata(stream);
+    if (deleted === 'hard') throw new StreamDeletedError(stream);
+    if (deleted === 'soft') throw new NotFoundError(`Stream '${stream}' (deleted)`, { stream, deleted });
     const etag = `"${version}"`;
     const ifNoneMatch = c.req.header('if-none-match');
     if (ifNoneMatch && (ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag))) {

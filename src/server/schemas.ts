@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { InvalidArgumentError, InvalidEventError, type LoglineError } from '../core/errors.js';
+import type { ExpectedVersion } from '../core/types.js';
 import { EVENT_TYPE_PATTERN, newEventSchema, STREAM_ID_PATTERN } from '../core/validation.js';
 
 export const MAX_PAGE = 1000;
@@ -105,6 +106,29 @@ export const listStreamsQuery = z.strictObject({
   limit: limitParam.optional(),
   ...apiKeyParam,
 });
+
+/** `"n"` → n, `*` → 'exists'; If-None-Match `*` → 'no_stream'. Anything else is a 400. */
+export function expectedVersionFrom(ifMatch: string | undefined, ifNoneMatch: string | undefined): ExpectedVersion {
+  if (ifMatch !== undefined && ifNoneMatch !== undefined) {
+    throw new InvalidArgumentError('precondition headers', 'both If-Match and If-None-Match were sent', 'at most one of them');
+  }
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch.trim() === '*') return 'no_stream';
+    throw new InvalidArgumentError('If-None-Match', `got ${JSON.stringify(ifNoneMatch.slice(0, 100))}`, "'*' (the stream must not exist)");
+  }
+  if (ifMatch === undefined) return 'any';
+  const value = ifMatch.trim();
+  if (value === '*') return 'exists';
+  const match = /^"(\d{1,15})"$/.exec(value);
+  if (!match) {
+    throw new InvalidArgumentError(
+      'If-Match',
+      `got ${JSON.stringify(ifMatch.slice(0, 100))}`,
+      'one strong ETag "n" (a stream version) or *',
+    );
+  }
+  return Number(match[1]);
+}
 
 /** Routes that take no parameters (stats, subscriptions, metrics, health). */
 export const noQuery = z.strictObject({ ...apiKeyParam });
