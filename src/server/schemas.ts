@@ -229,6 +229,7 @@ export function openApiDocument(): Record<string, unknown> {
             401: errorReply('No valid API key'),
             403: errorReply('Outside the key’s rights'),
             409: errorReply('WrongExpectedVersion (If-Match / If-None-Match mismatch) or IdempotencyConflict'),
+            410: errorReply('StreamDeleted: the stream was deleted for good (hard delete)'),
             413: errorReply('EventTooLarge or AppendTooLarge'),
             415: errorReply('Content-Type is not application/json'),
             503: errorReply('Overloaded: too many append bytes or appends in flight; retry after Retry-After seconds'),
@@ -247,8 +248,70 @@ export function openApiDocument(): Record<string, unknown> {
             200: { ...json(streamPageSchema, 'A page of the stream'), headers: { ETag: { schema: { type: 'string' } } } },
             304: { description: 'Unchanged since the given ETag' },
             400: errorReply('Bad stream id or query'),
-            404: errorReply('Unknown stream'),
+            404: errorReply('Unknown or soft-deleted stream (`deleted: "soft"`)'),
+            410: errorReply('StreamDeleted: the stream was deleted for good (hard delete)'),
           },
+        },
+        delete: {
+          summary: 'Delete a stream: soft (reads answer 404, a later append continues its versions) or hard (tombstone)',
+          parameters: [
+            streamParam,
+            param('hard', 'query', '`true`: every later append answers 410 StreamDeleted.', { enum: ['true', 'false'] }),
+            param('If-Match', 'header', 'Expected version: `"n"` or `*` (it must exist).'),
+            param('If-None-Match', 'header', '`*`: the stream must not exist.'),
+          ],
+          responses: {
+            200: { description: '{"streamId","streamVersion","deleted":"soft"|"hard"}' },
+            400: errorReply('Bad stream id, query or header'),
+            403: errorReply('Outside the key’s rights (write on the stream)'),
+            409: errorReply('WrongExpectedVersion'),
+            410: errorReply('StreamDeleted: a soft delete of a tombstoned stream'),
+          },
+        },
+      },
+      '/v1/streams/{stream}/metadata': {
+        get: {
+          summary: 'A stream’s retention settings, version and deletion (read on the stream)',
+          parameters: [streamParam],
+          responses: { 200: { description: '{"streamId","version","maxCount"?,"maxAgeSeconds"?,"truncateBefore"?,"deleted"?}' } },
+        },
+        put: {
+          summary: 'Replace a stream’s retention settings; reads honour them at once (write on the stream)',
+          parameters: [streamParam],
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  additionalProperties: false,
+                  properties: {
+                    maxCount: { type: 'integer', minimum: 1 },
+                    maxAgeSeconds: { type: 'integer', minimum: 1 },
+                    truncateBefore: { type: 'integer', minimum: 1 },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            200: { description: 'The metadata now, as GET answers it' },
+            400: errorReply('InvalidArgument: an unknown key or a value that is not an integer ≥ 1'),
+            410: errorReply('StreamDeleted'),
+          },
+        },
+      },
+      '/v1/lifecycles': {
+        get: {
+          summary: 'Streams with retention settings or deleted (read on *)',
+          parameters: [param('after', 'query', 'Paging: ids after this one.')],
+          responses: { 200: { description: '{"streams":[{streamId,version,maxCount?,maxAgeSeconds?,truncateBefore?,deleted?}]}' } },
+        },
+      },
+      '/v1/scavenge': {
+        post: {
+          summary: 'Remove the events retention settings and deletes hide; versions and positions stay (write on *)',
+          responses: { 200: { description: '{"removed":n}' } },
         },
       },
       '/v1/streams/{stream}/subscribe': {
