@@ -34,6 +34,12 @@ export const HIDDEN_BY = (e: string, l: string) => `(
 /** The WHERE condition a `$all` read adds while any lifecycle row exists. */
 export const VISIBLE_IN_LOG = `NOT EXISTS (SELECT 1 FROM stream_lifecycles l WHERE l.stream_id = events.stream_id AND ${HIDDEN_BY('events', 'l')})`;
 
+/** An event a scavenge removed. */
+export interface Removed {
+  position: number;
+  stream_version: number;
+}
+
 type LifecycleRow = [number | null, number | null, number | null, number | null, number, number];
 
 const toRecord = (row: LifecycleRow | undefined): LifecycleRecord | undefined => {
@@ -89,12 +95,18 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
       `UPDATE stream_lifecycles SET scavenged_version =
          max(scavenged_version, coalesce((SELECT max(stream_version) FROM events e WHERE e.stream_id = stream_lifecycles.stream_id), 0))`,
     ),
+    withoutFirst: db
+      .prepare(
+        `SELECT count(*) FROM stream_lifecycles l WHERE l.scavenged_version > 0
+         AND NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = l.stream_id AND e.stream_version = 1)`,
+      )
+      .pluck(),
     removeSlice: db.prepare(
       `DELETE FROM events WHERE position IN (
          SELECT e.position FROM stream_lifecycles l JOIN events e ON e.stream_id = l.stream_id
          WHERE ${HIDDEN_BY('e', 'l')} AND e.position < (SELECT max(position) FROM events)
          LIMIT ${SCAVENGE_SLICE})
-       RETURNING position`,
+       RETURNING position, stream_version`,
     ),
   };
 
@@ -113,7 +125,13 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
     record,
 
     /** Positions removed by the last scavenge slices (stats() uncounts those it had counted). */
-    methods: (onRemoved: (positions: number[]) => void) => ({
+    /**
+     * Streams whose first event a scavenge removed: stats() counts a stream by its version-1 event,
+     * so these are added to that count.
+     */
+    streamsWithoutFirstEvent: () => sql.withoutFirst.get() as number,
+
+    methods: (onRemoved: (removed: Removed[]) => void) => ({
       async setStreamMetadata(stream: string, metadata: StreamMetadata): Promise<void> {
         assertOpen();
         assertStreamId(stream);
@@ -164,15 +182,15 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
         let removed = 0;
         for (;;) {
           assertOpen();
-          const positions = db
+          const slice = db
             .transaction(() => {
               sql.noteVersions.run();
-              return (sql.removeSlice.all() as { position: number }[]).map((r) => r.position);
+              return sql.removeSlice.all() as Removed[];
             })
             .immediate();
-          removed += positions.length;
-          onRemoved(positions);
-          if (positions.length < SCAVENGE_SLICE) break;
+          removed += slice.length;
+          onRemoved(slice);
+          if (slice.length < SCAVENGE_SLICE) break;
           await new Promise((resolve) => setImmediate(resolve));
         }
         // Give the freed pages back to the file system where the database allows it (new files do).

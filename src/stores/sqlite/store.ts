@@ -548,9 +548,14 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       return retention.version(stream);
     },
 
-    ...retention.methods((positions) => {
-      // stats() has counted the removed events it had reached: count them out.
-      for (const position of positions) if (position <= tally.position) tally.events--;
+    ...retention.methods((removed) => {
+      // stats() has counted the removed events it had reached: count them out (a stream is
+      // counted by its version-1 event, or else by streamsWithoutFirstEvent()).
+      for (const { position, stream_version } of removed) {
+        if (position > tally.position) continue;
+        tally.events--;
+        if (stream_version === 1) tally.streams--;
+      }
     }),
 
     async headPosition() {
@@ -576,7 +581,11 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       const counted = tallied.then(countNewEvents);
       tallied = counted.catch(() => {});
       await counted;
-      return { events: tally.events, streams: tally.streams, headPosition: BigInt(sql.head.get() as number) };
+      return {
+        events: tally.events,
+        streams: tally.streams + retention.streamsWithoutFirstEvent(),
+        headPosition: BigInt(sql.head.get() as number),
+      };
     },
 
     async saveSnapshot(snapshot: Snapshot) {
