@@ -87,6 +87,24 @@ export function describeRetention(open: () => Promise<EventStore>, propertyRuns:
       expect(events.map((e) => [e.type, e.streamVersion])).toEqual([['Again', 4]]);
     });
 
+    it("a delete drops the stream's snapshots (they fold the deleted events), no other stream's", async () => {
+      const store = await open();
+      await appendN(store, 'snap-1', 2);
+      const snapshot = (streamId: string) => ({
+        streamId,
+        name: 'total',
+        streamVersion: 2,
+        snapshotVersion: 1,
+        state: { n: 2 },
+        takenAt: new Date().toISOString(),
+      });
+      await store.saveSnapshot(snapshot('snap-1'));
+      await store.saveSnapshot(snapshot('snap-10'));
+      await store.deleteStream('snap-1');
+      expect(await store.loadSnapshot('snap-1', 'total')).toBeUndefined();
+      expect(await store.loadSnapshot('snap-10', 'total')).toMatchObject({ state: { n: 2 } });
+    });
+
     it('hard delete: every later append fails with StreamDeleted, reads find nothing', async () => {
       const store = await open();
       await appendN(store, 'hard-1', 2);

@@ -299,14 +299,14 @@ export function describeKurrentClient(name: string, backend: Backend) {
       expect(await client.deleteStream(soft, { expectedRevision: 1n })).toEqual({});
       // A soft-deleted stream reads as not found; appending continues its revisions.
       expect(await rejection(all(client.readStream(soft)))).toMatchObject({ type: 'stream-not-found' });
-      expect((await client.appendToStream(soft, placed(3), { expectedRevision: 1n })).nextExpectedRevision).toBe(2n);
+      expect((await client.appendToStream(soft, placed(3), { streamState: 1n })).nextExpectedRevision).toBe(2n);
       expect(eventsOf(await all(client.readStream(soft))).map((e) => e.revision)).toEqual([2n]);
 
       const hard = `${prefix()}-hard`;
       await client.appendToStream(hard, placed(1));
       expect(await client.tombstoneStream(hard, { expectedRevision: 0n })).toEqual({});
       for (const expectedRevision of [ANY, NO_STREAM, 0n] as const) {
-        const late = await rejection(client.appendToStream(hard, placed(2), { expectedRevision }));
+        const late = await rejection(client.appendToStream(hard, placed(2), { streamState: expectedRevision }));
         expect(late).toMatchObject({ type: 'stream-deleted', streamName: hard });
       }
       expect(await rejection(all(client.readStream(hard)))).toMatchObject({ type: 'stream-deleted', streamName: hard });

@@ -245,6 +245,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       if (!versionMatches(expected, version)) throw new WrongExpectedVersionError(stream, expected, version);
       if (opts.hard) lifecycles.set(stream, { ...record, tombstoned: true });
       else if (version > 0) lifecycles.set(stream, { ...record, deletedVersion: version });
+      // A snapshot folds the deleted events: the stream starts afresh without it.
+      for (const key of snapshots.keys()) if (key.startsWith(`${stream}\u0000`)) snapshots.delete(key);
       signal.notify();
       return { streamVersion: version };
     },

@@ -60,6 +60,8 @@ export const logSubject = (layout: NatsLayout, stream: string): string => `${lay
 export const idSubject = (layout: NatsLayout, eventId: string): string => `${layout.prefix}_ids.${eventId}`;
 export const snapshotSubject = (layout: NatsLayout, stream: string, name: string): string =>
   `${layout.prefix}_snap.${encodeToken(stream)}.${encodeToken(name)}`;
+/** Every snapshot subject of one stream (a filter). */
+export const snapshotSubjects = (layout: NatsLayout, stream: string): string => `${layout.prefix}_snap.${encodeToken(stream)}.*`;
 
 export const lifecycleSubject = (layout: NatsLayout, stream: string): string => `${layout.prefix}_life.${encodeToken(stream)}`;
 

@@ -101,6 +101,7 @@ import {
   logSubject,
   type NatsLayout,
   snapshotSubject,
+  snapshotSubjects,
 } from './schema.js';
 import { parseNatsUrl } from './url.js';
 
@@ -625,6 +626,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       }
       remember(stream, { seq: ack.seq, version: head.version, deleted: hard ? 'hard' : 'soft' });
       await changeRecord(stream, (record) => (hard ? { ...record, tombstoned: true } : { ...record, deletedVersion: head.version }));
+      // A snapshot folds the deleted events: the stream starts afresh without it.
+      await patiently('dropping snapshots', () => jsm.streams.purge(layout.snapshots, { filter: snapshotSubjects(layout, stream) }));
       return { streamVersion: head.version };
     }
   };

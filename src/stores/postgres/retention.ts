@@ -155,6 +155,8 @@ export function postgresRetention(sql: Sql, schema: string, assertOpen: () => vo
           await tx`INSERT INTO ${S}.stream_lifecycles (stream_id, deleted_version) VALUES (${stream}, ${current})
                    ON CONFLICT (stream_id) DO UPDATE SET deleted_version = excluded.deleted_version`;
         }
+        // A snapshot folds the deleted events: the stream starts afresh without it.
+        await tx`DELETE FROM ${S}.snapshots WHERE stream_id = ${stream}`;
         return { streamVersion: current };
       })) as { streamVersion: number };
     },

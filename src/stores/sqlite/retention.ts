@@ -79,6 +79,7 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
       `INSERT INTO stream_lifecycles (stream_id, deleted_version) VALUES (?, ?)
        ON CONFLICT (stream_id) DO UPDATE SET deleted_version = excluded.deleted_version`,
     ),
+    dropSnapshots: db.prepare('DELETE FROM snapshots WHERE stream_id = ?'),
     tombstone: db.prepare(
       `INSERT INTO stream_lifecycles (stream_id, tombstoned) VALUES (?, 1) ON CONFLICT (stream_id) DO UPDATE SET tombstoned = 1`,
     ),
@@ -163,6 +164,8 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
             if (!versionMatches(expected, current)) throw new WrongExpectedVersionError(stream, expected, current);
             if (opts.hard) sql.tombstone.run(stream);
             else if (current > 0) sql.softDelete.run(stream, current);
+            // A snapshot folds the deleted events: the stream starts afresh without it.
+            sql.dropSnapshots.run(stream);
             return { streamVersion: current };
           })
           .immediate();
