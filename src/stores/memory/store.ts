@@ -79,8 +79,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
     return page;
   };
 
-  const visible = (event: RecordedEvent, now: number): boolean =>
-    isVisible(event, lifecycles.get(event.streamId), streams.get(event.streamId)?.length ?? 0, now);
+  const visible = (event: RecordedEvent, now: number): boolean => {
+    const record = lifecycles.get(event.streamId);
+    return !record || isVisible(event, record, streams.get(event.streamId)?.length ?? 0, now);
+  };
 
   const assertNotTombstoned = (stream: string) => {
     if (lifecycles.get(stream)?.tombstoned) throw new StreamDeletedError(stream);

@@ -202,9 +202,11 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
 
   /**
    * stats() without a full-table count (which blocks the event loop for a second at 10M events):
-   * events are never deleted and positions only grow, in commit order even across processes, so
-   * the counts are kept by adding the events after the last position counted; a stream is counted
-   * by its version-1 event. The first call on a large store counts in slices, yielding between them.
+   * positions only grow, in commit order even across processes, so the counts are kept by adding
+   * the events after the last position counted; a stream is counted by its version-1 event. Only a
+   * scavenge deletes events: this process's scavenges count them out (another process's are
+   * counted out when this one restarts). The first call on a large store counts in slices,
+   * yielding between them.
    */
   const tally = { position: 0, events: 0, streams: 0 };
   let tallied: Promise<void> = Promise.resolve();
