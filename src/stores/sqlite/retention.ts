@@ -56,7 +56,7 @@ const toRecord = (row: LifecycleRow | undefined): LifecycleRecord | undefined =>
 
 export function createSqliteRetention(db: Database, assertOpen: () => void) {
   const sql = {
-    // Two plain probes: measured 1.1 µs per append against 1.9 µs as one statement with a join.
+    // Two plain index probes per append: one statement joining them costs more.
     version: db.prepare('SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?').pluck(),
     lifecycle: db.prepare('SELECT scavenged_version, tombstoned FROM stream_lifecycles WHERE stream_id = ?').raw(),
     any: db.prepare('SELECT EXISTS (SELECT 1 FROM stream_lifecycles)').pluck(),
