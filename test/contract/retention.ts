@@ -116,6 +116,7 @@ export function describeRetention(open: () => Promise<EventStore>, propertyRuns:
         expect(error).toBeInstanceOf(StreamDeletedError);
         expect((error as StreamDeletedError).details).toEqual({ stream: 'hard-1' });
       }
+      await expect(store.append('hard-1', [])).rejects.toBeInstanceOf(StreamDeletedError);
       await expect(store.setStreamMetadata('hard-1', { maxCount: 1 })).rejects.toBeInstanceOf(StreamDeletedError);
       await expect(store.deleteStream('hard-1')).rejects.toBeInstanceOf(StreamDeletedError);
       // Deleting for good again is an idempotent retry.

@@ -112,6 +112,12 @@ export function postgresRetention(sql: Sql, schema: string, assertOpen: () => vo
       }
     },
 
+    /** Throws StreamDeletedError for a tombstoned stream (an append without events touches no row the trigger guards). */
+    async assertNotTombstoned(stream: string): Promise<void> {
+      const [row] = await sql`SELECT 1 FROM ${S}.stream_lifecycles WHERE stream_id = ${stream} AND tombstoned`;
+      if (row) throw new StreamDeletedError(stream);
+    },
+
     async setStreamMetadata(stream: string, metadata: StreamMetadata): Promise<void> {
       assertOpen();
       assertStreamId(stream);

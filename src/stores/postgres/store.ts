@@ -459,9 +459,17 @@ function createPostgresStore(
           const prepared = prepareEvents(events, limits);
           let bytes = 0;
           for (const e of prepared) bytes += e.dataJson.length + e.metadataJson.length + 100;
-          return new Promise((resolve, reject) => {
-            queue.push({ stream, expected, events: prepared, bytes, resolve, reject, span });
-            flush();
+          const enqueue = () =>
+            new Promise<AppendResult>((resolve, reject) => {
+              queue.push({ stream, expected, events: prepared, bytes, resolve, reject, span });
+              flush();
+            });
+          // A pure version check writes nothing the tombstone trigger sees: ask once it is answered
+          // (queued at once, so call order holds; a tombstone is forever, so a later one counts too).
+          if (prepared.length > 0) return enqueue();
+          return enqueue().then(async (result) => {
+            await retention.assertNotTombstoned(stream);
+            return result;
           });
         } catch (error) {
           return Promise.reject(error);
