@@ -14,7 +14,7 @@
  */
 import type { Database } from 'better-sqlite3';
 import { StreamDeletedError, WrongExpectedVersionError } from '../../core/errors.js';
-import { type LifecycleRecord, lifecycleOf, normalizeStreamMetadata } from '../../core/retention.js';
+import { ageCutoff, firstVisibleVersion, type LifecycleRecord, lifecycleOf, normalizeStreamMetadata } from '../../core/retention.js';
 import type { DeleteStreamOptions, ScavengeResult, StreamLifecycleInfo, StreamMetadata } from '../../core/types.js';
 import { assertExpectedVersion, assertStreamId, versionMatches } from '../../core/validation.js';
 
@@ -22,7 +22,7 @@ import { assertExpectedVersion, assertStreamId, versionMatches } from '../../cor
 const SCAVENGE_SLICE = 5_000;
 
 /** True when the event row `e` (alias) is hidden by the lifecycle row `l` (alias). */
-export const HIDDEN_BY = (e: string, l: string) => `(
+const HIDDEN_BY = (e: string, l: string) => `(
   ${l}.tombstoned = 1
   OR ${e}.stream_version < coalesce(${l}.truncate_before, 0)
   OR ${e}.stream_version <= coalesce(${l}.deleted_version, 0)
@@ -87,21 +87,29 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
          ORDER BY stream_id LIMIT ?`,
       )
       .raw(),
-    noteVersions: db.prepare(
-      `UPDATE stream_lifecycles SET scavenged_version =
-         max(scavenged_version, coalesce((SELECT max(stream_version) FROM events e WHERE e.stream_id = stream_lifecycles.stream_id), 0))`,
-    ),
+    noteVersion: db.prepare('UPDATE stream_lifecycles SET scavenged_version = max(scavenged_version, ?) WHERE stream_id = ?'),
+    /** Streams whose record hides something, by id: what a scavenge visits. */
+    toScavenge: db
+      .prepare(
+        `SELECT stream_id FROM stream_lifecycles
+         WHERE stream_id > ? AND (tombstoned = 1 OR deleted_version IS NOT NULL OR max_count IS NOT NULL
+                                  OR max_age_seconds IS NOT NULL OR truncate_before IS NOT NULL)
+         ORDER BY stream_id LIMIT 100`,
+      )
+      .pluck(),
+    /** The first version recorded at or after a time (maxAgeSeconds hides the versions before it). */
+    firstSince: db.prepare('SELECT min(stream_version) FROM events WHERE stream_id = ? AND recorded_at >= ?').pluck(),
     withoutFirst: db
       .prepare(
         `SELECT count(*) FROM stream_lifecycles l WHERE l.scavenged_version > 0
          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = l.stream_id AND e.stream_version = 1)`,
       )
       .pluck(),
-    removeSlice: db.prepare(
+    /** Up to n events of a stream below a version, never the log's newest (through the stream index). */
+    removeBelow: db.prepare(
       `DELETE FROM events WHERE position IN (
-         SELECT e.position FROM stream_lifecycles l JOIN events e ON e.stream_id = l.stream_id
-         WHERE ${HIDDEN_BY('e', 'l')} AND e.position < (SELECT max(position) FROM events)
-         LIMIT ${SCAVENGE_SLICE})
+         SELECT position FROM events WHERE stream_id = ? AND stream_version < ? AND position < (SELECT max(position) FROM events)
+         ORDER BY stream_version LIMIT ?)
        RETURNING position, stream_version`,
     ),
   };
@@ -181,20 +189,40 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
         });
       },
 
+      /**
+       * Stream by stream (hidden events are a prefix of each stream): the first visible version,
+       * then the events below it through the stream index, at most SCAVENGE_SLICE per write
+       * transaction so other writers get the lock in between.
+       */
       async scavenge(): Promise<ScavengeResult> {
         assertOpen();
         let removed = 0;
+        let after = '';
         for (;;) {
-          assertOpen();
-          const slice = db
-            .transaction(() => {
-              sql.noteVersions.run();
-              return sql.removeSlice.all() as Removed[];
-            })
-            .immediate();
-          removed += slice.length;
-          onRemoved(slice);
-          if (slice.length < SCAVENGE_SLICE) break;
+          const streams = sql.toScavenge.all(after) as string[];
+          for (const stream of streams) {
+            for (;;) {
+              assertOpen();
+              const slice = db
+                .transaction(() => {
+                  const current = version(stream);
+                  // Kept even once every event is gone: the version outlives them.
+                  sql.noteVersion.run(current, stream);
+                  const found = record(stream);
+                  let below = Math.min(firstVisibleVersion(found, current), current + 1);
+                  const cutoff = ageCutoff(found, Date.now());
+                  if (cutoff !== undefined) below = Math.max(below, (sql.firstSince.get(stream, cutoff) as number | null) ?? current + 1);
+                  return sql.removeBelow.all(stream, below, SCAVENGE_SLICE) as Removed[];
+                })
+                .immediate();
+              removed += slice.length;
+              onRemoved(slice);
+              if (slice.length < SCAVENGE_SLICE) break;
+              await new Promise((resolve) => setImmediate(resolve));
+            }
+          }
+          if (streams.length < 100) break;
+          after = streams[streams.length - 1] as string;
           await new Promise((resolve) => setImmediate(resolve));
         }
         // Give the freed pages back to the file system where the database allows it (new files do).
