@@ -20,8 +20,8 @@ import { assertExpectedVersion, assertStreamId, versionMatches } from '../../cor
 /** The SQLSTATE the tombstone trigger raises. */
 export const TOMBSTONED_SQLSTATE = 'LL410';
 
-/** Events one scavenge statement removes. */
-const SCAVENGE_SLICE = 5_000;
+/** Streams one scavenge statement visits. */
+const SCAVENGE_STREAMS = 100;
 
 /** True when event row `e` is hidden by lifecycle row `l`; `S` is the quoted schema. */
 const hiddenBy = (S: string, e: string, l: string) => `(
@@ -179,19 +179,41 @@ export function postgresRetention(sql: Sql, schema: string, assertOpen: () => vo
       return rows.map((row) => ({ streamId: row.stream_id, version: row.version ?? 0, ...lifecycleOf(toRecord(row), row.version ?? 0) }));
     },
 
+    /**
+     * SCAVENGE_STREAMS streams per statement (hidden events are a prefix of each stream): each
+     * stream's first visible version from its record and version, then its events below it (or
+     * older than maxAgeSeconds) through the stream index; never the log's newest event.
+     */
     async scavenge(): Promise<ScavengeResult> {
       assertOpen();
-      const hidden = sql.unsafe(hiddenBy(`"${schema}"`, 'e', 'l'));
       let removed = 0;
+      let after = '';
       for (;;) {
         assertOpen();
-        const result = await sql`
-          DELETE FROM ${S}.events WHERE position IN (
-            SELECT e.position FROM ${S}.stream_lifecycles l JOIN ${S}.events e ON e.stream_id = l.stream_id
-            WHERE ${hidden} AND e.position < (SELECT max(position) FROM ${S}.events)
-            LIMIT ${SCAVENGE_SLICE})`;
-        removed += result.count;
-        if (result.count < SCAVENGE_SLICE) return { removed };
+        const [row] = await sql<{ removed: string; streams: number; last: string | null }[]>`
+          WITH slice AS (
+            SELECT l.stream_id, l.tombstoned, l.truncate_before, l.deleted_version, l.max_count, l.max_age_seconds, s.version
+            FROM ${S}.stream_lifecycles l JOIN ${S}.streams s ON s.stream_id = l.stream_id
+            WHERE l.stream_id > ${after} AND (l.tombstoned OR l.deleted_version IS NOT NULL OR l.max_count IS NOT NULL
+                  OR l.max_age_seconds IS NOT NULL OR l.truncate_before IS NOT NULL)
+            ORDER BY l.stream_id LIMIT ${SCAVENGE_STREAMS}
+          ), floors AS (
+            SELECT stream_id, max_age_seconds, CASE WHEN tombstoned THEN version + 1 ELSE LEAST(version + 1, GREATEST(
+                     coalesce(truncate_before, 1), coalesce(deleted_version, 0) + 1,
+                     CASE WHEN max_count IS NULL THEN 1 ELSE version - max_count + 1 END)) END AS below
+            FROM slice
+          ), gone AS (
+            DELETE FROM ${S}.events e USING floors f
+            WHERE e.stream_id = f.stream_id AND e.position < (SELECT max(position) FROM ${S}.events)
+              AND (e.stream_version < f.below
+                   OR (f.max_age_seconds IS NOT NULL AND e.recorded_at < now() - make_interval(secs => f.max_age_seconds)))
+            RETURNING 1
+          )
+          SELECT (SELECT count(*) FROM gone)::text AS removed, (SELECT count(*) FROM slice)::integer AS streams,
+                 (SELECT max(stream_id) FROM slice) AS last`;
+        removed += Number(row?.removed ?? 0);
+        if (!row?.last || row.streams < SCAVENGE_STREAMS) return { removed };
+        after = row.last;
       }
     },
   };
