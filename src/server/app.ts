@@ -386,13 +386,17 @@ export function createApp(options: AppOptions): LoglineApp {
     const q = queryOf(c, streamReadQuery);
     const version = await store.streamVersion(stream);
     if (version === 0) throw new NotFoundError(`Stream '${stream}'`, { stream });
-    // A soft-deleted stream answers like an unknown one; a tombstoned one 410 (docs/http.md).
-    const { deleted } = await store.getStreamMetadata(stream);
-    if (deleted === 'hard') throw new StreamDeletedError(stream);
-    if (deleted === 'soft') throw new NotFoundError(`Stream '${stream}' (deleted)`, { stream, deleted });
+    // A soft-deleted stream answers like an unknown one, a tombstoned one 410 (docs/http.md). A
+    // deleted stream has no visible event, so only an empty page (or a 304) asks.
+    const assertNotDeleted = async () => {
+      const { deleted } = await store.getStreamMetadata(stream);
+      if (deleted === 'hard') throw new StreamDeletedError(stream);
+      if (deleted === 'soft') throw new NotFoundError(`Stream '${stream}' (deleted)`, { stream, deleted });
+    };
     const etag = `"${version}"`;
     const ifNoneMatch = c.req.header('if-none-match');
     if (ifNoneMatch && (ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag))) {
+      await assertNotDeleted();
       return new Response(null, { status: 304, headers: { etag } });
     }
     const limit = q.limit ?? DEFAULT_PAGE;
@@ -403,6 +407,7 @@ export function createApp(options: AppOptions): LoglineApp {
       store.read(stream, { from, limit, direction: q.direction ?? 'forward' }),
     );
     const page = await collectPage(events, limit, (event) => (event.streamVersion > version ? 'stop' : 'take'));
+    if (page.parts.length === 0) await assertNotDeleted();
     const last = page.last?.streamVersion;
     const next = last === undefined || !page.more ? null : backward ? (last > 1 ? last - 1 : null) : last < version ? last + 1 : null;
     return rawJson(`{"events":[${page.parts.join(',')}],"streamVersion":${version},"next":${next}}`, { etag });

@@ -309,14 +309,20 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
     requireRight(key, 'read', stream, `stream '${stream}'`);
     const structured = options.getUuidOption()?.hasStructured() ?? false;
     const version = await store.streamVersion(stream);
-    // A soft-deleted stream reads as not found; a tombstoned one fails with StreamDeleted (errors.ts).
-    const { deleted } = version === 0 ? {} : await store.getStreamMetadata(stream);
-    if (deleted === 'hard') throw new StreamDeletedError(stream);
-    if (version === 0 || deleted === 'soft') {
-      const notFound = new ReadResp.StreamNotFound().setStreamIdentifier(streamIdentifier(protocol, stream));
-      await send(call, new ReadResp().setStreamNotFound(notFound), signal);
-      return;
-    }
+    const notFound = () =>
+      send(
+        call,
+        new ReadResp().setStreamNotFound(new ReadResp.StreamNotFound().setStreamIdentifier(streamIdentifier(protocol, stream))),
+        signal,
+      );
+    if (version === 0) return notFound();
+    // A soft-deleted stream reads as not found, a tombstoned one fails with StreamDeleted (errors.ts).
+    // A deleted stream has no visible event, so only a read that found none asks.
+    const answerDeleted = async (): Promise<void> => {
+      const { deleted } = await store.getStreamMetadata(stream);
+      if (deleted === 'hard') throw new StreamDeletedError(stream);
+      if (deleted === 'soft') await notFound();
+    };
     const backward = options.getReadDirection() === ReadDirection.BACKWARDS;
     const limit = toCount(options.getCount());
     if (limit === 0) return;
@@ -326,10 +332,13 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
     else if (backward) from = undefined;
     else return; // forwards from the end: nothing yet
     if (backward && from !== undefined && from > version) from = version;
+    let sent = 0;
     for await (const event of store.read(stream, { from, direction: backward ? 'backward' : 'forward', limit })) {
       if (signal.aborted) return;
       await send(call, message.event(event, structured), signal);
+      sent++;
     }
+    if (sent === 0) await answerDeleted();
   }
 
   async function readAll(call: ReadCall, options: ReadOptions, signal: AbortSignal, key: ApiKey | undefined) {
