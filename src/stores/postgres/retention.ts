@@ -203,10 +203,13 @@ export function postgresRetention(sql: Sql, schema: string, assertOpen: () => vo
                      CASE WHEN max_count IS NULL THEN 1 ELSE version - max_count + 1 END)) END AS below
             FROM slice
           ), gone AS (
-            DELETE FROM ${S}.events e USING floors f
-            WHERE e.stream_id = f.stream_id AND e.position < (SELECT max(position) FROM ${S}.events)
-              AND (e.stream_version < f.below
-                   OR (f.max_age_seconds IS NOT NULL AND e.recorded_at < now() - make_interval(secs => f.max_age_seconds)))
+            -- Per stream (LATERAL), so each is an index range: a join lets the planner scan the log.
+            DELETE FROM ${S}.events WHERE position < (SELECT max(position) FROM ${S}.events) AND position IN (
+              SELECT x.position FROM floors f CROSS JOIN LATERAL (
+                SELECT e.position FROM ${S}.events e WHERE e.stream_id = f.stream_id AND e.stream_version < f.below
+                UNION ALL
+                SELECT e.position FROM ${S}.events e WHERE f.max_age_seconds IS NOT NULL AND e.stream_id = f.stream_id
+                  AND e.recorded_at < now() - make_interval(secs => f.max_age_seconds)) x)
             RETURNING 1
           )
           SELECT (SELECT count(*) FROM gone)::text AS removed, (SELECT count(*) FROM slice)::integer AS streams,
