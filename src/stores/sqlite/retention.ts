@@ -20,6 +20,8 @@ import { assertExpectedVersion, assertStreamId, versionMatches } from '../../cor
 
 /** Events one scavenge transaction removes; appends from other processes get the lock in between. */
 const SCAVENGE_SLICE = 5_000;
+/** Streams a scavenge looks up at a time. */
+const STREAMS_PER_PAGE = 1_000;
 
 /** True when the event row `e` (alias) is hidden by the lifecycle row `l` (alias). */
 const HIDDEN_BY = (e: string, l: string) => `(
@@ -94,7 +96,7 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
         `SELECT stream_id FROM stream_lifecycles
          WHERE stream_id > ? AND (tombstoned = 1 OR deleted_version IS NOT NULL OR max_count IS NOT NULL
                                   OR max_age_seconds IS NOT NULL OR truncate_before IS NOT NULL)
-         ORDER BY stream_id LIMIT 100`,
+         ORDER BY stream_id LIMIT ${STREAMS_PER_PAGE}`,
       )
       .pluck(),
     /** The first version recorded at or after a time (maxAgeSeconds hides the versions before it). */
@@ -191,8 +193,9 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
 
       /**
        * Stream by stream (hidden events are a prefix of each stream): the first visible version,
-       * then the events below it through the stream index, at most SCAVENGE_SLICE per write
-       * transaction so other writers get the lock in between.
+       * then the events below it through the stream index. One write transaction removes up to
+       * SCAVENGE_SLICE events, from as many streams as that takes, so other writers get the lock
+       * in between and a commit is not paid per stream.
        */
       async scavenge(): Promise<ScavengeResult> {
         assertOpen();
@@ -200,11 +203,14 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
         let after = '';
         for (;;) {
           const streams = sql.toScavenge.all(after) as string[];
-          for (const stream of streams) {
-            for (;;) {
-              assertOpen();
-              const slice = db
-                .transaction(() => {
+          const pending = [...streams];
+          while (pending.length) {
+            assertOpen();
+            const slice = db
+              .transaction(() => {
+                const out: Removed[] = [];
+                while (pending.length && out.length < SCAVENGE_SLICE) {
+                  const stream = pending[0] as string;
                   const current = version(stream);
                   // Kept even once every event is gone: the version outlives them.
                   sql.noteVersion.run(current, stream);
@@ -212,18 +218,20 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
                   let below = Math.min(firstVisibleVersion(found, current), current + 1);
                   const cutoff = ageCutoff(found, Date.now());
                   if (cutoff !== undefined) below = Math.max(below, (sql.firstSince.get(stream, cutoff) as number | null) ?? current + 1);
-                  return sql.removeBelow.all(stream, below, SCAVENGE_SLICE) as Removed[];
-                })
-                .immediate();
-              removed += slice.length;
-              onRemoved(slice);
-              if (slice.length < SCAVENGE_SLICE) break;
-              await new Promise((resolve) => setImmediate(resolve));
-            }
+                  const room = SCAVENGE_SLICE - out.length;
+                  const gone = sql.removeBelow.all(stream, below, room) as Removed[];
+                  out.push(...gone);
+                  if (gone.length < room) pending.shift(); // this stream is done
+                }
+                return out;
+              })
+              .immediate();
+            removed += slice.length;
+            onRemoved(slice);
+            await new Promise((resolve) => setImmediate(resolve));
           }
-          if (streams.length < 100) break;
+          if (streams.length < STREAMS_PER_PAGE) break;
           after = streams[streams.length - 1] as string;
-          await new Promise((resolve) => setImmediate(resolve));
         }
         // Give the freed pages back to the file system where the database allows it (new files do).
         if (removed > 0 && db.pragma('auto_vacuum', { simple: true }) === 2) db.pragma('incremental_vacuum');
