@@ -27,6 +27,7 @@ export class LifecycleView {
   private readonly records = new Map<string, { record: LifecycleRecord; seq: number }>();
   private messages: ConsumerMessages | undefined;
   private started: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -59,6 +60,7 @@ export class LifecycleView {
   }
 
   stop(): void {
+    this.stopped = true;
     this.messages?.stop();
   }
 
@@ -76,9 +78,14 @@ export class LifecycleView {
     });
     if (stored === 0) caughtUp();
     void (async () => {
-      for await (const m of messages) {
-        this.set(decodeToken(m.subject.slice(start)), m.json() as LifecycleRecord, m.seq);
-        if (m.info.pending === 0) caughtUp();
+      try {
+        for await (const m of messages) {
+          this.set(decodeToken(m.subject.slice(start)), m.json() as LifecycleRecord, m.seq);
+          if (m.info.pending === 0) caughtUp();
+        }
+      } finally {
+        // Ended by anything but stop() (the consumer was lost): the next ready() starts it again.
+        if (!this.stopped && this.messages === messages) this.started = undefined;
       }
     })().catch(() => {});
     await loaded;

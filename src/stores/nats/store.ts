@@ -539,6 +539,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
   // ---- retention and deletion (retention.ts) -----------------------------------------------
 
   const lifecycles = new LifecycleView(js, jsm, layout, jetstreamModule);
+  /** The view loaded, waiting out a JetStream outage (an election) up to timeoutMs like any read. */
+  const viewReady = () => patiently('loading stream metadata', () => lifecycles.ready());
 
   /** A stream's current version (0 when it does not exist). */
   const currentVersion = async (stream: string): Promise<number> => {
@@ -635,7 +637,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
   async function* readAllFrom(filter: NormalizedReadAll, endSeq: number, signal?: AbortSignal): AsyncGenerator<RecordedEvent> {
     let remaining = filter.limit;
     if (remaining <= 0) return;
-    await lifecycles.ready();
+    await viewReady();
     const visible = visibleInLog();
     for await (const message of scan(firstSeqAfter(filter.from), endSeq, undefined, signal)) {
       for (const event of decodeMessage(message)) {
@@ -721,7 +723,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       assertOpen();
       assertStreamId(stream);
       const { from, backward, limit } = normalizeReadOptions(opts);
-      await lifecycles.ready();
+      await viewReady();
       const last = await getMessage(layout.log, { last_by_subj: logSubject(layout, stream) });
       if (!last) return;
       // Retention as it stands when the read starts: hidden events (a prefix of the stream) are skipped.
@@ -798,7 +800,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       assertOpen();
       assertStreamId(stream);
       const normalized = normalizeStreamMetadata(metadata);
-      await lifecycles.ready();
+      await viewReady();
       if ((await loadHead(stream)).deleted === 'hard') throw new StreamDeletedError(stream);
       await changeRecord(stream, (record) => {
         if (record.tombstoned) throw new StreamDeletedError(stream);
@@ -841,7 +843,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
 
     async listStreamLifecycles(opts: { after?: string; limit?: number } = {}): Promise<StreamLifecycleInfo[]> {
       assertOpen();
-      await lifecycles.ready();
+      await viewReady();
       const { after = '', limit = 100 } = opts;
       const page = lifecycles
         .entries()
@@ -858,7 +860,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
 
     async scavenge() {
       assertOpen();
-      await lifecycles.ready();
+      await viewReady();
       let removed = 0;
       for (const [stream, record] of lifecycles.entries()) {
         if (!hasEffect(record)) continue;
