@@ -408,7 +408,58 @@ async function orderingScenario(sql: postgres.Sql): Promise<void> {
   await Promise.all(four.map((s) => s.close()));
 }
 
+/**
+ * What retention costs (docs/lifecycle.md#retention-and-deletion), one schema read three ways in
+ * one run: no stream has settings; half the 10,000 streams keep only their last 25 events;
+ * after the scavenge removed the rest. Then the scavenge's own rate.
+ */
+async function retentionScenario(sql: postgres.Sql, schema: string): Promise<void> {
+  const total = flags.quick ? 100_000 : 1_000_000;
+  const store = await openPostgresStore({ url: `${dbUrl}?schema=${schema}`, poolSize: 4 });
+  await fill(sql, schema, total);
+  const readAll = async () => {
+    let n = 0;
+    for await (const _ of store.readAll()) n++;
+    return n;
+  };
+  const base = 'readAll(), no stream with settings';
+  const results: Result[] = [];
+  for (let round = 0; round < 2; round++) results.push(await measureRead(base, readAll));
+  const maxCount = Math.max(1, Math.floor(total / 10_000 / 4));
+  for (let i = 0; i < 10_000; i += 2) await store.setStreamMetadata(`fill-${i}`, { maxCount });
+  for (let round = 0; round < 2; round++) results.push(await measureRead(`readAll(), half the streams with maxCount ${maxCount}`, readAll));
+  const started = performance.now();
+  const { removed } = await store.scavenge();
+  const seconds = (performance.now() - started) / 1000;
+  for (let round = 0; round < 2; round++) results.push(await measureRead('readAll() after the scavenge', readAll));
+  printScenario(
+    `retention: readAll over ${total.toLocaleString('en-US')} events in 10,000 streams, best of 2 (events/s = events returned)`,
+    best(results),
+    base,
+  );
+  printScenario('retention: scavenge (events/s = events removed)', [
+    { label: `scavenge() of ${removed.toLocaleString('en-US')} events`, events: removed, seconds, eventsPerSec: removed / seconds },
+  ]);
+  await store.close();
+}
+
 export async function run(): Promise<void> {
+  if (process.argv.includes('--retention')) {
+    // Only the retention scenario: `npm run bench -- postgres --retention`. A schema of its own in
+    // the bench database, which it leaves in place (another bench may be using it).
+    const admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
+    await admin`CREATE DATABASE ${admin(DB)}`.catch(() => {}); // already there
+    await admin.end();
+    const sql = postgres(dbUrl, { max: 4, onnotice: () => {} });
+    const schema = `retention_${process.pid}`;
+    try {
+      await retentionScenario(sql, schema);
+    } finally {
+      await sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`;
+      await sql.end();
+    }
+    return;
+  }
   await recreateDatabase();
   const sql = postgres(dbUrl, { max: 16, onnotice: () => {} });
   const logline = await openPostgresStore({ url: `${dbUrl}?schema=bench`, poolSize: 10 });

@@ -81,7 +81,7 @@ function seed(file: string, total: number, perStream: number): void {
   const store = new Database(file);
   store.pragma('journal_mode = WAL');
   store.pragma('synchronous = OFF');
-  store.exec(MIGRATIONS[0] as string);
+  for (const migration of MIGRATIONS) store.exec(migration);
   store.pragma(`user_version = ${MIGRATIONS.length}`);
   const insert = store.prepare(
     'INSERT INTO events (stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -231,9 +231,49 @@ async function crossProcessScenario(): Promise<void> {
   ]);
 }
 
+/**
+ * What retention costs (docs/lifecycle.md#retention-and-deletion), one store file read three ways
+ * in one run: no stream has settings; half the streams keep only their last 25 events (hidden
+ * events skipped by the read); after the scavenge removed them. Then the scavenge's own rate.
+ */
+async function retentionScenario(): Promise<void> {
+  const total = flags.quick ? 100_000 : 1_000_000;
+  const perStream = 100;
+  const file = join(DIR, 'retention.db');
+  seed(file, total, perStream);
+  const store = await openSqliteStore({ path: file });
+  const readAll = async () => {
+    let n = 0;
+    for await (const _ of store.readAll()) n++;
+    return n;
+  };
+  const results = [await measureRead('readAll(), no stream with settings', readAll)];
+  for (let i = 0; i < total / perStream; i += 2) await store.setStreamMetadata(`seed-${i}`, { maxCount: 25 });
+  results.push(await measureRead('readAll(), half the streams with maxCount 25', readAll));
+  const started = performance.now();
+  const { removed } = await store.scavenge();
+  const seconds = (performance.now() - started) / 1000;
+  results.push(await measureRead('readAll() after the scavenge', readAll));
+  printScenario(
+    `retention: readAll over ${total.toLocaleString('en-US')} events in ${(total / perStream).toLocaleString('en-US')} streams (events/s = events returned)`,
+    results,
+    'readAll(), no stream with settings',
+  );
+  printScenario('retention: scavenge (events/s = events removed)', [
+    { label: `scavenge() of ${removed.toLocaleString('en-US')} events`, events: removed, seconds, eventsPerSec: removed / seconds },
+  ]);
+  await store.close();
+}
+
 export async function run(): Promise<void> {
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
+  if (process.argv.includes('--retention')) {
+    // Only the retention scenario: `npm run bench -- sqlite --retention`.
+    await retentionScenario();
+    rmSync(DIR, { recursive: true, force: true });
+    return;
+  }
   const scale = flags.quick ? 0.25 : 1;
   console.log('\nWAL, synchronous=FULL on both sides; same schema and indexes; ~330-byte events; append runs interleaved in 5 rounds.');
   await appendScenario('1 event per append, single writer', Math.round(3000 * scale), 1, 1);

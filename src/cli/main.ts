@@ -124,6 +124,11 @@ program
   )
   .option('--grpc-tls-cert <file>', 'PEM certificate chain for the gRPC port (with --grpc-tls-key; default plaintext)')
   .option('--grpc-tls-key <file>', 'PEM private key for the gRPC port')
+  .addOption(
+    new Option('--scavenge-interval <seconds>', 'remove events hidden by retention or deletes this often (default: never)')
+      .env('LOGLINE_SCAVENGE_INTERVAL')
+      .argParser(int('--scavenge-interval')),
+  )
   .action(async (flags) => {
     const sse = Object.fromEntries(
       Object.entries({ bufferBytes: flags.sseBufferBytes, stallMs: flags.sseStallMs, heartbeatMs: flags.heartbeatMs }).filter(
@@ -163,6 +168,7 @@ program
       grpcPort: flags.grpcPort,
       grpcTls: grpcTls(flags.grpcTlsCert, flags.grpcTlsKey),
       connectorsFile: flags.connectors,
+      scavengeIntervalSeconds: flags.scavengeInterval,
     });
     if (stopping) stop();
     if (process.stderr.isTTY) process.stderr.write(`Logline is listening on ${server.url} (admin page: ${server.url}/)\n`);
@@ -362,6 +368,52 @@ targetOptions(
   });
 });
 
+// --- retention and deletion (docs/lifecycle.md#retention-and-deletion) ---
+targetOptions(
+  program
+    .command('metadata <stream>')
+    .description("print a stream's metadata (retention, deletion); with options, replace it first")
+    .addOption(new Option('--max-count <n>', 'keep only the newest n events').argParser(int('--max-count')))
+    .addOption(new Option('--max-age <seconds>', 'keep only events recorded less than this long ago').argParser(int('--max-age')))
+    .addOption(new Option('--truncate-before <version>', 'hide events below this stream version').argParser(int('--truncate-before')))
+    .option('--clear', 'remove every retention setting'),
+).action(async (stream: string, flags) => {
+  await withTarget(flags, async (target) => {
+    const metadata = { maxCount: flags.maxCount, maxAgeSeconds: flags.maxAge, truncateBefore: flags.truncateBefore };
+    const given = Object.values(metadata).some((value) => value !== undefined);
+    if (given && flags.clear)
+      throw new InvalidArgumentError('--clear', 'it was given with retention settings', 'either --clear or settings');
+    if (given || flags.clear) {
+      await target.setMetadata(stream, Object.fromEntries(Object.entries(metadata).filter(([, value]) => value !== undefined)));
+    }
+    print(await target.getMetadata(stream));
+  });
+});
+
+targetOptions(
+  program
+    .command('delete <stream>')
+    .description('delete a stream: soft (reads find nothing, a later append continues its versions) or --hard (never written again)')
+    .option('--hard', 'tombstone: every later append fails with StreamDeleted')
+    .option('--expected-version <v>', 'any | no_stream | exists | n'),
+).action(async (stream: string, flags) => {
+  await withTarget(flags, async (target) => {
+    const { streamVersion } = await target.deleteStream(stream, {
+      expectedVersion: parseExpected(flags.expectedVersion),
+      hard: flags.hard,
+    });
+    print({ streamId: stream, streamVersion, deleted: flags.hard ? 'hard' : 'soft' });
+  });
+});
+
+targetOptions(
+  program.command('scavenge').description('remove the events retention settings and deletes hide; versions and positions stay'),
+).action(async (flags) => {
+  await withTarget(flags, async (target) => {
+    print(await target.scavenge());
+  });
+});
+
 // --- help: every command with an example, in `logline --help` and in each command's help ---
 const EXAMPLES: Record<string, string[]> = {
   serve: ['logline serve --store postgres://postgres@127.0.0.1:5432/app --port 8080', 'logline serve --demo'],
@@ -375,6 +427,9 @@ const EXAMPLES: Record<string, string[]> = {
   import: ['logline import backup.ndjson --store sqlite:./copy.db'],
   stats: ['logline stats --server http://127.0.0.1:7373'],
   forget: ['logline forget user-42', 'logline forget user-42 --server http://127.0.0.1:7373 --api-key "$ADMIN_KEY"'],
+  metadata: ['logline metadata sensor-7 --max-age 604800', 'logline metadata sensor-7 --clear'],
+  delete: ['logline delete cart-42 --expected-version 5', 'logline delete user-9 --hard --server http://127.0.0.1:7373'],
+  scavenge: ['logline scavenge --store postgres://postgres@127.0.0.1:5432/app'],
 };
 for (const command of program.commands) {
   const examples = EXAMPLES[command.name()] ?? [];

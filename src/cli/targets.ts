@@ -2,9 +2,21 @@
  * Where CLI commands act: a store opened directly (--store URL) or a running server
  * (--server http://…). Both give the same small interface, so every command works on either.
  */
-import { LoglineError } from '../core/errors.js';
+import { LoglineError, StreamDeletedError } from '../core/errors.js';
 import { openStore } from '../core/open-store.js';
-import type { AppendResult, EventStore, ExpectedVersion, ForgetResult, NewEvent, RecordedEvent, StoreStats } from '../core/types.js';
+import type {
+  AppendResult,
+  DeleteStreamOptions,
+  EventStore,
+  ExpectedVersion,
+  ForgetResult,
+  NewEvent,
+  RecordedEvent,
+  ScavengeResult,
+  StoreStats,
+  StreamLifecycle,
+  StreamMetadata,
+} from '../core/types.js';
 import { NotFoundError } from '../server/http-errors.js';
 import { readSse } from './sse-client.js';
 
@@ -19,6 +31,11 @@ export interface Target {
   stats(): Promise<StoreStats & Record<string, unknown>>;
   /** Forgets a data subject (store.forget; DELETE /v1/subjects/{subject}). */
   forget(subject: string): Promise<ForgetResult>;
+  /** A stream's metadata, version and deletion (docs/lifecycle.md#retention-and-deletion). */
+  getMetadata(stream: string): Promise<StreamLifecycle & { streamId: string; version: number }>;
+  setMetadata(stream: string, metadata: StreamMetadata): Promise<void>;
+  deleteStream(stream: string, opts: DeleteStreamOptions): Promise<{ streamVersion: number }>;
+  scavenge(): Promise<ScavengeResult>;
   close(): Promise<void>;
 }
 
@@ -26,7 +43,11 @@ export function storeTarget(store: EventStore): Target {
   return {
     append: (stream, events, expectedVersion = 'any') => store.append(stream, events, { expectedVersion }),
     async *read(stream, { from, limit, backward }) {
+      // As the HTTP API answers: unknown or soft-deleted is not found, a tombstoned stream is StreamDeleted.
       if ((await store.streamVersion(stream)) === 0) throw new NotFoundError(`Stream '${stream}'`, { stream });
+      const { deleted } = await store.getStreamMetadata(stream);
+      if (deleted === 'hard') throw new StreamDeletedError(stream);
+      if (deleted === 'soft') throw new NotFoundError(`Stream '${stream}' (deleted)`, { stream, deleted });
       yield* store.read(stream, { from, limit, direction: backward ? 'backward' : 'forward' });
     },
     async *readAll(from, until) {
@@ -43,6 +64,14 @@ export function storeTarget(store: EventStore): Target {
     headPosition: () => store.headPosition(),
     stats: async () => ({ ...(await store.stats()), backend: store.backend }),
     forget: (subject) => store.forget(subject),
+    getMetadata: async (stream) => ({
+      streamId: stream,
+      version: await store.streamVersion(stream),
+      ...(await store.getStreamMetadata(stream)),
+    }),
+    setMetadata: (stream, metadata) => store.setStreamMetadata(stream, metadata),
+    deleteStream: (stream, opts) => store.deleteStream(stream, opts),
+    scavenge: () => store.scavenge(),
     close: () => store.close(),
   };
 }
@@ -72,12 +101,18 @@ export function httpTarget(baseUrl: string, apiKey: string | undefined): Target 
     return response;
   };
   const enc = encodeURIComponent;
+  /** An expected version as the precondition headers the API reads. */
+  const preconditions = (expectedVersion: ExpectedVersion = 'any'): Record<string, string> =>
+    typeof expectedVersion === 'number'
+      ? { 'if-match': `"${expectedVersion}"` }
+      : expectedVersion === 'exists'
+        ? { 'if-match': '*' }
+        : expectedVersion === 'no_stream'
+          ? { 'if-none-match': '*' }
+          : {};
   return {
     async append(stream, events, expectedVersion = 'any') {
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
-      if (typeof expectedVersion === 'number') headers['if-match'] = `"${expectedVersion}"`;
-      else if (expectedVersion === 'exists') headers['if-match'] = '*';
-      else if (expectedVersion === 'no_stream') headers['if-none-match'] = '*';
+      const headers: Record<string, string> = { 'content-type': 'application/json', ...preconditions(expectedVersion) };
       const response = await call(`/v1/streams/${enc(stream)}`, { method: 'POST', headers, body: JSON.stringify({ events }) });
       const result = (await response.json()) as { streamVersion: number; position: string };
       return { streamVersion: result.streamVersion, position: BigInt(result.position) };
@@ -147,6 +182,27 @@ export function httpTarget(baseUrl: string, apiKey: string | undefined): Target 
     },
     async forget(subject) {
       return (await (await call(`/v1/subjects/${enc(subject)}`, { method: 'DELETE' })).json()) as ForgetResult;
+    },
+    async getMetadata(stream) {
+      return (await (await call(`/v1/streams/${enc(stream)}/metadata`)).json()) as StreamLifecycle & { streamId: string; version: number };
+    },
+    async setMetadata(stream, metadata) {
+      await call(`/v1/streams/${enc(stream)}/metadata`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(metadata),
+      });
+    },
+    async deleteStream(stream, { expectedVersion, hard }) {
+      const response = await call(`/v1/streams/${enc(stream)}${hard ? '?hard=true' : ''}`, {
+        method: 'DELETE',
+        headers: preconditions(expectedVersion),
+      });
+      const { streamVersion } = (await response.json()) as { streamVersion: number };
+      return { streamVersion };
+    },
+    async scavenge() {
+      return (await (await call('/v1/scavenge', { method: 'POST' })).json()) as ScavengeResult;
     },
     close: async () => {},
   };

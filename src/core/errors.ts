@@ -21,6 +21,8 @@ export type ErrorCode =
   // Personal data (src/core/personal-data.ts): forget of a subject never declared; personal data for a forgotten one.
   | 'UnknownSubject'
   | 'SubjectForgotten'
+  // Retention and deletion (src/core/retention.ts): an append or change to a hard-deleted stream.
+  | 'StreamDeleted'
   // Projections (src/projections): waitForPosition timed out; a projection stopped on a failure.
   | 'PositionTimeout'
   | 'ProjectionStopped'
@@ -183,6 +185,15 @@ export class PositionBeyondHeadError extends LoglineError {
       `Position ${position} is beyond the store's head (${head}): the store was probably restored or failed over to a replica that lags. Nothing was skipped; resume from a position at or below the head.`,
       { position: position.toString(), head: head.toString() },
     );
+  }
+}
+
+/** The stream was deleted with `hard: true` (a tombstone): it can never be written again. */
+export class StreamDeletedError extends LoglineError {
+  constructor(stream: string) {
+    super('StreamDeleted', `Stream '${stream}' was deleted for good (hard delete); it cannot be written again. Use another stream id.`, {
+      stream,
+    });
   }
 }
 

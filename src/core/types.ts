@@ -116,6 +116,43 @@ export interface SubjectStatus {
   forgottenAt?: string;
 }
 
+/**
+ * A stream's retention settings (docs/lifecycle.md#retention-and-deletion). Events outside them are
+ * invisible to every read at once; a scavenge later removes them physically.
+ */
+export interface StreamMetadata {
+  /** Keep only the newest `maxCount` events (integer ≥ 1). */
+  maxCount?: number;
+  /** Keep only events recorded less than this many seconds ago (integer ≥ 1). */
+  maxAgeSeconds?: number;
+  /** Hide every event with a stream version below this one (integer ≥ 1). */
+  truncateBefore?: number;
+}
+
+/** A stream's metadata and whether it was deleted (soft: until it is written again; hard: forever). */
+export interface StreamLifecycle extends StreamMetadata {
+  deleted?: 'soft' | 'hard';
+}
+
+/** One stream that has metadata or was deleted (the admin page's list). */
+export interface StreamLifecycleInfo extends StreamLifecycle {
+  streamId: string;
+  /** The stream's version: it survives deletion and scavenges. */
+  version: number;
+}
+
+export interface DeleteStreamOptions {
+  /** Checked like an append's: the stream's current version must match. */
+  expectedVersion?: ExpectedVersion;
+  /** Tombstone: every later append fails with StreamDeletedError. Default false (soft delete). */
+  hard?: boolean;
+}
+
+export interface ScavengeResult {
+  /** Events removed physically. */
+  removed: number;
+}
+
 /** A snapshot of an aggregate's state at a stream version (see src/domain). */
 export interface Snapshot {
   streamId: string;
@@ -140,6 +177,15 @@ export interface EventStore {
   headPosition(): Promise<bigint>;
   listStreams(opts?: ListStreamsOptions): Promise<StreamInfo[]>;
   stats(): Promise<StoreStats>;
+  /** Replaces the stream's retention settings ({} clears them); reads honour them at once. */
+  setStreamMetadata(stream: string, metadata: StreamMetadata): Promise<void>;
+  getStreamMetadata(stream: string): Promise<StreamLifecycle>;
+  /** Soft delete (reads find nothing, a later append continues the versions) or tombstone (`hard`). */
+  deleteStream(stream: string, opts?: DeleteStreamOptions): Promise<{ streamVersion: number }>;
+  /** Streams with metadata or deleted, by stream id. */
+  listStreamLifecycles(opts?: { after?: string; limit?: number }): Promise<StreamLifecycleInfo[]>;
+  /** Removes the events no read can see any more; versions and positions never change. */
+  scavenge(): Promise<ScavengeResult>;
   saveSnapshot(snapshot: Snapshot): Promise<void>;
   loadSnapshot(stream: string, name: string): Promise<Snapshot | undefined>;
   /**

@@ -33,7 +33,10 @@ export interface LoadOptions {
 
 export interface LoadedState<State> {
   state: State;
-  /** Highest stream version folded (or the snapshot's); 0 for a stream with no events. */
+  /**
+   * Highest stream version folded (or the snapshot's); for a stream with no visible event, its
+   * version (0 when it has none; n when it was soft-deleted at n or retention hides all of it).
+   */
   streamVersion: number;
   /** Position of the newest event read, 0n when only a snapshot (or nothing) was read. */
   lastPosition: bigint;
@@ -214,5 +217,11 @@ export async function loadAggregate<State, E extends Event>(
     result.lastPosition = event.position;
   }
   result.state = state;
+  // Nothing visible, yet the stream may have a version: it was soft-deleted, or retention hides
+  // all of it (docs/lifecycle.md). Its state starts afresh there and the next append continues
+  // its versions; only this case pays for the extra look-up.
+  if (!snapshot && result.eventsFolded === 0 && asOf.version === undefined && knownBy === undefined) {
+    result.streamVersion = await store.streamVersion(streamId);
+  }
   return result;
 }

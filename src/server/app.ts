@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
-import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError } from '../core/errors.js';
+import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError, StreamDeletedError } from '../core/errors.js';
 import { UnknownSubjectError } from '../core/personal-data.js';
 import { traceRead } from '../core/tracing.js';
 import type { EventStore, ExpectedVersion, NewEvent, RecordedEvent } from '../core/types.js';
@@ -21,11 +21,13 @@ import { mountHistory } from './history.js';
 import { errorResponse, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from './http-errors.js';
 import { ingestEvents } from './ingest.js';
 import { stringify, toWire } from './json.js';
+import { mountLifecycleApi } from './lifecycle-api.js';
 import { type Gauge, ServerMetrics } from './metrics.js';
 import {
   allReadQuery,
   appendRequestEvents,
   DEFAULT_PAGE,
+  expectedVersionFrom,
   listStreamsQuery,
   noQuery,
   openApiDocument,
@@ -94,29 +96,6 @@ function loadAdminAssets(): Map<string, string> {
   const assets = new Map<string, string>();
   if (dir) for (const name of Object.keys(ADMIN_TYPES)) assets.set(name, readFileSync(new URL(name, dir), 'utf8'));
   return assets;
-}
-
-/** `"n"` → n, `*` → 'exists'; If-None-Match `*` → 'no_stream'. Anything else is a 400. */
-function expectedVersionFrom(ifMatch: string | undefined, ifNoneMatch: string | undefined): ExpectedVersion {
-  if (ifMatch !== undefined && ifNoneMatch !== undefined) {
-    throw new InvalidArgumentError('precondition headers', 'both If-Match and If-None-Match were sent', 'at most one of them');
-  }
-  if (ifNoneMatch !== undefined) {
-    if (ifNoneMatch.trim() === '*') return 'no_stream';
-    throw new InvalidArgumentError('If-None-Match', `got ${JSON.stringify(ifNoneMatch.slice(0, 100))}`, "'*' (the stream must not exist)");
-  }
-  if (ifMatch === undefined) return 'any';
-  const value = ifMatch.trim();
-  if (value === '*') return 'exists';
-  const match = /^"(\d{1,15})"$/.exec(value);
-  if (!match) {
-    throw new InvalidArgumentError(
-      'If-Match',
-      `got ${JSON.stringify(ifMatch.slice(0, 100))}`,
-      'one strong ETag "n" (a stream version) or *',
-    );
-  }
-  return Number(match[1]);
 }
 
 /** Ingest appends wherever the stream stands: a precondition header is refused, never ignored. */
@@ -407,6 +386,7 @@ export function createApp(options: AppOptions): LoglineApp {
 
   mountHistory(app, store, () => hub.clients.size);
   mountParkedApi(app, store, options.consumers);
+  mountLifecycleApi(app, store);
 
   /**
    * An append over HTTP: rights (write on the stream), admission, body limits, metrics, and the
@@ -480,9 +460,17 @@ export function createApp(options: AppOptions): LoglineApp {
     const q = queryOf(c, streamReadQuery);
     const version = await store.streamVersion(stream);
     if (version === 0) throw new NotFoundError(`Stream '${stream}'`, { stream });
+    // A soft-deleted stream answers like an unknown one, a tombstoned one 410 (docs/http.md). A
+    // deleted stream has no visible event, so only an empty page (or a 304) asks.
+    const assertNotDeleted = async () => {
+      const { deleted } = await store.getStreamMetadata(stream);
+      if (deleted === 'hard') throw new StreamDeletedError(stream);
+      if (deleted === 'soft') throw new NotFoundError(`Stream '${stream}' (deleted)`, { stream, deleted });
+    };
     const etag = `"${version}"`;
     const ifNoneMatch = c.req.header('if-none-match');
     if (ifNoneMatch && (ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag))) {
+      await assertNotDeleted();
       return new Response(null, { status: 304, headers: { etag } });
     }
     const limit = q.limit ?? DEFAULT_PAGE;
@@ -493,6 +481,7 @@ export function createApp(options: AppOptions): LoglineApp {
       store.read(stream, { from, limit, direction: q.direction ?? 'forward' }),
     );
     const page = await collectPage(events, limit, (event) => (event.streamVersion > version ? 'stop' : 'take'));
+    if (page.parts.length === 0) await assertNotDeleted();
     const last = page.last?.streamVersion;
     const next = last === undefined || !page.more ? null : backward ? (last > 1 ? last - 1 : null) : last < version ? last + 1 : null;
     return rawJson(`{"events":[${page.parts.join(',')}],"streamVersion":${version},"next":${next}}`, { etag, ...noStore(page) });

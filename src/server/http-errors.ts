@@ -39,6 +39,8 @@ const STATUS: Partial<Record<LoglineError['code'], number>> = {
   Unauthorized: 401,
   Forbidden: 403,
   NotFound: 404,
+  // A tombstoned stream (hard delete) is gone for good: every append, and a read, answers 410.
+  StreamDeleted: 410,
   UnsupportedMediaType: 415,
   Overloaded: 503,
   StoreClosed: 503,

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { InvalidArgumentError, InvalidEventError, type LoglineError } from '../core/errors.js';
-import type { NewEvent } from '../core/types.js';
+import type { ExpectedVersion, NewEvent } from '../core/types.js';
 import { EVENT_TYPE_PATTERN, isValidEventFast, newEventSchema, STREAM_ID_PATTERN } from '../core/validation.js';
 
 export const MAX_PAGE = 1000;
@@ -128,6 +128,29 @@ export const listStreamsQuery = z.strictObject({
   limit: limitParam.optional(),
   ...apiKeyParam,
 });
+
+/** `"n"` → n, `*` → 'exists'; If-None-Match `*` → 'no_stream'. Anything else is a 400. */
+export function expectedVersionFrom(ifMatch: string | undefined, ifNoneMatch: string | undefined): ExpectedVersion {
+  if (ifMatch !== undefined && ifNoneMatch !== undefined) {
+    throw new InvalidArgumentError('precondition headers', 'both If-Match and If-None-Match were sent', 'at most one of them');
+  }
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch.trim() === '*') return 'no_stream';
+    throw new InvalidArgumentError('If-None-Match', `got ${JSON.stringify(ifNoneMatch.slice(0, 100))}`, "'*' (the stream must not exist)");
+  }
+  if (ifMatch === undefined) return 'any';
+  const value = ifMatch.trim();
+  if (value === '*') return 'exists';
+  const match = /^"(\d{1,15})"$/.exec(value);
+  if (!match) {
+    throw new InvalidArgumentError(
+      'If-Match',
+      `got ${JSON.stringify(ifMatch.slice(0, 100))}`,
+      'one strong ETag "n" (a stream version) or *',
+    );
+  }
+  return Number(match[1]);
+}
 
 /** Routes that take no parameters (stats, subscriptions, metrics, health). */
 export const noQuery = z.strictObject({ ...apiKeyParam });
@@ -317,6 +340,7 @@ export function openApiDocument(): Record<string, unknown> {
             401: errorReply('No valid API key'),
             403: errorReply('Outside the key’s rights'),
             409: errorReply('WrongExpectedVersion (If-Match / If-None-Match mismatch) or IdempotencyConflict'),
+            410: errorReply('StreamDeleted: the stream was deleted for good (hard delete)'),
             413: errorReply('EventTooLarge or AppendTooLarge'),
             415: errorReply('Content-Type is not application/json'),
             503: errorReply('Overloaded: too many append bytes or appends in flight; retry after Retry-After seconds'),
@@ -335,7 +359,56 @@ export function openApiDocument(): Record<string, unknown> {
             200: { ...json(streamPageSchema, 'A page of the stream'), headers: { ETag: { schema: { type: 'string' } } } },
             304: { description: 'Unchanged since the given ETag' },
             400: errorReply('Bad stream id or query'),
-            404: errorReply('Unknown stream'),
+            404: errorReply('Unknown or soft-deleted stream (`deleted: "soft"`)'),
+            410: errorReply('StreamDeleted: the stream was deleted for good (hard delete)'),
+          },
+        },
+        delete: {
+          summary: 'Delete a stream: soft (reads answer 404, a later append continues its versions) or hard (tombstone)',
+          parameters: [
+            streamParam,
+            param('hard', 'query', '`true`: every later append answers 410 StreamDeleted.', { enum: ['true', 'false'] }),
+            param('If-Match', 'header', 'Expected version: `"n"` or `*` (it must exist).'),
+            param('If-None-Match', 'header', '`*`: the stream must not exist.'),
+          ],
+          responses: {
+            200: { description: '{"streamId","streamVersion","deleted":"soft"|"hard"}' },
+            400: errorReply('Bad stream id, query or header'),
+            403: errorReply('Outside the key’s rights (write on the stream)'),
+            409: errorReply('WrongExpectedVersion'),
+            410: errorReply('StreamDeleted: a soft delete of a tombstoned stream'),
+          },
+        },
+      },
+      '/v1/streams/{stream}/metadata': {
+        get: {
+          summary: 'A stream’s retention settings, version and deletion (read on the stream)',
+          parameters: [streamParam],
+          responses: { 200: { description: '{"streamId","version","maxCount"?,"maxAgeSeconds"?,"truncateBefore"?,"deleted"?}' } },
+        },
+        put: {
+          summary: 'Replace a stream’s retention settings; reads honour them at once (write on the stream)',
+          parameters: [streamParam],
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  additionalProperties: false,
+                  properties: {
+                    maxCount: { type: 'integer', minimum: 1 },
+                    maxAgeSeconds: { type: 'integer', minimum: 1 },
+                    truncateBefore: { type: 'integer', minimum: 1 },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            200: { description: 'The metadata now, as GET answers it' },
+            400: errorReply('InvalidArgument: an unknown key or a value that is not an integer ≥ 1'),
+            410: errorReply('StreamDeleted'),
           },
         },
       },
@@ -361,6 +434,19 @@ export function openApiDocument(): Record<string, unknown> {
             415: errorReply('Content-Type is not application/json'),
             503: errorReply('Overloaded: too many append bytes or appends in flight; retry after Retry-After seconds'),
           },
+        },
+      },
+      '/v1/lifecycles': {
+        get: {
+          summary: 'Streams with retention settings or deleted (read on *)',
+          parameters: [param('after', 'query', 'Paging: ids after this one.')],
+          responses: { 200: { description: '{"streams":[{streamId,version,maxCount?,maxAgeSeconds?,truncateBefore?,deleted?}]}' } },
+        },
+      },
+      '/v1/scavenge': {
+        post: {
+          summary: 'Remove the events retention settings and deletes hide; versions and positions stay (write on *)',
+          responses: { 200: { description: '{"removed":n}' } },
         },
       },
       '/v1/streams/{stream}/subscribe': {

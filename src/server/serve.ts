@@ -46,6 +46,8 @@ export interface ServeOptions {
   grpcTls?: { certFile: string; keyFile: string };
   /** A connectors file (JSON, docs/connectors.md): delivers the log to webhooks and brokers. */
   connectorsFile?: string;
+  /** Run a scavenge (docs/lifecycle.md#retention-and-deletion) this often, in seconds; else LOGLINE_SCAVENGE_INTERVAL; off when neither. */
+  scavengeIntervalSeconds?: number;
 }
 
 export interface RunningServer {
@@ -115,11 +117,17 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     minPositionTimeoutMs: options.minPositionTimeoutMs,
   };
   const grpcPort = options.grpcPort ?? (process.env.LOGLINE_GRPC_PORT ? Number(process.env.LOGLINE_GRPC_PORT) : undefined);
+  const scavengeInterval =
+    options.scavengeIntervalSeconds ?? (process.env.LOGLINE_SCAVENGE_INTERVAL ? Number(process.env.LOGLINE_SCAVENGE_INTERVAL) : undefined);
   // A start that fails after this point leaves nothing running: connectors stop, the store closes.
   const abandon = async () => {
     await Promise.allSettled(connectors.map((connector) => connector.stop()));
     await store.close();
   };
+  if (scavengeInterval !== undefined && !(Number.isFinite(scavengeInterval) && scavengeInterval > 0)) {
+    await abandon();
+    throw new InvalidArgumentError('scavenge interval', `got ${JSON.stringify(scavengeInterval)}`, 'a number of seconds > 0');
+  }
   if (grpcPort !== undefined && (!Number.isInteger(grpcPort) || grpcPort < 0 || grpcPort > 65535)) {
     await abandon();
     throw new InvalidArgumentError('grpc port', `got ${JSON.stringify(grpcPort)}`, 'an integer from 0 to 65535');
@@ -154,6 +162,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     }
   }
   logger.info({ url, grpcPort: grpc?.port, store: redact(storeUrl), backend: store.backend, auth: Boolean(keys) }, 'listening');
+  const scavenger = startScavenger(store, logger, scavengeInterval);
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -176,6 +185,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       await grpcClosed;
       // Appends already handed to the store finish (and are committed) before it closes.
       await Promise.allSettled([...inFlight]);
+      await scavenger?.stop();
       // Connectors finish the delivery in flight and save their checkpoints while the store is open.
       await Promise.allSettled(connectors.map((connector) => connector.stop()));
       await store.close();
@@ -185,6 +195,33 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     return closing;
   };
   return { url, grpcPort: grpc?.port, store, close };
+}
+
+/**
+ * Scavenges every `seconds`, one run at a time: hidden events (retention, deletes) are removed
+ * physically. A failed run is logged and the next one tries again.
+ */
+function startScavenger(store: EventStore, logger: Logger, seconds: number | undefined): { stop(): Promise<void> } | undefined {
+  if (seconds === undefined) return undefined;
+  let running: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    running = running.then(async () => {
+      try {
+        const started = performance.now();
+        const { removed } = await store.scavenge();
+        if (removed > 0) logger.info({ removed, ms: Math.round(performance.now() - started) }, 'scavenged');
+      } catch (error) {
+        logger.warn({ err: error }, 'scavenge failed');
+      }
+    });
+  }, seconds * 1000);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }
 
 /** A store URL without its password, for logs. */

@@ -148,6 +148,27 @@ describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) =
     expect(failed.stderr).toMatch(/line 6/);
   });
 
+  it('metadata, delete and scavenge: retention hides at once, deletes answer like the HTTP API', async () => {
+    // Few processes: each run starts Node (about 2 s on a loaded machine); the contract suite covers the rules.
+    const events = '[{"type":"Tick","data":{"i":1}},{"type":"Tick","data":{"i":2}},{"type":"Tick","data":{"i":3}}]';
+    expect((await run(['append', 'ret-1', events, ...target])).code).toBe(0);
+    const set = await run(['metadata', 'ret-1', '--max-count', '1', ...target]);
+    expect(JSON.parse(set.stdout)).toEqual({ streamId: 'ret-1', version: 3, maxCount: 1 });
+    expect(lines((await run(['read', 'ret-1', ...target])).stdout).map((e) => e.streamVersion)).toEqual([3]);
+    const scavenged = await run(['scavenge', ...target]);
+    expect(JSON.parse(scavenged.stdout).removed).toBeGreaterThanOrEqual(2);
+    const stale = await run(['delete', 'ret-1', '--expected-version', '2', ...target]);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain('WrongExpectedVersion');
+    const soft = await run(['delete', 'ret-1', '--expected-version', '3', ...target]);
+    expect(JSON.parse(soft.stdout)).toEqual({ streamId: 'ret-1', streamVersion: 3, deleted: 'soft' });
+    expect((await run(['read', 'ret-1', ...target])).stderr).toContain('NotFound');
+    expect((await run(['delete', 'ret-1', '--hard', ...target])).code).toBe(0);
+    const refused = await run(['append', 'ret-1', '{"type":"Late","data":{}}', ...target]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('StreamDeleted');
+  }, 60_000);
+
   it('tail follows live events until interrupted', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'tail', 'live-1', '--from', 'start', ...target], { cwd: ROOT });
     const seen: Array<Record<string, unknown>> = [];
@@ -199,7 +220,7 @@ describe('logline CLI: help and progress', () => {
     expect(help.code).toBe(0);
     const commandsSection = help.stdout.slice(help.stdout.indexOf('Commands:'), help.stdout.indexOf('Examples:'));
     const commands = [...commandsSection.matchAll(/^ {2}([a-z]+) /gm)].map((match) => match[1]).filter((name) => name !== 'help');
-    expect(commands).toEqual(['serve', 'append', 'read', 'tail', 'export', 'import', 'stats', 'forget']);
+    expect(commands).toEqual(['serve', 'append', 'read', 'tail', 'export', 'import', 'stats', 'forget', 'metadata', 'delete', 'scavenge']);
     for (const command of commands) expect(help.stdout).toMatch(new RegExp(`^ {2}\\$ logline ${command} `, 'm'));
     const importHelp = await run(['help', 'import']);
     expect(importHelp.stdout).toMatch(/Example:\n {2}\$ logline import backup\.ndjson/);

@@ -27,6 +27,7 @@ import { describeCallOrder } from './call-order.js';
 import { closeDrainsContract } from './close-drains.js';
 import { describePersonalData } from './personal-data.js';
 import { describeRecordedAt } from './recorded-at.js';
+import { describeRetention } from './retention.js';
 
 export interface ContractTarget {
   /** A fresh, empty store. */
@@ -52,6 +53,7 @@ export function describeContract(name: string, target: ContractTarget): void {
 
     describeAgreement(name, open);
     describePersonalData(name, open);
+    describeRetention(open, Math.max(5, Math.floor(target.propertyRuns / 2)));
 
     describe('append and read', () => {
       it('records events with versions, positions, ids and times', async () => {

@@ -189,5 +189,17 @@ for (const target of storeTargets()) {
         { numRuns: target.name === 'memory' ? 40 : 10 },
       );
     });
+    it('a soft-deleted stream starts afresh: state from initialState, versions continue (docs/lifecycle.md)', async () => {
+      const s = await getStore();
+      const streamId = `counter-deleted-${target.name}-${Date.now()}`;
+      await handleCommand(s, streamId, { type: 'Add', data: { n: 1 } }, counter);
+      await handleCommand(s, streamId, { type: 'Add', data: { n: 2 } }, counter);
+      await s.deleteStream(streamId);
+      const again = await handleCommand(s, streamId, { type: 'Add', data: { n: 3 } }, counter);
+      expect(again.attempts).toBe(1);
+      expect(again.state).toEqual([3]);
+      expect(again.streamVersion).toBe(3);
+      expect((await loadAggregate(s, streamId, counter)).state).toEqual([3]);
+    });
   });
 }

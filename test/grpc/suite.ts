@@ -275,14 +275,10 @@ export function describeKurrentClient(name: string, backend: Backend) {
         'event_store.client.gossip.Gossip/Read',
         'event_store.client.server_features.ServerFeatures/GetSupportedMethods',
         'event_store.client.streams.Streams/Append',
+        'event_store.client.streams.Streams/Delete',
         'event_store.client.streams.Streams/Read',
+        'event_store.client.streams.Streams/Tombstone',
       ]);
-      // What is not implemented says so (docs/kurrentdb.md), and changes nothing.
-      const kept = `${prefix()}-kept`;
-      await client.appendToStream(kept, placed(1));
-      await expect(client.deleteStream(kept)).rejects.toThrow(/not supported by Logline/i);
-      await expect(client.tombstoneStream(kept)).rejects.toThrow(/not supported by Logline/i);
-      expect(eventsOf(await all(client.readStream(kept)))).toHaveLength(1);
 
       // A discovery connection string goes through Gossip (both transports) before anything else.
       const discovering = plaintextClient(running.port, 'kurrentdb+discover');
@@ -293,6 +289,30 @@ export function describeKurrentClient(name: string, backend: Backend) {
       } finally {
         await discovering.dispose();
       }
+    });
+
+    it('deleteStream (soft) and tombstoneStream (hard) with expected revisions, as the client expects them', async () => {
+      const soft = `${prefix()}-soft`;
+      await client.appendToStream(soft, [placed(1), placed(2)]);
+      const stale = await rejection(client.deleteStream(soft, { expectedRevision: 0n }));
+      expect(stale).toMatchObject({ type: 'wrong-expected-version', streamName: soft, expectedState: 0n, actualState: 1n });
+      expect(await client.deleteStream(soft, { expectedRevision: 1n })).toEqual({});
+      // A soft-deleted stream reads as not found; appending continues its revisions.
+      expect(await rejection(all(client.readStream(soft)))).toMatchObject({ type: 'stream-not-found' });
+      expect((await client.appendToStream(soft, placed(3), { streamState: 1n })).nextExpectedRevision).toBe(2n);
+      expect(eventsOf(await all(client.readStream(soft))).map((e) => e.revision)).toEqual([2n]);
+
+      const hard = `${prefix()}-hard`;
+      await client.appendToStream(hard, placed(1));
+      expect(await client.tombstoneStream(hard, { expectedRevision: 0n })).toEqual({});
+      for (const expectedRevision of [ANY, NO_STREAM, 0n] as const) {
+        const late = await rejection(client.appendToStream(hard, placed(2), { streamState: expectedRevision }));
+        expect(late).toMatchObject({ type: 'stream-deleted', streamName: hard });
+      }
+      expect(await rejection(all(client.readStream(hard)))).toMatchObject({ type: 'stream-deleted', streamName: hard });
+      expect(await rejection(client.deleteStream(hard))).toMatchObject({ type: 'stream-deleted' });
+      // Over HTTP the same store says the same.
+      expect((await get(`${running.server.url}/v1/streams/${hard}/metadata`)).body).toMatchObject({ deleted: 'hard' });
     });
 
     it('refuses bad input with a clear error and stores nothing', async () => {

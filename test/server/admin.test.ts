@@ -61,6 +61,22 @@ describe('admin page in headless Chromium', () => {
     await row.locator('a').click();
     await expect.poll(() => page.locator('#stream-title').textContent()).toBe('browser-check');
     await expect.poll(() => page.locator('#stream-events pre').first().textContent()).toContain('"hello": "from the test"');
+    // Retention and deletions: the stream's line, the side list, a deleted stream's message.
+    const call = (method: string, path: string, body?: unknown) =>
+      fetch(`${server.url}${path}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    expect((await call('PUT', '/v1/streams/browser-check/metadata', { maxCount: 10 })).status).toBe(200);
+    expect((await call('DELETE', '/v1/streams/account-1?hard=true')).status).toBe(200);
+    await expect
+      .poll(() => page.locator('#lifecycles li').allTextContents(), { timeout: 10_000 })
+      .toEqual(['account-1 v3 · deleted (hard)', 'browser-check v1 · keeps the last 10']);
+    await page.click('#lifecycles li[data-stream="browser-check"] a');
+    await expect.poll(() => page.locator('#stream-lifecycle').textContent()).toBe('Retention: keeps the last 10');
+    await page.click('#lifecycles li[data-stream="account-1"] a');
+    await expect.poll(() => page.locator('#stream-events').textContent()).toBe('This stream was deleted for good at v3.');
     await page.fill('#stream-search', '');
     await page.click('#streams li[data-stream="order-1001"]');
     await page.locator('.event').first().waitFor();

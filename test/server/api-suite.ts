@@ -218,6 +218,53 @@ export function describeHttpApi(name: string, backend: Backend): void {
       expect((rest.body.events as Wire[]).map((e) => (e.data as { i: number }).i)).toEqual([4, 5, 6]);
     });
 
+    it('stream metadata, soft and hard delete, scavenge: 200, 404 for a soft-deleted stream, 410 for a tombstoned one', async () => {
+      const s = stream('life');
+      const send = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+        fetch(`${base}${path}`, {
+          method,
+          headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }));
+      await post(`${base}/v1/streams/${s}`, { events: [ev(), ev(), ev()] });
+      expect((await get(`${base}/v1/streams/${s}/metadata`)).body).toEqual({ streamId: s, version: 3 });
+      expect(await send('PUT', `/v1/streams/${s}/metadata`, { maxCount: 2 })).toEqual({
+        status: 200,
+        body: { streamId: s, version: 3, maxCount: 2 },
+      });
+      const page = await get(`${base}/v1/streams/${s}`);
+      expect((page.body.events as Wire[]).map((e) => e.streamVersion)).toEqual([2, 3]);
+      const bad = await send('PUT', `/v1/streams/${s}/metadata`, { maxCount: 0 });
+      expect([bad.status, bad.body.error]).toEqual([400, 'InvalidArgument']);
+      const stale = await send('DELETE', `/v1/streams/${s}`, undefined, { 'if-match': '"2"' });
+      expect([stale.status, stale.body.error]).toEqual([409, 'WrongExpectedVersion']);
+      expect(await send('DELETE', `/v1/streams/${s}`, undefined, { 'if-match': '"3"' })).toEqual({
+        status: 200,
+        body: { streamId: s, streamVersion: 3, deleted: 'soft' },
+      });
+      const gone = await get(`${base}/v1/streams/${s}`);
+      expect([gone.status, gone.body.error, gone.body.deleted]).toEqual([404, 'NotFound', 'soft']);
+      // Its version did not change, yet a cached page is no longer right: no 304.
+      expect((await get(`${base}/v1/streams/${s}`, { 'if-none-match': '"3"' })).status).toBe(404);
+      const listed = await get(`${base}/v1/lifecycles?after=${s.slice(0, -1)}`);
+      expect((listed.body.streams as unknown[])[0]).toEqual({ streamId: s, version: 3, maxCount: 2, deleted: 'soft' });
+      expect((await post(`${base}/v1/streams/${s}`, { events: [ev()] }, { 'if-match': '"3"' })).body.streamVersion).toBe(4);
+      expect(((await get(`${base}/v1/streams/${s}`)).body.events as Wire[]).map((e) => e.streamVersion)).toEqual([4]);
+      expect((await send('DELETE', `/v1/streams/${s}?hard=true`)).status).toBe(200);
+      const late = await post(`${base}/v1/streams/${s}`, { events: [ev()] });
+      expect([late.status, late.body.error]).toEqual([410, 'StreamDeleted']);
+      expect((await get(`${base}/v1/streams/${s}`)).status).toBe(410);
+      expect((await send('PUT', `/v1/streams/${s}/metadata`, {})).status).toBe(410);
+      const scavenged = await send('POST', '/v1/scavenge');
+      expect(scavenged.status).toBe(200);
+      expect(scavenged.body.removed).toEqual(expect.any(Number));
+      const openapi = await get(`${base}/v1/openapi.json`);
+      const paths = openapi.body.paths as Record<string, Record<string, unknown>>;
+      expect(Object.keys(paths['/v1/streams/{stream}'] ?? {})).toEqual(['post', 'get', 'delete']);
+      expect(Object.keys(paths['/v1/streams/{stream}/metadata'] ?? {})).toEqual(['get', 'put']);
+      expect(Object.keys(paths)).toEqual(expect.arrayContaining(['/v1/lifecycles', '/v1/scavenge']));
+    });
+
     it('reads $all after a position in pages; next carries on; positions strictly increase', async () => {
       const s = stream('all');
       const first = await post(`${base}/v1/streams/${s}`, { events: [ev('A')] });

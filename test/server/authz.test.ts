@@ -38,7 +38,7 @@ interface Answer {
  * Sends a request with this exact path and reads the answer; an SSE answer is read for
  * `sseMs` and then cut, which is long enough for the catch-up of a few events.
  */
-function send(base: string, method: 'GET' | 'POST' | 'DELETE', path: string, key?: string, body?: string, sseMs = 400): Promise<Answer> {
+function send(base: string, method: Method, path: string, key?: string, body?: string, sseMs = 400): Promise<Answer> {
   const { hostname, port } = new URL(base);
   const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -65,8 +65,9 @@ function send(base: string, method: 'GET' | 'POST' | 'DELETE', path: string, key
 
 const event = (marker: string) => JSON.stringify({ events: [{ type: 'Seeded', data: { marker } }] });
 
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 /** [key, method, path, statuses a correct server may answer]. */
-type Case = [key: string, method: 'GET' | 'POST' | 'DELETE', path: string, allowed: number[]];
+type Case = [key: string, method: Method, path: string, allowed: number[]];
 
 const DENIED = [403];
 const MALFORMED = [400];
@@ -105,6 +106,15 @@ const readCases: Case[] = [
     [ORDERS, 'GET', `/v1/streams/order-1/../secret-1${suffix}`, [403, 404]],
     [ORDERS, 'GET', `/v1/streams/order-1/%2e%2e/secret-1${suffix}`, [403, 404]],
   ]),
+  // stream metadata: read on the stream; the list of every stream's: read on every stream
+  [ORDERS, 'GET', '/v1/streams/secret-1/metadata', DENIED],
+  [ORDERS, 'GET', '/v1/streams/%73ecret-1/metadata', DENIED],
+  [ORDERS, 'GET', '/v1/streams/order-1%2F..%2Fsecret-1/metadata', MALFORMED],
+  [ORDERS, 'GET', '/v1/streams/order-1/../secret-1/metadata', [403, 404]],
+  [SCRAPER, 'GET', '/v1/streams/order-1/metadata', DENIED],
+  [ORDERS, 'GET', '/v1/lifecycles', DENIED],
+  [ORDERS, 'GET', '/v1/lifecycles?after=order-', DENIED],
+  [ORDERS, 'GET', '/v1/lifecycles?prefix=order-', MALFORMED],
   [ORDERS, 'GET', '/v1/streams/order-1/subscribe?streamPrefix=secret', MALFORMED],
   [ORDERS, 'GET', '/v1/streams/order-1/subscribe?streamPrefix=', MALFORMED],
   // the stream list
@@ -186,6 +196,22 @@ const adminCases: Case[] = [
   [FORGETTER, 'GET', '/v1/all', DENIED],
   [FORGETTER, 'GET', '/v1/streams/secret-1', DENIED],
   [FORGETTER, 'POST', '/v1/streams/secret-2', DENIED],
+  // metadata and deletes: write on the stream; a scavenge: write on every stream
+  [ORDERS, 'PUT', '/v1/streams/secret-1/metadata', DENIED],
+  [ORDERS, 'PUT', '/v1/streams/%73ecret-1/metadata', DENIED],
+  [ORDERS, 'PUT', '/v1/streams/order-1%2F..%2Fsecret-1/metadata', MALFORMED],
+  [READER, 'PUT', '/v1/streams/order-1/metadata', DENIED],
+  [ORDERS, 'DELETE', '/v1/streams/secret-1', DENIED],
+  [ORDERS, 'DELETE', '/v1/streams/SECRET-1?hard=true', DENIED],
+  [ORDERS, 'DELETE', '/v1/streams/%73ecret-1?hard=true', DENIED],
+  [ORDERS, 'DELETE', '/v1/streams/order-1%2F..%2Fsecret-1', MALFORMED],
+  [ORDERS, 'DELETE', '/v1/streams/order-1/../secret-1', [403, 404]],
+  [ORDERS, 'DELETE', `/v1/streams/secret-1?api_key=${ADMIN}`, DENIED],
+  [ORDERS, 'DELETE', '/v1/streams/order-1?hard=true&hard=false', MALFORMED],
+  [READER, 'DELETE', '/v1/streams/order-1', DENIED],
+  [SCRAPER, 'DELETE', '/v1/streams/order-1?hard=true', DENIED],
+  [ORDERS, 'POST', '/v1/scavenge', DENIED],
+  [READER, 'POST', '/v1/scavenge', DENIED],
 ];
 
 describe('authorization matrix', () => {
@@ -214,7 +240,7 @@ describe('authorization matrix', () => {
   });
 
   it.each(writeCases)('%#: write %s %s %s', async (key, method, path, allowed) => {
-    const answer = await send(base, method, path, key, writeBody(path, SECRET));
+    const answer = await send(base, method, path, key, method === 'DELETE' ? undefined : writeBody(path, SECRET));
     expect(allowed, `${path}: ${answer.text.slice(0, 200)}`).toContain(answer.status);
   });
 
@@ -228,6 +254,8 @@ describe('authorization matrix', () => {
     const all = await send(base, 'GET', '/v1/all?limit=1000', ADMIN);
     const events = (JSON.parse(all.text) as { events: Array<{ streamId: string }> }).events;
     expect(events.map((e) => e.streamId)).toEqual(['order-1', 'secret-1', 'SECRET-1', 'Order-1']);
+    // No refused metadata change or delete took effect.
+    expect(JSON.parse((await send(base, 'GET', '/v1/lifecycles', ADMIN)).text)).toEqual({ streams: [] });
 
     // Narrowed to the key's prefix (also percent-encoded), $all and its SSE answer with order- events only.
     for (const path of ['/v1/all?streamPrefix=order-', '/v1/all?streamPrefix=%6Frder-', '/v1/all/subscribe?streamPrefix=order-']) {
@@ -306,5 +334,18 @@ describe('authorization matrix', () => {
     });
     const unknown = await send(base, 'DELETE', '/v1/subjects/nobody', FORGETTER);
     expect([unknown.status, JSON.parse(unknown.text).error]).toEqual([404, 'UnknownSubject']);
+  });
+
+  it('a key manages metadata and deletes of its own streams only', async () => {
+    const metadata = JSON.stringify({ maxCount: 1 });
+    expect((await send(base, 'POST', '/v1/streams/order-7', ORDERS, event('a'))).status).toBe(201);
+    expect((await send(base, 'POST', '/v1/streams/order-7', ORDERS, event('b'))).status).toBe(201);
+    expect((await send(base, 'PUT', '/v1/streams/order-7/metadata', ORDERS, metadata)).status).toBe(200);
+    const read = await send(base, 'GET', '/v1/streams/order-7/metadata', READER);
+    expect(JSON.parse(read.text)).toEqual({ streamId: 'order-7', version: 2, maxCount: 1 });
+    expect((await send(base, 'DELETE', '/v1/streams/order-7?hard=true', ORDERS)).status).toBe(200);
+    expect((await send(base, 'GET', '/v1/streams/order-7', READER)).status).toBe(410);
+    expect((await send(base, 'POST', '/v1/streams/order-7', ORDERS, event('c'))).status).toBe(410);
+    expect((await send(base, 'POST', '/v1/scavenge', ADMIN)).status).toBe(200);
   });
 });

@@ -20,7 +20,8 @@ async function api(path) {
     $('#key-form').hidden = false;
     throw new Error('an API key with read rights is needed');
   }
-  if (response.status === 404) return null;
+  // Unknown or soft-deleted (404), deleted for good (410): the caller says which from the metadata.
+  if (response.status === 404 || response.status === 410) return null;
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
@@ -123,6 +124,56 @@ async function loadStreams(append = false) {
     lastStream = streams.length ? streams[streams.length - 1].streamId : lastStream;
     $('#more-streams').hidden = streams.length < 100;
     if (!list.children.length) list.append(el('li', { class: 'empty' }, prefix ? 'No stream with this prefix' : 'No streams yet'));
+  } catch (error) {
+    list.replaceChildren(el('li', { class: 'empty' }, String(error.message)));
+  }
+}
+
+// --- retention settings and deletions (docs/lifecycle.md#retention-and-deletion) ---
+/** "keeps the last 100 · at most 7 d old · from v5 · deleted (soft)", or '' for a stream without any. */
+function describeLifecycle(meta) {
+  const parts = [];
+  if (meta.maxCount !== undefined) parts.push(`keeps the last ${meta.maxCount}`);
+  if (meta.maxAgeSeconds !== undefined) parts.push(`at most ${meta.maxAgeSeconds} s old`);
+  if (meta.truncateBefore !== undefined) parts.push(`from v${meta.truncateBefore}`);
+  if (meta.deleted) parts.push(`deleted (${meta.deleted})`);
+  return parts.join(' · ');
+}
+
+async function showLifecycle(stream) {
+  const line = $('#stream-lifecycle');
+  const meta = await api(`/v1/streams/${encodeURIComponent(stream)}/metadata`).catch(() => null);
+  const text = meta ? describeLifecycle(meta) : '';
+  line.textContent = text ? `Retention: ${text}` : '';
+  line.hidden = !text;
+  return meta;
+}
+
+async function loadLifecycles() {
+  const list = $('#lifecycles');
+  try {
+    const { streams } = await api('/v1/lifecycles?limit=100');
+    list.replaceChildren(
+      ...streams.map((meta) =>
+        el(
+          'li',
+          { 'data-stream': meta.streamId, class: meta.deleted ? `deleted ${meta.deleted}` : '' },
+          el(
+            'a',
+            {
+              href: '#',
+              onclick: (e) => {
+                e.preventDefault();
+                showStream(meta.streamId);
+              },
+            },
+            meta.streamId,
+          ),
+          ` v${meta.version} · ${describeLifecycle(meta)}`,
+        ),
+      ),
+    );
+    if (!streams.length) list.append(el('li', { class: 'empty' }, 'none'));
   } catch (error) {
     list.replaceChildren(el('li', { class: 'empty' }, String(error.message)));
   }
@@ -262,9 +313,23 @@ async function showStream(stream, more = false) {
   const params = new URLSearchParams({ direction: 'backward', limit: '50' });
   if (more && current.next) params.set('from', String(current.next));
   try {
-    const page = await api(`/v1/streams/${encodeURIComponent(stream)}?${params}`);
+    const [page, meta] = await Promise.all([
+      api(`/v1/streams/${encodeURIComponent(stream)}?${params}`),
+      more ? Promise.resolve(undefined) : showLifecycle(stream),
+    ]);
     if (!page) {
-      box.replaceChildren(el('p', { class: 'empty' }, 'This stream does not exist.'));
+      const deleted = meta?.deleted;
+      box.replaceChildren(
+        el(
+          'p',
+          { class: 'empty' },
+          deleted === 'hard'
+            ? `This stream was deleted for good at v${meta.version}.`
+            : deleted === 'soft'
+              ? `This stream was deleted at v${meta.version}; appending continues it.`
+              : 'This stream does not exist.',
+        ),
+      );
       return;
     }
     for (const event of page.events) box.append(eventCard(event));
@@ -595,7 +660,7 @@ $('#key-form').addEventListener('submit', (e) => {
 });
 
 (async () => {
-  await Promise.all([loadStats(), loadStreams(), loadSubscriptions(), loadConnectors(), loadParked(), loadHistory()]);
+  await Promise.all([loadStats(), loadStreams(), loadSubscriptions(), loadConnectors(), loadParked(), loadHistory(), loadLifecycles()]);
   // The live tail starts with the last few events for context.
   let from = 0;
   try {
@@ -607,4 +672,5 @@ $('#key-form').addEventListener('submit', (e) => {
   setInterval(loadSubscriptions, 2000);
   setInterval(loadConnectors, 2000);
   setInterval(loadParked, 5000);
+  setInterval(loadLifecycles, 5000);
 })();

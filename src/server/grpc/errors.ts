@@ -32,6 +32,21 @@ export function toServiceError(protocol: Protocol, error: unknown): Partial<Serv
       return { code: status.ALREADY_EXISTS, details, metadata };
     case 'PositionBeyondHead':
       return { code: status.OUT_OF_RANGE, details, metadata };
+    case 'StreamDeleted':
+      metadata.set('exception', 'stream-deleted');
+      metadata.set('stream-name', String(error.details.stream));
+      return { code: status.FAILED_PRECONDITION, details, metadata };
+    case 'WrongExpectedVersion': {
+      // Outside Append (which answers in its response): Delete and Tombstone. Kurrent revisions
+      // are Logline versions − 1; -1 no stream, -2 any, -4 stream exists.
+      const { stream, expected, actual } = error.details as { stream: string; expected: unknown; actual: number };
+      metadata.set('exception', 'wrong-expected-version');
+      metadata.set('stream-name', stream);
+      const revision = expected === 'no_stream' ? -1 : expected === 'any' ? -2 : expected === 'exists' ? -4 : Number(expected) - 1;
+      metadata.set('expected-version', String(revision));
+      if (actual > 0) metadata.set('actual-version', String(actual - 1));
+      return { code: status.FAILED_PRECONDITION, details, metadata };
+    }
     case 'StoreClosed':
     case 'StoreUnavailable':
       // UNAVAILABLE makes the clients reconnect and retry, which is what an outage calls for.

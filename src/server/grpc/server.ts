@@ -55,6 +55,8 @@ function serverFeatures(protocol: Protocol): UntypedServiceImplementation {
   const methods = [
     ['event_store.client.streams.Streams', 'Read'],
     ['event_store.client.streams.Streams', 'Append'],
+    ['event_store.client.streams.Streams', 'Delete'],
+    ['event_store.client.streams.Streams', 'Tombstone'],
     ['event_store.client.server_features.ServerFeatures', 'GetSupportedMethods'],
     ['event_store.client.gossip.Gossip', 'Read'],
   ].map(([service, method]) => new SupportedMethod().setServiceName(service as string).setMethodName(method as string));

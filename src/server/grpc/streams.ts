@@ -13,7 +13,13 @@ import type {
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { AppendTooLargeError, InvalidArgumentError, PositionBeyondHeadError, WrongExpectedVersionError } from '../../core/errors.js';
+import {
+  AppendTooLargeError,
+  InvalidArgumentError,
+  PositionBeyondHeadError,
+  StreamDeletedError,
+  WrongExpectedVersionError,
+} from '../../core/errors.js';
 import type { EventStore, ExpectedVersion, NewEvent, RecordedEvent } from '../../core/types.js';
 import { assertStreamId } from '../../core/validation.js';
 import { type ApiKey, requireRight } from '../auth.js';
@@ -48,7 +54,10 @@ const toCount = (value: string): number => {
   return n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n);
 };
 
-function expectedVersionOf(options: StreamsPb.AppendReq.Options): ExpectedVersion {
+/** The options of Append, Delete and Tombstone: the same expected-revision cases. */
+type RevisionOptions = StreamsPb.AppendReq.Options | StreamsPb.DeleteReq.Options | StreamsPb.TombstoneReq.Options;
+
+function expectedVersionOf(options: RevisionOptions): ExpectedVersion {
   const { ExpectedStreamRevisionCase } = options.constructor as typeof StreamsPb.AppendReq.Options;
   switch (options.getExpectedStreamRevisionCase()) {
     case ExpectedStreamRevisionCase.REVISION:
@@ -300,11 +309,20 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
     requireRight(key, 'read', stream, `stream '${stream}'`);
     const structured = options.getUuidOption()?.hasStructured() ?? false;
     const version = await store.streamVersion(stream);
-    if (version === 0) {
-      const notFound = new ReadResp.StreamNotFound().setStreamIdentifier(streamIdentifier(protocol, stream));
-      await send(call, new ReadResp().setStreamNotFound(notFound), signal);
-      return;
-    }
+    const notFound = () =>
+      send(
+        call,
+        new ReadResp().setStreamNotFound(new ReadResp.StreamNotFound().setStreamIdentifier(streamIdentifier(protocol, stream))),
+        signal,
+      );
+    if (version === 0) return notFound();
+    // A soft-deleted stream reads as not found, a tombstoned one fails with StreamDeleted (errors.ts).
+    // A deleted stream has no visible event, so only a read that found none asks.
+    const answerDeleted = async (): Promise<void> => {
+      const { deleted } = await store.getStreamMetadata(stream);
+      if (deleted === 'hard') throw new StreamDeletedError(stream);
+      if (deleted === 'soft') await notFound();
+    };
     const backward = options.getReadDirection() === ReadDirection.BACKWARDS;
     const limit = toCount(options.getCount());
     if (limit === 0) return;
@@ -314,10 +332,13 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
     else if (backward) from = undefined;
     else return; // forwards from the end: nothing yet
     if (backward && from !== undefined && from > version) from = version;
+    let sent = 0;
     for await (const event of store.read(stream, { from, direction: backward ? 'backward' : 'forward', limit })) {
       if (signal.aborted) return;
       await send(call, message.event(event, structured), signal);
+      sent++;
     }
+    if (sent === 0) await answerDeleted();
   }
 
   async function readAll(call: ReadCall, options: ReadOptions, signal: AbortSignal, key: ApiKey | undefined) {
@@ -446,5 +467,38 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
     else failCall(_call as ServerDuplexStream<unknown, unknown>, error);
   };
 
-  return { read, append, delete: unimplemented, tombstone: unimplemented, batchAppend: unimplemented };
+  /**
+   * Delete (soft) and Tombstone (hard) onto store.deleteStream. No event records a delete in
+   * Logline, so the answer carries no position.
+   */
+  const deleteWith =
+    (hard: boolean) =>
+    (
+      call: ServerUnaryCall<StreamsPb.DeleteReq | StreamsPb.TombstoneReq, unknown>,
+      callback: sendUnaryData<StreamsPb.DeleteResp | StreamsPb.TombstoneResp>,
+    ) => {
+      const work = (async () => {
+        const key = context.authenticate(call);
+        const options = call.request.getOptions();
+        if (!options) throw new InvalidArgumentError(hard ? 'tombstone' : 'delete', 'no options', 'the stream and expected revision');
+        const stream = streamNameOf(options.getStreamIdentifier());
+        assertStreamId(stream);
+        requireRight(key, 'write', stream, `stream '${stream}'`);
+        await store.deleteStream(stream, { expectedVersion: expectedVersionOf(options), hard });
+        const Resp = hard ? protocol.streams.TombstoneResp : protocol.streams.DeleteResp;
+        return new Resp().setNoPosition(new protocol.shared.Empty());
+      })();
+      context.inFlight.add(work);
+      work
+        .then(
+          (resp) => callback(null, resp),
+          (error) => {
+            logger.debug({ err: error }, 'gRPC delete failed');
+            callback(toServiceError(protocol, error));
+          },
+        )
+        .finally(() => context.inFlight.delete(work));
+    };
+
+  return { read, append, delete: deleteWith(false), tombstone: deleteWith(true), batchAppend: unimplemented };
 }

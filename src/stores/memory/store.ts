@@ -1,5 +1,5 @@
 /** The in-memory store: for tests and examples. Same contract as every backend, no durability. */
-import { StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
+import { StoreClosedError, StreamDeletedError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
 import {
   assertMasterKey,
@@ -12,11 +12,20 @@ import {
   subjectStatus,
 } from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
+import {
+  firstVisibleVersion,
+  hasEffect,
+  isVisible,
+  type LifecycleRecord,
+  lifecycleOf,
+  normalizeStreamMetadata,
+} from '../../core/retention.js';
 import { traceAppend } from '../../core/tracing.js';
 import {
   type AppendOptions,
   type AppendResult,
   DEFAULT_LIMITS,
+  type DeleteStreamOptions,
   type EventStore,
   type ExpectedVersion,
   type ListStreamsOptions,
@@ -28,6 +37,8 @@ import {
   type StoreLimits,
   type StoreStats,
   type StreamInfo,
+  type StreamLifecycleInfo,
+  type StreamMetadata,
   type SubscribeOptions,
 } from '../../core/types.js';
 import {
@@ -57,10 +68,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
   const limits: StoreLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const { masterKey } = options;
   assertMasterKey(masterKey);
-  const log: RecordedEvent[] = [];
-  const streams = new Map<string, RecordedEvent[]>();
+  // A scavenge leaves holes (undefined) so that index = position - 1 and = version - 1 still hold.
+  const log: (RecordedEvent | undefined)[] = [];
+  const streams = new Map<string, (RecordedEvent | undefined)[]>();
   const byId = new Map<string, RecordedEvent>();
+  const lifecycles = new Map<string, LifecycleRecord>();
+  /** The last event of each stream as it was appended (a scavenge may remove the event itself). */
+  const heads = new Map<string, { lastPosition: bigint; lastRecordedAt: string }>();
   const snapshots = new Map<string, Snapshot>();
+  let headRecordedAt: string | undefined;
   const signal = new AppendSignal();
   const keyTable = createMemoryKeyTable((dropped) => {
     for (const key of snapshots.keys()) if (dropped.includes(key.slice(0, key.indexOf('\u0000')))) snapshots.delete(key);
@@ -77,11 +93,21 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
     assertOpen();
     // Positions are 1..n with no gaps here, so position p sits at index p-1.
     const page: RecordedEvent[] = [];
+    const now = Date.now();
     for (let i = Number(after); i < log.length && page.length < limit; i++) {
-      const event = log[i] as RecordedEvent;
-      if (matchesFilter(event, filter)) page.push(copy(event));
+      const event = log[i];
+      if (event && matchesFilter(event, filter) && visible(event, now)) page.push(copy(event));
     }
     return filter.sealed ? page : openPage(page, keyTable, masterKey);
+  };
+
+  const visible = (event: RecordedEvent, now: number): boolean => {
+    const record = lifecycles.get(event.streamId);
+    return !record || isVisible(event, record, streams.get(event.streamId)?.length ?? 0, now);
+  };
+
+  const assertNotTombstoned = (stream: string) => {
+    if (lifecycles.get(stream)?.tombstoned) throw new StreamDeletedError(stream);
   };
 
   /** An append after the stream id check (forget appends to the system stream `$subjects`). */
@@ -101,13 +127,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
     const existing = streams.get(stream) ?? [];
     const stored = prepared.flatMap((event) => byId.get(event.id) ?? []);
     if (stored.length > 0) return resolveRetry(stream, expected, prepared, await openPage(stored.map(copy), keyTable, masterKey));
+    assertNotTombstoned(stream);
     const actual = existing.length;
     if (!versionMatches(expected, actual)) throw new WrongExpectedVersionError(stream, expected, actual);
     if (prepared.length === 0) return { streamVersion: actual, position: BigInt(log.length) };
     // Never before the head's time, should the clock step back: recordedAt follows positions.
     const now = new Date().toISOString();
-    const headAt = log.at(-1)?.recordedAt;
-    const recordedAt = headAt !== undefined && headAt > now ? headAt : now;
+    const recordedAt = headRecordedAt !== undefined && headRecordedAt > now ? headRecordedAt : now;
+    headRecordedAt = recordedAt;
     for (const event of prepared) {
       const recorded: RecordedEvent = {
         id: event.id,
@@ -126,6 +153,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       byId.set(recorded.id, recorded);
     }
     streams.set(stream, existing);
+    heads.set(stream, { lastPosition: BigInt(log.length), lastRecordedAt: recordedAt });
     signal.notify();
     return { streamVersion: existing.length, position: BigInt(log.length) };
   }
@@ -156,14 +184,22 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       assertStreamId(stream);
       const { from, backward, limit } = normalizeReadOptions(opts);
       const events = streams.get(stream) ?? [];
+      const floor = firstVisibleVersion(lifecycles.get(stream), events.length);
+      const now = Date.now();
+      const take = (v: number): RecordedEvent | undefined => {
+        const event = events[v - 1];
+        return event && isVisible(event, lifecycles.get(stream), events.length, now) ? copy(event) : undefined;
+      };
       const page: RecordedEvent[] = [];
       if (backward) {
-        for (let v = Math.min(from ?? events.length, events.length); v >= 1 && page.length < limit; v--) {
-          page.push(copy(events[v - 1] as RecordedEvent));
+        for (let v = Math.min(from ?? events.length, events.length); v >= floor && page.length < limit; v--) {
+          const event = take(v);
+          if (event) page.push(event);
         }
       } else {
-        for (let v = Math.max(from ?? 1, 1); v <= events.length && page.length < limit; v++) {
-          page.push(copy(events[v - 1] as RecordedEvent));
+        for (let v = Math.max(from ?? 1, floor); v <= events.length && page.length < limit; v++) {
+          const event = take(v);
+          if (event) page.push(event);
         }
       }
       yield* await openPage(page, keyTable, masterKey);
@@ -207,14 +243,79 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
         .sort()
         .slice(0, limit)
         .map((streamId) => {
-          const last = (streams.get(streamId) as RecordedEvent[]).at(-1) as RecordedEvent;
-          return { streamId, version: last.streamVersion, lastPosition: last.position, lastRecordedAt: last.recordedAt };
+          const head = heads.get(streamId) as { lastPosition: bigint; lastRecordedAt: string };
+          return { streamId, version: streams.get(streamId)?.length ?? 0, ...head };
         });
     },
 
     async stats(): Promise<StoreStats> {
       assertOpen();
-      return { events: log.length, streams: streams.size, headPosition: BigInt(log.length) };
+      return { events: byId.size, streams: streams.size, headPosition: BigInt(log.length) };
+    },
+
+    async setStreamMetadata(stream: string, metadata: StreamMetadata) {
+      assertOpen();
+      assertStreamId(stream);
+      const normalized = normalizeStreamMetadata(metadata);
+      assertNotTombstoned(stream);
+      const { deletedVersion } = lifecycles.get(stream) ?? {};
+      const record: LifecycleRecord = { ...normalized, ...(deletedVersion === undefined ? {} : { deletedVersion }) };
+      if (hasEffect(record)) lifecycles.set(stream, record);
+      else lifecycles.delete(stream);
+      signal.notify();
+    },
+
+    async getStreamMetadata(stream: string) {
+      assertOpen();
+      assertStreamId(stream);
+      return lifecycleOf(lifecycles.get(stream), streams.get(stream)?.length ?? 0);
+    },
+
+    async deleteStream(stream: string, opts: DeleteStreamOptions = {}) {
+      assertOpen();
+      assertStreamId(stream);
+      const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
+      assertExpectedVersion(expected);
+      const record = lifecycles.get(stream) ?? {};
+      const version = streams.get(stream)?.length ?? 0;
+      if (record.tombstoned) {
+        if (opts.hard) return { streamVersion: version };
+        throw new StreamDeletedError(stream);
+      }
+      if (!versionMatches(expected, version)) throw new WrongExpectedVersionError(stream, expected, version);
+      if (opts.hard) lifecycles.set(stream, { ...record, tombstoned: true });
+      else if (version > 0) lifecycles.set(stream, { ...record, deletedVersion: version });
+      // A snapshot folds the deleted events: the stream starts afresh without it.
+      for (const key of snapshots.keys()) if (key.startsWith(`${stream}\u0000`)) snapshots.delete(key);
+      signal.notify();
+      return { streamVersion: version };
+    },
+
+    async listStreamLifecycles(opts: { after?: string; limit?: number } = {}): Promise<StreamLifecycleInfo[]> {
+      assertOpen();
+      const { after = '', limit = 100 } = opts;
+      return [...lifecycles.keys()]
+        .filter((id) => id > after)
+        .sort()
+        .slice(0, limit)
+        .map((streamId) => {
+          const version = streams.get(streamId)?.length ?? 0;
+          return { streamId, version, ...lifecycleOf(lifecycles.get(streamId), version) };
+        });
+    },
+
+    async scavenge() {
+      assertOpen();
+      const now = Date.now();
+      let removed = 0;
+      for (const [i, event] of log.entries()) {
+        if (!event || visible(event, now)) continue;
+        log[i] = undefined;
+        (streams.get(event.streamId) as (RecordedEvent | undefined)[])[event.streamVersion - 1] = undefined;
+        byId.delete(event.id);
+        removed++;
+      }
+      return { removed };
     },
 
     async saveSnapshot(snapshot: Snapshot) {

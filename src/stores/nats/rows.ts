@@ -7,6 +7,7 @@
  *   Logline-Version  the stream version of the message's LAST event
  *   Logline-Prev     the log sequence of the stream's previous message (0 for the first): lets a
  *                    backward read walk the stream without a scan
+ *   Logline-Deleted  only on a deletion marker (no events): 'soft' or 'hard' (see retention.ts)
  * recordedAt is the message's JetStream timestamp (set by the stream leader when it stored it).
  *
  * Positions: message sequence s holding n events gives its events the positions
@@ -26,6 +27,7 @@ export const MAX_EVENTS_PER_MESSAGE = Number(POSITION_SCALE);
 export const HEADER_STREAM = 'Logline-Stream';
 export const HEADER_VERSION = 'Logline-Version';
 export const HEADER_PREV = 'Logline-Prev';
+export const HEADER_DELETED = 'Logline-Deleted';
 
 /** The position of the last event of message `seq`. */
 export const lastPositionOf = (seq: number): bigint => BigInt(seq) * POSITION_SCALE;
@@ -69,6 +71,8 @@ export interface MessageHead {
   version: number;
   /** Sequence of the stream's previous message, 0 if none. */
   prev: number;
+  /** Set on a deletion marker. */
+  deleted: 'soft' | 'hard' | undefined;
 }
 
 export function headOf(message: LogMessage): MessageHead {
@@ -77,6 +81,7 @@ export function headOf(message: LogMessage): MessageHead {
     stream: h?.get(HEADER_STREAM) ?? '',
     version: Number(h?.get(HEADER_VERSION) ?? 0),
     prev: Number(h?.get(HEADER_PREV) ?? 0),
+    deleted: (h?.get(HEADER_DELETED) || undefined) as MessageHead['deleted'],
   };
 }
 

@@ -8,7 +8,8 @@
  *   <NAME>_SNAPSHOTS  the latest snapshot per `<prefix>_snap.<stream id>.<name>`
  *
  * Projection state (checkpoints, leases, parked events) lives in a fourth stream, see
- * projections.ts. Stream ids become one subject token: characters outside [A-Za-z0-9_:@-]
+ * projections.ts; per-stream retention settings and deletions in a fifth, `<NAME>_LIFECYCLES`
+ * (`<prefix>_life.<stream id>`, the latest record per stream), see retention.ts. Stream ids become one subject token: characters outside [A-Za-z0-9_:@-]
  * (the '.' above all, which separates tokens) are percent-encoded.
  */
 import type { JetStreamManager, StreamConfig } from '@nats-io/jetstream';
@@ -24,6 +25,7 @@ export interface NatsLayout {
   projections: string;
   /** Subject keys of personal data (subject-keys.ts). */
   keys: string;
+  lifecycles: string;
   /** Subject prefix of the log; the other streams use `<prefix>_ids` and so on. */
   prefix: string;
   replicas: number;
@@ -42,6 +44,7 @@ export function layoutOf(url: string, stream = 'LOGLINE', prefix = 'logline', re
     snapshots: `${stream}_SNAPSHOTS`,
     projections: `${stream}_PROJECTIONS`,
     keys: `${stream}_KEYS`,
+    lifecycles: `${stream}_LIFECYCLES`,
     prefix,
     replicas,
   };
@@ -60,6 +63,10 @@ export const logSubject = (layout: NatsLayout, stream: string): string => `${lay
 export const idSubject = (layout: NatsLayout, eventId: string): string => `${layout.prefix}_ids.${eventId}`;
 export const snapshotSubject = (layout: NatsLayout, stream: string, name: string): string =>
   `${layout.prefix}_snap.${encodeToken(stream)}.${encodeToken(name)}`;
+/** Every snapshot subject of one stream (a filter). */
+export const snapshotSubjects = (layout: NatsLayout, stream: string): string => `${layout.prefix}_snap.${encodeToken(stream)}.*`;
+
+export const lifecycleSubject = (layout: NatsLayout, stream: string): string => `${layout.prefix}_life.${encodeToken(stream)}`;
 
 const description = (what: string) => `logline ${what} (layout ${LAYOUT_VERSION})`;
 
@@ -92,6 +99,13 @@ function configs(layout: NatsLayout): Array<Partial<StreamConfig> & { name: stri
     },
     // Every message per subject is kept: forget erases the one holding a key itself (subject-keys.ts).
     { ...common, name: layout.keys, subjects: [`${layout.prefix}_keys.>`], description: description('subject keys') },
+    {
+      ...common,
+      name: layout.lifecycles,
+      subjects: [`${layout.prefix}_life.>`],
+      max_msgs_per_subject: 1,
+      description: description('stream retention and deletion'),
+    },
   ];
 }
 
@@ -124,7 +138,7 @@ export async function ensureLayout(jsm: JetStreamManager, layout: NatsLayout): P
 
 /** Deletes the store's streams (tests, and `logline` tenants being removed). */
 export async function dropLayout(jsm: JetStreamManager, layout: NatsLayout): Promise<void> {
-  for (const name of [layout.log, layout.ids, layout.snapshots, layout.projections, layout.keys]) {
+  for (const name of [layout.log, layout.ids, layout.snapshots, layout.projections, layout.keys, layout.lifecycles]) {
     await jsm.streams.delete(name).catch((error) => {
       if (!isNotFound(error)) throw error;
     });

@@ -34,6 +34,7 @@ import {
   PositionBeyondHeadError,
   StoreClosedError,
   StoreUnavailableError,
+  StreamDeletedError,
   WrongExpectedVersionError,
 } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
@@ -48,9 +49,18 @@ import {
   subjectStatus,
 } from '../../core/personal-data.js';
 import {
+  firstVisibleVersion,
+  hasEffect,
+  isVisible,
+  type LifecycleRecord,
+  lifecycleOf,
+  normalizeStreamMetadata,
+} from '../../core/retention.js';
+import {
   type AppendOptions,
   type AppendResult,
   DEFAULT_LIMITS,
+  type DeleteStreamOptions,
   type EventStore,
   type ExpectedVersion,
   type ListStreamsOptions,
@@ -62,6 +72,8 @@ import {
   type StoreLimits,
   type StoreStats,
   type StreamInfo,
+  type StreamLifecycleInfo,
+  type StreamMetadata,
   type SubscribeOptions,
 } from '../../core/types.js';
 import {
@@ -76,10 +88,12 @@ import {
   versionMatches,
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
+import { LifecycleView } from './retention.js';
 import {
   decodeMessage,
   encodeEvents,
   firstSeqAfter,
+  HEADER_DELETED,
   HEADER_PREV,
   HEADER_STREAM,
   HEADER_VERSION,
@@ -88,7 +102,17 @@ import {
   lastPositionOf,
   MAX_EVENTS_PER_MESSAGE,
 } from './rows.js';
-import { decodeToken, ensureLayout, idSubject, layoutOf, logSubject, type NatsLayout, snapshotSubject } from './schema.js';
+import {
+  decodeToken,
+  ensureLayout,
+  idSubject,
+  layoutOf,
+  lifecycleSubject,
+  logSubject,
+  type NatsLayout,
+  snapshotSubject,
+  snapshotSubjects,
+} from './schema.js';
 import { createNatsKeyTable } from './subject-keys.js';
 import { parseNatsUrl } from './url.js';
 
@@ -247,6 +271,8 @@ interface StoreParts {
 interface StreamHead {
   seq: number;
   version: number;
+  /** The last message is a deletion marker (retention.ts). */
+  deleted?: 'soft' | 'hard';
 }
 
 const HEAD_CACHE_SIZE = 10_000;
@@ -383,7 +409,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         deadline,
       );
     }
-    return { seq: last.seq, version: headOf(message).version };
+    const { version, deleted } = headOf(message);
+    return { seq: last.seq, version, ...(deleted ? { deleted } : {}) };
   };
 
   const remember = (stream: string, head: StreamHead) => {
@@ -425,6 +452,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         );
         if (stored.length > 0) return resolveRetry(stream, expected, events, stored);
       }
+      // Tombstones are forever, so a cached one is true (a retry of stored ids was answered above).
+      if (head.deleted === 'hard') throw new StreamDeletedError(stream);
       if (!versionMatches(expected, head.version)) {
         if (cached) {
           heads.delete(stream);
@@ -543,13 +572,115 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     if (position > head) throw new PositionBeyondHeadError(position, head);
   };
 
+  // ---- retention and deletion (retention.ts) -----------------------------------------------
+
+  const lifecycles = new LifecycleView(js, jsm, layout, jetstreamModule);
+  /** The view loaded, waiting out a JetStream outage (an election) up to timeoutMs like any read. */
+  const viewReady = () => patiently('loading stream metadata', () => lifecycles.ready());
+
+  /** A stream's current version (0 when it does not exist). */
+  const currentVersion = async (stream: string): Promise<number> => {
+    const last = await getMessage(layout.log, { last_by_subj: logSubject(layout, stream) });
+    return last ? headOf(fromStored(last)).version : 0;
+  };
+
+  /**
+   * Whether a `$all` reader may see an event of a stream that has a lifecycle record, as retention
+   * stands now. maxCount needs the stream's version: looked up, then reused for a second.
+   */
+  const visibleInLog = () => {
+    const versions = new Map<string, { version: number; at: number }>();
+    return async (event: RecordedEvent, record: LifecycleRecord): Promise<boolean> => {
+      let version = event.streamVersion;
+      if (record.maxCount !== undefined) {
+        const known = versions.get(event.streamId);
+        if (known && known.version >= event.streamVersion && Date.now() - known.at < 1000) version = known.version;
+        else {
+          version = await currentVersion(event.streamId);
+          versions.set(event.streamId, { version, at: Date.now() });
+        }
+      }
+      return isVisible(event, record, version, Date.now());
+    };
+  };
+
+  /** The stream's record as stored now, and the sequence it is stored at (0: none). */
+  const storedRecord = async (stream: string): Promise<{ record: LifecycleRecord; seq: number }> => {
+    const message = await getMessage(layout.lifecycles, { last_by_subj: lifecycleSubject(layout, stream) });
+    return message ? { record: message.json() as LifecycleRecord, seq: message.seq } : { record: {}, seq: 0 };
+  };
+
+  /** Replaces the stream's record with `change(current)`, expecting nobody changed it in between. */
+  const changeRecord = async (stream: string, change: (record: LifecycleRecord) => LifecycleRecord): Promise<void> => {
+    for (;;) {
+      const { record, seq } = await storedRecord(stream);
+      const next = change(record);
+      try {
+        const ack = await patiently('saving stream metadata', () =>
+          js.publish(lifecycleSubject(layout, stream), JSON.stringify(next), { expect: { lastSubjectSequence: seq } }),
+        );
+        lifecycles.set(stream, next, ack.seq);
+        return;
+      } catch (error) {
+        if (!isWrongLastSequence(error)) throw error;
+      }
+    }
+  };
+
+  /** A soft delete or a tombstone: a marker on the stream's subject, then its record. */
+  const deleteOnce = async (stream: string, expected: ExpectedVersion, hard: boolean): Promise<{ streamVersion: number }> => {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const cached = heads.get(stream);
+      const head = cached ?? (await loadHead(stream, deadline));
+      if (head.deleted === 'hard') {
+        if (hard) return { streamVersion: head.version };
+        throw new StreamDeletedError(stream);
+      }
+      if (!versionMatches(expected, head.version)) {
+        if (cached) {
+          heads.delete(stream);
+          continue;
+        }
+        throw new WrongExpectedVersionError(stream, expected, head.version);
+      }
+      if (!hard && head.version === 0) return { streamVersion: 0 };
+      const h = newHeaders();
+      h.set(HEADER_STREAM, stream);
+      h.set(HEADER_VERSION, String(head.version));
+      h.set(HEADER_PREV, String(head.seq));
+      h.set(HEADER_DELETED, hard ? 'hard' : 'soft');
+      let ack: PubAck;
+      try {
+        ack = await patiently(
+          'deleting a stream',
+          () => js.publish(logSubject(layout, stream), '[]', { expect: { lastSubjectSequence: head.seq }, headers: h }),
+          deadline,
+        );
+      } catch (error) {
+        if (!isWrongLastSequence(error)) throw error;
+        heads.delete(stream);
+        continue;
+      }
+      remember(stream, { seq: ack.seq, version: head.version, deleted: hard ? 'hard' : 'soft' });
+      await changeRecord(stream, (record) => (hard ? { ...record, tombstoned: true } : { ...record, deletedVersion: head.version }));
+      // A snapshot folds the deleted events: the stream starts afresh without it.
+      await patiently('dropping snapshots', () => jsm.streams.purge(layout.snapshots, { filter: snapshotSubjects(layout, stream) }));
+      return { streamVersion: head.version };
+    }
+  };
+
   async function* readAllFrom(filter: NormalizedReadAll, endSeq: number, signal?: AbortSignal): AsyncGenerator<RecordedEvent> {
     let remaining = filter.limit;
     if (remaining <= 0) return;
+    await viewReady();
+    const visible = visibleInLog();
     for await (const message of scan(firstSeqAfter(filter.from), endSeq, undefined, signal)) {
       const events = decodeMessage(message);
       for (const event of filter.sealed ? events : await openSealed(events)) {
         if (event.position <= filter.from || !matchesFilter(event, filter)) continue;
+        const record = lifecycles.get(event.streamId);
+        if (record && !(await visible(event, record))) continue;
         yield event;
         if (--remaining <= 0) return;
       }
@@ -636,8 +767,15 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       assertOpen();
       assertStreamId(stream);
       const { from, backward, limit } = normalizeReadOptions(opts);
+      await viewReady();
       const last = await getMessage(layout.log, { last_by_subj: logSubject(layout, stream) });
       if (!last) return;
+      // Retention as it stands when the read starts: hidden events (a prefix of the stream) are skipped.
+      const record = lifecycles.get(stream);
+      const lastHead = headOf(fromStored(last));
+      if (lastHead.deleted === 'hard') return;
+      const now = Date.now();
+      const visible = (event: RecordedEvent) => !record || isVisible(event, record, lastHead.version, now);
       let remaining = limit;
       if (backward) {
         let current = from === undefined ? last : await messageHolding(last, from, Number.POSITIVE_INFINITY);
@@ -647,6 +785,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
           for (let i = events.length - 1; i >= 0 && remaining > 0; i--) {
             const event = events[i] as RecordedEvent;
             if (from !== undefined && event.streamVersion > from) continue;
+            if (!visible(event)) return;
             yield event;
             remaining--;
           }
@@ -656,13 +795,13 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         }
         return;
       }
-      const start = from ?? 1;
-      if (start > headOf(fromStored(last)).version) return;
+      const start = Math.max(from ?? 1, firstVisibleVersion(record, lastHead.version));
+      if (start > lastHead.version) return;
       // Reading from near the end (after a snapshot) walks back a few messages; else scan from the start.
       const near = start > 1 ? await messageHolding(last, start, 8) : undefined;
       for await (const message of scan(near?.seq ?? 1, last.seq, logSubject(layout, stream))) {
         for (const event of await openSealed(decodeMessage(message))) {
-          if (event.streamVersion < start) continue;
+          if (event.streamVersion < start || !visible(event)) continue;
           yield event;
           if (--remaining <= 0) return;
         }
@@ -699,6 +838,97 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     async headPosition() {
       assertOpen();
       return lastPositionOf(await lastSeq());
+    },
+
+    async setStreamMetadata(stream: string, metadata: StreamMetadata) {
+      assertOpen();
+      assertStreamId(stream);
+      const normalized = normalizeStreamMetadata(metadata);
+      await viewReady();
+      if ((await loadHead(stream)).deleted === 'hard') throw new StreamDeletedError(stream);
+      await changeRecord(stream, (record) => {
+        if (record.tombstoned) throw new StreamDeletedError(stream);
+        return record.deletedVersion === undefined ? normalized : { ...normalized, deletedVersion: record.deletedVersion };
+      });
+    },
+
+    async getStreamMetadata(stream: string) {
+      assertOpen();
+      assertStreamId(stream);
+      const [{ record }, head] = await Promise.all([storedRecord(stream), loadHead(stream)]);
+      return lifecycleOf(head.deleted === 'hard' ? { ...record, tombstoned: true } : record, head.version);
+    },
+
+    deleteStream(stream: string, opts: DeleteStreamOptions = {}) {
+      try {
+        assertOpen();
+        assertStreamId(stream);
+        const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
+        assertExpectedVersion(expected);
+        // In line with this process's appends to the stream, like another append.
+        const previous = streamTails.get(stream) ?? Promise.resolve();
+        const hard = opts.hard === true;
+        const result = previous.then(
+          () => deleteOnce(stream, expected, hard),
+          () => deleteOnce(stream, expected, hard),
+        );
+        streamTails.set(stream, result);
+        inFlight.add(result);
+        const settle = () => {
+          inFlight.delete(result);
+          if (streamTails.get(stream) === result) streamTails.delete(stream);
+        };
+        result.then(settle, settle);
+        return result;
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+
+    async listStreamLifecycles(opts: { after?: string; limit?: number } = {}): Promise<StreamLifecycleInfo[]> {
+      assertOpen();
+      await viewReady();
+      const { after = '', limit = 100 } = opts;
+      const page = lifecycles
+        .entries()
+        .filter(([streamId, record]) => streamId > after && hasEffect(record))
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .slice(0, limit);
+      const versions = await inChunks(page, ([streamId]) => currentVersion(streamId));
+      return page.map(([streamId, record], i) => ({
+        streamId,
+        version: versions[i] as number,
+        ...lifecycleOf(record, versions[i] as number),
+      }));
+    },
+
+    async scavenge() {
+      assertOpen();
+      await viewReady();
+      let removed = 0;
+      for (const [stream, record] of lifecycles.entries()) {
+        if (!hasEffect(record)) continue;
+        const last = await getMessage(layout.log, { last_by_subj: logSubject(layout, stream) });
+        if (!last) continue;
+        const { version } = headOf(fromStored(last));
+        const now = Date.now();
+        // Every message of the stream but its last (which holds its version), from the oldest.
+        for await (const message of scan(1, last.seq, logSubject(layout, stream))) {
+          if (message.seq >= last.seq) break;
+          const events = decodeMessage(message);
+          if (events.some((event) => isVisible(event, record, version, now))) break; // hidden events are a prefix
+          const deleted = await patiently('scavenging', async () => {
+            try {
+              return await jsm.streams.deleteMessage(layout.log, message.seq, false);
+            } catch (error) {
+              if (isMessageNotFound(error)) return false; // another scavenge was first
+              throw error;
+            }
+          });
+          if (deleted) removed += events.length;
+        }
+      }
+      return { removed };
     },
 
     async listStreams(opts: ListStreamsOptions = {}): Promise<StreamInfo[]> {
@@ -767,6 +997,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       // Appends already accepted are answered first.
       await Promise.allSettled([...inFlight]);
       for (const messages of readers) messages.stop();
+      lifecycles.stop();
       await nc.close().catch(() => {});
     },
   };

@@ -9,6 +9,7 @@
  */
 import type { Sql } from 'postgres';
 import { InvalidArgumentError, SchemaTooNewError } from '../../core/errors.js';
+import { lifecycleMigration } from './retention.js';
 import { subjectKeysSchema } from './subject-keys.js';
 
 export const SCHEMA_NAME_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -257,6 +258,9 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
 
   // 3: subject keys of personal data (docs/lifecycle.md#forget-a-person).
   (S) => subjectKeysSchema(S),
+
+  // 4: retention and deletion per stream, and the tombstone check on appends (retention.ts).
+  (S) => lifecycleMigration(S),
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

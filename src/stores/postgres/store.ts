@@ -64,6 +64,7 @@ import {
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
 import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
+import { postgresRetention, visibleCondition } from './retention.js';
 import { COLUMNS, ISO, MAX_INT, type Row, toRecorded } from './rows.js';
 import { channelName, migrate } from './schema.js';
 import { createPostgresKeyTable } from './subject-keys.js';
@@ -395,7 +396,7 @@ function createPostgresStore(
         if (outcome.ok === true) {
           wrote ||= pending.events.length > 0;
           pending.resolve(outcome.result);
-        } else if (outcome.ok === false) pending.reject(outcome.error);
+        } else if (outcome.ok === false) pending.reject(await retention.appendError(outcome.error, pending.stream));
       }
       if (wrote) signal.notify();
     }
@@ -403,10 +404,14 @@ function createPostgresStore(
 
   // ---- reads ---------------------------------------------------------------------------------
 
+  const retention = postgresRetention(sql, schema, () => assertOpen());
+  // Events that retention settings or deletes hide are left out of every read (retention.ts).
+  const visible = sql.unsafe(visibleCondition(`"${schema}"`));
+
   const readPage = async (after: bigint, limit: number, filter: NormalizedReadAll): Promise<RecordedEvent[]> => {
     assertOpen();
     const rows = (await connections.watch(
-      sql`SELECT ${columns} FROM ${S}.events WHERE position > ${after.toString()}
+      sql`SELECT ${columns} FROM ${S}.events WHERE position > ${after.toString()} AND ${visible}
       ${filter.types ? sql`AND type IN (SELECT json_array_elements_text(${JSON.stringify(filter.types)}::text::json))` : sql``}
       ${filter.streamPrefix ? sql`AND starts_with(stream_id, ${filter.streamPrefix})` : sql``}
       ORDER BY position LIMIT ${limit}`.values(),
@@ -490,7 +495,14 @@ function createPostgresStore(
           const prepared = prepareEvents(events, limits);
           // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
           const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
-          return order.run(sealing, () => enqueue(stream, expected, prepared, span));
+          const queued = order.run(sealing, () => enqueue(stream, expected, prepared, span));
+          // A pure version check writes nothing the tombstone trigger sees: ask once it is answered
+          // (queued at once, so call order holds; a tombstone is forever, so a later one counts too).
+          if (prepared.length > 0) return queued;
+          return queued.then(async (result) => {
+            await retention.assertNotTombstoned(stream);
+            return result;
+          });
         } catch (error) {
           return Promise.reject(error);
         }
@@ -508,9 +520,9 @@ function createPostgresStore(
         const pageSize = Math.min(1000, remaining);
         const rows = (await connections.watch(
           (backward
-            ? sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version <= ${next}
+            ? sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version <= ${next} AND ${visible}
                 ORDER BY stream_version DESC LIMIT ${pageSize}`
-            : sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version >= ${next}
+            : sql`SELECT ${columns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version >= ${next} AND ${visible}
                 ORDER BY stream_version LIMIT ${pageSize}`
           ).values(),
         )) as unknown as Row[];
@@ -554,6 +566,12 @@ function createPostgresStore(
       assertOpen();
       return headPosition();
     },
+
+    setStreamMetadata: retention.setStreamMetadata,
+    getStreamMetadata: retention.getStreamMetadata,
+    deleteStream: retention.deleteStream,
+    listStreamLifecycles: retention.listStreamLifecycles,
+    scavenge: retention.scavenge,
 
     async listStreams(opts: ListStreamsOptions = {}): Promise<StreamInfo[]> {
       assertOpen();

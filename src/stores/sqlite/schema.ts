@@ -33,6 +33,17 @@ export const MIGRATIONS: readonly string[] = [
    ) STRICT, WITHOUT ROWID;`,
   // 2: subject keys of personal data (docs/lifecycle.md#forget-a-person).
   SUBJECT_KEYS_SCHEMA,
+  // 3: retention and deletion per stream (retention.ts). scavenged_version keeps a stream's version
+  // once a scavenge has removed its newest events.
+  `CREATE TABLE stream_lifecycles (
+     stream_id         TEXT    PRIMARY KEY,
+     max_count         INTEGER,
+     max_age_seconds   INTEGER,
+     truncate_before   INTEGER,
+     deleted_version   INTEGER,
+     tombstoned        INTEGER NOT NULL DEFAULT 0,
+     scavenged_version INTEGER NOT NULL DEFAULT 0
+   ) STRICT, WITHOUT ROWID;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -18,7 +18,14 @@ import { type FSWatcher, mkdirSync, watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
-import { DriverMissingError, LoglineError, StoreClosedError, StoreUnavailableError, WrongExpectedVersionError } from '../../core/errors.js';
+import {
+  DriverMissingError,
+  LoglineError,
+  StoreClosedError,
+  StoreUnavailableError,
+  StreamDeletedError,
+  WrongExpectedVersionError,
+} from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
 import {
   assertMasterKey,
@@ -33,6 +40,7 @@ import {
   subjectStatus,
 } from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
+import { firstVisibleVersion, isVisible } from '../../core/retention.js';
 import { recordCommit, type Span, traceAppend } from '../../core/tracing.js';
 import {
   type AppendOptions,
@@ -62,6 +70,7 @@ import {
   prepareEvents,
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
+import { createSqliteRetention, VISIBLE_IN_LOG } from './retention.js';
 import { COLUMNS, type Row, toRecorded } from './rows.js';
 import { migrate } from './schema.js';
 import { createSqliteKeyTable } from './subject-keys.js';
@@ -162,6 +171,8 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   const path = inMemory ? options.path : resolve(options.path);
   if (!inMemory) mkdirSync(dirname(path), { recursive: true });
   const db = new Driver(path, { timeout: options.busyTimeoutMs ?? 5000 });
+  // A new file lets a scavenge give freed pages back (incremental vacuum); it must be set before the first table.
+  if (db.prepare('SELECT count(*) FROM sqlite_schema').pluck().get() === 0) db.pragma('auto_vacuum = INCREMENTAL');
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.synchronous ?? 'full'}`);
   migrate(db);
@@ -190,6 +201,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     return subjects.length ? openEvents(events, readableKeys(keyTable.load(subjects), masterKey)) : events;
   };
 
+  const retention = createSqliteRetention(db, () => assertOpen());
   const sql = {
     version: db.prepare('SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?').pluck(),
     byIds: db.prepare(`SELECT ${COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(?))`).raw(),
@@ -226,12 +238,15 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   // One prepared statement per filter shape: (types?, prefix?).
   const pageStatements = new Map<string, Statement>();
   const pageStatement = (filter: NormalizedReadAll): Statement => {
-    const key = `${filter.types ? 't' : ''}${filter.streamPrefix ? 'p' : ''}`;
+    // Streams with retention settings or deletions add a visibility check, only while there are any.
+    const lifecycles = retention.anyLifecycle();
+    const key = `${filter.types ? 't' : ''}${filter.streamPrefix ? 'p' : ''}${lifecycles ? 'l' : ''}`;
     let statement = pageStatements.get(key);
     if (!statement) {
       const where = ['position > ?'];
       if (filter.types) where.push('type IN (SELECT value FROM json_each(?))');
       if (filter.streamPrefix) where.push('stream_id >= ? AND stream_id < ?');
+      if (lifecycles) where.push(VISIBLE_IN_LOG);
       statement = db.prepare(`SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY position LIMIT ?`).raw();
       pageStatements.set(key, statement);
     }
@@ -250,9 +265,11 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
 
   /**
    * stats() without a full-table count (which blocks the event loop for a second at 10M events):
-   * events are never deleted and positions only grow, in commit order even across processes, so
-   * the counts are kept by adding the events after the last position counted; a stream is counted
-   * by its version-1 event. The first call on a large store counts in slices, yielding between them.
+   * positions only grow, in commit order even across processes, so the counts are kept by adding
+   * the events after the last position counted; a stream is counted by its version-1 event. Only a
+   * scavenge deletes events: this process's scavenges count them out (another process's are
+   * counted out when this one restarts). The first call on a large store counts in slices,
+   * yielding between them.
    */
   const tally = { position: 0, events: 0, streams: 0 };
   let tallied: Promise<void> = Promise.resolve();
@@ -305,6 +322,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     const { stream, expected, events } = pending;
     if (outcome.kind === 'written') pending.resolve({ streamVersion: outcome.streamVersion, position: BigInt(outcome.position) });
     else if (outcome.kind === 'conflict') pending.reject(new WrongExpectedVersionError(stream, expected, outcome.actual));
+    else if (outcome.kind === 'deleted') pending.reject(new StreamDeletedError(stream));
     else if (outcome.kind === 'failed') pending.reject(describeWriteFailure(outcome.error));
     else {
       try {
@@ -522,15 +540,36 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       assertOpen();
       assertStreamId(stream);
       const { from, backward, limit } = normalizeReadOptions(opts);
-      let next = from ?? (backward ? Number.MAX_SAFE_INTEGER : 1);
+      // Retention as it stands when the read starts: hidden events are skipped (docs/lifecycle.md).
+      const record = retention.record(stream);
+      const version = record ? retention.version(stream) : 0;
+      const floor = firstVisibleVersion(record, version);
+      const now = Date.now();
+      if (floor === Number.POSITIVE_INFINITY) return;
+      let next = backward ? (from ?? Number.MAX_SAFE_INTEGER) : Math.max(from ?? 1, floor);
       let remaining = limit;
-      while (remaining > 0 && (backward ? next >= 1 : true)) {
+      while (remaining > 0 && (backward ? next >= floor : true)) {
         assertOpen();
         const pageSize = Math.min(500, remaining);
         const rows = (backward ? sql.readBackward : sql.readForward).all(stream, next, pageSize) as Row[];
-        yield* openSealed(rows.map(toRecorded));
+        const visible: RecordedEvent[] = [];
+        let olderHidden = false;
+        for (const row of rows) {
+          const event = toRecorded(row);
+          if (record && !isVisible(event, record, version, now)) {
+            // Hidden events are a prefix of the stream: reading backwards, nothing older is visible.
+            if (backward) {
+              olderHidden = true;
+              break;
+            }
+            continue;
+          }
+          visible.push(event);
+        }
+        yield* openSealed(visible);
+        remaining -= visible.length;
+        if (olderHidden) return;
         if (rows.length < pageSize) return;
-        remaining -= rows.length;
         const last = (rows[rows.length - 1] as Row)[2];
         next = backward ? last - 1 : last + 1;
       }
@@ -564,8 +603,18 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     async streamVersion(stream: string) {
       assertOpen();
       assertStreamId(stream);
-      return sql.version.get(stream) as number;
+      return retention.version(stream);
     },
+
+    ...retention.methods((removed) => {
+      // stats() has counted the removed events it had reached: count them out (a stream is
+      // counted by its version-1 event, or else by streamsWithoutFirstEvent()).
+      for (const { position, stream_version } of removed) {
+        if (position > tally.position) continue;
+        tally.events--;
+        if (stream_version === 1) tally.streams--;
+      }
+    }),
 
     async headPosition() {
       assertOpen();
@@ -590,7 +639,11 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       const counted = tallied.then(countNewEvents);
       tallied = counted.catch(() => {});
       await counted;
-      return { events: tally.events, streams: tally.streams, headPosition: BigInt(sql.head.get() as number) };
+      return {
+        events: tally.events,
+        streams: tally.streams + retention.streamsWithoutFirstEvent(),
+        headPosition: BigInt(sql.head.get() as number),
+      };
     },
 
     async saveSnapshot(snapshot: Snapshot) {

@@ -31,6 +31,8 @@ export type WriteOutcome =
   | { kind: 'written'; streamVersion: number; position: number }
   /** The expected version did not match and none of the events is stored. */
   | { kind: 'conflict'; actual: number }
+  /** The stream is tombstoned (docs/lifecycle.md) and none of the events is stored. */
+  | { kind: 'deleted' }
   /** Some of the events are stored already (these rows): an exact retry, or an idempotency conflict. */
   | { kind: 'retry'; stored: Row[] }
   | { kind: 'failed'; error: unknown };
@@ -52,6 +54,8 @@ export interface Writer {
 export function createWriter(db: Database, afterInsert?: AfterInsert): Writer {
   const sql = {
     version: db.prepare('SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?').pluck(),
+    // A scavenge may have removed a stream's newest events: its version lives on here (retention.ts).
+    lifecycle: db.prepare('SELECT scavenged_version, tombstoned FROM stream_lifecycles WHERE stream_id = ?').raw(),
     insert: db.prepare(
       'INSERT INTO events (stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
@@ -94,7 +98,14 @@ export function createWriter(db: Database, afterInsert?: AfterInsert): Writer {
   /** Writes one append inside the current transaction; throws to roll back its savepoint. */
   const writeOne = (request: WriteRequest, recordedAt: string): WriteOutcome => {
     const { stream, expected, events } = request;
-    const actual = sql.version.get(stream) as number;
+    const stored = sql.version.get(stream) as number;
+    const lifecycle = sql.lifecycle.get(stream) as [number, 0 | 1] | undefined;
+    const actual = lifecycle ? Math.max(stored, lifecycle[0]) : stored;
+    if (lifecycle?.[1]) {
+      // A retry of an append that landed before the tombstone is still answered as one.
+      const already = events.length ? storedRows(events) : [];
+      return already.length ? { kind: 'retry', stored: already } : { kind: 'deleted' };
+    }
     if (!versionMatches(expected, actual)) {
       // A retry of an append that already landed shows up here as a version mismatch.
       const stored = events.length ? storedRows(events) : [];

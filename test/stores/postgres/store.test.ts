@@ -45,7 +45,7 @@ describe.skipIf(!reachable)('postgres store', () => {
     await Promise.all(stores.map((s, i) => s.append(`s-${i}`, [event('A')])));
     const sql = stores[0]?.sql as PostgresEventStore['sql'];
     const migrations = await sql<{ version: number }[]>`SELECT version FROM ${sql(schema)}.migrations ORDER BY version`;
-    expect(migrations.map((m) => m.version)).toEqual([1, 2, 3]);
+    expect(migrations.map((m) => m.version)).toEqual([1, 2, 3, 4]);
     expect((await stores[0]?.stats())?.events).toBe(6);
     await sql`INSERT INTO ${sql(schema)}.migrations (version) VALUES (99)`;
     await Promise.all(stores.map((s) => s.close()));
