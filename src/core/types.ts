@@ -62,6 +62,11 @@ export interface ReadAllOptions {
   types?: string[];
   /** Only streams whose id starts with this prefix. */
   streamPrefix?: string;
+  /**
+   * Only streams of this category: the part of a stream id before its first '-' (`user` holds
+   * `user-1`, `user-1-a`; a stream id without '-' is in no category). Read through an index.
+   */
+  category?: string;
 }
 
 export interface SubscribeOptions {
@@ -69,6 +74,8 @@ export interface SubscribeOptions {
   from?: bigint | 'start' | 'end';
   types?: string[];
   streamPrefix?: string;
+  /** See ReadAllOptions.category. */
+  category?: string;
   signal?: AbortSignal;
 }
 

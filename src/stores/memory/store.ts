@@ -22,7 +22,9 @@ import {
 import {
   assertExpectedVersion,
   assertStreamId,
+  categoryOf,
   matchesFilter,
+  type NormalizedReadAll,
   normalizeReadAllOptions,
   normalizeReadOptions,
   prepareEvents,
@@ -51,15 +53,27 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
     if (closed) throw new StoreClosedError('memory');
   };
 
-  const readPage = async (after: bigint, limit: number, filter: { types?: string[]; streamPrefix?: string }) => {
+  // The events of each category and of each type, in position order: a filtered read walks the
+  // shortest list that holds all its matches instead of the whole log.
+  const byCategory = new Map<string, RecordedEvent[]>();
+  const byType = new Map<string, RecordedEvent[]>();
+  const addTo = (index: Map<string, RecordedEvent[]>, key: string, event: RecordedEvent) => {
+    const list = index.get(key);
+    if (list) list.push(event);
+    else index.set(key, [event]);
+  };
+
+  const readPage = async (after: bigint, limit: number, filter: NormalizedReadAll) => {
     assertOpen();
-    // Positions are 1..n with no gaps here, so position p sits at index p-1.
-    const page: RecordedEvent[] = [];
-    for (let i = Number(after); i < log.length && page.length < limit; i++) {
-      const event = log[i] as RecordedEvent;
-      if (matchesFilter(event, filter)) page.push(copy(event));
-    }
-    return page;
+    const lists = filter.category
+      ? [byCategory.get(filter.category) ?? []]
+      : filter.types
+        ? filter.types.map((type) => byType.get(type) ?? [])
+        : [log];
+    const page = lists.flatMap((list) => matchesAfter(list, after, limit, filter));
+    // Several types: each list's first `limit` matches, merged by position.
+    if (lists.length > 1) page.sort((a, b) => (a.position < b.position ? -1 : 1));
+    return page.slice(0, limit).map(copy);
   };
 
   return {
@@ -103,6 +117,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
           existing.push(recorded);
           log.push(recorded);
           byId.set(recorded.id, recorded);
+          addTo(byType, recorded.type, recorded);
+          const category = categoryOf(stream);
+          if (category !== undefined) addTo(byCategory, category, recorded);
         }
         streams.set(stream, existing);
         signal.notify();
@@ -192,4 +209,21 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       signal.notify();
     },
   };
+}
+
+/** Up to `limit` events of `list` (in position order) with position > `after` that pass the filter. */
+function matchesAfter(list: RecordedEvent[], after: bigint, limit: number, filter: NormalizedReadAll): RecordedEvent[] {
+  let low = 0;
+  let high = list.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((list[mid] as RecordedEvent).position <= after) low = mid + 1;
+    else high = mid;
+  }
+  const matches: RecordedEvent[] = [];
+  for (let i = low; i < list.length && matches.length < limit; i++) {
+    const event = list[i] as RecordedEvent;
+    if (matchesFilter(event, filter)) matches.push(event);
+  }
+  return matches;
 }

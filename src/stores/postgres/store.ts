@@ -53,7 +53,7 @@ import {
 import type { ProjectionSupport } from '../../projections/backend.js';
 import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
 import { COLUMNS, ISO, MAX_INT, type Row, toRecorded } from './rows.js';
-import { channelName, migrate } from './schema.js';
+import { CATEGORY_SQL, channelName, migrate } from './schema.js';
 import { parseUrl } from './url.js';
 import { ConnectionWatch, isConnectionError } from './watchdog.js';
 
@@ -160,6 +160,7 @@ function createPostgresStore(
   const commitsInFlight = Math.max(1, options.commitsInFlight ?? 2);
   const S = sql(schema);
   const columns = sql.unsafe(COLUMNS);
+  const category = sql.unsafe(CATEGORY_SQL);
   let closed = false;
   /** Set once the pool is ending: connection errors are final from then on. */
   let sqlEnded = false;
@@ -379,14 +380,30 @@ function createPostgresStore(
 
   // ---- reads ---------------------------------------------------------------------------------
 
+  /**
+   * A page of $all (docs/store.md, categories): a category walks its index; types without a
+   * category walk the type index once per type (each type's first `limit` positions, merged: an
+   * IN list would sort every match after `after` for each page); the stream prefix alone
+   * filters the log.
+   */
   const readPage = async (after: bigint, limit: number, filter: NormalizedReadAll): Promise<RecordedEvent[]> => {
     assertOpen();
-    const rows = (await connections.watch(
-      sql`SELECT ${columns} FROM ${S}.events WHERE position > ${after.toString()}
-      ${filter.types ? sql`AND type IN (SELECT json_array_elements_text(${JSON.stringify(filter.types)}::text::json))` : sql``}
-      ${filter.streamPrefix ? sql`AND starts_with(stream_id, ${filter.streamPrefix})` : sql``}
-      ORDER BY position LIMIT ${limit}`.values(),
-    )) as unknown as Row[];
+    const prefix = filter.streamPrefix ? sql`AND starts_with(stream_id, ${filter.streamPrefix})` : sql``;
+    const types = filter.types && JSON.stringify(filter.types);
+    const query =
+      types && !filter.category
+        ? sql`SELECT ${columns} FROM ${S}.events WHERE position IN (
+            SELECT p.position FROM json_array_elements_text(${types}::text::json) AS t(type)
+            CROSS JOIN LATERAL (SELECT e.position FROM ${S}.events e WHERE e.type = t.type AND e.position > ${after.toString()}
+                                ${prefix} ORDER BY e.position LIMIT ${limit}) AS p
+            ORDER BY p.position LIMIT ${limit})
+          ORDER BY position`
+        : sql`SELECT ${columns} FROM ${S}.events WHERE position > ${after.toString()}
+          ${filter.category ? sql`AND ${category} = ${filter.category}` : sql``}
+          ${types ? sql`AND type IN (SELECT json_array_elements_text(${types}::text::json))` : sql``}
+          ${prefix}
+          ORDER BY position LIMIT ${limit}`;
+    const rows = (await connections.watch(query.values())) as unknown as Row[];
     return rows.map(toRecorded);
   };
 
