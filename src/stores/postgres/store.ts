@@ -160,7 +160,8 @@ function createPostgresStore(
   const commitsInFlight = Math.max(1, options.commitsInFlight ?? 2);
   const S = sql(schema);
   const columns = sql.unsafe(COLUMNS);
-  const category = sql.unsafe(CATEGORY_SQL);
+  /** The events table, for SQL built as text (the schema name is a validated identifier). */
+  const table = `"${schema}".events`;
   let closed = false;
   /** Set once the pool is ending: connection errors are final from then on. */
   let sqlEnded = false;
@@ -382,28 +383,32 @@ function createPostgresStore(
 
   /**
    * A page of $all (docs/store.md, categories): a category walks its index; types without a
-   * category walk the type index once per type (each type's first `limit` positions, merged: an
-   * IN list would sort every match after `after` for each page); the stream prefix alone
-   * filters the log.
+   * category take each type's first `limit` positions (from its index, or from the log for a
+   * type that fills most of it) and fetch the first `limit` of those by position: an IN list
+   * would sort every match after `after` for each page. A stream prefix alone filters the log.
+   * Sent unprepared, so each page is planned for its own values: a prepared statement's generic
+   * plan assumes an average category or type and, once PostgreSQL switches to it, walks the
+   * whole log to find a rare one.
    */
   const readPage = async (after: bigint, limit: number, filter: NormalizedReadAll): Promise<RecordedEvent[]> => {
     assertOpen();
-    const prefix = filter.streamPrefix ? sql`AND starts_with(stream_id, ${filter.streamPrefix})` : sql``;
-    const types = filter.types && JSON.stringify(filter.types);
-    const query =
-      types && !filter.category
-        ? sql`SELECT ${columns} FROM ${S}.events WHERE position IN (
-            SELECT p.position FROM json_array_elements_text(${types}::text::json) AS t(type)
-            CROSS JOIN LATERAL (SELECT e.position FROM ${S}.events e WHERE e.type = t.type AND e.position > ${after.toString()}
-                                ${prefix} ORDER BY e.position LIMIT ${limit}) AS p
-            ORDER BY p.position LIMIT ${limit})
-          ORDER BY position`
-        : sql`SELECT ${columns} FROM ${S}.events WHERE position > ${after.toString()}
-          ${filter.category ? sql`AND ${category} = ${filter.category}` : sql``}
-          ${types ? sql`AND type IN (SELECT json_array_elements_text(${types}::text::json))` : sql``}
-          ${prefix}
-          ORDER BY position LIMIT ${limit}`;
-    const rows = (await connections.watch(query.values())) as unknown as Row[];
+    const params: unknown[] = [after.toString(), limit];
+    const param = (value: unknown) => `$${params.push(value)}`;
+    const prefix = filter.streamPrefix ? `AND starts_with(stream_id, ${param(filter.streamPrefix)})` : '';
+    let text: string;
+    if (filter.types && !filter.category) {
+      const perType = filter.types.map(
+        (type) => `(SELECT position FROM ${table} WHERE type = ${param(type)} AND position > $1 ${prefix} ORDER BY position LIMIT $2)`,
+      );
+      text = `SELECT ${COLUMNS} FROM ${table}
+              WHERE position = ANY(ARRAY(SELECT position FROM (${perType.join(' UNION ALL ')}) AS p ORDER BY 1 LIMIT $2))
+              ORDER BY position`;
+    } else {
+      const category = filter.category ? `AND ${CATEGORY_SQL} = ${param(filter.category)}` : '';
+      const types = filter.types ? `AND type IN (SELECT json_array_elements_text(${param(JSON.stringify(filter.types))}::text::json))` : '';
+      text = `SELECT ${COLUMNS} FROM ${table} WHERE position > $1 ${category} ${types} ${prefix} ORDER BY position LIMIT $2`;
+    }
+    const rows = (await connections.watch(sql.unsafe(text, params as never[]).values())) as unknown as Row[];
     return rows.map(toRecorded);
   };
 
