@@ -386,9 +386,9 @@ function createPostgresStore(
    * category take each type's first `limit` positions (from its index, or from the log for a
    * type that fills most of it) and fetch the first `limit` of those by position: an IN list
    * would sort every match after `after` for each page. A stream prefix alone filters the log.
-   * Sent unprepared, so each page is planned for its own values: a prepared statement's generic
-   * plan assumes an average category or type and, once PostgreSQL switches to it, walks the
-   * whole log to find a rare one.
+   * A category or type page is sent unprepared, so it is planned for its own values: a prepared
+   * statement's generic plan assumes an average category or type and, once PostgreSQL switches
+   * to it, walks the whole log to find a rare one.
    */
   const readPage = async (after: bigint, limit: number, filter: NormalizedReadAll): Promise<RecordedEvent[]> => {
     assertOpen();
@@ -408,7 +408,8 @@ function createPostgresStore(
       const types = filter.types ? `AND type IN (SELECT json_array_elements_text(${param(JSON.stringify(filter.types))}::text::json))` : '';
       text = `SELECT ${COLUMNS} FROM ${table} WHERE position > $1 ${category} ${types} ${prefix} ORDER BY position LIMIT $2`;
     }
-    const rows = (await connections.watch(sql.unsafe(text, params as never[]).values())) as unknown as Row[];
+    const prepare = !filter.category && !filter.types;
+    const rows = (await connections.watch(sql.unsafe(text, params as never[], { prepare }).values())) as unknown as Row[];
     return rows.map(toRecorded);
   };
 
