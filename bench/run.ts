@@ -11,6 +11,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   nats: () => import('./nats.js'),
   grpc: () => import('./grpc.js'),
   connectors: () => import('./connectors.js'),
+  category: () => import('./category.js'),
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
