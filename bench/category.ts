@@ -60,6 +60,8 @@ async function fillSqlite(path: string, size: number): Promise<EventStore> {
              '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z' FROM s`);
   }
   store.database.exec('ANALYZE');
+  // Into the database file: reads through a WAL of a million fresh rows measure the WAL.
+  store.database.pragma('wal_checkpoint(TRUNCATE)');
   return store;
 }
 
@@ -87,7 +89,7 @@ const reading = (store: EventStore, options: ReadAllOptions) => async () => {
   return n;
 };
 
-/** Each read twice (the first warms caches); the better round counts. */
+/** Three rounds of every read, alternating (A B C A B C …) so load from others hits all alike; the best round counts. */
 async function readsOver(store: EventStore, size: number): Promise<Result[]> {
   const reads: Array<[string, ReadAllOptions]> = [
     [`readAll, first ${count(CATEGORY)} of ${count(size)}`, { limit: CATEGORY }],
@@ -96,14 +98,16 @@ async function readsOver(store: EventStore, size: number): Promise<Result[]> {
   ];
   // The unindexed way walks the whole log: skipped where that takes minutes.
   if (size <= CATEGORY * 10) reads.push([`streamPrefix user- (no index) of ${count(size)}`, { streamPrefix: 'user-' }]);
-  const results: Result[] = [];
-  for (const [label, options] of reads) {
-    const rounds = [await measureRead(label, reading(store, options)), await measureRead(label, reading(store, options))];
-    const best = rounds.reduce((a, b) => (b.eventsPerSec > a.eventsPerSec ? b : a));
-    if (best.events !== CATEGORY) throw new Error(`${label}: read ${best.events} events, expected ${CATEGORY}`);
-    results.push(best);
+  const best = new Map<string, Result>();
+  for (let round = 0; round < 3; round++) {
+    for (const [label, options] of reads) {
+      const result = await measureRead(label, reading(store, options));
+      if (result.events !== CATEGORY) throw new Error(`${label}: read ${result.events} events, expected ${CATEGORY}`);
+      const seen = best.get(label);
+      if (!seen || result.eventsPerSec > seen.eventsPerSec) best.set(label, result);
+    }
   }
-  return results;
+  return [...best.values()];
 }
 
 async function readScenario(backend: string, open: (size: number) => Promise<EventStore>): Promise<void> {
@@ -116,7 +120,7 @@ async function readScenario(backend: string, open: (size: number) => Promise<Eve
     await store.close();
   }
   printScenario(
-    `${backend}: read a ${count(CATEGORY)}-event category or type from logs of ${SIZES.map(count).join(', ')} events (best of 2 rounds)`,
+    `${backend}: read a ${count(CATEGORY)}-event category or type from logs of ${SIZES.map(count).join(', ')} events (best of 3 alternating rounds)`,
     results,
     results[0]?.label,
   );
