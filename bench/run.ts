@@ -13,6 +13,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   grpc: () => import('./grpc.js'),
   connectors: () => import('./connectors.js'),
   'personal-data': () => import('./personal-data.js'),
+  category: () => import('./category.js'),
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));

@@ -18,7 +18,7 @@ function rawDb(file: string) {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
-  db.exec(MIGRATIONS[0] as string);
+  for (const migration of MIGRATIONS) db.exec(migration);
   const insert = db.prepare(
     'INSERT INTO events (stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );

@@ -30,6 +30,7 @@ import {
 } from 'cockatiel';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { EventStore, JsonValue, RecordedEvent } from '../core/types.js';
+import { categoryOf } from '../core/validation.js';
 import type { ParkedEvent } from '../projections/backend.js';
 import { normalizeRetry, type RetryPolicy, validateFilter } from '../projections/consumer.js';
 import { type GroupWorker, joinGroup, partitionOf } from '../projections/group.js';
@@ -37,7 +38,7 @@ import { backendFor } from '../projections/registry.js';
 import { sharedTail } from '../projections/shared-tail.js';
 import { assertConsumerName, type ReplayResult } from '../projections/subscription.js';
 import { toWire } from '../server/json.js';
-import { categoryOf, type OutboundMessage, PoisonMessageError, type Sink } from './sink.js';
+import { type OutboundMessage, PoisonMessageError, type Sink } from './sink.js';
 
 /** The whole event (event-carried state transfer), a thin notification, or your own function. */
 export type Mapping = 'event' | 'notification' | ((event: RecordedEvent) => JsonValue);
@@ -179,7 +180,8 @@ export function toMessage(event: RecordedEvent, mapping: Mapping): OutboundMessa
     streamId: event.streamId,
     streamVersion: event.streamVersion,
     type: event.type,
-    category: categoryOf(event.streamId),
+    // A stream id without '-' is in no category (docs/store.md); its messages go out under the id itself.
+    category: categoryOf(event.streamId) ?? event.streamId,
     payload,
   };
 }

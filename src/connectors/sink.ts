@@ -45,11 +45,6 @@ export class SinkUnavailableError extends Error {
   override readonly name = 'SinkUnavailableError';
 }
 
-export const categoryOf = (streamId: string): string => {
-  const dash = streamId.indexOf('-');
-  return dash < 0 ? streamId : streamId.slice(0, dash);
-};
-
 /** Imports an optional broker client; a missing one is DriverMissingError naming the package. */
 export async function loadDriver<T>(sink: string, pkg: string, load: () => Promise<T>): Promise<T> {
   try {

@@ -91,7 +91,7 @@ export async function* liveReadAll(source: LiveSource, opts: SubscribeOptions = 
     throw new InvalidArgumentError('from', `got ${String(from)}`, "'start', 'end' or a position as a bigint ≥ 0n");
   }
   if (source.isClosed()) throw new StoreClosedError(source.backend);
-  const filter = normalizeReadAllOptions({ types: opts.types, streamPrefix: opts.streamPrefix });
+  const filter = normalizeReadAllOptions({ types: opts.types, streamPrefix: opts.streamPrefix, category: opts.category });
   let after = from === 'start' ? 0n : from === 'end' ? await source.headPosition() : from;
   // A position beyond the head (a restored store) fails at once, and also while live: nothing
   // after `after` may mean the head fell behind it, so an empty page checks the head, at most

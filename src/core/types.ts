@@ -67,6 +67,11 @@ export interface ReadAllOptions {
    * writes, so an export never holds their plaintext). Default false: readers see them opened.
    */
   sealed?: boolean;
+  /**
+   * Only streams of this category: the part of a stream id before its first '-' (`user` holds
+   * `user-1`, `user-1-a`; a stream id without '-' is in no category). Read through an index.
+   */
+  category?: string;
 }
 
 export interface SubscribeOptions {
@@ -74,6 +79,8 @@ export interface SubscribeOptions {
   from?: bigint | 'start' | 'end';
   types?: string[];
   streamPrefix?: string;
+  /** See ReadAllOptions.category. */
+  category?: string;
   signal?: AbortSignal;
 }
 

@@ -11,6 +11,18 @@ import type { ExpectedVersion, JsonObject, JsonValue, NewEvent, ReadAllOptions, 
 
 export const STREAM_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,200}$/;
 export const EVENT_TYPE_PATTERN = /^[A-Za-z0-9_.:@/-]{1,200}$/;
+/** A category: what a stream id may hold before its first '-'. */
+export const CATEGORY_PATTERN = /^[A-Za-z0-9_.:@]{1,200}$/;
+
+/**
+ * The category of a stream: the part of its id before the first '-' (KurrentDB's default rule),
+ * undefined for an id without '-'. So a category `c` is exactly the streams with prefix `c-`,
+ * which is what reading it needs rights on.
+ */
+export function categoryOf(streamId: string): string | undefined {
+  const dash = streamId.indexOf('-');
+  return dash > 0 ? streamId.slice(0, dash) : undefined;
+}
 
 export function assertStreamId(stream: unknown): asserts stream is string {
   if (typeof stream !== 'string') throw new InvalidStreamIdError(stream, `it is a ${typeof stream}, not a string`);
@@ -188,10 +200,11 @@ export interface NormalizedReadAll {
   streamPrefix: string | undefined;
   /** Events as stored (personal fields sealed), see ReadAllOptions.sealed. */
   sealed: boolean;
+  category: string | undefined;
 }
 
 export function normalizeReadAllOptions(opts: ReadAllOptions | undefined): NormalizedReadAll {
-  const { from = 0n, limit, types, streamPrefix, sealed = false } = opts ?? {};
+  const { from = 0n, limit, types, streamPrefix, category, sealed = false } = opts ?? {};
   if (typeof from !== 'bigint' || from < 0n) {
     throw new InvalidArgumentError('from', `got ${String(from)}`, 'a position as a bigint ≥ 0n (exclusive)');
   }
@@ -205,18 +218,37 @@ export function normalizeReadAllOptions(opts: ReadAllOptions | undefined): Norma
     throw new InvalidArgumentError('streamPrefix', `got ${typeof streamPrefix}`, 'a string');
   }
   if (typeof sealed !== 'boolean') throw new InvalidArgumentError('sealed', `got ${JSON.stringify(sealed)}`, 'true or false');
+  assertCategory(category);
   return {
     from,
     limit: limit ?? Number.POSITIVE_INFINITY,
-    types: types?.length ? types : undefined,
+    types: types?.length ? [...new Set(types)] : undefined,
     streamPrefix: streamPrefix || undefined,
     sealed,
+    category,
   };
 }
 
+export function assertCategory(category: unknown): asserts category is string | undefined {
+  if (category === undefined || (typeof category === 'string' && CATEGORY_PATTERN.test(category))) return;
+  throw new InvalidArgumentError(
+    'category',
+    `got ${JSON.stringify(category)}`,
+    "a stream category: 1 to 200 characters of [A-Za-z0-9_.:@] (the part of a stream id before its first '-')",
+  );
+}
+
+/** The filters readAll, subscribe, subscriptions and projections share. */
+export interface EventFilter {
+  types?: string[];
+  streamPrefix?: string;
+  category?: string;
+}
+
 /** Whether a recorded event passes a readAll/subscribe filter (for backends that filter in memory). */
-export function matchesFilter(event: { type: string; streamId: string }, filter: { types?: string[]; streamPrefix?: string }): boolean {
+export function matchesFilter(event: { type: string; streamId: string }, filter: EventFilter): boolean {
   if (filter.types && !filter.types.includes(event.type)) return false;
   if (filter.streamPrefix && !event.streamId.startsWith(filter.streamPrefix)) return false;
+  if (filter.category && !(event.streamId.startsWith(filter.category) && event.streamId[filter.category.length] === '-')) return false;
   return true;
 }

@@ -8,7 +8,7 @@
 import { InvalidArgumentError, LoglineError, StoreClosedError } from '../core/errors.js';
 import { traceHandling } from '../core/tracing.js';
 import type { EventStore, RecordedEvent, SubscribeOptions } from '../core/types.js';
-import { matchesFilter } from '../core/validation.js';
+import { assertCategory, type EventFilter, matchesFilter } from '../core/validation.js';
 import { type CheckpointUpdate, EventFailure, type ParkInput, SupersededError } from './backend.js';
 import { PositionTimeoutError, ProjectionStoppedError } from './errors.js';
 
@@ -25,10 +25,7 @@ export type OnFailure = 'stop' | 'skip';
 
 export type ConsumerStatus = 'starting' | 'catching-up' | 'live' | 'retrying' | 'stopped' | 'failed';
 
-export interface EventFilter {
-  types?: string[];
-  streamPrefix?: string;
-}
+export type { EventFilter };
 
 /** How a consumer applies what it reads. */
 export interface Sink {
@@ -155,7 +152,12 @@ export function validateFilter(filter: EventFilter): EventFilter {
   if (filter.streamPrefix !== undefined && typeof filter.streamPrefix !== 'string') {
     throw new InvalidArgumentError('streamPrefix', `got ${typeof filter.streamPrefix}`, 'a string');
   }
-  return { types: filter.types?.length ? filter.types : undefined, streamPrefix: filter.streamPrefix || undefined };
+  assertCategory(filter.category);
+  return {
+    types: filter.types?.length ? filter.types : undefined,
+    streamPrefix: filter.streamPrefix || undefined,
+    category: filter.category,
+  };
 }
 
 export const filterMatches = (filter: EventFilter) => (event: RecordedEvent) => matchesFilter(event, filter);

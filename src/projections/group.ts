@@ -16,6 +16,7 @@ import { EventFailure } from './backend.js';
 import {
   Consumer,
   type EventFilter,
+  filterMatches,
   normalizeRetry,
   type OnFailure,
   type RetryPolicy,
@@ -135,8 +136,7 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
   done.catch(() => {});
 
   const checkpointName = (partition: number) => `${group}#${partition}`;
-  const matches = (event: RecordedEvent) =>
-    (!filter.types || filter.types.includes(event.type)) && (!filter.streamPrefix || event.streamId.startsWith(filter.streamPrefix));
+  const matches = filterMatches(filter);
 
   const saveNow = async (position: bigint) => {
     const held = await backend.saveGroupCheckpoints(group, member, owned, position, Date.now());

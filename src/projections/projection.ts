@@ -12,6 +12,7 @@ import type { Database } from 'better-sqlite3';
 import { InvalidArgumentError, LoglineError } from '../core/errors.js';
 import { SUBJECTS_STREAM } from '../core/personal-data.js';
 import type { EventStore, RecordedEvent } from '../core/types.js';
+import { assertCategory, matchesFilter } from '../core/validation.js';
 import {
   applyInOrder,
   EventFailure,
@@ -59,6 +60,8 @@ export interface ProjectionDefinition<Tx = unknown> {
   types?: string[];
   /** Only events of streams starting with this prefix. */
   streamPrefix?: string;
+  /** Only events of streams in this category (the stream id's part before its first '-'). */
+  category?: string;
 }
 
 export type SqliteProjection = ProjectionDefinition<Database>;
@@ -77,7 +80,7 @@ export function defineProjection<Tx = unknown>(
     handlers?: Record<string, ProjectionHandler<Tx>>;
   },
 ): ProjectionDefinition<Tx> {
-  const { name, version = 1, tables = [], handlers = {}, handleBatch, types, setup, streamPrefix } = definition ?? ({} as never);
+  const { name, version = 1, tables = [], handlers = {}, handleBatch, types, setup, streamPrefix, category } = definition ?? ({} as never);
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new InvalidArgumentError('projection name', `got ${JSON.stringify(name)}`, 'a letter, then up to 62 letters, digits or _');
   }
@@ -128,7 +131,8 @@ export function defineProjection<Tx = unknown>(
   if (streamPrefix !== undefined && typeof streamPrefix !== 'string') {
     throw new InvalidArgumentError('streamPrefix', `got ${typeof streamPrefix}`, 'a string');
   }
-  return { name, version, tables: [...tables], handlers: { ...handlers }, handleBatch, types, setup, streamPrefix };
+  assertCategory(category);
+  return { name, version, tables: [...tables], handlers: { ...handlers }, handleBatch, types, setup, streamPrefix, category };
 }
 
 export interface ProjectionOptions {
@@ -185,7 +189,7 @@ export function contextFor<Tx>(
 /** A projection limited to a stream prefix still hears that a subject was forgotten (docs/lifecycle.md#forget-a-person). */
 const wantsFor = (definition: ProjectionDefinition<never>) => (event: RecordedEvent) =>
   (definition.handleBatch ? !definition.types || definition.types.includes(event.type) : Object.hasOwn(definition.handlers, event.type)) &&
-  (!definition.streamPrefix || event.streamId.startsWith(definition.streamPrefix) || event.streamId === SUBJECTS_STREAM);
+  (matchesFilter(event, { streamPrefix: definition.streamPrefix, category: definition.category }) || event.streamId === SUBJECTS_STREAM);
 
 /** Runs the definition's handlers over events (in order); failures come out as EventFailure. */
 export function runHandlers<Tx>(

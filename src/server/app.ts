@@ -496,20 +496,36 @@ export function createApp(options: AppOptions): LoglineApp {
   });
 
   // --- the global log ---
+  /**
+   * A read of $all needs the read right on every stream it can return: those with the
+   * streamPrefix and, with a category `c`, those with the prefix `c-`. Both hold for the longer
+   * of the two prefixes (when neither extends the other, nothing matches), so that one is checked.
+   */
+  const requireReadOfAll = (c: Context<Env>, q: { streamPrefix?: string; category?: string }) => {
+    const categoryPrefix = q.category === undefined ? '' : `${q.category}-`;
+    const prefix = q.streamPrefix ?? '';
+    const scope = categoryPrefix.length > prefix.length ? categoryPrefix : prefix;
+    requireRight(keyOf(c), 'read', scope, scope ? `streams '${scope}…'` : '$all');
+  };
+
   app.get('/v1/all', async (c) => {
     const q = queryOf(c, allReadQuery);
-    requireRight(keyOf(c), 'read', q.streamPrefix ?? '', q.streamPrefix ? `streams '${q.streamPrefix}…'` : '$all');
+    requireReadOfAll(c, q);
     const from = q.from ?? 0n;
     const limit = q.limit ?? DEFAULT_PAGE;
     const events = traceRead('logline.read', { 'logline.stream': '$all', 'logline.from': String(from) }, () =>
-      store.readAll({ from, limit, types: q.types, streamPrefix: q.streamPrefix, sealed: q.sealed === 'true' }),
+      store.readAll({ from, limit, types: q.types, streamPrefix: q.streamPrefix, category: q.category, sealed: q.sealed === 'true' }),
     );
     const page = await collectPage(events, limit, () => 'take');
     const next = page.last?.position ?? from;
     return rawJson(`{"events":[${page.parts.join(',')}],"next":"${next}"}`, noStore(page));
   });
 
-  const subscribe = async (c: Context<Env>, q: { from?: bigint; types?: string[]; streamPrefix?: string }, stream: string | undefined) => {
+  const subscribe = async (
+    c: Context<Env>,
+    q: { from?: bigint; types?: string[]; streamPrefix?: string; category?: string },
+    stream: string | undefined,
+  ) => {
     const lastEventId = c.req.header('last-event-id');
     const resume = lastEventId ? parseWith(subscribeQuery, { from: lastEventId.trim() }, 'Last-Event-ID').from : undefined;
     const from = resume ?? q.from ?? 0n;
@@ -525,6 +541,7 @@ export function createApp(options: AppOptions): LoglineApp {
       from,
       types: q.types,
       streamPrefix: q.streamPrefix,
+      category: q.category,
       stream,
       // Only while this response is still unsent: the socket may carry another request by then.
       destroy: outgoing ? () => (outgoing.writableFinished ? undefined : outgoing.destroy()) : undefined,
@@ -546,7 +563,7 @@ export function createApp(options: AppOptions): LoglineApp {
 
   app.get('/v1/all/subscribe', (c) => {
     const q = queryOf(c, subscribeQuery);
-    requireRight(keyOf(c), 'read', q.streamPrefix ?? '', q.streamPrefix ? `streams '${q.streamPrefix}…'` : '$all');
+    requireReadOfAll(c, q);
     return subscribe(c, q, undefined);
   });
 

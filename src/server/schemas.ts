@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { InvalidArgumentError, InvalidEventError, type LoglineError } from '../core/errors.js';
 import type { ExpectedVersion, NewEvent } from '../core/types.js';
-import { EVENT_TYPE_PATTERN, isValidEventFast, newEventSchema, STREAM_ID_PATTERN } from '../core/validation.js';
+import { CATEGORY_PATTERN, EVENT_TYPE_PATTERN, isValidEventFast, newEventSchema, STREAM_ID_PATTERN } from '../core/validation.js';
 
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 100;
@@ -87,6 +87,10 @@ const typesParam = z.string().transform((s) => s.split(',').filter(Boolean));
 const prefixParam = (name: string) =>
   z.string().regex(/^[A-Za-z0-9_.:@-]{0,200}$/, { error: `${name} must be at most 200 characters of [A-Za-z0-9_.:@-]` });
 
+const categoryParam = z.string().regex(CATEGORY_PATTERN, {
+  error: "category must be 1 to 200 characters of [A-Za-z0-9_.:@] (a stream id's part before its first '-')",
+});
+
 // Every query schema is strict: an unknown parameter is a 400, never silently ignored. `api_key`
 // (the key for EventSource, which cannot send headers) is allowed everywhere; the auth middleware reads it.
 const apiKeyParam = { api_key: z.string().optional() };
@@ -105,6 +109,7 @@ export const allReadQuery = z.strictObject({
   streamPrefix: prefixParam('streamPrefix').optional(),
   // Events as stored, personal fields sealed (what `logline export` writes).
   sealed: z.enum(['true', 'false'], { error: "sealed must be 'true' or 'false'" }).optional(),
+  category: categoryParam.optional(),
   ...apiKeyParam,
 });
 
@@ -112,10 +117,11 @@ export const subscribeQuery = z.strictObject({
   from: positionParam.optional(),
   types: typesParam.optional(),
   streamPrefix: prefixParam('streamPrefix').optional(),
+  category: categoryParam.optional(),
   ...apiKeyParam,
 });
 
-/** One stream's SSE: the stream is in the path, so no streamPrefix. */
+/** One stream's SSE: the stream is in the path, so no streamPrefix or category. */
 export const streamSubscribeQuery = z.strictObject({
   from: positionParam.optional(),
   types: typesParam.optional(),
@@ -479,6 +485,7 @@ export function openApiDocument(): Record<string, unknown> {
             param('sealed', 'query', '`true`: events as stored, personal fields sealed in metadata.$sealed (for exports).', {
               enum: ['true', 'false'],
             }),
+            param('category', 'query', "Only streams '<category>-…' (read through an index; needs read on '<category>-')."),
           ],
           responses: { 200: json(allPageSchema, 'A page of the log'), 400: errorReply('Bad query'), 409: beyondHead },
         },
@@ -490,6 +497,7 @@ export function openApiDocument(): Record<string, unknown> {
             param('from', 'query', 'Exclusive position to start after.'),
             param('types', 'query', 'Comma-separated event types.'),
             param('streamPrefix', 'query', 'Only streams with this prefix.'),
+            param('category', 'query', "Only streams '<category>-…' (needs read on '<category>-')."),
             param('Last-Event-ID', 'header', 'Resume after this position.'),
           ],
           responses: { 200: sse, 400: errorReply('Bad query'), 409: beyondHead },

@@ -60,6 +60,7 @@ export interface SseRequest {
   from: bigint;
   types?: string[];
   streamPrefix?: string;
+  category?: string;
   /** Only this exact stream (the per-stream endpoint subscribes by prefix and filters). */
   stream?: string;
   /** Destroys the underlying connection: the last resort for a client that never reads. */
@@ -120,7 +121,7 @@ export function sseBody(request: SseRequest): ReadableStream<Uint8Array> {
 
   const client = hub.register({
     target: stream ?? '$all',
-    filtered: Boolean(stream || request.types?.length || request.streamPrefix),
+    filtered: Boolean(stream || request.types?.length || request.streamPrefix || request.category),
     lastEventId: request.from,
     connectedAt: new Date().toISOString(),
     bufferedBytes: () => Math.max(0, settings.bufferBytes - (controller.desiredSize ?? 0)),
@@ -167,6 +168,7 @@ export function sseBody(request: SseRequest): ReadableStream<Uint8Array> {
       from: request.from,
       types: request.types,
       streamPrefix: stream ?? request.streamPrefix,
+      category: request.category,
       signal: abort.signal,
     });
     for await (const event of events as AsyncIterable<RecordedEvent>) {

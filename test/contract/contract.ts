@@ -24,6 +24,7 @@ import {
 import { collect, take } from '../helpers/collect.js';
 import { describeAgreement } from './agreement.js';
 import { describeCallOrder } from './call-order.js';
+import { describeCategories } from './categories.js';
 import { closeDrainsContract } from './close-drains.js';
 import { describePersonalData } from './personal-data.js';
 import { describeRecordedAt } from './recorded-at.js';
@@ -496,6 +497,7 @@ export function describeContract(name: string, target: ContractTarget): void {
     });
 
     describeCallOrder(open, target.propertyRuns);
+    describeCategories(open, target.propertyRuns);
     describeRecordedAt(open, target.propertyRuns);
 
     describe('properties (fast-check)', () => {

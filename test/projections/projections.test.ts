@@ -76,6 +76,20 @@ describe('projections on sqlite', () => {
     await again.stop();
   });
 
+  it("projects only its category's events when given one, and refuses a category with a '-'", async () => {
+    const store = await open();
+    await store.append('cart-1', [event('A'), event('B')]);
+    await store.append('carts-1', [event('A')]);
+    await store.append('cart', [event('A')]);
+    const { position } = await store.append('cart-2-x', [event('A')]);
+    const definition = { ...counting(), name: 'cart_counts', category: 'cart' };
+    const projection = await startProjection(store, defineProjection<Database>(definition));
+    await waitForPosition(projection, position);
+    expect(countsOf(store.database)).toEqual({ A: 2, B: 1 });
+    await projection.stop();
+    expect(() => defineProjection<Database>({ ...definition, category: 'cart-1' })).toThrow(InvalidArgumentError);
+  });
+
   it('two runners of one projection (two connections) never apply an event twice', async () => {
     const store = await open();
     const second = await openSqliteStore({ path: store.path, synchronous: 'normal' });

@@ -38,7 +38,7 @@ for (const backend of backends) {
       opened = [];
     });
 
-    it('starts from the start, the end or a position, and filters by type and stream prefix', async () => {
+    it('starts from the start, the end or a position, and filters by type, stream prefix and category', async () => {
       const store = await open();
       await store.append('order-1', [event('OrderPlaced'), event('OrderShipped')]);
       await store.append('user-1', [event('UserCreated')]);
@@ -46,6 +46,7 @@ for (const backend of backends) {
       const fromEnd: RecordedEvent[] = [];
       const fromTwo: RecordedEvent[] = [];
       const filtered: RecordedEvent[] = [];
+      const users: RecordedEvent[] = [];
       const subs = [
         await startSubscription(store, { name: 'start', handler: (e) => void fromStart.push(e) }),
         await startSubscription(store, { name: 'end', from: 'end', handler: (e) => void fromEnd.push(e) }),
@@ -56,6 +57,7 @@ for (const backend of backends) {
           streamPrefix: 'order-',
           handler: (e) => void filtered.push(e),
         }),
+        await startSubscription(store, { name: 'users', category: 'user', handler: (e) => void users.push(e) }),
       ];
       const last = await store.append('order-2', [event('OrderPlaced')]);
       for (const sub of subs) await waitForPosition(sub, last.position);
@@ -63,7 +65,11 @@ for (const backend of backends) {
       expect(fromEnd.map((e) => e.position)).toEqual([4n]);
       expect(fromTwo.map((e) => e.position)).toEqual([3n, 4n]);
       expect(filtered.map((e) => `${e.streamId}/${e.type}`)).toEqual(['order-1/OrderPlaced', 'order-2/OrderPlaced']);
+      expect(users.map((e) => `${e.streamId}/${e.type}`)).toEqual(['user-1/UserCreated']);
       for (const sub of subs) await sub.stop();
+      await expect(startSubscription(store, { name: 'bad', category: 'user-1', handler: () => {} })).rejects.toBeInstanceOf(
+        InvalidArgumentError,
+      );
     });
 
     it('keeps its checkpoint in the backend: a restart continues where it stopped', async () => {
@@ -256,7 +262,8 @@ for (const backend of backends) {
           fc.integer({ min: 1, max: 7 }),
           fc.option(fc.constantFrom(...types), { nil: undefined }),
           fc.option(fc.constantFrom('a-', 'b-'), { nil: undefined }),
-          async (appends, batchSize, type, prefix) => {
+          fc.option(fc.constantFrom('a', 'b'), { nil: undefined }),
+          async (appends, batchSize, type, prefix, category) => {
             const { store, dispose } = await backend.open();
             const half = Math.ceil(appends.length / 2);
             for (const [stream, ts] of appends.slice(0, half))
@@ -270,6 +277,7 @@ for (const backend of backends) {
               batchSize,
               types: type ? [type] : undefined,
               streamPrefix: prefix,
+              category,
               handler: (e) => void seen.push(e),
             });
             // The rest arrives while it runs live.
@@ -281,7 +289,8 @@ for (const backend of backends) {
             await waitForPosition(sub, await store.headPosition());
             await sub.stop();
             const expected: bigint[] = [];
-            for await (const e of store.readAll({ types: type ? [type] : undefined, streamPrefix: prefix })) expected.push(e.position);
+            for await (const e of store.readAll({ types: type ? [type] : undefined, streamPrefix: prefix, category }))
+              expected.push(e.position);
             await dispose();
             expect(seen.map((e) => e.position)).toEqual(expected);
           },

@@ -315,6 +315,40 @@ export function describeHttpApi(name: string, backend: Backend): void {
       expect((await get(`${base}/v1/all/subscribe?from=nope`)).status).toBe(400);
     });
 
+    it('reads and follows a category of $all, with types; a bad category is a 400', async () => {
+      const category = `cat${randomUUID().slice(0, 8)}`;
+      await post(`${base}/v1/streams/${category}-1`, { events: [ev('Opened'), ev('Noted')] });
+      await post(`${base}/v1/streams/${category}x-1`, { events: [ev('Opened')] });
+      await post(`${base}/v1/streams/${category}`, { events: [ev('Opened')] });
+      await post(`${base}/v1/streams/${category}-2-a`, { events: [ev('Opened')] });
+      const page = await get(`${base}/v1/all?category=${category}`);
+      expect(page.status).toBe(200);
+      expect((page.body.events as Wire[]).map((e) => `${e.streamId}:${e.type}`)).toEqual([
+        `${category}-1:Opened`,
+        `${category}-1:Noted`,
+        `${category}-2-a:Opened`,
+      ]);
+      const typed = await get(`${base}/v1/all?category=${category}&types=Opened&limit=1`);
+      expect((typed.body.events as Wire[]).map((e) => e.streamId)).toEqual([`${category}-1`]);
+      const rest = await get(`${base}/v1/all?category=${category}&types=Opened&from=${typed.body.next}`);
+      expect((rest.body.events as Wire[]).map((e) => e.streamId)).toEqual([`${category}-2-a`]);
+      const collecting = collectSse(`${base}/v1/all/subscribe?category=${category}&types=Noted,Closed`, 2);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await post(`${base}/v1/streams/${category}x-1`, { events: [ev('Closed')] });
+      await post(`${base}/v1/streams/${category}-2-a`, { events: [ev('Closed')] });
+      expect((await collecting).map((m) => `${m.event.streamId}:${m.event.type}`)).toEqual([
+        `${category}-1:Noted`,
+        `${category}-2-a:Closed`,
+      ]);
+      for (const bad of ['', `${category}-1`, 'a%20b', '%24all']) {
+        for (const path of ['/v1/all', '/v1/all/subscribe']) {
+          const answer = await get(`${base}${path}?category=${bad}`);
+          expect(answer.status, `${path}?category=${bad}`).toBe(400);
+          expect(JSON.stringify(answer.body)).toContain('category');
+        }
+      }
+    });
+
     it('SSE on one stream: only its events, catch-up then live, heartbeats while idle', async () => {
       const s = stream('one');
       await post(`${base}/v1/streams/${s}`, { events: [ev('Mine')] });

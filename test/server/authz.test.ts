@@ -88,6 +88,21 @@ const readCases: Case[] = [
     [ORDERS, 'GET', `${path}?streamPrefix=%73ecret-`, DENIED],
     [ORDERS, 'GET', `${path}?streamPrefix=order-%2F..%2Fsecret`, MALFORMED],
     [ORDERS, 'GET', `${path}?streamPrefix[]=order-`, MALFORMED],
+    // A category `c` is the streams `c-…`: it needs read on that prefix, and cannot hold a '-'.
+    [ORDERS, 'GET', `${path}?category=secret`, DENIED],
+    [ORDERS, 'GET', `${path}?category=SECRET`, DENIED],
+    [ORDERS, 'GET', `${path}?category=%73ecret`, DENIED],
+    [ORDERS, 'GET', `${path}?category=ord`, DENIED],
+    [ORDERS, 'GET', `${path}?category=Order`, DENIED],
+    [ORDERS, 'GET', `${path}?category=secret&streamPrefix=order-`, DENIED],
+    [ORDERS, 'GET', `${path}?category=order&streamPrefix=secret`, DENIED],
+    [ORDERS, 'GET', `${path}?category=order&streamPrefix=`, [200]],
+    [ORDERS, 'GET', `${path}?category=`, MALFORMED],
+    [ORDERS, 'GET', `${path}?category=order-`, MALFORMED],
+    [ORDERS, 'GET', `${path}?category=order%2D1`, MALFORMED],
+    [ORDERS, 'GET', `${path}?category=order&category=secret`, MALFORMED],
+    [ORDERS, 'GET', `${path}?category=order&Category=secret`, MALFORMED],
+    [ORDERS, 'GET', `${path}?category=order%2F..%2Fsecret`, MALFORMED],
     // A second key in the query does not widen the one in the header.
     [ORDERS, 'GET', `${path}?api_key=${ADMIN}`, DENIED],
     [ORDERS, 'GET', `${path}?streamPrefix=order-&api_key=${ADMIN}&api_key=${ORDERS}`, MALFORMED],
@@ -258,7 +273,14 @@ describe('authorization matrix', () => {
     expect(JSON.parse((await send(base, 'GET', '/v1/lifecycles', ADMIN)).text)).toEqual({ streams: [] });
 
     // Narrowed to the key's prefix (also percent-encoded), $all and its SSE answer with order- events only.
-    for (const path of ['/v1/all?streamPrefix=order-', '/v1/all?streamPrefix=%6Frder-', '/v1/all/subscribe?streamPrefix=order-']) {
+    for (const path of [
+      '/v1/all?streamPrefix=order-',
+      '/v1/all?streamPrefix=%6Frder-',
+      '/v1/all/subscribe?streamPrefix=order-',
+      '/v1/all?category=order',
+      '/v1/all?category=%6Frder&types=Seeded',
+      '/v1/all/subscribe?category=order',
+    ]) {
       const answer = await send(base, 'GET', path, ORDERS);
       expect(answer.status).toBe(200);
       expect(answer.text).toContain('visible');

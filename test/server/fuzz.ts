@@ -134,9 +134,13 @@ const queryValue = fc.oneof(
   fc.constantFrom('0', '1', '5', '100', '1000', '1001', '-1', 'abc', '', '1e3', '99999999999999999999', '9223372036854775808', ' 1'),
   fc.string({ maxLength: 12 }),
 );
-const query = fc.dictionary(fc.constantFrom('from', 'limit', 'direction', 'types', 'streamPrefix', 'prefix', 'after', 'x'), queryValue, {
-  maxKeys: 4,
-});
+const query = fc.dictionary(
+  fc.constantFrom('from', 'limit', 'direction', 'types', 'streamPrefix', 'category', 'prefix', 'after', 'x'),
+  queryValue,
+  {
+    maxKeys: 4,
+  },
+);
 
 /** A random read: a stream page, the $all page or the stream list, with random query parameters and conditional headers. */
 export const fuzzRead: fc.Arbitrary<{ path: string; headers: Record<string, string> }> = fc

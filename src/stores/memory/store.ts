@@ -44,7 +44,9 @@ import {
 import {
   assertExpectedVersion,
   assertStreamId,
+  categoryOf,
   matchesFilter,
+  type NormalizedReadAll,
   normalizeReadAllOptions,
   normalizeReadOptions,
   type PreparedEvent,
@@ -89,16 +91,39 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
     if (closed) throw new StoreClosedError('memory');
   };
 
-  const readPage = async (after: bigint, limit: number, filter: { types?: string[]; streamPrefix?: string; sealed?: boolean }) => {
+  // The events of each category and of each type, in position order: a filtered read walks the
+  // shortest list that holds all its matches instead of the whole log.
+  const byCategory = new Map<string, RecordedEvent[]>();
+  const byType = new Map<string, RecordedEvent[]>();
+  const addTo = (index: Map<string, RecordedEvent[]>, key: string, event: RecordedEvent) => {
+    const list = index.get(key);
+    if (list) list.push(event);
+    else index.set(key, [event]);
+  };
+
+  const readPage = async (after: bigint, limit: number, filter: NormalizedReadAll) => {
     assertOpen();
-    // Positions are 1..n with no gaps here, so position p sits at index p-1.
-    const page: RecordedEvent[] = [];
     const now = Date.now();
-    for (let i = Number(after); i < log.length && page.length < limit; i++) {
-      const event = log[i];
-      if (event && matchesFilter(event, filter) && visible(event, now)) page.push(copy(event));
+    const wanted = (event: RecordedEvent) => matchesFilter(event, filter) && visible(event, now);
+    let page: RecordedEvent[];
+    if (filter.category || filter.types) {
+      const lists = filter.category
+        ? [byCategory.get(filter.category) ?? []]
+        : (filter.types as string[]).map((type) => byType.get(type) ?? []);
+      page = lists.flatMap((list) => matchesAfter(list, after, limit, wanted));
+      // Several types: each list's first `limit` matches, merged by position.
+      if (lists.length > 1) page.sort((a, b) => (a.position < b.position ? -1 : 1));
+      page = page.slice(0, limit);
+    } else {
+      // Positions are 1..n; a scavenge leaves holes, so position p still sits at index p-1.
+      page = [];
+      for (let i = Number(after); i < log.length && page.length < limit; i++) {
+        const event = log[i];
+        if (event && wanted(event)) page.push(event);
+      }
     }
-    return filter.sealed ? page : openPage(page, keyTable, masterKey);
+    const copies = page.map(copy);
+    return filter.sealed ? copies : openPage(copies, keyTable, masterKey);
   };
 
   const visible = (event: RecordedEvent, now: number): boolean => {
@@ -135,6 +160,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
     const now = new Date().toISOString();
     const recordedAt = headRecordedAt !== undefined && headRecordedAt > now ? headRecordedAt : now;
     headRecordedAt = recordedAt;
+    const category = categoryOf(stream);
     for (const event of prepared) {
       const recorded: RecordedEvent = {
         id: event.id,
@@ -151,6 +177,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       existing.push(recorded);
       log.push(recorded);
       byId.set(recorded.id, recorded);
+      addTo(byType, recorded.type, recorded);
+      if (category !== undefined) addTo(byCategory, category, recorded);
     }
     streams.set(stream, existing);
     heads.set(stream, { lastPosition: BigInt(log.length), lastRecordedAt: recordedAt });
@@ -315,6 +343,16 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
         byId.delete(event.id);
         removed++;
       }
+      // The category and type lists must not bring removed events back should settings change.
+      if (removed > 0) {
+        for (const index of [byCategory, byType]) {
+          for (const [key, list] of index)
+            index.set(
+              key,
+              list.filter((event) => byId.get(event.id) === event),
+            );
+        }
+      }
       return { removed };
     },
 
@@ -347,4 +385,21 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       signal.notify();
     },
   };
+}
+
+/** Up to `limit` events of `list` (in position order) with position > `after` that pass the filter. */
+function matchesAfter(list: RecordedEvent[], after: bigint, limit: number, wanted: (event: RecordedEvent) => boolean): RecordedEvent[] {
+  let low = 0;
+  let high = list.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((list[mid] as RecordedEvent).position <= after) low = mid + 1;
+    else high = mid;
+  }
+  const matches: RecordedEvent[] = [];
+  for (let i = low; i < list.length && matches.length < limit; i++) {
+    const event = list[i] as RecordedEvent;
+    if (wanted(event)) matches.push(event);
+  }
+  return matches;
 }

@@ -822,7 +822,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         throw new InvalidArgumentError('from', `got ${String(from)}`, "'start', 'end' or a position as a bigint ≥ 0n");
       }
       assertOpen();
-      const filter = normalizeReadAllOptions({ types: opts.types, streamPrefix: opts.streamPrefix });
+      const filter = normalizeReadAllOptions({ types: opts.types, streamPrefix: opts.streamPrefix, category: opts.category });
       const after = from === 'start' ? 0n : from === 'end' ? lastPositionOf(await lastSeq()) : from;
       if (typeof from === 'bigint') assertNotBeyond(after, lastPositionOf(await lastSeq()));
       yield* readAllFrom({ ...filter, from: after }, Number.POSITIVE_INFINITY, signal);

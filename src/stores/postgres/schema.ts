@@ -24,6 +24,12 @@ export function assertSchemaName(schema: unknown): asserts schema is string {
 export const channelName = (schema: string): string => `logline_${schema}`.slice(0, 63);
 
 /**
+ * A stream's category (docs/store.md, categories): its id before the first '-', NULL for an id
+ * without one. Queries must spell it like this for PostgreSQL to use the index on it.
+ */
+export const CATEGORY_SQL = "(CASE WHEN strpos(stream_id, '-') > 1 THEN split_part(stream_id, '-', 1) END)";
+
+/**
  * Migration n as SQL text. Only validated identifiers are interpolated (the schema name), never
  * values. `S` is the quoted schema.
  */
@@ -261,6 +267,13 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
 
   // 4: retention and deletion per stream, and the tombstone check on appends (retention.ts).
   (S) => lifecycleMigration(S),
+
+  // 5: category and event-type reads from $all through an index each, in position order. On a
+  // large existing log this builds both indexes once, holding appends back meanwhile.
+  (S) => `
+    CREATE INDEX events_category ON ${S}.events (${CATEGORY_SQL}, position);
+    CREATE INDEX events_type ON ${S}.events (type, position);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

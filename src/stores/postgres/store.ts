@@ -66,7 +66,7 @@ import type { ProjectionSupport } from '../../projections/backend.js';
 import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
 import { postgresRetention, visibleCondition } from './retention.js';
 import { COLUMNS, ISO, MAX_INT, type Row, toRecorded } from './rows.js';
-import { channelName, migrate } from './schema.js';
+import { CATEGORY_SQL, channelName, migrate } from './schema.js';
 import { createPostgresKeyTable } from './subject-keys.js';
 import { parseUrl } from './url.js';
 import { ConnectionWatch, isConnectionError } from './watchdog.js';
@@ -184,6 +184,8 @@ function createPostgresStore(
   const noted = new Set<string>();
   const order = inCallOrder();
   const openSealed = (events: RecordedEvent[]) => openPage(events, keyTable, masterKey);
+  /** The events table, for SQL built as text (the schema name is a validated identifier). */
+  const table = `"${schema}".events`;
   let closed = false;
   /** Set once the pool is ending: connection errors are final from then on. */
   let sqlEnded = false;
@@ -406,16 +408,39 @@ function createPostgresStore(
 
   const retention = postgresRetention(sql, schema, () => assertOpen());
   // Events that retention settings or deletes hide are left out of every read (retention.ts).
-  const visible = sql.unsafe(visibleCondition(`"${schema}"`));
+  const visibleText = visibleCondition(`"${schema}"`);
+  const visible = sql.unsafe(visibleText);
 
+  /**
+   * A page of $all (docs/store.md, categories): a category walks its index; types without a
+   * category take each type's first `limit` positions (from its index, or from the log for a
+   * type that fills most of it) and fetch the first `limit` of those by position: an IN list
+   * would sort every match after `after` for each page. A stream prefix alone filters the log.
+   * A category or type page is sent unprepared, so it is planned for its own values: a prepared
+   * statement's generic plan assumes an average category or type and, once PostgreSQL switches
+   * to it, walks the whole log to find a rare one.
+   */
   const readPage = async (after: bigint, limit: number, filter: NormalizedReadAll): Promise<RecordedEvent[]> => {
     assertOpen();
-    const rows = (await connections.watch(
-      sql`SELECT ${columns} FROM ${S}.events WHERE position > ${after.toString()} AND ${visible}
-      ${filter.types ? sql`AND type IN (SELECT json_array_elements_text(${JSON.stringify(filter.types)}::text::json))` : sql``}
-      ${filter.streamPrefix ? sql`AND starts_with(stream_id, ${filter.streamPrefix})` : sql``}
-      ORDER BY position LIMIT ${limit}`.values(),
-    )) as unknown as Row[];
+    const params: unknown[] = [after.toString(), limit];
+    const param = (value: unknown) => `$${params.push(value)}`;
+    const prefix = filter.streamPrefix ? `AND starts_with(stream_id, ${param(filter.streamPrefix)})` : '';
+    let text: string;
+    if (filter.types && !filter.category) {
+      const perType = filter.types.map(
+        (type) =>
+          `(SELECT position FROM ${table} WHERE type = ${param(type)} AND position > $1 ${prefix} AND ${visibleText} ORDER BY position LIMIT $2)`,
+      );
+      text = `SELECT ${COLUMNS} FROM ${table}
+              WHERE position = ANY(ARRAY(SELECT position FROM (${perType.join(' UNION ALL ')}) AS p ORDER BY 1 LIMIT $2))
+              ORDER BY position`;
+    } else {
+      const category = filter.category ? `AND ${CATEGORY_SQL} = ${param(filter.category)}` : '';
+      const types = filter.types ? `AND type IN (SELECT json_array_elements_text(${param(JSON.stringify(filter.types))}::text::json))` : '';
+      text = `SELECT ${COLUMNS} FROM ${table} WHERE position > $1 ${category} ${types} ${prefix} AND ${visibleText} ORDER BY position LIMIT $2`;
+    }
+    const prepare = !filter.category && !filter.types;
+    const rows = (await connections.watch(sql.unsafe(text, params as never[], { prepare }).values())) as unknown as Row[];
     const page = rows.map(toRecorded);
     return filter.sealed ? page : openSealed(page);
   };

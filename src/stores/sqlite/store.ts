@@ -72,7 +72,7 @@ import {
 import type { ProjectionSupport } from '../../projections/backend.js';
 import { createSqliteRetention, VISIBLE_IN_LOG } from './retention.js';
 import { COLUMNS, type Row, toRecorded } from './rows.js';
-import { migrate } from './schema.js';
+import { CATEGORY_SQL, migrate } from './schema.js';
 import { createSqliteKeyTable } from './subject-keys.js';
 import { type BatchRun, createWriter, type WriteEvent, type WriteOutcome, type WriteRequest } from './writer.js';
 import { startWriterThread, type ThreadRun, type WriterThread } from './writer-thread.js';
@@ -235,31 +235,31 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       .raw(),
   };
 
-  // One prepared statement per filter shape: (types?, prefix?).
-  const pageStatements = new Map<string, Statement>();
-  const pageStatement = (filter: NormalizedReadAll): Statement => {
-    // Streams with retention settings or deletions add a visibility check, only while there are any.
-    const lifecycles = retention.anyLifecycle();
-    const key = `${filter.types ? 't' : ''}${filter.streamPrefix ? 'p' : ''}${lifecycles ? 'l' : ''}`;
-    let statement = pageStatements.get(key);
-    if (!statement) {
-      const where = ['position > ?'];
-      if (filter.types) where.push('type IN (SELECT value FROM json_each(?))');
-      if (filter.streamPrefix) where.push('stream_id >= ? AND stream_id < ?');
-      if (lifecycles) where.push(VISIBLE_IN_LOG);
-      statement = db.prepare(`SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY position LIMIT ?`).raw();
-      pageStatements.set(key, statement);
+  // One prepared statement per query shape, prepared on first use.
+  const statements = new Map<string, Statement>();
+  const statement = (text: string): Statement => {
+    let prepared = statements.get(text);
+    if (!prepared) {
+      prepared = db.prepare(text).raw();
+      statements.set(text, prepared);
     }
-    return statement;
+    return prepared;
   };
 
   const readPage = async (after: bigint, limit: number, filter: NormalizedReadAll): Promise<RecordedEvent[]> => {
     assertOpen();
-    const params: unknown[] = [after];
-    if (filter.types) params.push(JSON.stringify(filter.types));
-    if (filter.streamPrefix) params.push(filter.streamPrefix, `${filter.streamPrefix}\uffff`);
-    params.push(limit);
-    const page = (pageStatement(filter).all(...params) as Row[]).map(toRecorded);
+    // Streams with retention settings or deletions add a visibility check, only while there are any.
+    const query = pageQuery(filter, retention.anyLifecycle());
+    let page: RecordedEvent[];
+    if (query.perType) {
+      const positionsOf = statement(query.text);
+      const positions = (filter.types as string[])
+        .flatMap((type) => positionsOf.all(type, after, ...query.params, limit).map((row) => (row as [number])[0]))
+        .sort((a, b) => a - b)
+        .slice(0, limit);
+      const rows = statement(`SELECT ${COLUMNS} FROM events WHERE position IN (SELECT value FROM json_each(?)) ORDER BY position`);
+      page = (rows.all(JSON.stringify(positions)) as Row[]).map(toRecorded);
+    } else page = (statement(query.text).all(after, ...query.params, limit) as Row[]).map(toRecorded);
     return filter.sealed ? page : openSealed(page);
   };
 
@@ -713,4 +713,45 @@ function describeWriteFailure(error: unknown): unknown {
     return new StoreUnavailableError('sqlite', `the database file could not be written (${code}); nothing was stored`, error);
   }
   return error;
+}
+
+export interface PageQuery {
+  /**
+   * false: `text` reads the page, parameters (after, ...params, limit). true (several types and no
+   * category): `text` lists one type's first positions, parameters (type, after, ...params, limit);
+   * the page is the first `limit` of all types' positions.
+   */
+  perType: boolean;
+  text: string;
+  params: unknown[];
+}
+
+/**
+ * How a page of $all is read (docs/store.md, categories): a category walks its index, a type its
+ * index, and so does each of several types (merging their positions, where an IN list would make
+ * SQLite sort every match after `after` for each page); a stream prefix alone filters the log.
+ */
+export function pageQuery(filter: Pick<NormalizedReadAll, 'types' | 'streamPrefix' | 'category'>, visibleOnly = false): PageQuery {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  // Retention settings and deletions hide events (retention.ts); no parameters.
+  if (visibleOnly) where.push(VISIBLE_IN_LOG);
+  if (filter.streamPrefix) {
+    where.push('stream_id >= ? AND stream_id < ?');
+    params.push(filter.streamPrefix, `${filter.streamPrefix}\uffff`);
+  }
+  const perType = Boolean(filter.types && filter.types.length > 1 && !filter.category);
+  if (filter.types && !perType) {
+    where.push(filter.types.length === 1 ? 'type = ?' : 'type IN (SELECT value FROM json_each(?))');
+    params.push(filter.types.length === 1 ? filter.types[0] : JSON.stringify(filter.types));
+  }
+  if (filter.category) {
+    where.push(`${CATEGORY_SQL} = ?`);
+    params.push(filter.category);
+  }
+  const conditions = where.map((condition) => ` AND ${condition}`).join('');
+  const text = perType
+    ? `SELECT position FROM events WHERE type = ? AND position > ?${conditions} ORDER BY position LIMIT ?`
+    : `SELECT ${COLUMNS} FROM events WHERE position > ?${conditions} ORDER BY position LIMIT ?`;
+  return { perType, text, params };
 }
