@@ -1,0 +1,92 @@
+/**
+ * The service's state: one store, the inline uniqueness model and the async views, and the
+ * read-your-writes wait over them. HTTP lives in http.ts; this file knows nothing of requests.
+ */
+import { type EventStore, openStore } from 'logline';
+import { type ProjectionHandle, ProjectionStoppedError, startProjection, waitForPosition } from 'logline/projections';
+import { type Dialect, type Queries, queriesFor } from './sql.js';
+import { directoryProjection, keysProjection, usersProjection } from './views.js';
+
+export interface ServiceOptions {
+  /** Any SQL store URL: `sqlite:./file.db`, `postgres://…`. */
+  store: string;
+  /** The users view version this process builds and serves (2 adds displayName). Default 1. */
+  usersVersion?: 1 | 2;
+}
+
+export interface Service {
+  store: EventStore;
+  queries: Queries;
+  dialect: Dialect;
+  /** The users view version queries see (after an upgrade switched it: 2). */
+  readonly usersVersion: number;
+  /** The lowest position every view has processed: the /changes feed never reads past it. */
+  viewsPosition(): bigint;
+  /** Resolves once every view has processed `position`; PositionTimeoutError after `timeoutMs`. */
+  waitForViews(position: bigint, timeoutMs: number): Promise<void>;
+  /** Builds users view version 2 beside the live version 1 and switches to it; resolves once queries see it. */
+  upgradeUsersView(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startService(options: ServiceOptions): Promise<Service> {
+  const store = await openStore(options.store);
+  try {
+    const queries = queriesFor(store);
+    const { dialect } = queries;
+    const running: ProjectionHandle[] = [];
+    const start = async (definition: Parameters<typeof startProjection>[1], mode: 'async' | 'inline' = 'async') => {
+      const handle = await startProjection(store, definition, { mode });
+      // A superseded version stops on purpose; other endings are logged by the caller's checks.
+      handle.done.catch(() => {});
+      running.push(handle);
+      return handle;
+    };
+    await start(keysProjection(dialect), 'inline');
+    const directory = await start(directoryProjection(dialect));
+    let users = await start(usersProjection(dialect, options.usersVersion ?? 1));
+    let upgrade: Promise<void> | undefined;
+
+    /** Waits on the users view queries see; if an upgrade switched views meanwhile, on the new one too. */
+    const waitForUsers = async (position: bigint, timeoutMs: number): Promise<void> => {
+      for (;;) {
+        const handle = users;
+        try {
+          await waitForPosition(handle, position, { timeout: timeoutMs });
+        } catch (error) {
+          if (!(error instanceof ProjectionStoppedError && users !== handle)) throw error;
+        }
+        if (users === handle) return;
+      }
+    };
+
+    return {
+      store,
+      queries,
+      dialect,
+      get usersVersion() {
+        return users.version;
+      },
+      viewsPosition: () => (users.position < directory.position ? users.position : directory.position),
+      waitForViews: async (position, timeoutMs) => {
+        await Promise.all([waitForUsers(position, timeoutMs), waitForPosition(directory, position, { timeout: timeoutMs })]);
+      },
+      upgradeUsersView() {
+        if (users.version >= 2) return Promise.resolve();
+        upgrade ??= (async () => {
+          const next = await start(usersProjection(dialect, 2));
+          await next.active;
+          users = next;
+        })();
+        return upgrade;
+      },
+      async close() {
+        for (const handle of running) await handle.stop().catch(() => {});
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw error;
+  }
+}
