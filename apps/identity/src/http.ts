@@ -330,7 +330,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono {
         version: event.streamVersion,
         position: event.position.toString(),
         type: event.type,
-        at: event.recordedAt,
+        at: event.occurredAt,
         actor: event.metadata.actor ?? null,
         correlationId: event.metadata.correlationId ?? null,
         changes: fields.map((field) => ({ field, old: event.type === 'UserCreated' ? null : before[field], new: state[field] })),
@@ -470,7 +470,15 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono {
   });
 
   // ---- operations ----
-  app.get('/health', (c) => json(c, { status: 'ok', backend: store.backend, usersView: service.usersVersion }));
+  app.get('/health', async (c) =>
+    json(c, {
+      status: 'ok',
+      backend: store.backend,
+      headPosition: (await store.headPosition()).toString(),
+      viewsPosition: service.viewsPosition().toString(),
+      usersView: service.usersVersion,
+    }),
+  );
   app.get('/openapi.json', (c) => json(c, openApi()));
   // Zero-downtime upgrade: build users view v2 beside v1 while serving, then switch atomically.
   app.post('/admin/users-view/upgrade', async (c) => {

@@ -14,7 +14,9 @@
  *
  * Every update carries the event's position and only applies when it is newer than the row's
  * (`WHERE position < ?`): processing is idempotent, and of concurrent unconditional changes the
- * last one by position wins in every view (conflict resolution on query, slide 67).
+ * last one by position wins in every view (conflict resolution on query, slide 67). Times are
+ * the events' `occurredAt` (the writer's time, kept by export and import), so views rebuilt from
+ * a restored log give the same answers as the original (test/identity/recovery.test.ts).
  */
 import { DomainError, type RecordedEvent } from 'logline';
 import { normalizeKey } from './domain.js';
@@ -80,7 +82,7 @@ export function keysProjection(dialect: Dialect) {
 /** `WHERE position < ?` keeps updates idempotent and ordered by position. */
 const setUser = (t: TableOf, e: RecordedEvent, assignments: string, params: Param[]): Statement => ({
   sql: `UPDATE ${t('users')} SET ${assignments}, version = ?, position = ?, updated_at = ? WHERE id = ? AND position < ?`,
-  params: [...params, e.streamVersion, e.position, e.recordedAt, idOf(e), e.position],
+  params: [...params, e.streamVersion, e.position, e.occurredAt, idOf(e), e.position],
 });
 
 export function usersProjection(dialect: Dialect, version: 1 | 2) {
@@ -122,8 +124,8 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
               normalizeKey(email),
               e.streamVersion,
               e.position,
-              e.recordedAt,
-              e.recordedAt,
+              e.occurredAt,
+              e.occurredAt,
               ...(derived ? [`${name} (@${username})`] : []),
             ],
           },
@@ -178,13 +180,13 @@ export function directoryProjection(dialect: Dialect) {
         {
           sql: `INSERT INTO ${t('groups')} (id, name, version, position, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO NOTHING`,
-          params: [idOf(e), dataOf(e).name ?? '', e.streamVersion, e.position, e.recordedAt, e.recordedAt],
+          params: [idOf(e), dataOf(e).name ?? '', e.streamVersion, e.position, e.occurredAt, e.occurredAt],
         },
       ],
       GroupNameSet: (e, t) => [
         {
           sql: `UPDATE ${t('groups')} SET name = ?, version = ?, position = ?, updated_at = ? WHERE id = ? AND position < ?`,
-          params: [dataOf(e).name ?? '', e.streamVersion, e.position, e.recordedAt, idOf(e), e.position],
+          params: [dataOf(e).name ?? '', e.streamVersion, e.position, e.occurredAt, idOf(e), e.position],
         },
       ],
       MemberAdded: (e, t) => [membership(t, e, 1)],
@@ -201,6 +203,6 @@ const membership = (t: TableOf, e: RecordedEvent, active: 0 | 1): Statement => {
     sql: `INSERT INTO ${m} AS cur (group_id, user_id, active, position, updated_at) VALUES (?, ?, ?, ?, ?)
           ON CONFLICT (group_id, user_id) DO UPDATE SET active = excluded.active, position = excluded.position,
           updated_at = excluded.updated_at WHERE cur.position < excluded.position`,
-    params: [groupId, userId, active, e.position, e.recordedAt],
+    params: [groupId, userId, active, e.position, e.occurredAt],
   };
 };
