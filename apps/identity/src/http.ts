@@ -180,10 +180,14 @@ const userJson = (row: UserRow) => ({
 /** LIKE pattern for text containing `%`, `_` or `\`. */
 const likeEscape = (text: string) => text.replace(/[\\%_]/g, (ch) => `\\${ch}`);
 
-export function createHttpApp(service: Service, options: HttpOptions): Hono {
+type Env = { Variables: { usersTable?: string } };
+
+export function createHttpApp(service: Service, options: HttpOptions): Hono<Env> {
   const { store, queries } = service;
   const V = (table: string) => queries.view(table);
-  const app = new Hono();
+  const app = new Hono<Env>();
+  /** The users table a request reads: the version its Logline-Min-Position wait was satisfied on. */
+  const U = (c: Context<Env>) => queries.view(c.get('usersTable') ?? service.usersTable());
 
   app.onError((error, c) => {
     let status = 500;
@@ -202,7 +206,8 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono {
     const header = c.req.header('logline-min-position');
     if (header !== undefined && c.req.method === 'GET') {
       const p = parse(position, header.trim(), 'Logline-Min-Position');
-      await service.waitForViews(BigInt(p), options.minPositionTimeoutMs);
+      const { usersTable } = await service.waitForViews(BigInt(p), options.minPositionTimeoutMs);
+      c.set('usersTable', usersTable);
     }
     await next();
   });
@@ -247,9 +252,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono {
 
   app.get('/users', async (c) => {
     const { email } = query(c, emailQuery);
-    const rows = await queries.all<UserRow>(`SELECT * FROM ${V('users')} WHERE email_key = ? ORDER BY active DESC, id`, [
-      normalizeKey(email),
-    ]);
+    const rows = await queries.all<UserRow>(`SELECT * FROM ${U(c)} WHERE email_key = ? ORDER BY active DESC, id`, [normalizeKey(email)]);
     return json(c, { users: rows.map(userJson) });
   });
 
@@ -260,7 +263,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono {
     const rows = await queries.all<UserRow & { rank: number }>(
       `SELECT *, CASE WHEN username_key = ? THEN 0 WHEN username_key LIKE ? ESCAPE '\\' THEN 1
               WHEN name_key LIKE ? ESCAPE '\\' THEN 2 WHEN name_key LIKE ? ESCAPE '\\' THEN 3 ELSE 4 END AS rank
-       FROM ${V('users')} WHERE active = 1 AND (username_key LIKE ? ESCAPE '\\' OR name_key LIKE ? ESCAPE '\\')
+       FROM ${U(c)} WHERE active = 1 AND (username_key LIKE ? ESCAPE '\\' OR name_key LIKE ? ESCAPE '\\')
        ORDER BY rank, username_key LIMIT ? OFFSET ?`,
       [normalizeKey(q), `${key}%`, `${key}%`, `% ${key}%`, `%${key}%`, `%${key}%`, limit + 1, offset],
     );
@@ -273,7 +276,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono {
 
   app.get('/users/:id', async (c) => {
     const userId = parse(id, c.req.param('id'), 'user id');
-    const [row] = await queries.all<UserRow>(`SELECT * FROM ${V('users')} WHERE id = ?`, [userId]);
+    const [row] = await queries.all<UserRow>(`SELECT * FROM ${U(c)} WHERE id = ?`, [userId]);
     if (!row) throw userNotFound(userId);
     const etag = `"${row.version}"`;
     if (c.req.header('if-none-match')?.trim() === etag) return c.body(null, 304, { etag });
@@ -417,7 +420,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono {
     const groupId = parse(id, c.req.param('id'), 'group id');
     const { after = '', limit = 100 } = query(c, pageQuery);
     const rows = await queries.all<{ user_id: string; username: string | null; name: string | null }>(
-      `SELECT m.user_id, u.username, u.name FROM ${V('memberships')} m LEFT JOIN ${V('users')} u ON u.id = m.user_id
+      `SELECT m.user_id, u.username, u.name FROM ${V('memberships')} m LEFT JOIN ${U(c)} u ON u.id = m.user_id
        WHERE m.group_id = ? AND m.active = 1 AND m.user_id > ? ORDER BY m.user_id LIMIT ?`,
       [groupId, after, limit + 1],
     );
@@ -439,7 +442,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono {
     const params = [from, upTo, limit];
     const window = 'position > ? AND position <= ? ORDER BY position LIMIT ?';
     const [userRows, groupRows, memberRows] = await Promise.all([
-      queries.all<UserRow>(`SELECT * FROM ${V('users')} WHERE ${window}`, params),
+      queries.all<UserRow>(`SELECT * FROM ${U(c)} WHERE ${window}`, params),
       queries.all<{ id: string; name: string; version: number; position: string }>(`SELECT * FROM ${V('groups')} WHERE ${window}`, params),
       queries.all<{ group_id: string; user_id: string; active: number; position: string }>(
         `SELECT * FROM ${V('memberships')} WHERE ${window}`,

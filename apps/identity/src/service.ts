@@ -3,7 +3,13 @@
  * read-your-writes wait over them. HTTP lives in http.ts; this file knows nothing of requests.
  */
 import { type EventStore, openStore } from 'logline';
-import { type ProjectionHandle, ProjectionStoppedError, startProjection, waitForPosition } from 'logline/projections';
+import {
+  type ProjectionHandle,
+  type ProjectionOptions,
+  ProjectionStoppedError,
+  startProjection,
+  waitForPosition,
+} from 'logline/projections';
 import { type Dialect, type Queries, queriesFor } from './sql.js';
 import { directoryProjection, keysProjection, usersProjection } from './views.js';
 
@@ -22,8 +28,14 @@ export interface Service {
   readonly usersVersion: number;
   /** The lowest position every view has processed: the /changes feed never reads past it. */
   viewsPosition(): bigint;
-  /** Resolves once every view has processed `position`; PositionTimeoutError after `timeoutMs`. */
-  waitForViews(position: bigint, timeoutMs: number): Promise<void>;
+  /** The physical users table of the version this process serves now (`users_v1`, `users_v2`). */
+  usersTable(): string;
+  /**
+   * Resolves once every view has processed `position`; PositionTimeoutError after `timeoutMs`.
+   * Resolves with the users table that has it: read that one, not the `users` view, because
+   * during an upgrade the view may switch to a version that has not reached `position` yet.
+   */
+  waitForViews(position: bigint, timeoutMs: number): Promise<{ usersTable: string }>;
   /** Builds users view version 2 beside the live version 1 and switches to it; resolves once queries see it. */
   upgradeUsersView(): Promise<void>;
   close(): Promise<void>;
@@ -35,8 +47,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     const queries = queriesFor(store);
     const { dialect } = queries;
     const running: ProjectionHandle[] = [];
-    const start = async (definition: Parameters<typeof startProjection>[1], mode: 'async' | 'inline' = 'async') => {
-      const handle = await startProjection(store, definition, { mode });
+    const start = async (
+      definition: Parameters<typeof startProjection>[1],
+      mode: 'async' | 'inline' = 'async',
+      options: ProjectionOptions = {},
+    ) => {
+      const handle = await startProjection(store, definition, { ...options, mode });
       // A superseded version stops on purpose; other endings are logged by the caller's checks.
       handle.done.catch(() => {});
       running.push(handle);
@@ -47,16 +63,21 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     let users = await start(usersProjection(dialect, options.usersVersion ?? 1));
     let upgrade: Promise<void> | undefined;
 
-    /** Waits on the users view queries see; if an upgrade switched views meanwhile, on the new one too. */
-    const waitForUsers = async (position: bigint, timeoutMs: number): Promise<void> => {
+    const tableOf = (handle: ProjectionHandle) => `users_v${handle.version}`;
+    /**
+     * Waits on the users version this process serves. The old version stops soon after an
+     * upgrade switched the view (Superseded): then the wait goes on with the new version.
+     */
+    const waitForUsers = async (position: bigint, timeoutMs: number): Promise<string> => {
       for (;;) {
         const handle = users;
         try {
           await waitForPosition(handle, position, { timeout: timeoutMs });
+          return tableOf(handle);
         } catch (error) {
-          if (!(error instanceof ProjectionStoppedError && users !== handle)) throw error;
+          if (!(error instanceof ProjectionStoppedError) || (users === handle && !upgrade)) throw error;
+          if (users === handle) await upgrade;
         }
-        if (users === handle) return;
       }
     };
 
@@ -68,13 +89,20 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         return users.version;
       },
       viewsPosition: () => (users.position < directory.position ? users.position : directory.position),
+      usersTable: () => tableOf(users),
       waitForViews: async (position, timeoutMs) => {
-        await Promise.all([waitForUsers(position, timeoutMs), waitForPosition(directory, position, { timeout: timeoutMs })]);
+        const [usersTable] = await Promise.all([
+          waitForUsers(position, timeoutMs),
+          waitForPosition(directory, position, { timeout: timeoutMs }),
+        ]);
+        return { usersTable };
       },
       upgradeUsersView() {
         if (users.version >= 2) return Promise.resolve();
         upgrade ??= (async () => {
-          const next = await start(usersProjection(dialect, 2));
+          // The old tables stay (dropOld: false): requests that waited on version 1 still read it
+          // while this process switches; version 2 serves every request after the assignment below.
+          const next = await start(usersProjection(dialect, 2), 'async', { dropOld: false });
           await next.active;
           users = next;
         })();
