@@ -37,7 +37,7 @@ for (const [backend, open, enabled] of [
     it('builds v2 beside v1 and switches while reads and writes go on: zero failed requests', async () => {
       const base = service.url;
       const users: UserJson[] = [];
-      for (let i = 0; i < 200; i += 20) {
+      for (let i = 0; i < 100; i += 20) {
         const batch = await Promise.all(
           Array.from({ length: 20 }, (_, j) =>
             call<UserJson>(base, 'POST', '/users', {

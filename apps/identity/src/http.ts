@@ -221,7 +221,9 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
     expectedVersion?: number,
   ) {
     const { correlationId, actor } = metadataOf(c);
-    return handleCommand(store, stream, { ...command, metadata: { correlationId } }, decider, {
+    // Only user streams carry usernames and emails: only they need the inline uniqueness hook.
+    const via = stream.startsWith('user-') ? store : service.unkeyed;
+    return handleCommand(via, stream, { ...command, metadata: { correlationId } }, decider, {
       metadata: { actor },
       ...(expectedVersion !== undefined ? { expectedVersion } : {}),
     });

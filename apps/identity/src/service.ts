@@ -21,7 +21,15 @@ export interface ServiceOptions {
 }
 
 export interface Service {
+  /** The store with the inline uniqueness model attached: user writes go through it. */
   store: EventStore;
+  /**
+   * A second connection to the same store, without the inline hook: group and membership
+   * streams cannot clash on a username or email, so their appends skip the hook's per-append
+   * cost (on PostgreSQL a few round trips each). The hook applies what it missed at the next
+   * user append, before that append's own events (projections.md, inline projections).
+   */
+  unkeyed: EventStore;
   queries: Queries;
   dialect: Dialect;
   /** The users view version queries see (after an upgrade switched it: 2). */
@@ -43,6 +51,10 @@ export interface Service {
 
 export async function startService(options: ServiceOptions): Promise<Service> {
   const store = await openStore(options.store);
+  const unkeyed = await openStore(options.store).catch(async (error) => {
+    await store.close();
+    throw error;
+  });
   try {
     const queries = queriesFor(store);
     const { dialect } = queries;
@@ -83,6 +95,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
     return {
       store,
+      unkeyed,
       queries,
       dialect,
       get usersVersion() {
@@ -110,10 +123,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       },
       async close() {
         for (const handle of running) await handle.stop().catch(() => {});
+        await unkeyed.close();
         await store.close();
       },
     };
   } catch (error) {
+    await unkeyed.close().catch(() => {});
     await store.close().catch(() => {});
     throw error;
   }
