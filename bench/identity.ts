@@ -138,7 +138,7 @@ async function scenarios(autocannon: Autocannon, service: IdentityProcess, size:
     rows.push({
       scenario: label,
       requests: result['2xx'],
-      reqPerSec: result['2xx'] / took,
+      reqPerSec: took > 0 ? result['2xx'] / took : 0,
       p50: result.latency.p50,
       p99: result.latency.p99,
       failed: result.non2xx + result.errors,
