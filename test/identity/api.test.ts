@@ -240,6 +240,18 @@ for (const [backend, open, enabled] of backends) {
       expect(page.body.next).toBeNull();
       expect((await get(`/users/search?q=${tag}&limit=2`)).body.next).toBe(2);
       expect((await get('/users/search?q=%25')).status).toBe(200);
+      // Inside words only: every one of them, ranked 4.
+      const inner = await get<{ users: Array<UserJson & { rank: number }> }>(`/users/search?q=${tag.slice(2)}`);
+      expect(inner.body.users.map((u) => [u.id, u.rank])).toEqual(
+        // Ties by username: abe…, n<tag>x, <tag>, <tag>_2.
+        [last, namePrefix, exact, prefix].map((r) => [r.body.id, 4]),
+      );
+      // Renamed and deactivated users are found by what they are now, or not at all.
+      const renamed = await call(base, 'PATCH', `/users/${namePrefix.body.id}`, { body: { name: 'Plain Name' } });
+      const gone = await call(base, 'POST', `/users/${last.body.id}/deactivate`);
+      const now = await read<{ users: UserJson[] }>(`/users/search?q=${tag}`, position(gone) > position(renamed) ? gone : renamed);
+      expect(now.body.users.map((u) => u.id)).toEqual([exact.body.id, prefix.body.id, namePrefix.body.id]);
+      expect((await get<{ users: UserJson[] }>('/users/search?q=plain name')).body.users.map((u) => u.id)).toContain(namePrefix.body.id);
     });
 
     it('/changes: a resumable feed; paging by next sees every user and group once, at its latest state', async () => {

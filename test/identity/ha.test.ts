@@ -113,5 +113,5 @@ describe.skipIf(!reachable)('two identity processes on one PostgreSQL store', ()
     const sample = acknowledged[acknowledged.length - 1] as Reply<UserJson>;
     const again = await call<UserJson>(a.url, 'GET', `/users/${sample.body.id}`, { headers: { 'logline-min-position': String(head) } });
     expect(again.body).toMatchObject({ id: sample.body.id, email: sample.body.email });
-  });
+  }, 90_000);
 });

@@ -99,6 +99,6 @@ for (const [backend, open, enabled] of [
         headers: { 'logline-min-position': String(position(renamed)) },
       });
       expect(seen.body.displayName).toBe('Upgraded (@upgraded3)');
-    });
+    }, 120_000);
   });
 }

@@ -177,9 +177,6 @@ const userJson = (row: UserRow) => ({
   ...(row.display_name !== undefined ? { displayName: row.display_name } : {}),
 });
 
-/** LIKE pattern for text containing `%`, `_` or `\`. */
-const likeEscape = (text: string) => text.replace(/[\\%_]/g, (ch) => `\\${ch}`);
-
 type Env = { Variables: { usersTable?: string } };
 
 export function createHttpApp(service: Service, options: HttpOptions): Hono<Env> {
@@ -187,7 +184,10 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
   const V = (table: string) => queries.view(table);
   const app = new Hono<Env>();
   /** The users table a request reads: the version its Logline-Min-Position wait was satisfied on. */
-  const U = (c: Context<Env>) => queries.view(c.get('usersTable') ?? service.usersTable());
+  const usersTableOf = (c: Context<Env>) => c.get('usersTable') ?? service.usersTable();
+  const U = (c: Context<Env>) => queries.view(usersTableOf(c));
+  /** The search terms of that same version. */
+  const terms = (c: Context<Env>) => queries.view(usersTableOf(c).replace(/^users_/, 'user_terms_'));
 
   app.onError((error, c) => {
     let status = 500;
@@ -212,7 +212,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
     await next();
   });
 
-  /** Runs a command; maps "nothing there" to a 404 naming the entity. */
+  /** Runs a command with the request's correlation id and actor in every event's metadata. */
   async function run<S, C extends Command, E extends Event>(
     c: Context,
     stream: string,
@@ -260,14 +260,17 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
 
   app.get('/users/search', async (c) => {
     const { q, limit = 20, offset = 0 } = query(c, searchQuery);
-    const key = likeEscape(normalizeKey(q));
-    // Rank: exact username, username prefix, name prefix, a later word of the name, then substring.
+    const key = normalizeKey(q);
+    // A prefix range over the terms index (every suffix of names and usernames): prefix and
+    // substring matches alike, each user once with its best rank; a whole username (the
+    // username term that starts at its first character, rank 1) equal to q ranks 0.
     const rows = await queries.all<UserRow & { rank: number }>(
-      `SELECT *, CASE WHEN username_key = ? THEN 0 WHEN username_key LIKE ? ESCAPE '\\' THEN 1
-              WHEN name_key LIKE ? ESCAPE '\\' THEN 2 WHEN name_key LIKE ? ESCAPE '\\' THEN 3 ELSE 4 END AS rank
-       FROM ${U(c)} WHERE active = 1 AND (username_key LIKE ? ESCAPE '\\' OR name_key LIKE ? ESCAPE '\\')
-       ORDER BY rank, username_key LIMIT ? OFFSET ?`,
-      [normalizeKey(q), `${key}%`, `${key}%`, `% ${key}%`, `%${key}%`, `%${key}%`, limit + 1, offset],
+      `SELECT u.*, s.rank FROM (
+         SELECT user_id, MIN(CASE WHEN term = ? AND source = 'username' AND rank = 1 THEN 0 ELSE rank END) AS rank
+         FROM ${terms(c)} WHERE term >= ? AND term < ? GROUP BY user_id
+       ) s JOIN ${U(c)} u ON u.id = s.user_id
+       WHERE u.active = 1 ORDER BY s.rank, u.username_key LIMIT ? OFFSET ?`,
+      [key, key, `${key}\u{10FFFF}`, limit + 1, offset],
     );
     const page = rows.slice(0, limit);
     return json(c, {

@@ -1,6 +1,7 @@
 /**
- * The service's state: one store, the inline uniqueness model and the async views, and the
- * read-your-writes wait over them. HTTP lives in http.ts; this file knows nothing of requests.
+ * The service's state: the store (two connections: one with the inline uniqueness model for user
+ * writes, one without for the rest), the async views, and the read-your-writes wait over them.
+ * HTTP lives in http.ts; this file knows nothing of requests.
  */
 import { type EventStore, openStore } from 'logline';
 import {

@@ -30,7 +30,7 @@ const idOf = (event: RecordedEvent): string => event.streamId.slice(event.stream
 /** A UNIQUE violation on SQLite or PostgreSQL, and which key it was about. */
 function uniqueViolation(error: unknown): 'username' | 'email' | undefined {
   const e = error as { code?: string; message?: string; constraint_name?: string };
-  if (e?.code !== 'SQLITE_CONSTRAINT_UNIQUE' && e?.code !== 'SQLITE_CONSTRAINT_PRIMARYKEY' && e?.code !== '23505') return undefined;
+  if (e?.code !== 'SQLITE_CONSTRAINT_UNIQUE' && e?.code !== '23505') return undefined;
   const where = `${e.constraint_name ?? ''} ${e.message ?? ''}`;
   return where.includes('email') ? 'email' : where.includes('username') ? 'username' : undefined;
 }
@@ -85,15 +85,56 @@ const setUser = (t: TableOf, e: RecordedEvent, assignments: string, params: Para
   params: [...params, e.streamVersion, e.position, e.occurredAt, idOf(e), e.position],
 });
 
+/**
+ * Search terms of a user: every suffix of its username and of each word of its name (and the
+ * whole name), so a substring search is a prefix range on an index. `rank` is how good a match
+ * starting there is: username prefix 1, name prefix 2, a later word's prefix 3, inside a word 4
+ * (an exact username, 0, is found at query time). Dropped when the user is deactivated.
+ */
+export function searchTerms(source: 'name' | 'username', value: string): Array<{ term: string; rank: number }> {
+  const best = new Map<string, number>();
+  const add = (term: string, rank: number) => {
+    if (term && (best.get(term) ?? 9) > rank) best.set(term, rank);
+  };
+  const key = normalizeKey(value);
+  const words = source === 'username' ? [key] : key.split(/\s+/).filter(Boolean);
+  if (source === 'name' && words.length > 1) add(words.join(' '), 2);
+  words.forEach((word, k) => {
+    const chars = [...word].slice(0, 64);
+    for (let i = 0; i < chars.length; i++) add(chars.slice(i).join(''), i > 0 ? 4 : source === 'username' ? 1 : k === 0 ? 2 : 3);
+  });
+  return [...best].map(([term, rank]) => ({ term, rank }));
+}
+
+/** Replaces a user's terms from one source (name or username) with those of `value`. */
+const setTerms = (t: TableOf, userId: string, source: 'name' | 'username', value: string): Statement[] => {
+  const terms = searchTerms(source, value);
+  return [
+    { sql: `DELETE FROM ${t('user_terms')} WHERE user_id = ? AND source = ?`, params: [userId, source] },
+    {
+      sql: `INSERT INTO ${t('user_terms')} (term, user_id, source, rank) VALUES ${terms.map(() => '(?, ?, ?, ?)').join(', ')}`,
+      params: terms.flatMap(({ term, rank }) => [term, userId, source, rank]),
+    },
+  ];
+};
+
 export function usersProjection(dialect: Dialect, version: 1 | 2) {
   const derived = version >= 2;
+  // Terms are compared byte for byte (a prefix range): PostgreSQL's "C" collation, SQLite's default.
+  const bytewise = dialect === 'postgres' ? ' COLLATE "C"' : '';
   return sqlProjection(dialect, {
     name: 'users',
     version,
-    tables: ['users'],
+    tables: ['users', 'user_terms'],
     setup: (t) => {
       const u = t('users');
+      const terms = t('user_terms');
       return [
+        {
+          sql: `CREATE TABLE ${terms} (term TEXT${bytewise} NOT NULL, user_id TEXT NOT NULL, source TEXT NOT NULL, rank INTEGER NOT NULL,
+                PRIMARY KEY (term, user_id, source))`,
+        },
+        { sql: `CREATE INDEX ${bare(terms)}_user ON ${terms} (user_id)` },
         {
           sql: `CREATE TABLE ${u} (id TEXT PRIMARY KEY, name TEXT NOT NULL, username TEXT NOT NULL, email TEXT NOT NULL,
                 name_key TEXT NOT NULL, username_key TEXT NOT NULL, email_key TEXT NOT NULL, active INTEGER NOT NULL,
@@ -110,6 +151,8 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
       UserCreated: (e, t) => {
         const { name = '', username = '', email = '' } = dataOf(e);
         return [
+          ...setTerms(t, idOf(e), 'name', name),
+          ...setTerms(t, idOf(e), 'username', username),
           {
             sql: `INSERT INTO ${t('users')} (id, name, username, email, name_key, username_key, email_key, active, version, position,
                   created_at, updated_at${derived ? ', display_name' : ''})
@@ -135,20 +178,28 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
       UserNameSet: (e, t) => {
         const name = dataOf(e).name ?? '';
         const display = derived ? `, display_name = CAST(? AS TEXT) || ' (@' || username || ')'` : '';
-        return [setUser(t, e, `name = ?, name_key = ?${display}`, [name, normalizeKey(name), ...(derived ? [name] : [])])];
+        return [
+          setUser(t, e, `name = ?, name_key = ?${display}`, [name, normalizeKey(name), ...(derived ? [name] : [])]),
+          ...setTerms(t, idOf(e), 'name', name),
+        ];
       },
       UserUsernameSet: (e, t) => {
         const username = dataOf(e).username ?? '';
         const display = derived ? `, display_name = name || ' (@' || CAST(? AS TEXT) || ')'` : '';
         return [
           setUser(t, e, `username = ?, username_key = ?${display}`, [username, normalizeKey(username), ...(derived ? [username] : [])]),
+          ...setTerms(t, idOf(e), 'username', username),
         ];
       },
       UserEmailSet: (e, t) => {
         const email = dataOf(e).email ?? '';
         return [setUser(t, e, 'email = ?, email_key = ?', [email, normalizeKey(email)])];
       },
-      UserDeactivated: (e, t) => [setUser(t, e, 'active = 0', [])],
+      // Search finds active users only.
+      UserDeactivated: (e, t) => [
+        setUser(t, e, 'active = 0', []),
+        { sql: `DELETE FROM ${t('user_terms')} WHERE user_id = ?`, params: [idOf(e)] },
+      ],
     },
   });
 }
