@@ -102,3 +102,55 @@ for (const [backend, open, enabled] of [
     }, 120_000);
   });
 }
+
+describe('users view upgrade run by another process (SQLite file shared by two processes)', () => {
+  it('a process with --users-view 2 builds and switches; the serving v1 process follows with zero failed requests', async () => {
+    const store = await sqliteStore();
+    const serving = await startIdentity(store.url);
+    let upgrader: IdentityProcess | undefined;
+    try {
+      const base = serving.url;
+      const seeded = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          call<UserJson>(base, 'POST', '/users', { body: { name: `Roll ${i}`, username: `roll${i}`, email: `roll${i}@example.org` } }),
+        ),
+      );
+      const failures: string[] = [];
+      let stop = false;
+      let n = 0;
+      const worker = async () => {
+        while (!stop) {
+          const i = n++;
+          const written = await call(base, 'PATCH', `/users/${seeded[i % 30]?.body.id}`, { body: { name: `Rolled ${i}` } });
+          if (written.status !== 200) failures.push(`write ${written.status} ${JSON.stringify(written.body)}`);
+          const read = await call<UserJson>(base, 'GET', `/users/${seeded[i % 30]?.body.id}`, {
+            headers: { 'logline-min-position': String(position(written)) },
+          });
+          if (read.status !== 200) failures.push(`read ${read.status} ${JSON.stringify(read.body)}`);
+        }
+      };
+      const load = Promise.all(Array.from({ length: 4 }, () => worker()));
+      upgrader = await startIdentity(store.url, ['--users-view', '2']);
+      const deadline = Date.now() + 60_000;
+      let version = 1;
+      while (version !== 2 && Date.now() < deadline) {
+        version = (await call<{ usersView: number }>(base, 'GET', '/health')).body.usersView;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      stop = true;
+      await load;
+      expect(version).toBe(2);
+      expect(failures).toEqual([]);
+      const health = await call<{ headPosition: string }>(base, 'GET', '/health');
+      const user = await call<UserJson>(base, 'GET', `/users/${seeded[0]?.body.id}`, {
+        headers: { 'logline-min-position': health.body.headPosition },
+      });
+      expect(user.body.displayName).toBe(`${user.body.name} (@roll0)`);
+    } finally {
+      await upgrader?.stop();
+      await serving.stop();
+      await store.drop();
+    }
+  }, 120_000);
+});

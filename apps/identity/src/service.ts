@@ -5,6 +5,7 @@
  */
 import { type EventStore, openStore } from 'logline';
 import {
+  getLag,
   type ProjectionHandle,
   type ProjectionOptions,
   ProjectionStoppedError,
@@ -73,7 +74,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     };
     await start(keysProjection(dialect), 'inline');
     const directory = await start(directoryProjection(dialect));
-    let users = await start(usersProjection(dialect, options.usersVersion ?? 1));
+    // Version tables stay after a switch (dropOld: false), whichever process switches: requests
+    // that waited on the old version read its table (see waitForViews).
+    // A process asked for version 1 on a store already switched to 2 serves 2 (never a stale 1).
+    const active = await getLag(store, 'users').then(
+      (info) => info.version,
+      () => undefined,
+    );
+    const version = Math.max(options.usersVersion ?? 1, active === 2 ? 2 : 1) as 1 | 2;
+    let users = await start(usersProjection(dialect, version), 'async', { dropOld: false });
     let upgrade: Promise<void> | undefined;
 
     const tableOf = (handle: ProjectionHandle) => `users_v${handle.version}`;
@@ -82,17 +91,39 @@ export async function startService(options: ServiceOptions): Promise<Service> {
      * upgrade switched the view (Superseded): then the wait goes on with the new version.
      */
     const waitForUsers = async (position: bigint, timeoutMs: number): Promise<string> => {
+      const deadline = Date.now() + timeoutMs;
       for (;;) {
         const handle = users;
         try {
-          await waitForPosition(handle, position, { timeout: timeoutMs });
+          await waitForPosition(handle, position, { timeout: Math.max(0, deadline - Date.now()) });
           return tableOf(handle);
         } catch (error) {
-          if (!(error instanceof ProjectionStoppedError) || (users === handle && !upgrade)) throw error;
-          if (users === handle) await upgrade;
+          if (!(error instanceof ProjectionStoppedError) || Date.now() >= deadline) throw error;
+          // Superseded by another process: following it takes a moment (see below).
+          if (users === handle) await (upgrade ?? new Promise((resolve) => setTimeout(resolve, 50)));
         }
       }
     };
+
+    const upgradeUsersView = (): Promise<void> => {
+      if (users.version >= 2) return Promise.resolve();
+      upgrade ??= (async () => {
+        // The old tables stay (dropOld: false): requests that waited on version 1 still read it
+        // while this process switches; version 2 serves every request after the assignment below.
+        const next = await start(usersProjection(dialect, 2), 'async', { dropOld: false });
+        await next.active;
+        users = next;
+      })();
+      return upgrade;
+    };
+    // Another process switched the view to version 2 (a rolling upgrade, or a rebuild run in its
+    // own process so this one's event loop stays free): follow it instead of serving a stale v1.
+    let closing = false;
+    users.done.catch(async () => {
+      if (closing || users.version >= 2) return;
+      const active = await getLag(store, 'users').catch(() => undefined);
+      if (active?.version === 2) await upgradeUsersView().catch(() => {});
+    });
 
     return {
       store,
@@ -111,18 +142,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         ]);
         return { usersTable };
       },
-      upgradeUsersView() {
-        if (users.version >= 2) return Promise.resolve();
-        upgrade ??= (async () => {
-          // The old tables stay (dropOld: false): requests that waited on version 1 still read it
-          // while this process switches; version 2 serves every request after the assignment below.
-          const next = await start(usersProjection(dialect, 2), 'async', { dropOld: false });
-          await next.active;
-          users = next;
-        })();
-        return upgrade;
-      },
+      upgradeUsersView,
       async close() {
+        closing = true;
         for (const handle of running) await handle.stop().catch(() => {});
         await unkeyed.close();
         await store.close();
