@@ -1,5 +1,5 @@
 /**
- * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n]
+ * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse]
  *
  * The identity service (apps/identity, seed 003) with production-like data: a seeded dataset
  * (default 1M users, 50k groups, 5M memberships; --users n scales it as n, n/20, 5n; --quick:
@@ -8,7 +8,7 @@
  * view lag at 1k writes/s (a client's write-then-read with its Logline-Min-Position token), and
  * the service's memory over the mixed run. On SQLite, and on PostgreSQL when it is reachable.
  */
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { dataset, FULL_SIZE } from '../apps/identity/src/dataset.js';
@@ -81,6 +81,20 @@ function measure(autocannon: Autocannon, opts: AutocannonOptions): Promise<{ res
   });
 }
 
+/**
+ * Waits until requests autocannon left queued at the service are answered (a /health round trip
+ * under 50 ms, at most 60 s), so one scenario's backlog does not count against the next.
+ */
+async function drained(base: string): Promise<void> {
+  const until = performance.now() + 60_000;
+  while (performance.now() < until) {
+    const started = performance.now();
+    await fetch(`${base}/health`).then((r) => r.text());
+    if (performance.now() - started < 50) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** Resident memory of a process, MB (Linux). */
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN) / 1024;
 
@@ -133,6 +147,7 @@ async function scenarios(autocannon: Autocannon, service: IdentityProcess, size:
       requests,
     });
     clearInterval(sampler);
+    await drained(service.url);
     if (mixed)
       memory = `service RSS over the mixed run: ${before.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB, ${rssMb(pid).toFixed(0)} MB after`;
     rows.push({
@@ -191,16 +206,20 @@ async function backend(
   url: string,
   size: ReturnType<typeof sizes>,
   seconds: number,
+  reuse = false,
 ): Promise<string> {
-  const report = await loadDataset(url, dataset(SEED, size), terminalProgress);
+  // --reuse (SQLite): the file a previous run with the same sizes loaded; only the scenarios run.
+  const report = reuse ? undefined : await loadDataset(url, dataset(SEED, size), terminalProgress);
   const service = await startIdentity(url);
   try {
     const { rows, memory, lag } = await scenarios(autocannon, service, size, seconds);
     const lines = [
       `\n### identity service on ${name}: ${size.users.toLocaleString('en-US')} users, ${size.groups.toLocaleString('en-US')} groups, ${size.memberships.toLocaleString('en-US')} memberships drawn (seed ${SEED})`,
       '',
-      `bulk load through the library: ${report.events.toLocaleString('en-US')} events in ${report.appendSeconds.toFixed(1)} s (${Math.round(report.events / report.appendSeconds).toLocaleString('en-US')} appends/s, each one append of one event with the inline uniqueness check); ` +
-        `${report.refusedUsers.email} email and ${report.refusedUsers.username} username collisions refused (all of them); ${report.repeatedMemberships} repeated memberships recorded nothing; views built from the log in ${report.viewSeconds.toFixed(1)} s`,
+      !report
+        ? 'reused the dataset a previous run loaded (--reuse)'
+        : `bulk load through the library: ${report.events.toLocaleString('en-US')} events in ${report.appendSeconds.toFixed(1)} s (${Math.round(report.events / report.appendSeconds).toLocaleString('en-US')} appends/s, each one append of one event with the inline uniqueness check); ` +
+          `${report.refusedUsers.email} email and ${report.refusedUsers.username} username collisions refused (all of them); ${report.repeatedMemberships} repeated memberships recorded nothing; views built from the log in ${report.viewSeconds.toFixed(1)} s`,
       '',
       `| scenario (${CONNECTIONS} connections, ${seconds} s) | requests | req/s | p50 ms | p99 ms | failed |`,
       '|---|---|---|---|---|---|',
@@ -226,9 +245,12 @@ export async function run(): Promise<void> {
       .join(' ')} (shared machine)`,
   );
   if (only !== 'postgres') {
-    rmSync(DATA_DIR, { recursive: true, force: true });
-    mkdirSync(DATA_DIR, { recursive: true });
-    console.log(await backend(autocannon, 'SQLite', `sqlite:${join(DATA_DIR, 'identity.db')}`, size, seconds));
+    const reuse = process.argv.includes('--reuse') && existsSync(join(DATA_DIR, 'identity.db'));
+    if (!reuse) {
+      rmSync(DATA_DIR, { recursive: true, force: true });
+      mkdirSync(DATA_DIR, { recursive: true });
+    }
+    console.log(await backend(autocannon, 'SQLite', `sqlite:${join(DATA_DIR, 'identity.db')}`, size, seconds, reuse));
   }
   if (only !== 'sqlite' && (await requirePostgres())) {
     const { url, drop } = await freshSchemaUrl();
