@@ -243,8 +243,8 @@ for (const [backend, open, enabled] of backends) {
       // Inside words only: every one of them, ranked 4.
       const inner = await get<{ users: Array<UserJson & { rank: number }> }>(`/users/search?q=${tag.slice(2)}`);
       expect(inner.body.users.map((u) => [u.id, u.rank])).toEqual(
-        // Ties by username: abe…, n<tag>x, <tag>, <tag>_2.
-        [last, namePrefix, exact, prefix].map((r) => [r.body.id, 4]),
+        // Ties by the matched text: <q>, <q>_2, <q>ina, <q>son.
+        [exact, prefix, namePrefix, last].map((r) => [r.body.id, 4]),
       );
       // Renamed and deactivated users are found by what they are now, or not at all.
       const renamed = await call(base, 'PATCH', `/users/${namePrefix.body.id}`, { body: { name: 'Plain Name' } });

@@ -261,21 +261,48 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
   app.get('/users/search', async (c) => {
     const { q, limit = 20, offset = 0 } = query(c, searchQuery);
     const key = normalizeKey(q);
-    // A prefix range over the terms index (every suffix of names and usernames): prefix and
-    // substring matches alike, each user once with its best rank; a whole username (the
-    // username term that starts at its first character, rank 1) equal to q ranks 0.
-    const rows = await queries.all<UserRow & { rank: number }>(
-      `SELECT u.*, s.rank FROM (
-         SELECT user_id, MIN(CASE WHEN term = ? AND source = 'username' AND rank = 1 THEN 0 ELSE rank END) AS rank
-         FROM ${terms(c)} WHERE term >= ? AND term < ? GROUP BY user_id
-       ) s JOIN ${U(c)} u ON u.id = s.user_id
-       WHERE u.active = 1 ORDER BY s.rank, u.username_key LIMIT ? OFFSET ?`,
-      [key, key, `${key}\u{10FFFF}`, limit + 1, offset],
-    );
-    const page = rows.slice(0, limit);
+    const end = `${key}\u{10FFFF}`;
+    const wanted = offset + limit + 1;
+    // Best rank first, and within a rank in index order (matched text, then id), so each step
+    // reads only as many index entries as the page needs: the cost does not grow with the
+    // number of users that match. A whole username equal to q ranks 0.
+    const ranked: Array<{ id: string; rank: number }> = [];
+    const seen = new Set<string>();
+    const take = (id: string, rank: number) => {
+      if (seen.has(id) || ranked.length >= wanted) return;
+      seen.add(id);
+      ranked.push({ id, rank });
+    };
+    for (const row of await queries.all<{ id: string }>(`SELECT id FROM ${U(c)} WHERE username_key = ? AND active = 1`, [key]))
+      take(row.id, 0);
+    for (const rank of [1, 2, 3, 4]) {
+      let after: { term: string; user_id: string } | undefined;
+      while (ranked.length < wanted) {
+        const batch = await queries.all<{ term: string; user_id: string }>(
+          `SELECT term, user_id FROM ${terms(c)} WHERE rank = ? AND term >= ? AND term < ?
+           ${after ? 'AND (term > ? OR (term = ? AND user_id > ?))' : ''} ORDER BY term, user_id LIMIT 200`,
+          [rank, key, end, ...(after ? [after.term, after.term, after.user_id] : [])],
+        );
+        for (const row of batch) take(row.user_id, rank);
+        if (batch.length < 200) break;
+        after = batch[batch.length - 1];
+      }
+    }
+    const pageIds = ranked.slice(offset, offset + limit);
+    const userRows = pageIds.length
+      ? await queries.all<UserRow>(
+          `SELECT * FROM ${U(c)} WHERE id IN (${pageIds.map(() => '?').join(', ')})`,
+          pageIds.map((r) => r.id),
+        )
+      : [];
+    const byId = new Map(userRows.map((row) => [row.id, row]));
+    const rows = pageIds.flatMap(({ id, rank }) => {
+      const row = byId.get(id);
+      return row ? [{ ...row, rank }] : [];
+    });
     return json(c, {
-      users: page.map((row) => ({ ...userJson(row), rank: Number(row.rank) })),
-      next: rows.length > limit ? offset + limit : null,
+      users: rows.map((row) => ({ ...userJson(row), rank: row.rank })),
+      next: ranked.length > offset + limit ? offset + limit : null,
     });
   });
 

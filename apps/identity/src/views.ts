@@ -135,6 +135,8 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
                 PRIMARY KEY (term, user_id, source))`,
         },
         { sql: `CREATE INDEX ${bare(terms)}_user ON ${terms} (user_id)` },
+        // Search reads rank by rank in (term, user) order: see /users/search.
+        { sql: `CREATE INDEX ${bare(terms)}_rank ON ${terms} (rank, term, user_id)` },
         {
           sql: `CREATE TABLE ${u} (id TEXT PRIMARY KEY, name TEXT NOT NULL, username TEXT NOT NULL, email TEXT NOT NULL,
                 name_key TEXT NOT NULL, username_key TEXT NOT NULL, email_key TEXT NOT NULL, active INTEGER NOT NULL,
