@@ -46,7 +46,8 @@ const autocannonModule = 'autocannon';
 const loadAutocannon = async (): Promise<Autocannon> => ((await import(autocannonModule)) as { default: Autocannon }).default;
 
 const CONNECTIONS = 64;
-const DATA_DIR = '.bench-data/identity';
+// --quick (also run by a test) has its own folder, so it never replaces a big dataset kept for --reuse.
+const DATA_DIR = flags.quick ? '.bench-data/identity-quick' : '.bench-data/identity';
 const SEED = 3;
 const arg = (name: string) => {
   const i = process.argv.indexOf(`--${name}`);
