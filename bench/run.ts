@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- <suite>…] [--quick] [--large]
+ * npm run bench [-- <suite>…] [--quick] [--large] (identity also takes --users n, --only sqlite|postgres, --seconds n)
  * Runs the named suites (default: all) one after another; each prints Markdown tables.
  */
 const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
@@ -14,9 +14,12 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   connectors: () => import('./connectors.js'),
   'personal-data': () => import('./personal-data.js'),
   category: () => import('./category.js'),
+  identity: () => import('./identity.js'),
 };
 
-const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
+// Flags that take a value: that value is not a suite name.
+const VALUE_FLAGS = ['--users', '--only', '--seconds'];
+const asked = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith('--') && !VALUE_FLAGS.includes(all[i - 1] ?? ''));
 const names = asked.length ? asked : Object.keys(suites);
 for (const name of names) {
   const load = suites[name];

@@ -1,0 +1,158 @@
+/**
+ * The service's state: the store (two connections: one with the inline uniqueness model for user
+ * writes, one without for the rest), the async views, and the read-your-writes wait over them.
+ * HTTP lives in http.ts; this file knows nothing of requests.
+ */
+import { type EventStore, openStore } from 'logline';
+import {
+  getLag,
+  type ProjectionHandle,
+  type ProjectionOptions,
+  ProjectionStoppedError,
+  startProjection,
+  waitForPosition,
+} from 'logline/projections';
+import { type Dialect, type Queries, queriesFor } from './sql.js';
+import { directoryProjection, keysProjection, usersProjection } from './views.js';
+
+export interface ServiceOptions {
+  /** Any SQL store URL: `sqlite:./file.db`, `postgres://…`. */
+  store: string;
+  /** The users view version this process builds and serves (2 adds displayName). Default 1. */
+  usersVersion?: 1 | 2;
+}
+
+export interface Service {
+  /** The store with the inline uniqueness model attached: user writes go through it. */
+  store: EventStore;
+  /**
+   * A second connection to the same store, without the inline hook: group and membership
+   * streams cannot clash on a username or email, so their appends skip the hook's per-append
+   * cost (on PostgreSQL a few round trips each). The hook applies what it missed at the next
+   * user append, before that append's own events (projections.md, inline projections).
+   */
+  unkeyed: EventStore;
+  queries: Queries;
+  dialect: Dialect;
+  /** The users view version queries see (after an upgrade switched it: 2). */
+  readonly usersVersion: number;
+  /** The lowest position every view has processed: the /changes feed never reads past it. */
+  viewsPosition(): bigint;
+  /** The physical users table of the version this process serves now (`users_v1`, `users_v2`). */
+  usersTable(): string;
+  /**
+   * Resolves once every view has processed `position`; PositionTimeoutError after `timeoutMs`.
+   * Resolves with the users table that has it: read that one, not the `users` view, because
+   * during an upgrade the view may switch to a version that has not reached `position` yet.
+   */
+  waitForViews(position: bigint, timeoutMs: number): Promise<{ usersTable: string }>;
+  /** Builds users view version 2 beside the live version 1 and switches to it; resolves once queries see it. */
+  upgradeUsersView(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startService(options: ServiceOptions): Promise<Service> {
+  const store = await openStore(options.store);
+  const unkeyed = await openStore(options.store).catch(async (error) => {
+    await store.close();
+    throw error;
+  });
+  try {
+    const queries = queriesFor(store);
+    const { dialect } = queries;
+    const running: ProjectionHandle[] = [];
+    const start = async (
+      definition: Parameters<typeof startProjection>[1],
+      mode: 'async' | 'inline' = 'async',
+      options: ProjectionOptions = {},
+    ) => {
+      const handle = await startProjection(store, definition, { ...options, mode });
+      // A superseded version stops on purpose; other endings are logged by the caller's checks.
+      handle.done.catch(() => {});
+      running.push(handle);
+      return handle;
+    };
+    await start(keysProjection(dialect), 'inline');
+    const directory = await start(directoryProjection(dialect));
+    // Version tables stay after a switch (dropOld: false), whichever process switches: requests
+    // that waited on the old version read its table (see waitForViews).
+    // A process asked for version 1 on a store already switched to 2 serves 2 (never a stale 1).
+    const active = await getLag(store, 'users').then(
+      (info) => info.version,
+      () => undefined,
+    );
+    const version = Math.max(options.usersVersion ?? 1, active === 2 ? 2 : 1) as 1 | 2;
+    let users = await start(usersProjection(dialect, version), 'async', { dropOld: false });
+    let upgrade: Promise<void> | undefined;
+
+    const tableOf = (handle: ProjectionHandle) => `users_v${handle.version}`;
+    /**
+     * Waits on the users version this process serves. The old version stops soon after an
+     * upgrade switched the view (Superseded): then the wait goes on with the new version.
+     */
+    const waitForUsers = async (position: bigint, timeoutMs: number): Promise<string> => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const handle = users;
+        try {
+          await waitForPosition(handle, position, { timeout: Math.max(0, deadline - Date.now()) });
+          return tableOf(handle);
+        } catch (error) {
+          if (!(error instanceof ProjectionStoppedError) || Date.now() >= deadline) throw error;
+          // Superseded by another process: following it takes a moment (see below).
+          if (users === handle) await (upgrade ?? new Promise((resolve) => setTimeout(resolve, 50)));
+        }
+      }
+    };
+
+    const upgradeUsersView = (): Promise<void> => {
+      if (users.version >= 2) return Promise.resolve();
+      upgrade ??= (async () => {
+        // The old tables stay (dropOld: false): requests that waited on version 1 still read it
+        // while this process switches; version 2 serves every request after the assignment below.
+        const next = await start(usersProjection(dialect, 2), 'async', { dropOld: false });
+        await next.active;
+        users = next;
+      })();
+      return upgrade;
+    };
+    // Another process switched the view to version 2 (a rolling upgrade, or a rebuild run in its
+    // own process so this one's event loop stays free): follow it instead of serving a stale v1.
+    let closing = false;
+    users.done.catch(async () => {
+      if (closing || users.version >= 2) return;
+      const active = await getLag(store, 'users').catch(() => undefined);
+      if (active?.version === 2) await upgradeUsersView().catch(() => {});
+    });
+
+    return {
+      store,
+      unkeyed,
+      queries,
+      dialect,
+      get usersVersion() {
+        return users.version;
+      },
+      viewsPosition: () => (users.position < directory.position ? users.position : directory.position),
+      usersTable: () => tableOf(users),
+      waitForViews: async (position, timeoutMs) => {
+        const [usersTable] = await Promise.all([
+          waitForUsers(position, timeoutMs),
+          waitForPosition(directory, position, { timeout: timeoutMs }),
+        ]);
+        return { usersTable };
+      },
+      upgradeUsersView,
+      async close() {
+        closing = true;
+        for (const handle of running) await handle.stop().catch(() => {});
+        await unkeyed.close();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await unkeyed.close().catch(() => {});
+    await store.close().catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * One way to run the views' SQL on SQLite and on PostgreSQL. Statements are written once, with
+ * `?` placeholders, in the dialect both understand (upserts with ON CONFLICT, `||`, LIKE … ESCAPE).
+ * SQLite handlers must stay synchronous (better-sqlite3 inside the projection's transaction), so
+ * a projection's handlers build statements and `executor` runs them the backend's way.
+ */
+import type { Database, Statement as SqliteStatement } from 'better-sqlite3';
+import type { EventStore, ProjectionContext, ProjectionDefinition, RecordedEvent } from 'logline';
+import type { PostgresEventStore } from 'logline/postgres';
+import type { SqliteEventStore } from 'logline/sqlite';
+import type { TransactionSql } from 'postgres';
+
+export type Param = string | number | bigint | null;
+export interface Statement {
+  sql: string;
+  params?: Param[];
+}
+/** Physical name of a logical table of the version being built (ctx.table). */
+export type TableOf = (table: string) => string;
+export type StatementBuilder = (event: RecordedEvent, table: TableOf) => Statement[];
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/** `?` → `$1, $2, …` for postgres.js. The views' SQL has no `?` inside literals. */
+const dollars = (sql: string): string => {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+};
+/** PostgreSQL gets 64-bit positions as decimal strings (postgres.js would need type fetching otherwise). */
+const pgParams = (params: Param[] = []) => params.map((p) => (typeof p === 'bigint' ? p.toString() : p)) as (string | number | null)[];
+
+const prepared = new WeakMap<Database, Map<string, SqliteStatement>>();
+function prepare(db: Database, sql: string): SqliteStatement {
+  let cache = prepared.get(db);
+  if (!cache) prepared.set(db, (cache = new Map()));
+  let statement = cache.get(sql);
+  if (!statement) cache.set(sql, (statement = db.prepare(sql)));
+  return statement;
+}
+
+/** Index names are not schema-qualified in PostgreSQL: `schema.users_v1` → `users_v1`. */
+export const bare = (table: string): string => table.slice(table.lastIndexOf('.') + 1);
+
+/**
+ * A projection definition from statement builders: synchronous handlers on SQLite, async on
+ * PostgreSQL. `onError` may translate a database error (a unique violation) into a domain error.
+ */
+export function sqlProjection(
+  dialect: Dialect,
+  spec: {
+    name: string;
+    version: number;
+    tables: string[];
+    setup: (table: TableOf) => Statement[];
+    handlers: Record<string, StatementBuilder>;
+    onError?: (error: unknown, event: RecordedEvent) => unknown;
+  },
+): ProjectionDefinition {
+  const fail = (error: unknown, event: RecordedEvent) => {
+    throw spec.onError ? spec.onError(error, event) : error;
+  };
+  const run =
+    dialect === 'sqlite'
+      ? (statements: Statement[], ctx: ProjectionContext, event?: RecordedEvent) => {
+          const db = ctx.tx as Database;
+          try {
+            for (const s of statements) prepare(db, s.sql).run(...(s.params ?? []));
+          } catch (error) {
+            if (event) fail(error, event);
+            throw error;
+          }
+        }
+      : async (statements: Statement[], ctx: ProjectionContext, event?: RecordedEvent) => {
+          const tx = ctx.tx as TransactionSql;
+          try {
+            for (const s of statements) await tx.unsafe(dollars(s.sql), pgParams(s.params));
+          } catch (error) {
+            if (event) fail(error, event);
+            throw error;
+          }
+        };
+  const handlers: ProjectionDefinition['handlers'] = {};
+  for (const [type, build] of Object.entries(spec.handlers)) {
+    handlers[type] = (event, ctx) =>
+      run(
+        build(event, (t) => ctx.table(t)),
+        ctx,
+        event,
+      );
+  }
+  return {
+    name: spec.name,
+    version: spec.version,
+    tables: spec.tables,
+    setup: (ctx) =>
+      run(
+        spec.setup((t) => ctx.table(t)),
+        ctx,
+      ),
+    handlers,
+  };
+}
+
+/** Read-side queries on the views (the logical table names, which point at the active version). */
+export interface Queries {
+  dialect: Dialect;
+  /** The name to query a view by. */
+  view(table: string): string;
+  all<T>(sql: string, params?: Param[]): Promise<T[]>;
+}
+
+export function queriesFor(store: EventStore): Queries {
+  if (store.backend === 'sqlite') {
+    const db = (store as SqliteEventStore).database;
+    return {
+      dialect: 'sqlite',
+      view: (table) => table,
+      all: async <T>(sql: string, params: Param[] = []) => prepare(db, sql).all(...params) as T[],
+    };
+  }
+  if (store.backend === 'postgres') {
+    const pg = store as PostgresEventStore;
+    return {
+      dialect: 'postgres',
+      view: (table) => `${pg.schema}.${table}`,
+      all: async <T>(sql: string, params: Param[] = []) =>
+        (await pg.watch(pg.sql.unsafe(dollars(sql), pgParams(params)))) as unknown as T[],
+    };
+  }
+  throw new Error(`The identity service keeps its views in SQL: use a sqlite: or postgres:// store, not ${store.backend}.`);
+}

@@ -1,0 +1,269 @@
+/**
+ * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse]
+ *
+ * The identity service (apps/identity, seed 003) with production-like data: a seeded dataset
+ * (default 1M users, 50k groups, 5M memberships; --users n scales it as n, n/20, 5n; --quick:
+ * 2,000 users) loaded in bulk through the library, then a real service process on loopback under
+ * autocannon (64 connections): lookups by id and by email, search, group members, writes, a mix;
+ * view lag at 1k writes/s (a client's write-then-read with its Logline-Min-Position token), and
+ * the service's memory over the mixed run. On SQLite, and on PostgreSQL when it is reachable.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { dataset, FULL_SIZE } from '../apps/identity/src/dataset.js';
+import { loadDataset, terminalProgress } from '../apps/identity/src/load.js';
+import { freshSchemaUrl, requirePostgres } from '../test/helpers/postgres.js';
+import { call, type IdentityProcess, position, startIdentity } from '../test/identity/service.js';
+import { flags, percentile } from './harness.js';
+
+interface AutocannonResult {
+  latency: { p50: number; p99: number };
+  '2xx': number;
+  non2xx: number;
+  errors: number;
+}
+interface AutocannonRequest {
+  method?: string;
+  path?: string;
+  body?: string;
+  headers?: Record<string, string>;
+  setupRequest?: (request: AutocannonRequest) => AutocannonRequest;
+}
+interface AutocannonOptions {
+  url: string;
+  connections: number;
+  duration: number;
+  overallRate?: number;
+  requests?: AutocannonRequest[];
+}
+type Autocannon = (
+  opts: AutocannonOptions,
+  done: (error: Error | null, result: AutocannonResult) => void,
+) => { on(event: 'response', listener: () => void): void };
+// autocannon ships no types; a non-literal specifier keeps TypeScript from looking for them.
+const autocannonModule = 'autocannon';
+const loadAutocannon = async (): Promise<Autocannon> => ((await import(autocannonModule)) as { default: Autocannon }).default;
+
+const CONNECTIONS = 64;
+// --quick (also run by a test) has its own folder, so it never replaces a big dataset kept for --reuse.
+const DATA_DIR = flags.quick ? '.bench-data/identity-quick' : '.bench-data/identity';
+const SEED = 3;
+const arg = (name: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+
+function sizes() {
+  if (flags.quick) return { users: 2000, groups: 100, memberships: 10_000 };
+  const users = Number(arg('users') ?? FULL_SIZE.users);
+  if (!Number.isSafeInteger(users) || users < 100) throw new Error(`--users must be an integer ≥ 100, got ${arg('users')}`);
+  return { users, groups: Math.max(1, Math.round(users / 20)), memberships: users * 5 };
+}
+
+interface Row {
+  scenario: string;
+  requests: number;
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  failed: number;
+}
+
+/** Runs autocannon for `seconds`; the rate is over the whole run. */
+function measure(autocannon: Autocannon, opts: AutocannonOptions): Promise<{ result: AutocannonResult; seconds: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let last = started;
+    const instance = autocannon(opts, (error, result) => (error ? reject(error) : resolve({ result, seconds: (last - started) / 1000 })));
+    instance.on('response', () => {
+      last = performance.now();
+    });
+  });
+}
+
+/**
+ * Waits until requests autocannon left queued at the service are answered (a /health round trip
+ * under 50 ms, at most 60 s), so one scenario's backlog does not count against the next.
+ */
+async function drained(base: string): Promise<void> {
+  const until = performance.now() + 60_000;
+  while (performance.now() < until) {
+    const started = performance.now();
+    await fetch(`${base}/health`).then((r) => r.text());
+    if (performance.now() - started < 50) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Resident memory of a process, MB (Linux). */
+const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN) / 1024;
+
+async function scenarios(autocannon: Autocannon, service: IdentityProcess, size: ReturnType<typeof sizes>, seconds: number) {
+  const data = dataset(SEED, size);
+  let n = 0;
+  // A fixed walk over users that loaded (colliding ones were refused), the same every run.
+  const nextUser = () => data.user(data.loadedUser((n++ * 7919) % size.users));
+  const prefixes = ['hom', 'mar', 'ned', 'sim', 'lis', 'flan', 'bur', 'mps', 'ande', 'wig'];
+  const byId: AutocannonRequest = { setupRequest: (r) => ({ ...r, method: 'GET', path: `/users/${nextUser().id}` }) };
+  const byEmail: AutocannonRequest = {
+    setupRequest: (r) => ({ ...r, method: 'GET', path: `/users?email=${encodeURIComponent(nextUser().email)}` }),
+  };
+  const search: AutocannonRequest = {
+    setupRequest: (r) => ({ ...r, method: 'GET', path: `/users/search?q=${prefixes[n++ % prefixes.length]}&limit=20` }),
+  };
+  const members: AutocannonRequest = {
+    setupRequest: (r) => ({ ...r, method: 'GET', path: `/groups/${data.group((n++ * 31) % size.groups).id}/members?limit=50` }),
+  };
+  const write: AutocannonRequest = {
+    setupRequest: (r) => ({
+      ...r,
+      method: 'PATCH',
+      path: `/users/${nextUser().id}`,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: `Renamed ${n++}` }),
+    }),
+  };
+  const mix = [byId, byId, byId, byId, byId, byEmail, byEmail, search, members, write];
+  const cases: Array<[string, AutocannonRequest[]]> = [
+    ['lookup by id', [byId]],
+    ['lookup by email', [byEmail]],
+    ['search (prefix + substring, ranked)', [search]],
+    ['group members (50/page)', [members]],
+    ['writes (PATCH name)', [write]],
+    ['mixed (50% id, 20% email, 10% search, 10% members, 10% writes)', mix],
+  ];
+  const rows: Row[] = [];
+  let memory = '';
+  for (const [label, requests] of cases) {
+    const mixed = requests === mix;
+    const pid = service.child.pid as number;
+    const before = rssMb(pid);
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 250);
+    const { result, seconds: took } = await measure(autocannon, {
+      url: service.url,
+      connections: CONNECTIONS,
+      duration: seconds,
+      requests,
+    });
+    clearInterval(sampler);
+    await drained(service.url);
+    if (mixed)
+      memory = `service RSS over the mixed run: ${before.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB, ${rssMb(pid).toFixed(0)} MB after`;
+    rows.push({
+      scenario: label,
+      requests: result['2xx'],
+      reqPerSec: took > 0 ? result['2xx'] / took : 0,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      failed: result.non2xx + result.errors,
+    });
+  }
+  return { rows, memory, lag: await lagAtRate(autocannon, service, nextUser, seconds) };
+}
+
+/**
+ * View lag at 1k writes/s: autocannon writes at that rate while a probe writes and reads its write
+ * back with the token, every 20 ms; the read's time is the lag a client sees (plus one round trip).
+ */
+async function lagAtRate(autocannon: Autocannon, service: IdentityProcess, nextUser: () => { id: string }, seconds: number) {
+  let n = 0;
+  const load = measure(autocannon, {
+    url: service.url,
+    connections: 16,
+    duration: seconds,
+    overallRate: 1000,
+    requests: [
+      {
+        setupRequest: (r) => ({
+          ...r,
+          method: 'PATCH',
+          path: `/users/${nextUser().id}`,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ name: `Lag ${n++}` }),
+        }),
+      },
+    ],
+  });
+  const probe = nextUser().id;
+  const lags: number[] = [];
+  const until = performance.now() + seconds * 1000 - 200;
+  while (performance.now() < until) {
+    const wrote = await call(service.url, 'PATCH', `/users/${probe}`, { body: { name: `Probe ${lags.length}` } });
+    const started = performance.now();
+    const read = await call(service.url, 'GET', `/users/${probe}`, { headers: { 'logline-min-position': String(position(wrote)) } });
+    if (read.status === 200) lags.push(performance.now() - started);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const { result, seconds: took } = await load;
+  lags.sort((a, b) => a - b);
+  return `view lag at ${Math.round(result['2xx'] / took)} writes/s (target 1,000): p50 ${percentile(lags, 50).toFixed(1)} ms, p99 ${percentile(lags, 99).toFixed(1)} ms over ${lags.length} probes; ${result.non2xx + result.errors} failed writes`;
+}
+
+async function backend(
+  autocannon: Autocannon,
+  name: string,
+  url: string,
+  size: ReturnType<typeof sizes>,
+  seconds: number,
+  reuse = false,
+): Promise<string> {
+  // --reuse (SQLite): the file a previous run with the same sizes loaded; only the scenarios run.
+  const report = reuse ? undefined : await loadDataset(url, dataset(SEED, size), terminalProgress);
+  const service = await startIdentity(url);
+  try {
+    const { rows, memory, lag } = await scenarios(autocannon, service, size, seconds);
+    const lines = [
+      `\n### identity service on ${name}: ${size.users.toLocaleString('en-US')} users, ${size.groups.toLocaleString('en-US')} groups, ${size.memberships.toLocaleString('en-US')} memberships drawn (seed ${SEED})`,
+      '',
+      !report
+        ? 'reused the dataset a previous run loaded (--reuse)'
+        : `bulk load through the library: ${report.events.toLocaleString('en-US')} events in ${report.appendSeconds.toFixed(1)} s (${Math.round(report.events / report.appendSeconds).toLocaleString('en-US')} appends/s, each one append of one event with the inline uniqueness check); ` +
+          `${report.refusedUsers.email} email and ${report.refusedUsers.username} username collisions refused (all of them); ${report.repeatedMemberships} repeated memberships recorded nothing; views built from the log in ${report.viewSeconds.toFixed(1)} s`,
+      '',
+      `| scenario (${CONNECTIONS} connections, ${seconds} s) | requests | req/s | p50 ms | p99 ms | failed |`,
+      '|---|---|---|---|---|---|',
+      ...rows.map((r) => `| ${r.scenario} | ${r.requests} | ${Math.round(r.reqPerSec)} | ${r.p50} | ${r.p99} | ${r.failed} |`),
+      '',
+      lag,
+      memory,
+    ];
+    return lines.join('\n');
+  } finally {
+    await service.stop();
+  }
+}
+
+export async function run(): Promise<void> {
+  const autocannon = await loadAutocannon();
+  const size = sizes();
+  const seconds = Number(arg('seconds') ?? (flags.quick ? 2 : 10));
+  const only = arg('only');
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} (shared machine)`,
+  );
+  if (only !== 'postgres') {
+    const reuse = process.argv.includes('--reuse') && existsSync(join(DATA_DIR, 'identity.db'));
+    if (!reuse) {
+      rmSync(DATA_DIR, { recursive: true, force: true });
+      mkdirSync(DATA_DIR, { recursive: true });
+    }
+    console.log(await backend(autocannon, 'SQLite', `sqlite:${join(DATA_DIR, 'identity.db')}`, size, seconds, reuse));
+  }
+  if (only !== 'sqlite' && (await requirePostgres())) {
+    const { url, drop } = await freshSchemaUrl();
+    try {
+      console.log(await backend(autocannon, 'PostgreSQL', url, size, seconds));
+    } finally {
+      await drop();
+    }
+  }
+  console.log(
+    `load average at end: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+}
