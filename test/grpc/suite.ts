@@ -315,6 +315,24 @@ export function describeKurrentClient(name: string, backend: Backend) {
       expect((await get(`${running.server.url}/v1/streams/${hard}/metadata`)).body).toMatchObject({ deleted: 'hard' });
     });
 
+    it('stream metadata through $$stream: maxCount, maxAge and truncateBefore are the stream settings, both ways', async () => {
+      const s = `${prefix()}-meta`;
+      await client.appendToStream(s, [placed(1), placed(2), placed(3), placed(4), placed(5)]);
+      expect(await client.getStreamMetadata(s)).toEqual({ streamName: s });
+      await client.setStreamMetadata(s, { maxCount: 3, truncateBefore: 1 });
+      // Revisions 2, 3, 4 are the last three; $tb 1 alone would hide revision 0 only.
+      expect(eventsOf(await all(client.readStream(s))).map((e) => e.revision)).toEqual([2n, 3n, 4n]);
+      expect((await client.getStreamMetadata(s)).metadata).toEqual({ maxCount: 3, truncateBefore: 1 });
+      // The same settings over HTTP, in Logline's terms (truncateBefore is a version there).
+      expect((await get(`${running.server.url}/v1/streams/${s}/metadata`)).body).toMatchObject({ maxCount: 3, truncateBefore: 2 });
+      await client.setStreamMetadata(s, { truncateBefore: 4, maxAge: 3600 });
+      expect(eventsOf(await all(client.readStream(s))).map((e) => e.revision)).toEqual([4n]);
+      expect((await client.getStreamMetadata(s)).metadata).toEqual({ truncateBefore: 4, maxAge: 3600 });
+      // A bad value is refused and changes nothing.
+      expect(await rejection(client.setStreamMetadata(s, { maxCount: 0 }))).toBeDefined();
+      expect((await client.getStreamMetadata(s)).metadata).toEqual({ truncateBefore: 4, maxAge: 3600 });
+    });
+
     it('refuses bad input with a clear error and stores nothing', async () => {
       const p = prefix();
       const badStream = await rejection(client.appendToStream(`${p} with spaces`, placed(1)));

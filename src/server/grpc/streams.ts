@@ -26,6 +26,7 @@ import { type ApiKey, requireRight } from '../auth.js';
 import { toServiceError } from './errors.js';
 import { newEventFromProposed, readEventMessage, streamIdentifier, streamNameOf } from './mapping.js';
 import type { Protocol, StreamsPb } from './protocol.js';
+import { kurrentFromSettings, metadataTarget, settingsFromKurrent } from './stream-metadata.js';
 
 export interface StreamsContext {
   protocol: Protocol;
@@ -242,7 +243,9 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
         if (request.hasOptions()) {
           options = request.getOptions();
           // Refused before any event is buffered: no key, or no write right on this stream.
-          const stream = streamNameOf(options?.getStreamIdentifier());
+          const named = streamNameOf(options?.getStreamIdentifier());
+          // `$$<stream>` holds a stream's metadata: the right to change it is the write right on the stream.
+          const stream = metadataTarget(named) ?? named;
           assertStreamId(stream);
           requireRight(context.authenticate(call), 'write', stream, `stream '${stream}'`);
           return;
@@ -279,6 +282,8 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
       const work = (async () => {
         if (!options) throw new InvalidArgumentError('append', 'no options message came first', 'the stream and expected revision first');
         const stream = streamNameOf(options.getStreamIdentifier());
+        const target = metadataTarget(stream);
+        if (target !== undefined) return { stream, result: await setMetadata(target, events) };
         return { stream, result: await store.append(stream, events, { expectedVersion: expectedVersionOf(options) }) };
       })();
       context.inFlight.add(work);
@@ -302,9 +307,51 @@ export function streamsService(context: StreamsContext): UntypedServiceImplement
     });
   }
 
+  /**
+   * An append to `$$<stream>`: its last `$metadata` event becomes the stream's settings. There is
+   * no metadata stream to version, so the expected revision is not checked and the answer is
+   * revision 0 at the head position (docs/kurrentdb.md).
+   */
+  async function setMetadata(target: string, events: NewEvent[]): Promise<{ streamVersion: number; position: bigint }> {
+    const last = events.at(-1);
+    if (!last) throw new InvalidArgumentError('stream metadata', 'no event', 'one $metadata event with the settings');
+    await store.setStreamMetadata(target, settingsFromKurrent(last.data));
+    return { streamVersion: 1, position: await store.headPosition() };
+  }
+
+  /** A read of `$$<stream>`: one `$metadata` event with the stream's settings, or not found. */
+  async function readMetadata(call: ReadCall, target: string, structured: boolean, signal: AbortSignal) {
+    const data = kurrentFromSettings(await store.getStreamMetadata(target));
+    const stream = `$$${target}`;
+    if (!data) {
+      const notFound = new ReadResp.StreamNotFound().setStreamIdentifier(streamIdentifier(protocol, stream));
+      return send(call, new ReadResp().setStreamNotFound(notFound), signal);
+    }
+    const head = await store.headPosition();
+    const event: RecordedEvent = {
+      id: randomUUID(),
+      type: '$metadata',
+      data,
+      metadata: {},
+      occurredAt: new Date().toISOString(),
+      recordedAt: new Date().toISOString(),
+      streamId: stream,
+      streamVersion: 1,
+      position: head,
+    };
+    await send(call, message.event(event, structured), signal);
+  }
+
   async function readStream(call: ReadCall, options: ReadOptions, signal: AbortSignal, key: ApiKey | undefined) {
     const streamOptions = options.getStream();
-    const stream = streamNameOf(streamOptions?.getStreamIdentifier());
+    const named = streamNameOf(streamOptions?.getStreamIdentifier());
+    const target = metadataTarget(named);
+    if (target !== undefined) {
+      assertStreamId(target);
+      requireRight(key, 'read', target, `stream '${target}'`);
+      return readMetadata(call, target, options.getUuidOption()?.hasStructured() ?? false, signal);
+    }
+    const stream = named;
     assertStreamId(stream);
     requireRight(key, 'read', stream, `stream '${stream}'`);
     const structured = options.getUuidOption()?.hasStructured() ?? false;
