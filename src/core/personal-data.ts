@@ -388,6 +388,27 @@ export async function subjectStatus(subject: string, table: KeyTable): Promise<S
   return table.status(subject);
 }
 
+/**
+ * A store's `forget` and `subjectStatus`, the same on every backend: `appendNotice` appends the
+ * SubjectForgotten event to `$subjects` in call order with the store's other appends.
+ */
+export function subjectMethods(
+  table: KeyTable,
+  assertOpen: () => void,
+  appendNotice: (event: { id: string; type: string; data: JsonObject }) => Promise<unknown>,
+): { forget(subject: string): Promise<ForgetResult>; subjectStatus(subject: string): Promise<SubjectStatus | undefined> } {
+  return {
+    async forget(subject) {
+      assertOpen();
+      return forgetSubject(subject, table, appendNotice);
+    },
+    async subjectStatus(subject) {
+      assertOpen();
+      return subjectStatus(subject, table);
+    },
+  };
+}
+
 /** The id of the notification `forget` appends: derived from the subject, so a repeated forget re-sends the same event (idempotent). */
 function forgottenEventId(subject: string): string {
   const hex = createHash('sha256').update(`logline:forgotten:${subject}`).digest('hex');

@@ -3,13 +3,12 @@ import { StoreClosedError, StreamDeletedError, WrongExpectedVersionError } from 
 import { resolveRetry } from '../../core/idempotency.js';
 import {
   assertMasterKey,
-  forgetSubject,
   hasPersonalData,
   inCallOrder,
   openPage,
   SUBJECTS_STREAM,
   sealForAppend,
-  subjectStatus,
+  subjectMethods,
 } from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import {
@@ -368,15 +367,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       return found && structuredClone(found);
     },
 
-    async forget(subject: string) {
-      assertOpen();
-      return forgetSubject(subject, keyTable, (event) => write(SUBJECTS_STREAM, [event], {}));
-    },
-
-    async subjectStatus(subject: string) {
-      assertOpen();
-      return subjectStatus(subject, keyTable);
-    },
+    ...subjectMethods(keyTable, assertOpen, (event) => write(SUBJECTS_STREAM, [event], {})),
 
     async close() {
       // Appends waiting for a subject key were accepted: they go in first.

@@ -40,13 +40,12 @@ import {
 import { resolveRetry } from '../../core/idempotency.js';
 import {
   assertMasterKey,
-  forgetSubject,
   hasPersonalData,
   inCallOrder,
   openPage,
   SUBJECTS_STREAM,
   sealForAppend,
-  subjectStatus,
+  subjectMethods,
 } from '../../core/personal-data.js';
 import {
   firstVisibleVersion,
@@ -976,17 +975,9 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       return found ? (found.json() as Snapshot) : undefined;
     },
 
-    async forget(subject: string) {
-      assertOpen();
-      return forgetSubject(subject, keyTable, (event) =>
-        order.run(undefined, () => submit(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), true)),
-      );
-    },
-
-    async subjectStatus(subject: string) {
-      assertOpen();
-      return subjectStatus(subject, keyTable);
-    },
+    ...subjectMethods(keyTable, assertOpen, (event) =>
+      order.run(undefined, () => submit(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), true)),
+    ),
 
     async close() {
       if (closed) return;

@@ -25,13 +25,12 @@ import { DriverMissingError, StoreClosedError, WrongExpectedVersionError } from 
 import { resolveRetry } from '../../core/idempotency.js';
 import {
   assertMasterKey,
-  forgetSubject,
   hasPersonalData,
   inCallOrder,
   openPage,
   SUBJECTS_STREAM,
   sealForAppend,
-  subjectStatus,
+  subjectMethods,
 } from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import { recordCommit, type Span, traceAppend } from '../../core/tracing.js';
@@ -654,17 +653,9 @@ function createPostgresStore(
       };
     },
 
-    async forget(subject: string) {
-      assertOpen();
-      return forgetSubject(subject, keyTable, (event) =>
-        order.run(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
-      );
-    },
-
-    async subjectStatus(subject: string) {
-      assertOpen();
-      return subjectStatus(subject, keyTable);
-    },
+    ...subjectMethods(keyTable, assertOpen, (event) =>
+      order.run(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
+    ),
 
     async close() {
       if (closed) return;

@@ -29,7 +29,6 @@ import {
 import { resolveRetry } from '../../core/idempotency.js';
 import {
   assertMasterKey,
-  forgetSubject,
   hasPersonalData,
   inCallOrder,
   openEvents,
@@ -37,7 +36,7 @@ import {
   SUBJECTS_STREAM,
   sealedSubjects,
   sealForAppend,
-  subjectStatus,
+  subjectMethods,
 } from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import { firstVisibleVersion, isVisible } from '../../core/retention.js';
@@ -661,17 +660,9 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       return { streamId: stream, name, streamVersion, snapshotVersion, state: JSON.parse(state) as JsonValue, takenAt };
     },
 
-    async forget(subject: string) {
-      assertOpen();
-      return forgetSubject(subject, keyTable, (event) =>
-        order.run(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
-      );
-    },
-
-    async subjectStatus(subject: string) {
-      assertOpen();
-      return subjectStatus(subject, keyTable);
-    },
+    ...subjectMethods(keyTable, assertOpen, (event) =>
+      order.run(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
+    ),
 
     close() {
       closing ??= (async () => {
