@@ -133,6 +133,11 @@ for (const [backend, open, enabled] of backends) {
       const reused = await call<UserJson>(base, 'POST', '/users', { body: { name: 'Someone Else', username: input.username, email } });
       expect(reused.status).toBe(201);
       expect(reused.body.id).not.toBe(id);
+      // What carries no personal data still works: deactivating, leaving a group.
+      const deactivated = await call<UserJson>(base, 'POST', `/users/${id}/deactivate`);
+      expect(deactivated.status).toBe(200);
+      expect(deactivated.body).toMatchObject({ id, name: null, email: null, active: false });
+      expect((await call(base, 'DELETE', `/groups/${group.body.id}/members/${id}`)).status).toBe(200);
 
       if (store.name === 'sqlite') {
         // Only the new user's copy of the email may remain: forget it too, then no byte of it is left.
