@@ -73,15 +73,6 @@ export function declarePersonal<E extends NewEvent>(userId: string, event: E): E
   return { ...event, metadata: { ...event.metadata, subject: userId, personal } };
 }
 
-/** The user decider for writes to one user's stream: every event it decides declares its personal data. */
-export const userDecider = (userId: string): Decider<User, UserCommand, UserEvent> => ({
-  ...users,
-  decide: async (command, state) => {
-    const decided = await users.decide(command, state);
-    return (Array.isArray(decided) ? decided : [decided]).map((event) => declarePersonal(userId, event));
-  },
-});
-
 export const users: Decider<User, UserCommand, UserEvent> = {
   name: 'user',
   initialState: () => ({ exists: false, active: false, name: '', username: '', email: '' }),
@@ -116,6 +107,15 @@ export const users: Decider<User, UserCommand, UserEvent> = {
     return events;
   },
 };
+
+/** The user decider for writes to one user's stream: every event it decides declares its personal data. */
+export const userDecider = (userId: string): Decider<User, UserCommand, UserEvent> => ({
+  ...users,
+  decide: async (command, state) => {
+    const decided = await users.decide(command, state);
+    return (Array.isArray(decided) ? decided : [decided]).map((event) => declarePersonal(userId, event));
+  },
+});
 
 export const groups: Decider<Group, GroupCommand, GroupEvent> = {
   name: 'group',

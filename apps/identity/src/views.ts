@@ -20,7 +20,7 @@
  */
 import { DomainError, type RecordedEvent, SUBJECT_FORGOTTEN } from 'logline';
 import { normalizeKey } from './domain.js';
-import { bare, type Dialect, type Param, type Statement, sqlProjection, type TableOf } from './sql.js';
+import { bare, type Dialect, type Param, type Statement, type StatementBuilder, sqlProjection, type TableOf } from './sql.js';
 
 type Data = Record<string, string>;
 const dataOf = (event: RecordedEvent): Data => event.data as Data;
@@ -38,6 +38,11 @@ const forgottenUser = (event: RecordedEvent): string => (event.data as { subject
 const personal = (event: RecordedEvent, field: 'name' | 'username' | 'email'): string | null =>
   isForgotten(event) ? null : (dataOf(event)[field] ?? '');
 const keyOf = (value: string | null): string | null => (value === null ? null : normalizeKey(value));
+/** A forgotten user holds no keys: a view built after the forget skips its events. */
+const unlessForgotten =
+  (build: StatementBuilder): StatementBuilder =>
+  (event, table) =>
+    isForgotten(event) ? [] : build(event, table);
 
 /** A UNIQUE violation on SQLite or PostgreSQL, and which key it was about. */
 function uniqueViolation(error: unknown): 'username' | 'email' | undefined {
@@ -60,34 +65,21 @@ export function keysProjection(dialect: Dialect) {
       { sql: `CREATE UNIQUE INDEX ${bare(t('user_keys'))}_email ON ${t('user_keys')} (email_key)` },
     ],
     handlers: {
-      // A forgotten user holds no keys (a rebuild after forget reads its events without them).
-      UserCreated: (e, t) =>
-        isForgotten(e)
-          ? []
-          : [
-              {
-                sql: `INSERT INTO ${t('user_keys')} (user_id, username_key, email_key) VALUES (?, ?, ?)`,
-                params: [idOf(e), normalizeKey(dataOf(e).username as string), normalizeKey(dataOf(e).email as string)],
-              },
-            ],
-      UserUsernameSet: (e, t) =>
-        isForgotten(e)
-          ? []
-          : [
-              {
-                sql: `UPDATE ${t('user_keys')} SET username_key = ? WHERE user_id = ?`,
-                params: [normalizeKey(dataOf(e).username as string), idOf(e)],
-              },
-            ],
-      UserEmailSet: (e, t) =>
-        isForgotten(e)
-          ? []
-          : [
-              {
-                sql: `UPDATE ${t('user_keys')} SET email_key = ? WHERE user_id = ?`,
-                params: [normalizeKey(dataOf(e).email as string), idOf(e)],
-              },
-            ],
+      UserCreated: unlessForgotten((e, t) => [
+        {
+          sql: `INSERT INTO ${t('user_keys')} (user_id, username_key, email_key) VALUES (?, ?, ?)`,
+          params: [idOf(e), normalizeKey(dataOf(e).username as string), normalizeKey(dataOf(e).email as string)],
+        },
+      ]),
+      UserUsernameSet: unlessForgotten((e, t) => [
+        {
+          sql: `UPDATE ${t('user_keys')} SET username_key = ? WHERE user_id = ?`,
+          params: [normalizeKey(dataOf(e).username as string), idOf(e)],
+        },
+      ]),
+      UserEmailSet: unlessForgotten((e, t) => [
+        { sql: `UPDATE ${t('user_keys')} SET email_key = ? WHERE user_id = ?`, params: [normalizeKey(dataOf(e).email as string), idOf(e)] },
+      ]),
       // A deactivated user frees its username and email.
       UserDeactivated: (e, t) => [{ sql: `DELETE FROM ${t('user_keys')} WHERE user_id = ?`, params: [idOf(e)] }],
       // So does a forgotten one: its email and username may be used again by anyone.
