@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/index.js';
 import { requirePostgres } from '../helpers/postgres.js';
 import { call, type IdentityProcess, position, postgresStore, type Reply, sqliteStore, startIdentity, type TestStore } from './service.js';
 
@@ -162,6 +163,21 @@ for (const [backend, open, enabled] of backends) {
       expect(unknown.status).toBe(404);
       expect(unknown.body).toMatchObject({ error: 'UserNotFound' });
       expect((await call(base, 'DELETE', '/users/nobody/personal-data')).status).toBe(400);
+    });
+
+    it('409 PersonalDataNotDeclared for a user whose events declared no personal data (written before they did)', async () => {
+      const id = crypto.randomUUID();
+      const old = await openStore(store.url);
+      try {
+        await old.append(`user-${id}`, [
+          { type: 'UserCreated', data: { name: 'Old Timer', username: `old${id.slice(0, 8)}`, email: `${id}@old.org` } },
+        ]);
+      } finally {
+        await old.close();
+      }
+      const reply = await call(base, 'DELETE', `/users/${id}/personal-data`);
+      expect(reply.status).toBe(409);
+      expect(reply.body).toMatchObject({ error: 'PersonalDataNotDeclared', id });
     });
   });
 }
