@@ -11,7 +11,7 @@
  * Events are minimal "Set" deltas ("events as an API", slide 29): one insert event, then one
  * event per field that changed, carrying only the new value.
  */
-import { type Command, type Decider, DomainError, type Event } from 'logline';
+import { type Command, type Decider, DomainError, type Event, type NewEvent } from 'logline';
 
 export type UserEvent =
   | Event<'UserCreated', { name: string; username: string; email: string }>
@@ -57,6 +57,22 @@ export const normalizeKey = (value: string): string => value.normalize('NFC').to
 export const userNotFound = (id: string): DomainError => new DomainError('UserNotFound', `No user has id '${id}'.`, { id });
 export const groupNotFound = (id: string): DomainError => new DomainError('GroupNotFound', `No group has id '${id}'.`, { id });
 
+/**
+ * The user's personal data (docs/lifecycle.md, "Forget a person"): name and email, and the
+ * username too, because people pick usernames from their own names (`jsmith`) and it identifies
+ * them wherever it is shown. Each user event that carries one declares it with the user's id as
+ * the subject, so the store seals it under that user's key and `forget(userId)` shreds it.
+ */
+export const PERSONAL_FIELDS = ['name', 'username', 'email'] as const;
+
+/** The event with `metadata.subject` and `metadata.personal` for the personal fields it carries. */
+export function declarePersonal<E extends NewEvent>(userId: string, event: E): E {
+  const data = event.data as Record<string, unknown>;
+  const personal = PERSONAL_FIELDS.filter((field) => data[field] !== undefined);
+  if (personal.length === 0) return event;
+  return { ...event, metadata: { ...event.metadata, subject: userId, personal } };
+}
+
 export const users: Decider<User, UserCommand, UserEvent> = {
   name: 'user',
   initialState: () => ({ exists: false, active: false, name: '', username: '', email: '' }),
@@ -91,6 +107,15 @@ export const users: Decider<User, UserCommand, UserEvent> = {
     return events;
   },
 };
+
+/** The user decider for writes to one user's stream: every event it decides declares its personal data. */
+export const userDecider = (userId: string): Decider<User, UserCommand, UserEvent> => ({
+  ...users,
+  decide: async (command, state) => {
+    const decided = await users.decide(command, state);
+    return (Array.isArray(decided) ? decided : [decided]).map((event) => declarePersonal(userId, event));
+  },
+});
 
 export const groups: Decider<Group, GroupCommand, GroupEvent> = {
   name: 'group',

@@ -19,6 +19,7 @@ import {
   LoglineError,
   loadAggregate,
   type RecordedEvent,
+  UnknownSubjectError,
   WrongExpectedVersionError,
 } from 'logline';
 import { z } from 'zod';
@@ -30,6 +31,7 @@ import {
   memberships,
   normalizeKey,
   type User,
+  userDecider,
   userNotFound,
   userStream,
   users,
@@ -137,6 +139,9 @@ const STATUS: Record<string, number> = {
   UserExists: 409,
   GroupExists: 409,
   UserDeactivated: 409,
+  // A forgotten user's personal data can never be stored again (a returning person is a new user).
+  SubjectForgotten: 409,
+  PersonalDataNotDeclared: 409,
   // If-Match did not match the entity's version: 412, the HTTP meaning of a failed precondition.
   WrongExpectedVersion: 412,
   CommandRetriesExhausted: 503,
@@ -151,17 +156,18 @@ const json = (c: Context, value: unknown, status = 200, headers: Record<string, 
   return c.body(JSON.stringify(value), status as 200, { 'content-type': 'application/json; charset=utf-8' });
 };
 
+/** name, username and email are NULL once the user's personal data was forgotten. */
 interface UserRow {
   id: string;
-  name: string;
-  username: string;
-  email: string;
+  name: string | null;
+  username: string | null;
+  email: string | null;
   active: number | boolean;
   version: number;
   position: number | string;
   created_at: string;
   updated_at: string;
-  display_name?: string;
+  display_name?: string | null;
 }
 
 const userJson = (row: UserRow) => ({
@@ -170,6 +176,7 @@ const userJson = (row: UserRow) => ({
   username: row.username,
   email: row.email,
   active: Boolean(row.active),
+  forgotten: row.name === null,
   version: Number(row.version),
   position: String(row.position),
   createdAt: row.created_at,
@@ -236,9 +243,10 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
 
   const stateJson = (userId: string, state: User, result: { streamVersion: number; position: bigint; events: RecordedEvent[] }) => ({
     id: userId,
-    name: state.name,
-    username: state.username,
-    email: state.email,
+    // Absent from the events once forgotten (deactivating a forgotten user still works).
+    name: state.name ?? null,
+    username: state.username ?? null,
+    email: state.email ?? null,
     active: state.active,
     version: result.streamVersion,
     position: result.position.toString(),
@@ -248,7 +256,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
   app.post('/users', async (c) => {
     const data = await body(c, createUserBody);
     const userId = randomUUID();
-    const result = await run(c, userStream(userId), { type: 'CreateUser', data }, users);
+    const result = await run(c, userStream(userId), { type: 'CreateUser', data }, userDecider(userId));
     return json(c, stateJson(userId, result.state, result), 201, { ...written(result), location: `/users/${userId}` });
   });
 
@@ -311,22 +319,48 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
     const [row] = await queries.all<UserRow>(`SELECT * FROM ${U(c)} WHERE id = ?`, [userId]);
     if (!row) throw userNotFound(userId);
     const etag = `"${row.version}"`;
+    // Forgetting changes the row but not the user's version: a cached copy is never still valid.
+    if (row.name === null) return json(c, userJson(row), 200, { etag, 'cache-control': 'no-store' });
     if (c.req.header('if-none-match')?.trim() === etag) return c.body(null, 304, { etag });
     return json(c, userJson(row), 200, { etag });
+  });
+
+  // Forgets the user's personal data (crypto-shredding, docs/lifecycle.md "Forget a person"): the
+  // store destroys the user's key, so its events read without name, username and email, and every
+  // view drops its copy when the SubjectForgotten notification reaches it. Id, groups, history stay.
+  app.delete('/users/:id/personal-data', async (c) => {
+    const userId = parse(id, c.req.param('id'), 'user id');
+    if ((await store.streamVersion(userStream(userId))) === 0) throw userNotFound(userId);
+    // Through the store with the inline uniqueness model: the email and username are free at once.
+    const result = await store.forget(userId).catch((error: unknown) => {
+      if (!(error instanceof UnknownSubjectError)) throw error;
+      throw new DomainError(
+        'PersonalDataNotDeclared',
+        `User '${userId}' has no declared personal data (written before it was declared), so it cannot be forgotten by erasing a key.`,
+        { id: userId },
+      );
+    });
+    // The notification is at or below the head: a token that covers it, for Logline-Min-Position.
+    const head = await store.headPosition();
+    return json(c, { id: userId, forgottenAt: result.forgottenAt, alreadyForgotten: result.alreadyForgotten }, 200, {
+      'logline-position': head.toString(),
+    });
   });
 
   app.patch('/users/:id', async (c) => {
     const userId = parse(id, c.req.param('id'), 'user id');
     const expected = ifMatch(c);
     const data = await body(c, changeUserBody);
-    const result = await run(c, userStream(userId), { type: 'ChangeUser', data }, users, expected).catch(notFoundAs(userNotFound(userId)));
+    const result = await run(c, userStream(userId), { type: 'ChangeUser', data }, userDecider(userId), expected).catch(
+      notFoundAs(userNotFound(userId)),
+    );
     return json(c, stateJson(userId, result.state, result), 200, written(result));
   });
 
   app.post('/users/:id/deactivate', async (c) => {
     const userId = parse(id, c.req.param('id'), 'user id');
     const expected = ifMatch(c);
-    const result = await run(c, userStream(userId), { type: 'DeactivateUser', data: {} }, users, expected).catch(
+    const result = await run(c, userStream(userId), { type: 'DeactivateUser', data: {} }, userDecider(userId), expected).catch(
       notFoundAs(userNotFound(userId)),
     );
     return json(c, stateJson(userId, result.state, result), 200, written(result));
@@ -360,7 +394,14 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
     for await (const event of store.read(stream, { from, limit })) {
       const before = state;
       state = users.evolve(state, event as never);
-      const fields = (['name', 'username', 'email', 'active'] as const).filter((f) => before[f] !== state[f]);
+      // A forgotten event has no personal values left: its entry names the personal fields it
+      // set (metadata.personal stays plain), with null for old and new.
+      const forgotten = event.metadata.forgotten === true;
+      const declared = Array.isArray(event.metadata.personal) ? event.metadata.personal : [];
+      const isPersonal = (field: string) => forgotten && field !== 'active';
+      const fields = (['name', 'username', 'email', 'active'] as const).filter((f) =>
+        isPersonal(f) ? declared.includes(f) : before[f] !== state[f],
+      );
       entries.push({
         version: event.streamVersion,
         position: event.position.toString(),
@@ -368,7 +409,12 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
         at: event.occurredAt,
         actor: event.metadata.actor ?? null,
         correlationId: event.metadata.correlationId ?? null,
-        changes: fields.map((field) => ({ field, old: event.type === 'UserCreated' ? null : before[field], new: state[field] })),
+        ...(forgotten ? { forgotten: true } : {}),
+        changes: fields.map((field) => ({
+          field,
+          old: event.type === 'UserCreated' || isPersonal(field) ? null : before[field],
+          new: isPersonal(field) ? null : state[field],
+        })),
       });
       streamVersion = event.streamVersion;
     }
@@ -596,6 +642,18 @@ function openApi(): Record<string, unknown> {
           summary: 'Groups of a user, paged',
           parameters: [pathId('id'), q('after', 'next from the previous page'), q('limit', '1..1000'), minPosition],
           responses: { 200: ok('A page'), ...errors },
+        },
+      },
+      '/users/{id}/personal-data': {
+        delete: {
+          summary:
+            'Forget the personal data of a user (name, username, email): every view and the audit trail drop it; id, groups and history stay. Idempotent',
+          parameters: [pathId('id')],
+          responses: {
+            200: ok('Forgotten: {id, forgottenAt, alreadyForgotten}', { 'Logline-Position': writeHeaders['Logline-Position'] }),
+            409: ok('The user has no declared personal data (written before it was declared)'),
+            ...errors,
+          },
         },
       },
       '/users/{id}/audit': {

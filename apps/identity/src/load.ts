@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { DomainError, type EventStore, type NewEvent, openStore, WrongExpectedVersionError } from 'logline';
 import { startProjection } from 'logline/projections';
 import { type Dataset, dataset, FULL_SIZE } from './dataset.js';
-import { groupStream, membershipStream, userStream } from './domain.js';
+import { declarePersonal, groupStream, membershipStream, userStream } from './domain.js';
 import { type Service, startService } from './service.js';
 import { queriesFor } from './sql.js';
 import { keysProjection } from './views.js';
@@ -116,7 +116,11 @@ async function appendDataset(
   const started = performance.now();
   const createUser = async (index: number) => {
     const u = data.user(index);
-    const event: NewEvent = { type: 'UserCreated', data: { name: u.name, username: u.username, email: u.email }, metadata: meta };
+    const event: NewEvent = declarePersonal(u.id, {
+      type: 'UserCreated',
+      data: { name: u.name, username: u.username, email: u.email },
+      metadata: meta,
+    });
     try {
       await store.append(userStream(u.id), [event], { expectedVersion: 'no_stream' });
       report.users += 1;

@@ -12,6 +12,7 @@ import {
   startProjection,
   waitForPosition,
 } from 'logline/projections';
+import type { SqliteEventStore } from 'logline/sqlite';
 import { type Dialect, type Queries, queriesFor } from './sql.js';
 import { directoryProjection, keysProjection, usersProjection } from './views.js';
 
@@ -60,6 +61,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   try {
     const queries = queriesFor(store);
     const { dialect } = queries;
+    if (store.backend === 'sqlite') await eraseDeletedBytes(store as SqliteEventStore);
     const running: ProjectionHandle[] = [];
     const start = async (
       definition: Parameters<typeof startProjection>[1],
@@ -155,4 +157,16 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     await store.close().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * The views copy personal data into the store's SQLite file. When a user is forgotten they
+ * overwrite or delete it, and SQLite would leave the old bytes in the page's free space or in
+ * freed pages; with `secure_delete` it zeroes them, so after the next WAL checkpoint the
+ * plaintext is gone from the files (test/identity/personal-data.test.ts). Set on both connections
+ * that write views: the store's own (async views) and the writer's (the inline `user_keys`).
+ */
+async function eraseDeletedBytes(store: SqliteEventStore): Promise<void> {
+  store.database.pragma('secure_delete = ON');
+  await store.writerPragma('secure_delete = ON');
 }

@@ -18,14 +18,31 @@
  * the events' `occurredAt` (the writer's time, kept by export and import), so views rebuilt from
  * a restored log give the same answers as the original (test/identity/recovery.test.ts).
  */
-import { DomainError, type RecordedEvent } from 'logline';
+import { DomainError, type RecordedEvent, SUBJECT_FORGOTTEN } from 'logline';
 import { normalizeKey } from './domain.js';
-import { bare, type Dialect, type Param, type Statement, sqlProjection, type TableOf } from './sql.js';
+import { bare, type Dialect, type Param, type Statement, type StatementBuilder, sqlProjection, type TableOf } from './sql.js';
 
 type Data = Record<string, string>;
 const dataOf = (event: RecordedEvent): Data => event.data as Data;
 /** The entity id from the stream id: `user-<id>`, `group-<id>`. */
 const idOf = (event: RecordedEvent): string => event.streamId.slice(event.streamId.indexOf('-') + 1);
+/**
+ * A user event read after its user was forgotten (a view built or rebuilt after the forget): its
+ * personal fields are gone from `data` (docs/lifecycle.md, "Forget a person"), so there is
+ * nothing to copy. Views keep NULL where the value was.
+ */
+const isForgotten = (event: RecordedEvent): boolean => event.metadata.forgotten === true;
+/** The subject of a `SubjectForgotten` notification: a user id (domain.ts, declarePersonal). */
+const forgottenUser = (event: RecordedEvent): string => (event.data as { subject: string }).subject;
+/** A personal field of a user event, or null once the user was forgotten. */
+const personal = (event: RecordedEvent, field: 'name' | 'username' | 'email'): string | null =>
+  isForgotten(event) ? null : (dataOf(event)[field] ?? '');
+const keyOf = (value: string | null): string | null => (value === null ? null : normalizeKey(value));
+/** A forgotten user holds no keys: a view built after the forget skips its events. */
+const unlessForgotten =
+  (build: StatementBuilder): StatementBuilder =>
+  (event, table) =>
+    isForgotten(event) ? [] : build(event, table);
 
 /** A UNIQUE violation on SQLite or PostgreSQL, and which key it was about. */
 function uniqueViolation(error: unknown): 'username' | 'email' | undefined {
@@ -48,23 +65,25 @@ export function keysProjection(dialect: Dialect) {
       { sql: `CREATE UNIQUE INDEX ${bare(t('user_keys'))}_email ON ${t('user_keys')} (email_key)` },
     ],
     handlers: {
-      UserCreated: (e, t) => [
+      UserCreated: unlessForgotten((e, t) => [
         {
           sql: `INSERT INTO ${t('user_keys')} (user_id, username_key, email_key) VALUES (?, ?, ?)`,
           params: [idOf(e), normalizeKey(dataOf(e).username as string), normalizeKey(dataOf(e).email as string)],
         },
-      ],
-      UserUsernameSet: (e, t) => [
+      ]),
+      UserUsernameSet: unlessForgotten((e, t) => [
         {
           sql: `UPDATE ${t('user_keys')} SET username_key = ? WHERE user_id = ?`,
           params: [normalizeKey(dataOf(e).username as string), idOf(e)],
         },
-      ],
-      UserEmailSet: (e, t) => [
+      ]),
+      UserEmailSet: unlessForgotten((e, t) => [
         { sql: `UPDATE ${t('user_keys')} SET email_key = ? WHERE user_id = ?`, params: [normalizeKey(dataOf(e).email as string), idOf(e)] },
-      ],
+      ]),
       // A deactivated user frees its username and email.
       UserDeactivated: (e, t) => [{ sql: `DELETE FROM ${t('user_keys')} WHERE user_id = ?`, params: [idOf(e)] }],
+      // So does a forgotten one: its email and username may be used again by anyone.
+      [SUBJECT_FORGOTTEN]: (e, t) => [{ sql: `DELETE FROM ${t('user_keys')} WHERE user_id = ?`, params: [forgottenUser(e)] }],
     },
     onError: (error, event) => {
       const key = uniqueViolation(error);
@@ -106,11 +125,13 @@ export function searchTerms(source: 'name' | 'username', value: string): Array<{
   return [...best].map(([term, rank]) => ({ term, rank }));
 }
 
-/** Replaces a user's terms from one source (name or username) with those of `value`. */
-const setTerms = (t: TableOf, userId: string, source: 'name' | 'username', value: string): Statement[] => {
-  const terms = searchTerms(source, value);
+/** Replaces a user's terms from one source (name or username) with those of `value` (none when forgotten). */
+const setTerms = (t: TableOf, userId: string, source: 'name' | 'username', value: string | null): Statement[] => {
+  const terms = value === null ? [] : searchTerms(source, value);
+  const remove = { sql: `DELETE FROM ${t('user_terms')} WHERE user_id = ? AND source = ?`, params: [userId, source] };
+  if (terms.length === 0) return [remove];
   return [
-    { sql: `DELETE FROM ${t('user_terms')} WHERE user_id = ? AND source = ?`, params: [userId, source] },
+    remove,
     {
       sql: `INSERT INTO ${t('user_terms')} (term, user_id, source, rank) VALUES ${terms.map(() => '(?, ?, ?, ?)').join(', ')}`,
       params: terms.flatMap(({ term, rank }) => [term, userId, source, rank]),
@@ -138,10 +159,12 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
         // Search reads rank by rank in (term, user) order: see /users/search.
         { sql: `CREATE INDEX ${bare(terms)}_rank ON ${terms} (rank, term, user_id)` },
         {
-          sql: `CREATE TABLE ${u} (id TEXT PRIMARY KEY, name TEXT NOT NULL, username TEXT NOT NULL, email TEXT NOT NULL,
-                name_key TEXT NOT NULL, username_key TEXT NOT NULL, email_key TEXT NOT NULL, active INTEGER NOT NULL,
+          // The personal columns (name, username, email, their keys, display_name) are NULL once the
+          // user is forgotten (SubjectForgotten below), and only then.
+          sql: `CREATE TABLE ${u} (id TEXT PRIMARY KEY, name TEXT, username TEXT, email TEXT,
+                name_key TEXT, username_key TEXT, email_key TEXT, active INTEGER NOT NULL,
                 version INTEGER NOT NULL, position BIGINT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
-                ${derived ? ', display_name TEXT NOT NULL' : ''})`,
+                ${derived ? ', display_name TEXT' : ''})`,
         },
         { sql: `CREATE INDEX ${bare(u)}_email ON ${u} (email_key)` },
         { sql: `CREATE INDEX ${bare(u)}_username ON ${u} (username_key)` },
@@ -151,7 +174,7 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
     },
     handlers: {
       UserCreated: (e, t) => {
-        const { name = '', username = '', email = '' } = dataOf(e);
+        const [name, username, email] = [personal(e, 'name'), personal(e, 'username'), personal(e, 'email')];
         return [
           ...setTerms(t, idOf(e), 'name', name),
           ...setTerms(t, idOf(e), 'username', username),
@@ -164,43 +187,54 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
               name,
               username,
               email,
-              normalizeKey(name),
-              normalizeKey(username),
-              normalizeKey(email),
+              keyOf(name),
+              keyOf(username),
+              keyOf(email),
               e.streamVersion,
               e.position,
               e.occurredAt,
               e.occurredAt,
-              ...(derived ? [`${name} (@${username})`] : []),
+              ...(derived ? [name === null || username === null ? null : `${name} (@${username})`] : []),
             ],
           },
         ];
       },
       // Version 2 recomputes the derived column in SQL, from the row's other columns as just set.
       UserNameSet: (e, t) => {
-        const name = dataOf(e).name ?? '';
+        const name = personal(e, 'name');
         const display = derived ? `, display_name = CAST(? AS TEXT) || ' (@' || username || ')'` : '';
         return [
-          setUser(t, e, `name = ?, name_key = ?${display}`, [name, normalizeKey(name), ...(derived ? [name] : [])]),
+          setUser(t, e, `name = ?, name_key = ?${display}`, [name, keyOf(name), ...(derived ? [name] : [])]),
           ...setTerms(t, idOf(e), 'name', name),
         ];
       },
       UserUsernameSet: (e, t) => {
-        const username = dataOf(e).username ?? '';
+        const username = personal(e, 'username');
         const display = derived ? `, display_name = name || ' (@' || CAST(? AS TEXT) || ')'` : '';
         return [
-          setUser(t, e, `username = ?, username_key = ?${display}`, [username, normalizeKey(username), ...(derived ? [username] : [])]),
+          setUser(t, e, `username = ?, username_key = ?${display}`, [username, keyOf(username), ...(derived ? [username] : [])]),
           ...setTerms(t, idOf(e), 'username', username),
         ];
       },
       UserEmailSet: (e, t) => {
-        const email = dataOf(e).email ?? '';
-        return [setUser(t, e, 'email = ?, email_key = ?', [email, normalizeKey(email)])];
+        const email = personal(e, 'email');
+        return [setUser(t, e, 'email = ?, email_key = ?', [email, keyOf(email)])];
       },
       // Search finds active users only.
       UserDeactivated: (e, t) => [
         setUser(t, e, 'active = 0', []),
         { sql: `DELETE FROM ${t('user_terms')} WHERE user_id = ?`, params: [idOf(e)] },
+      ],
+      // Forgotten: the row keeps the id, state and version (the user's stream did not change) and
+      // drops every personal column and search term. Its position becomes the notification's, so
+      // the /changes feed tells synchronising clients to drop their copies too.
+      [SUBJECT_FORGOTTEN]: (e, t) => [
+        {
+          sql: `UPDATE ${t('users')} SET name = NULL, username = NULL, email = NULL, name_key = NULL, username_key = NULL,
+                email_key = NULL${derived ? ', display_name = NULL' : ''}, position = ?, updated_at = ? WHERE id = ? AND position < ?`,
+          params: [e.position, e.occurredAt, forgottenUser(e), e.position],
+        },
+        { sql: `DELETE FROM ${t('user_terms')} WHERE user_id = ?`, params: [forgottenUser(e)] },
       ],
     },
   });
