@@ -207,21 +207,32 @@ export async function loadAggregate<State, E extends Event>(
     }
     return result;
   }
-  let state = result.state;
-  for await (const event of events) {
-    // Clocks of several writers may disagree slightly, so check every event rather than stop at the first later one.
-    if (knownBy !== undefined && Date.parse(event.recordedAt) > knownBy) continue;
-    state = fold.evolve(state, event);
-    result.eventsFolded++;
-    result.streamVersion = event.streamVersion;
-    result.lastPosition = event.position;
-  }
-  result.state = state;
+  const foldAll = async (stream: AsyncIterable<Recorded<E>>) => {
+    let state = result.state;
+    for await (const event of stream) {
+      // Clocks of several writers may disagree slightly, so check every event rather than stop at the first later one.
+      if (knownBy !== undefined && Date.parse(event.recordedAt) > knownBy) continue;
+      state = fold.evolve(state, event);
+      result.eventsFolded++;
+      result.streamVersion = event.streamVersion;
+      result.lastPosition = event.position;
+    }
+    result.state = state;
+  };
+  await foldAll(events);
   // Nothing visible, yet the stream may have a version: it was soft-deleted, or retention hides
   // all of it (docs/lifecycle.md). Its state starts afresh there and the next append continues
-  // its versions; only this case pays for the extra look-up.
+  // its versions; only this case pays for the extra look-ups. The version is read after the empty
+  // read, so an append in between may have raised it: taken alone it would pair the initial state
+  // with a later version, and a command would decide on a state that misses events. So the stream
+  // is read once more: what is visible now is folded; when nothing is, the version read before
+  // this read holds (a later append either shows in it or fails the next append's version check).
   if (!snapshot && result.eventsFolded === 0 && asOf.version === undefined && knownBy === undefined) {
-    result.streamVersion = await store.streamVersion(streamId);
+    const version = await store.streamVersion(streamId);
+    if (version > 0) {
+      await foldAll(readStream<E>(store, streamId, fold, { from }));
+      if (result.eventsFolded === 0) result.streamVersion = version;
+    }
   }
   return result;
 }

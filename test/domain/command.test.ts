@@ -114,6 +114,30 @@ for (const target of storeTargets()) {
       await expect(handleCommand(s, 'ok', null as any, bankAccount)).rejects.toThrow(InvalidArgumentError);
     });
 
+    it('a stream that reads empty while another writer appends is never paired with a later version', async () => {
+      const s = await getStore();
+      const streamId = `counter-${target.name}-empty-race`;
+      // The other writer's append lands right after this load's (empty) read of the stream, just
+      // before the load asks for the version: a load that took that version with the initial
+      // state would let a command decide without the event and append after it.
+      let raced = false;
+      const racing: EventStore = Object.create(s, {
+        streamVersion: {
+          value: async (stream: string) => {
+            if (!raced) {
+              raced = true;
+              await s.append(stream, [{ type: 'Added', data: { n: 7 } }]);
+            }
+            return s.streamVersion(stream);
+          },
+        },
+      });
+      const result = await handleCommand(racing, streamId, { type: 'Add', data: { n: 8 } }, counter);
+      expect(raced).toBe(true);
+      expect(result.state).toEqual([7, 8]);
+      expect((await collect(s.read(streamId))).map((e) => (e.data as { n: number }).n)).toEqual([7, 8]);
+    });
+
     for (const [label, decider] of [
       ['', counter],
       [' (with snapshots every 3)', { ...counter, snapshots: { every: 3 } }],
