@@ -355,6 +355,9 @@ export class Consumer {
       after = (batch[batch.length - 1] as RecordedEvent).position;
       await this.afterBatch(this.position_);
       if (batch.length < batchSize) break;
+      // On SQLite a page and its batch complete without I/O, in microtasks: without this turn a
+      // catch-up over a large log would hold the event loop (timers, requests) until it ends.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     if (signal.aborted) return after;
     // Live: the subscription wakes on appends; batches are what is there without waiting.

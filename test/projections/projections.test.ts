@@ -237,11 +237,13 @@ describe('projections on sqlite', () => {
     })();
     const v2 = await startProjection(store, counting(2), { batchSize: 50 });
     await v2.active;
+    // The rebuild (40 batches) let the queries run between its batches, not only after it.
+    const duringRebuild = queries;
     await sleep(20);
     stop = true;
     await loop;
     expect(seen).toEqual(new Set([1, 2]));
-    expect(queries).toBeGreaterThan(10);
+    expect(duringRebuild).toBeGreaterThanOrEqual(20);
     // v1 notices it was superseded; its tables are gone.
     await store.append('s-0', [event('A')]);
     await expect(v1.done).rejects.toThrow(/superseded/);
