@@ -410,7 +410,12 @@ targetOptions(
   program.command('scavenge').description('remove the events retention settings and deletes hide; versions and positions stay'),
 ).action(async (flags) => {
   await withTarget(flags, async (target) => {
-    print(await target.scavenge());
+    // One call to the store (or server), so no bar: the summary line says what it removed and how fast.
+    const progress = startProgress({ total: undefined, unit: 'positions' });
+    const result = await target.scavenge();
+    progress.update(0, result.removed);
+    progress.finish(`scavenged: removed ${result.removed.toLocaleString('en-US')} events`);
+    print(result);
   });
 });
 

@@ -157,6 +157,7 @@ describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) =
     expect(lines((await run(['read', 'ret-1', ...target])).stdout).map((e) => e.streamVersion)).toEqual([3]);
     const scavenged = await run(['scavenge', ...target]);
     expect(JSON.parse(scavenged.stdout).removed).toBeGreaterThanOrEqual(2);
+    expect(scavenged.stderr).toMatch(/^logline: scavenged: removed \d+ events in [\d.]+ s, [\d,]+ events\/s$/m);
     const stale = await run(['delete', 'ret-1', '--expected-version', '2', ...target]);
     expect(stale.code).toBe(1);
     expect(stale.stderr).toContain('WrongExpectedVersion');
