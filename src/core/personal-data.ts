@@ -388,24 +388,50 @@ export async function subjectStatus(subject: string, table: KeyTable): Promise<S
   return table.status(subject);
 }
 
-/**
- * A store's `forget` and `subjectStatus`, the same on every backend: `appendNotice` appends the
- * SubjectForgotten event to `$subjects` in call order with the store's other appends.
- */
-export function subjectMethods(
-  table: KeyTable,
-  assertOpen: () => void,
-  appendNotice: (event: { id: string; type: string; data: JsonObject }) => Promise<unknown>,
-): { forget(subject: string): Promise<ForgetResult>; subjectStatus(subject: string): Promise<SubjectStatus | undefined> } {
+/** What a store does with personal data, the same on every backend. */
+export interface StorePersonalData {
+  /**
+   * Seals the personal fields of `prepared` (a subject's first event creates its key), then runs
+   * `submit`; appends submitted through here stay in call order while one waits for a key.
+   */
+  append<T>(stream: string, prepared: PreparedEvent[], submit: () => Promise<T>): Promise<T>;
+  /** Opens the sealed events of a page with this store's keys (see openPage). */
+  open(events: RecordedEvent[]): Promise<RecordedEvent[]>;
+  /** Resolves once no append waits for a key: close() lets those through first. */
+  settled(): Promise<void>;
+  /**
+   * The store's `forget` and `subjectStatus`; `appendNotice` submits the SubjectForgotten event to
+   * `$subjects` (it runs in call order with the store's other appends).
+   */
+  methods(appendNotice: (event: { id: string; type: string; data: JsonObject }) => Promise<unknown>): {
+    forget(subject: string): Promise<ForgetResult>;
+    subjectStatus(subject: string): Promise<SubjectStatus | undefined>;
+  };
+}
+
+export function storePersonalData(table: KeyTable, masterKey: Uint8Array | undefined, assertOpen: () => void): StorePersonalData {
+  /** (subject, stream) pairs noted in the key table already (see sealForAppend). */
+  const noted = new Set<string>();
+  const order = inCallOrder();
   return {
-    async forget(subject) {
-      assertOpen();
-      return forgetSubject(subject, table, appendNotice);
+    append(stream, prepared, submit) {
+      const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, table, masterKey, noted) : undefined;
+      return order.run(sealing, submit);
     },
-    async subjectStatus(subject) {
-      assertOpen();
-      return subjectStatus(subject, table);
+    open: (events) => openPage(events, table, masterKey),
+    async settled() {
+      if (order.busy) await order.idle();
     },
+    methods: (appendNotice) => ({
+      async forget(subject) {
+        assertOpen();
+        return forgetSubject(subject, table, (event) => order.run(undefined, () => appendNotice(event)));
+      },
+      async subjectStatus(subject) {
+        assertOpen();
+        return subjectStatus(subject, table);
+      },
+    }),
   };
 }
 

@@ -1,15 +1,7 @@
 /** The in-memory store: for tests and examples. Same contract as every backend, no durability. */
 import { StoreClosedError, StreamDeletedError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
-import {
-  assertMasterKey,
-  hasPersonalData,
-  inCallOrder,
-  openPage,
-  SUBJECTS_STREAM,
-  sealForAppend,
-  subjectMethods,
-} from '../../core/personal-data.js';
+import { assertMasterKey, SUBJECTS_STREAM, storePersonalData } from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import {
   firstVisibleVersion,
@@ -82,13 +74,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
   const keyTable = createMemoryKeyTable((dropped) => {
     for (const key of snapshots.keys()) if (dropped.includes(key.slice(0, key.indexOf('\u0000')))) snapshots.delete(key);
   });
-  const noted = new Set<string>();
-  const order = inCallOrder();
   let closed = false;
 
   const assertOpen = () => {
     if (closed) throw new StoreClosedError('memory');
   };
+  const personal = storePersonalData(keyTable, masterKey, assertOpen);
 
   // The events of each category and of each type, in position order: a filtered read walks the
   // shortest list that holds all its matches instead of the whole log.
@@ -122,7 +113,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       }
     }
     const copies = page.map(copy);
-    return filter.sealed ? copies : openPage(copies, keyTable, masterKey);
+    return filter.sealed ? copies : personal.open(copies);
   };
 
   const visible = (event: RecordedEvent, now: number): boolean => {
@@ -140,8 +131,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
       assertExpectedVersion(expected);
       const prepared = prepareEvents(events, limits);
-      const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
-      return order.run(sealing, () => commit(stream, expected, prepared));
+      return personal.append(stream, prepared, () => commit(stream, expected, prepared));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -150,7 +140,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
   async function commit(stream: string, expected: ExpectedVersion, prepared: PreparedEvent[]): Promise<AppendResult> {
     const existing = streams.get(stream) ?? [];
     const stored = prepared.flatMap((event) => byId.get(event.id) ?? []);
-    if (stored.length > 0) return resolveRetry(stream, expected, prepared, await openPage(stored.map(copy), keyTable, masterKey));
+    if (stored.length > 0) return resolveRetry(stream, expected, prepared, await personal.open(stored.map(copy)));
     assertNotTombstoned(stream);
     const actual = existing.length;
     if (!versionMatches(expected, actual)) throw new WrongExpectedVersionError(stream, expected, actual);
@@ -229,7 +219,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
           if (event) page.push(event);
         }
       }
-      yield* await openPage(page, keyTable, masterKey);
+      yield* await personal.open(page);
     },
 
     async *readAll(opts?: ReadAllOptions) {
@@ -367,11 +357,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       return found && structuredClone(found);
     },
 
-    ...subjectMethods(keyTable, assertOpen, (event) => write(SUBJECTS_STREAM, [event], {})),
+    ...personal.methods((event) => commit(SUBJECTS_STREAM, 'any', prepareEvents([event], limits))),
 
     async close() {
       // Appends waiting for a subject key were accepted: they go in first.
-      if (order.busy) await order.idle();
+      await personal.settled();
       closed = true;
       signal.notify();
     },

@@ -38,15 +38,7 @@ import {
   WrongExpectedVersionError,
 } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
-import {
-  assertMasterKey,
-  hasPersonalData,
-  inCallOrder,
-  openPage,
-  SUBJECTS_STREAM,
-  sealForAppend,
-  subjectMethods,
-} from '../../core/personal-data.js';
+import { assertMasterKey, SUBJECTS_STREAM, storePersonalData } from '../../core/personal-data.js';
 import {
   firstVisibleVersion,
   hasEffect,
@@ -358,9 +350,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     lastOn: (stream, subject) => getMessage(stream, { last_by_subj: subject }),
     patiently: (what, operation) => patiently(what, operation),
   });
-  const noted = new Set<string>();
-  const order = inCallOrder();
-  const openSealed = (events: RecordedEvent[]) => openPage(events, keyTable, masterKey);
+  const personal = storePersonalData(keyTable, masterKey, assertOpen);
+  const openSealed = personal.open;
 
   const lastSeq = async (): Promise<number> =>
     patiently('reading the log state', async () => (await jsm.streams.info(layout.log)).state.last_seq);
@@ -754,9 +745,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         assertExpectedVersion(expected);
         const prepared = prepareEvents(events, limits);
         const callerIds = events.some((e) => e.id !== undefined);
-        // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
-        const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
-        return order.run(sealing, () => submit(stream, expected, prepared, callerIds));
+        // Sealing may create a subject key first; appends stay in call order (see storePersonalData).
+        return personal.append(stream, prepared, () => submit(stream, expected, prepared, callerIds));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -975,14 +965,12 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       return found ? (found.json() as Snapshot) : undefined;
     },
 
-    ...subjectMethods(keyTable, assertOpen, (event) =>
-      order.run(undefined, () => submit(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), true)),
-    ),
+    ...personal.methods((event) => submit(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), true)),
 
     async close() {
       if (closed) return;
       // Appends waiting for a subject key were accepted: they are submitted first.
-      if (order.busy) await order.idle();
+      await personal.settled();
       if (closed) return;
       closed = true;
       // Appends already accepted are answered first.

@@ -23,15 +23,7 @@ import type Postgres from 'postgres';
 import type { Sql, TransactionSql } from 'postgres';
 import { DriverMissingError, StoreClosedError, WrongExpectedVersionError } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
-import {
-  assertMasterKey,
-  hasPersonalData,
-  inCallOrder,
-  openPage,
-  SUBJECTS_STREAM,
-  sealForAppend,
-  subjectMethods,
-} from '../../core/personal-data.js';
+import { assertMasterKey, SUBJECTS_STREAM, storePersonalData } from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import { recordCommit, type Span, traceAppend } from '../../core/tracing.js';
 import {
@@ -180,9 +172,8 @@ function createPostgresStore(
   const columns = sql.unsafe(COLUMNS);
   const { masterKey } = options;
   const keyTable = createPostgresKeyTable(sql, schema);
-  const noted = new Set<string>();
-  const order = inCallOrder();
-  const openSealed = (events: RecordedEvent[]) => openPage(events, keyTable, masterKey);
+  const personal = storePersonalData(keyTable, masterKey, () => assertOpen());
+  const openSealed = personal.open;
   /** The events table, for SQL built as text (the schema name is a validated identifier). */
   const table = `"${schema}".events`;
   let closed = false;
@@ -517,9 +508,8 @@ function createPostgresStore(
           const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
           assertExpectedVersion(expected);
           const prepared = prepareEvents(events, limits);
-          // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
-          const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
-          const queued = order.run(sealing, () => enqueue(stream, expected, prepared, span));
+          // Sealing may create a subject key first; appends stay in call order (see storePersonalData).
+          const queued = personal.append(stream, prepared, () => enqueue(stream, expected, prepared, span));
           // A pure version check writes nothing the tombstone trigger sees: ask once it is answered
           // (queued at once, so call order holds; a tombstone is forever, so a later one counts too).
           if (prepared.length > 0) return queued;
@@ -653,14 +643,12 @@ function createPostgresStore(
       };
     },
 
-    ...subjectMethods(keyTable, assertOpen, (event) =>
-      order.run(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
-    ),
+    ...personal.methods((event) => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
 
     async close() {
       if (closed) return;
       // Appends waiting for a subject key were accepted: they join the queue first.
-      if (order.busy) await order.idle();
+      await personal.settled();
       if (closed) return;
       closed = true;
       // Appends already accepted are committed and answered before the pool ends.

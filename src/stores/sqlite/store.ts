@@ -27,17 +27,7 @@ import {
   WrongExpectedVersionError,
 } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
-import {
-  assertMasterKey,
-  hasPersonalData,
-  inCallOrder,
-  openEvents,
-  readableKeys,
-  SUBJECTS_STREAM,
-  sealedSubjects,
-  sealForAppend,
-  subjectMethods,
-} from '../../core/personal-data.js';
+import { assertMasterKey, openEvents, readableKeys, SUBJECTS_STREAM, sealedSubjects, storePersonalData } from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import { firstVisibleVersion, isVisible } from '../../core/retention.js';
 import { recordCommit, type Span, traceAppend } from '../../core/tracing.js';
@@ -192,8 +182,7 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   let flushScheduled = false;
   const { masterKey } = options;
   const keyTable = createSqliteKeyTable(db);
-  const noted = new Set<string>();
-  const order = inCallOrder();
+  const personal = storePersonalData(keyTable, masterKey, () => assertOpen());
   /** Events read from the table as a reader sees them (synchronous: the retry check runs inside a transaction). */
   const openSealed = (events: RecordedEvent[]): RecordedEvent[] => {
     const subjects = sealedSubjects(events);
@@ -526,9 +515,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
           const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
           assertExpectedVersion(expected);
           const prepared = prepareEvents(events, limits);
-          // Sealing may create a subject key first; appends stay in call order (see inCallOrder).
-          const sealing = hasPersonalData(prepared) ? sealForAppend(stream, prepared, keyTable, masterKey, noted) : undefined;
-          return order.run(sealing, () => enqueue(stream, expected, prepared, span));
+          // Sealing may create a subject key first; appends stay in call order (see storePersonalData).
+          return personal.append(stream, prepared, () => enqueue(stream, expected, prepared, span));
         } catch (error) {
           return Promise.reject(error);
         }
@@ -660,14 +648,12 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       return { streamId: stream, name, streamVersion, snapshotVersion, state: JSON.parse(state) as JsonValue, takenAt };
     },
 
-    ...subjectMethods(keyTable, assertOpen, (event) =>
-      order.run(undefined, () => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
-    ),
+    ...personal.methods((event) => enqueue(SUBJECTS_STREAM, 'any', prepareEvents([event], limits), undefined)),
 
     close() {
       closing ??= (async () => {
         // Appends waiting for a subject key were accepted: they join the queue first.
-        if (order.busy) await order.idle();
+        await personal.settled();
         // Appends already accepted are written before the connections close.
         while (queue.length || writing) {
           if (writing) await writing;
