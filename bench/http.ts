@@ -15,40 +15,11 @@ import { openSqliteStore } from '../src/sqlite.js';
 import { freshSchemaUrl, requirePostgres } from '../test/helpers/postgres.js';
 import { fuzzRead, fuzzRequest, sendFuzz, sendFuzzRead } from '../test/server/fuzz.js';
 import { type ServerProcess, startListeningProcess, startServerProcess } from '../test/server/process.js';
+import { type Autocannon, type AutocannonOptions, type AutocannonResult, loadAutocannon } from './autocannon.js';
 import { benchEvent, flags, percentile } from './harness.js';
-
-interface AutocannonResult {
-  requests: { average: number };
-  latency: { p50: number; p99: number };
-  '2xx': number;
-  non2xx: number;
-  errors: number;
-  duration: number;
-}
-interface AutocannonRequest {
-  method?: string;
-  path?: string;
-  body?: string;
-  headers?: Record<string, string>;
-  setupRequest?: (request: AutocannonRequest) => AutocannonRequest;
-}
-interface AutocannonOptions {
-  url: string;
-  connections: number;
-  amount: number;
-  requests?: AutocannonRequest[];
-}
-type Autocannon = (
-  opts: AutocannonOptions,
-  done: (error: Error | null, result: AutocannonResult) => void,
-) => { on(event: 'response', listener: () => void): void };
 
 const CONNECTIONS = 64;
 const DATA_DIR = '.bench-data/http';
-
-// autocannon ships no types; a non-literal specifier keeps TypeScript from looking for them.
-const autocannonModule = 'autocannon';
-const loadAutocannon = async (): Promise<Autocannon> => ((await import(autocannonModule)) as { default: Autocannon }).default;
 
 /**
  * Runs a fixed number of requests. autocannon only reports on whole-second ticks, so the

@@ -15,35 +15,8 @@ import { dataset, FULL_SIZE } from '../apps/identity/src/dataset.js';
 import { loadDataset, terminalProgress } from '../apps/identity/src/load.js';
 import { freshSchemaUrl, requirePostgres } from '../test/helpers/postgres.js';
 import { call, type IdentityProcess, position, startIdentity } from '../test/identity/service.js';
+import { type Autocannon, type AutocannonOptions, type AutocannonRequest, type AutocannonResult, loadAutocannon } from './autocannon.js';
 import { flags, percentile } from './harness.js';
-
-interface AutocannonResult {
-  latency: { p50: number; p99: number };
-  '2xx': number;
-  non2xx: number;
-  errors: number;
-}
-interface AutocannonRequest {
-  method?: string;
-  path?: string;
-  body?: string;
-  headers?: Record<string, string>;
-  setupRequest?: (request: AutocannonRequest) => AutocannonRequest;
-}
-interface AutocannonOptions {
-  url: string;
-  connections: number;
-  duration: number;
-  overallRate?: number;
-  requests?: AutocannonRequest[];
-}
-type Autocannon = (
-  opts: AutocannonOptions,
-  done: (error: Error | null, result: AutocannonResult) => void,
-) => { on(event: 'response', listener: () => void): void };
-// autocannon ships no types; a non-literal specifier keeps TypeScript from looking for them.
-const autocannonModule = 'autocannon';
-const loadAutocannon = async (): Promise<Autocannon> => ((await import(autocannonModule)) as { default: Autocannon }).default;
 
 const CONNECTIONS = 64;
 // --quick (also run by a test) has its own folder, so it never replaces a big dataset kept for --reuse.
