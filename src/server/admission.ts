@@ -12,9 +12,10 @@
 import { LoglineError } from '../core/errors.js';
 
 /**
- * Peak memory of an append in flight per byte of its body: raw chunks, their concatenation, the
- * decoded string, the parsed and validated events, the store's serialized rows, and garbage the
- * collector has not reclaimed yet. Measured with 16 MiB appends (test/server/overload.test.ts).
+ * Peak memory of an append in flight per byte of its body: its bytes, the decoded string, the
+ * parsed and validated events and the store's serialized rows. Measured with 16 MiB appends
+ * (test/server/overload.test.ts); garbage left after an append is answered is V8's to bound
+ * (docs/http.md, "Limits").
  */
 export const BODY_MEMORY_FACTOR = 4;
 

@@ -139,10 +139,15 @@ async function readBodyText(
       overloaded = true;
     }
   }
+  // A declared length is read straight into one buffer of that size: each chunk is garbage as
+  // soon as it is copied, and there is no second copy to join them (for 16 MiB bodies, ~2 × body
+  // less memory at the peak than a list of chunks and a concatenation).
+  let whole = declared > 0 && !overloaded ? Buffer.allocUnsafe(declared) : undefined;
   const chunks: Uint8Array[] = [];
   let total = 0;
   const body = bodyChunks(request, incoming);
   for await (const value of body.chunks) {
+    const offset = total;
     total += value.byteLength;
     if (total > maxBytes) {
       await body.cancel();
@@ -158,11 +163,18 @@ async function readBodyText(
         continue;
       }
     }
-    chunks.push(value);
+    if (whole && total > whole.byteLength) {
+      chunks.push(whole.subarray(0, offset));
+      whole = undefined;
+    }
+    if (whole) whole.set(value, offset);
+    else chunks.push(value);
   }
   if (overloaded) throw new OverloadedError('memory', admission.limits.maxInFlightBytes);
+  // A body longer than it declared (a web Request in tests can be) is joined from its chunks.
+  const bytes = whole ? whole.subarray(0, total) : Buffer.concat(chunks);
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw new InvalidArgumentError('body', 'it is not valid UTF-8', 'a UTF-8 JSON object {"events":[…]}');
   }
