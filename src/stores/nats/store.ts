@@ -948,7 +948,20 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         const last = await getMessage(layout.log, { last_by_subj: logSubject(layout, id) });
         return last ? headOf(fromStored(last)).version : 0;
       });
-      return { events: versions.reduce((a, b) => a + b, 0), streams: ids.length, headPosition: lastPositionOf(await lastSeq()) };
+      // A scavenge removes the oldest messages of streams with metadata: their first message left
+      // tells how many events went (events below it), as the SQL stores no longer count them.
+      await viewReady();
+      const scavenged = await inChunks(lifecycles.entries(), async ([stream]) => {
+        // Scanned up to the stream's last message, which a scavenge always keeps, so the scan ends.
+        const last = await getMessage(layout.log, { last_by_subj: logSubject(layout, stream) });
+        if (!last) return 0;
+        for await (const first of scan(1, last.seq, logSubject(layout, stream))) {
+          return headOf(first).version - decodeMessage(first).length;
+        }
+        return 0;
+      });
+      const events = versions.reduce((a, b) => a + b, 0) - scavenged.reduce((a, b) => a + b, 0);
+      return { events, streams: ids.length, headPosition: lastPositionOf(await lastSeq()) };
     },
 
     async saveSnapshot(snapshot: Snapshot) {
