@@ -34,14 +34,32 @@ interface KeyRow {
 /** A key table whose rewrite failed still destroyed the key: say so where operators look (a process warning). */
 const warnVacuumFailed = (schema: string) => (error: unknown) => {
   process.emitWarning(
-    `VACUUM FULL of ${schema}.subject_keys after a forget failed (${String((error as Error)?.message ?? error)}): the destroyed key stays in an old row version until the table is vacuumed; run VACUUM FULL as its owner`,
+    `VACUUM FULL of ${schema}.subject_keys after a forget failed (${String((error as Error)?.message ?? error)}): the destroyed key stays in an old row version until the table is vacuumed; forget the subject again once no transaction holds the table, or run VACUUM FULL as its owner`,
     { code: 'LOGLINE_FORGET_VACUUM' },
   );
 };
 
+/**
+ * How long forget's VACUUM FULL waits for its exclusive lock. A transaction that read the key
+ * table holds it back; waiting longer would queue every read of personal data behind the VACUUM.
+ */
+export const VACUUM_LOCK_TIMEOUT_MS = 1000;
+
 export function createPostgresKeyTable(sql: Sql, schema: string): KeyTable {
   const onVacuumError = warnVacuumFailed(schema);
   const S = sql(schema);
+  /** VACUUM FULL of the key table, giving up (an error) when its lock is not free within the timeout. */
+  const vacuumKeyTable = async () => {
+    // One session for the setting and the VACUUM (which cannot share a multi-statement string).
+    const session = await sql.reserve();
+    try {
+      await session`SELECT set_config('lock_timeout', ${`${VACUUM_LOCK_TIMEOUT_MS}ms`}, false)`;
+      await session`VACUUM (FULL) ${S}.subject_keys`;
+    } finally {
+      await session`RESET lock_timeout`.catch(() => {});
+      session.release();
+    }
+  };
   const toStored = (row: KeyRow): StoredKey => ({
     key: row.key === null ? undefined : Buffer.from(row.key, 'hex'),
     createdAt: row.created_at,
@@ -79,7 +97,7 @@ export function createPostgresKeyTable(sql: Sql, schema: string): KeyTable {
       // Outside the transaction (VACUUM cannot run in one); needs the table's owner. It keeps the
       // old row version while a transaction older than the forget is open, so a repeated forget
       // runs it again: the way to finish the job once such a transaction has ended.
-      if (result) await sql`VACUUM (FULL) ${S}.subject_keys`.catch(onVacuumError);
+      if (result) await vacuumKeyTable().catch(onVacuumError);
       return result;
     },
     async status(subject) {

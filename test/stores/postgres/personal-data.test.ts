@@ -29,12 +29,14 @@ const signedUp = (subject: string, email: string): NewEvent => ({
 describe.skipIf(!reachable)('personal data in PostgreSQL', () => {
   let store: PostgresEventStore;
   let schema: string;
+  let storeUrl: string;
   let drop: () => Promise<void>;
   const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
 
   beforeAll(async () => {
     const fresh = await freshSchemaUrl();
     ({ schema, drop } = fresh);
+    storeUrl = fresh.url;
     store = await openPostgresStore({ url: fresh.url, poolSize: 2 });
   });
   afterAll(async () => {
@@ -131,5 +133,49 @@ describe.skipIf(!reachable)('personal data in PostgreSQL', () => {
     }
     expect(holdsKey(keyFile, homerKey)).toBe(false); // VACUUM FULL left no old row version
     expect(holdsKey(keyFile, margeKey)).toBe(true);
+  }, 60_000);
+
+  it('a transaction holding the key table delays forget by the lock timeout at most, and reads never queue behind it', async () => {
+    const bart = `bart-${randomUUID()}`;
+    await store.append(`person-${bart}`, [signedUp(bart, 'bart@example.com')]);
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }) => {
+      if (warning.code === 'LOGLINE_FORGET_VACUUM') warnings.push(warning.message);
+    };
+    process.on('warning', onWarning);
+    // A report in another session: its transaction read the key table and stays open.
+    const report = postgres(PG_URL, { max: 1, onnotice: () => {} });
+    const holder = await report.reserve();
+    try {
+      await holder`BEGIN`;
+      await holder`SELECT count(*) FROM ${holder(schema)}.subject_keys`;
+
+      const timedOut = Symbol('timed out');
+      const within = <T>(work: Promise<T>, ms: number) =>
+        Promise.race([work, new Promise<typeof timedOut>((resolve) => setTimeout(resolve, ms, timedOut))]);
+      // Without the lock timeout forget waits for the report to end, and so does every read
+      // of personal data queued behind VACUUM's lock request.
+      const forgetting = store.forget(bart);
+      const reader = await openPostgresStore({ url: storeUrl, poolSize: 1 });
+      try {
+        const read = await within(collect(reader.read(`person-${bart}`)), 15_000);
+        expect(read).not.toBe(timedOut);
+      } finally {
+        await reader.close();
+      }
+      expect(await within(forgetting, 15_000)).toMatchObject({ subject: bart, alreadyForgotten: false });
+      await expect.poll(() => warnings.length).toBe(1);
+      expect(warnings[0]).toMatch(/lock timeout/);
+      expect((await collect(store.read(`person-${bart}`)))[0]?.metadata.forgotten).toBe(true);
+    } finally {
+      await holder`ROLLBACK`.catch(() => {});
+      holder.release();
+      await report.end({ timeout: 1 });
+      process.off('warning', onWarning);
+    }
+    // With the report ended, forgetting again runs the rewrite through.
+    expect(await store.forget(bart)).toMatchObject({ alreadyForgotten: true });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(warnings).toHaveLength(1);
   }, 60_000);
 });
