@@ -129,10 +129,10 @@ describe('connectors in the HTTP API', () => {
     expect(listed.connectors[0].lastError).toMatch(/RabbitMQ|circuit/i);
     const metrics = await get('/metrics', ops);
     expect(metrics.text).toMatch(/logline_connector_breaker_state\{connector="rabbit",sink="rabbitmq"\} 2/);
-    // Appends are not held up by the dead sink.
+    // Appends are not held up by the dead sink (generous: a loaded CI machine can pause for a while).
     const started = performance.now();
     expect((await post(`${server.url}/v1/streams/order-2`, { events: [{ type: 'Placed', data: {} }] }, ops)).status).toBe(201);
-    expect(performance.now() - started).toBeLessThan(500);
+    expect(performance.now() - started).toBeLessThan(2000);
 
     // Rights: no key 401; reading needs read on every stream; control needs write on every stream.
     expect((await get('/v1/connectors', {})).status).toBe(401);
