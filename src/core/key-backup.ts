@@ -68,15 +68,25 @@ export async function importSubjectKeys(
     batch = [];
     subjects.clear();
   };
+  // An input that fails (a bad record, a file that cannot be read) stops the import after the
+  // records before it were stored: an import resumed or repeated from the start changes nothing twice.
+  let stopped: { error: unknown } | undefined;
+  async function* input() {
+    try {
+      yield* records;
+    } catch (error) {
+      stopped = { error };
+    }
+  }
   let n = 0;
-  for await (const value of records) {
+  for await (const value of input()) {
     n++;
     let row: SubjectKeyRow;
     try {
       row = toRow(value, n, parts.unwrap);
     } catch (error) {
-      await flush();
-      throw error;
+      stopped = { error };
+      break;
     }
     // A subject twice in one page would be judged against the state before the page: flush first.
     if (subjects.has(row.subject) || batch.length >= PAGE) await flush();
@@ -84,6 +94,7 @@ export async function importSubjectKeys(
     subjects.add(row.subject);
   }
   await flush();
+  if (stopped) throw stopped.error;
   return result;
 }
 
