@@ -26,6 +26,9 @@ export interface NatsKeyParts {
   patiently<T>(what: string, operation: () => Promise<T>): Promise<T>;
 }
 
+/** Subjects whose key and streams a page of `list` asks for at once. */
+const LIST_CONCURRENCY = 32;
+
 const isWrongLastSequence = (error: unknown) => /wrong last sequence/i.test(String((error as Error)?.message));
 const isNotFound = (error: unknown) => /no message found|not found/i.test(String((error as Error)?.message));
 
@@ -107,20 +110,22 @@ export function createNatsKeyTable({ js, jsm, layout, lastOn, patiently }: NatsK
         .filter((subject) => subject > after)
         .sort()
         .slice(0, limit);
-      const rows = await Promise.all(
-        subjects.map(async (subject): Promise<SubjectKeyRow | undefined> => {
-          const current = await entryOf(subject);
-          if (!current) return undefined;
-          const noted = await patiently("listing a subject's streams", () =>
-            jsm.streams.info(stream, { subjects_filter: `${streamsOf(subject)}.>` }),
-          );
-          const start = streamsOf(subject).length + 1;
-          const streams = Object.keys(noted.state.subjects ?? {})
-            .map((name) => decodeToken(name.slice(start)))
-            .sort();
-          return { subject, ...toStored(current.entry), streams };
-        }),
-      );
+      const rowOf = async (subject: string): Promise<SubjectKeyRow | undefined> => {
+        const current = await entryOf(subject);
+        if (!current) return undefined;
+        const noted = await patiently("listing a subject's streams", () =>
+          jsm.streams.info(stream, { subjects_filter: `${streamsOf(subject)}.>` }),
+        );
+        const start = streamsOf(subject).length + 1;
+        const streams = Object.keys(noted.state.subjects ?? {})
+          .map((name) => decodeToken(name.slice(start)))
+          .sort();
+        return { subject, ...toStored(current.entry), streams };
+      };
+      // A few requests at a time: a page holds hundreds of subjects, two requests each.
+      const rows: (SubjectKeyRow | undefined)[] = [];
+      for (let i = 0; i < subjects.length; i += LIST_CONCURRENCY)
+        rows.push(...(await Promise.all(subjects.slice(i, i + LIST_CONCURRENCY).map(rowOf))));
       return rows.filter((row) => row !== undefined);
     },
     async restore(rows) {
