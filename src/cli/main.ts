@@ -4,7 +4,8 @@
  * (--store URL) or on a running server (--server http://…); output is JSON / NDJSON on stdout,
  * progress bars go to stderr and only when it is a terminal.
  */
-import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, fchmodSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import { InvalidArgumentError, LoglineError } from '../core/errors.js';
@@ -359,12 +360,14 @@ targetOptions(
     .description(
       'write every subject key as NDJSON (format logline-subject-keys/1), in subject order; as sensitive as the personal data unless a master key wraps the keys',
     )
-    .option('-o, --output <file>', 'write here instead of stdout (created readable by its owner only)'),
+    .option('-o, --output <file>', 'write here instead of stdout (mode 0600: readable by its owner only)'),
 ).action(async (flags) => {
   await withTarget(flags, async (target) => {
     // Called before the file is made: a --server target refuses here.
     const records = target.exportSubjectKeys();
     const out = flags.output ? createWriteStream(flags.output, { mode: 0o600 }) : undefined;
+    // An existing file keeps its mode when opened: narrowed too, before any key is written.
+    if (out) fchmodSync((await once(out, 'open'))[0] as number, 0o600);
     const write = (line: string) =>
       out ? (out.write(`${line}\n`) ? undefined : new Promise<void>((resolve) => out.once('drain', resolve))) : writeLine(line);
     const progress = startProgress({ total: undefined, unit: 'bytes', noun: 'subject keys' });

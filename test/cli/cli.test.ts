@@ -231,6 +231,7 @@ describe('logline keys: a subject key backup between two SQLite files', () => {
     expect((await run(['forget', 'subject-b', '--store', source])).code).toBe(0);
 
     const keysFile = join(dir.path, 'keys.ndjson');
+    writeFileSync(keysFile, 'an older file, readable by all', { mode: 0o644 });
     const exported = await run(['keys', 'export', '-o', keysFile, '--store', source]);
     expect(exported.code).toBe(0);
     expect(JSON.parse(exported.stdout)).toEqual({ exported: 2, forgotten: 1, wrapped: 0 });
