@@ -415,7 +415,9 @@ targetOptions(
       result = await target.importSubjectKeys(records());
     } catch (error) {
       // The records before it were imported; a repeated import skips them (same key: unchanged).
-      if (line > 0) process.stderr.write(`logline: stopped at line ${line} of ${file === '-' ? 'stdin' : file}\n`);
+      // A line that is not JSON names itself (ndjsonLines); a bad record only knows its number.
+      const named = error instanceof InvalidArgumentError && String(error.details.argument).startsWith('line ');
+      if (line > 0 && !named) process.stderr.write(`logline: stopped at line ${line} of ${file === '-' ? 'stdin' : file}\n`);
       throw error;
     }
     const { imported, unchanged, forgotten, conflicts } = result;

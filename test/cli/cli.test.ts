@@ -275,6 +275,10 @@ describe('logline keys: a subject key backup between two SQLite files', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/InvalidArgument: Invalid key: record 1: got "x"/);
     expect(bad.stderr).toMatch(/stopped at line 2 of stdin/);
+    const notJson = await run(['keys', 'import', '-', '--store', copy], `${readFileSync(keysFile, 'utf8')}{not json\n`);
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toMatch(/^logline: InvalidArgument: Invalid line 3: it is not JSON/);
+    expect(notJson.stderr).not.toMatch(/stopped at/);
     expect(lines((await run(['keys', 'export', '--store', copy])).stdout).map((r) => r.subject)).toEqual(['subject-a', 'subject-b']);
   }, 60_000);
 
