@@ -4,11 +4,12 @@
  * (--store URL) or on a running server (--server http://…); output is JSON / NDJSON on stdout,
  * progress bars go to stderr and only when it is a terminal.
  */
-import { createReadStream, statSync } from 'node:fs';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, fchmodSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import { InvalidArgumentError, LoglineError } from '../core/errors.js';
-import type { ExpectedVersion, NewEvent, RecordedEvent } from '../core/types.js';
+import type { ExpectedVersion, NewEvent, RecordedEvent, SubjectKeyRecord } from '../core/types.js';
 import { stringify, toWire } from '../server/json.js';
 import { startProgress } from './progress.js';
 import { openTarget, RemoteError, type Target } from './targets.js';
@@ -348,6 +349,91 @@ targetOptions(
   });
 });
 
+// --- keys: subject keys of personal data (docs/lifecycle.md#backups-and-restores) ---
+const keys = program
+  .command('keys')
+  .description('back up and restore the subject keys of personal data (an export keeps personal fields sealed); direct store access only');
+
+targetOptions(
+  keys
+    .command('export')
+    .description(
+      'write every subject key as NDJSON (format logline-subject-keys/1), in subject order; as sensitive as the personal data unless a master key wraps the keys',
+    )
+    .option('-o, --output <file>', 'write here instead of stdout (mode 0600: readable by its owner only)'),
+).action(async (flags) => {
+  await withTarget(flags, async (target) => {
+    // Called before the file is made: a --server target refuses here.
+    const records = target.exportSubjectKeys();
+    const out = flags.output ? createWriteStream(flags.output, { mode: 0o600 }) : undefined;
+    // An existing file keeps its mode when opened: narrowed too, before any key is written.
+    if (out) fchmodSync((await once(out, 'open'))[0] as number, 0o600);
+    const write = (line: string) =>
+      out ? (out.write(`${line}\n`) ? undefined : new Promise<void>((resolve) => out.once('drain', resolve))) : writeLine(line);
+    const progress = startProgress({ total: undefined, unit: 'bytes', noun: 'subject keys' });
+    const counts = { exported: 0, forgotten: 0, wrapped: 0 };
+    let bytes = 0;
+    for await (const record of records) {
+      const line = JSON.stringify(record);
+      await write(line);
+      bytes += Buffer.byteLength(line) + 1;
+      counts.exported++;
+      if (record.forgottenAt !== undefined) counts.forgotten++;
+      if (record.wrapped) counts.wrapped++;
+      progress.update(bytes, counts.exported);
+    }
+    if (out) await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+    progress.finish(`exported ${counts.exported} subject keys (${counts.forgotten} forgotten, ${counts.wrapped} wrapped)`);
+    // stdout holds the keys themselves unless -o was given.
+    if (out) print(counts);
+  });
+});
+
+targetOptions(
+  keys
+    .command('import <file>')
+    .description(
+      'restore subject keys from `logline keys export` ("-" = stdin): new subjects are added, the same key again changes nothing, forget wins, a different key is a conflict (reported, left alone)',
+    ),
+).action(async (file: string, flags) => {
+  await withTarget(flags, async (target) => {
+    const progress = startProgress({ total: fileSize(file), unit: 'bytes', noun: 'subject keys' });
+    let read = 0;
+    let bytesRead = 0;
+    let line = 0;
+    async function* records(): AsyncGenerator<SubjectKeyRecord> {
+      for await (const next of ndjsonLines(file)) {
+        line = next.line;
+        read++;
+        bytesRead += next.bytes;
+        progress.update(bytesRead, read);
+        yield next.value as SubjectKeyRecord;
+      }
+    }
+    let result: Awaited<ReturnType<Target['importSubjectKeys']>>;
+    try {
+      result = await target.importSubjectKeys(records());
+    } catch (error) {
+      // The records before it were imported; a repeated import skips them (same key: unchanged).
+      // A line that is not JSON names itself (ndjsonLines); a bad record only knows its number.
+      const named = error instanceof InvalidArgumentError && String(error.details.argument).startsWith('line ');
+      if (line > 0 && !named) process.stderr.write(`logline: stopped at line ${line} of ${file === '-' ? 'stdin' : file}\n`);
+      throw error;
+    }
+    const { imported, unchanged, forgotten, conflicts } = result;
+    progress.finish(
+      `imported ${read} subject keys (${imported} new, ${unchanged} unchanged, ${forgotten} forgotten, ${conflicts.length} conflicts)`,
+    );
+    if (conflicts.length) {
+      const shown = conflicts.slice(0, 10).join(', ');
+      process.stderr.write(
+        `logline: ${conflicts.length} subject(s) hold a different key in this store and were left alone: ${shown}${conflicts.length > 10 ? ', …' : ''}\n`,
+      );
+    }
+    print({ read, ...result });
+  });
+});
+
 // --- stats ---
 targetOptions(program.command('stats').description('event and stream counts, head position')).action(async (flags) => {
   await withTarget(flags, async (target) => {
@@ -431,6 +517,10 @@ const EXAMPLES: Record<string, string[]> = {
   export: ['logline export > backup.ndjson', 'logline export --until 2026-11-01T00:00:00Z -o as-known.ndjson'],
   import: ['logline import backup.ndjson --store sqlite:./copy.db'],
   stats: ['logline stats --server http://127.0.0.1:7373'],
+  keys: [
+    'logline keys export -o keys.ndjson --store postgres://postgres@127.0.0.1:5432/app',
+    'logline keys import keys.ndjson --store sqlite:./copy.db',
+  ],
   forget: ['logline forget user-42', 'logline forget user-42 --server http://127.0.0.1:7373 --api-key "$ADMIN_KEY"'],
   metadata: ['logline metadata sensor-7 --max-age 604800', 'logline metadata sensor-7 --clear'],
   delete: ['logline delete cart-42 --expected-version 5', 'logline delete user-9 --hard --server http://127.0.0.1:7373'],
@@ -439,6 +529,11 @@ const EXAMPLES: Record<string, string[]> = {
 for (const command of program.commands) {
   const examples = EXAMPLES[command.name()] ?? [];
   command.addHelpText('after', `\nExample${examples.length > 1 ? 's' : ''}:\n${examples.map((line) => `  $ ${line}`).join('\n')}`);
+}
+// `keys export` and `keys import` each show their own example of `keys`.
+for (const command of keys.commands) {
+  const example = EXAMPLES.keys?.find((line) => line.startsWith(`logline keys ${command.name()} `));
+  if (example) command.addHelpText('after', `\nExample:\n  $ ${example}`);
 }
 program.addHelpText(
   'after',

@@ -5,7 +5,7 @@
  */
 
 export interface Progress {
-  /** `work` is the new total done, in the unit of `total` (bytes, positions); `items` the events so far. */
+  /** `work` is the new total done, in the unit of `total` (bytes, positions); `items` the events (or `noun`s) so far. */
   update(work: number, items: number): void;
   /** Clears the bar and prints `logline: <summary> in <time>, <rate>/s` on stderr. */
   finish(summary: string): void;
@@ -15,6 +15,8 @@ export interface ProgressOptions {
   /** Total work in `unit`s (file size, head position); unknown for stdin. */
   total: number | undefined;
   unit: 'bytes' | 'positions';
+  /** What the items are (default 'events'; `logline keys` counts 'subject keys'). */
+  noun?: string;
   stream?: NodeJS.WriteStream;
   /** Injected for tests; Date.now by default. */
   now?: () => number;
@@ -23,7 +25,7 @@ export interface ProgressOptions {
 /** Redrawing more often than this costs more than it tells. */
 const REDRAW_MS = 100;
 
-export function startProgress({ total, unit, stream = process.stderr, now = Date.now }: ProgressOptions): Progress {
+export function startProgress({ total, unit, noun = 'events', stream = process.stderr, now = Date.now }: ProgressOptions): Progress {
   const started = now();
   const terminal = stream.isTTY === true;
   let work = 0;
@@ -33,7 +35,7 @@ export function startProgress({ total, unit, stream = process.stderr, now = Date
   const draw = () => {
     drawnAt = now();
     drawn = true;
-    stream.write(`\r${progressLine({ work, total, unit, items, elapsedMs: drawnAt - started })}\x1b[K`);
+    stream.write(`\r${progressLine({ work, total, unit, items, elapsedMs: drawnAt - started, noun })}\x1b[K`);
   };
   return {
     update(newWork, newItems) {
@@ -43,7 +45,7 @@ export function startProgress({ total, unit, stream = process.stderr, now = Date
     },
     finish(summary) {
       if (terminal && drawn) stream.write('\r\x1b[K');
-      stream.write(`logline: ${summaryLine(summary, items, now() - started)}\n`);
+      stream.write(`logline: ${summaryLine(summary, items, now() - started, noun)}\n`);
     },
   };
 }
@@ -54,10 +56,12 @@ export interface ProgressState {
   unit: 'bytes' | 'positions';
   items: number;
   elapsedMs: number;
+  /** Default 'events'. */
+  noun?: string;
 }
 
 /** `[########------] 42% 1.2 MB/3.0 MB · 12,345 events · 8,000 events/s · ETA 0:12` (no bar without a total). */
-export function progressLine({ work, total, unit, items, elapsedMs }: ProgressState): string {
+export function progressLine({ work, total, unit, items, elapsedMs, noun = 'events' }: ProgressState): string {
   const parts: string[] = [];
   const seconds = elapsedMs / 1000;
   if (total) {
@@ -69,16 +73,16 @@ export function progressLine({ work, total, unit, items, elapsedMs }: ProgressSt
   } else {
     parts.push(amount(work, unit));
   }
-  parts.push(`${items.toLocaleString('en-US')} events`, `${rate(items, seconds)} events/s`);
+  parts.push(`${items.toLocaleString('en-US')} ${noun}`, `${rate(items, seconds)} ${noun}/s`);
   // The ETA follows the measured quantity (bytes read, positions passed), which tracks the total.
   if (total && work > 0 && seconds > 0) parts.push(`ETA ${clock(((total - work) / work) * seconds)}`);
   return parts.join(' · ');
 }
 
 /** `imported 5 events (5 added) in 0.4 s, 12 events/s`. */
-export function summaryLine(summary: string, items: number, elapsedMs: number): string {
+export function summaryLine(summary: string, items: number, elapsedMs: number, noun = 'events'): string {
   const seconds = elapsedMs / 1000;
-  return `${summary} in ${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s, ${rate(items, seconds)} events/s`;
+  return `${summary} in ${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s, ${rate(items, seconds)} ${noun}/s`;
 }
 
 function rate(items: number, seconds: number): string {

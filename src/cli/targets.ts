@@ -2,7 +2,7 @@
  * Where CLI commands act: a store opened directly (--store URL) or a running server
  * (--server http://…). Both give the same small interface, so every command works on either.
  */
-import { LoglineError, StreamDeletedError } from '../core/errors.js';
+import { InvalidArgumentError, LoglineError, StreamDeletedError } from '../core/errors.js';
 import { openStore } from '../core/open-store.js';
 import type {
   AppendResult,
@@ -16,6 +16,8 @@ import type {
   StoreStats,
   StreamLifecycle,
   StreamMetadata,
+  SubjectKeyImportResult,
+  SubjectKeyRecord,
 } from '../core/types.js';
 import { NotFoundError } from '../server/http-errors.js';
 import { readSse } from './sse-client.js';
@@ -36,6 +38,13 @@ export interface Target {
   setMetadata(stream: string, metadata: StreamMetadata): Promise<void>;
   deleteStream(stream: string, opts: DeleteStreamOptions): Promise<{ streamVersion: number }>;
   scavenge(): Promise<ScavengeResult>;
+  /**
+   * The subject keys of personal data (store.exportSubjectKeys / importSubjectKeys). Only on a
+   * store opened directly: keys never travel through the HTTP API, so a server target throws at
+   * the call, before anything is read or written.
+   */
+  exportSubjectKeys(): AsyncIterable<SubjectKeyRecord>;
+  importSubjectKeys(records: AsyncIterable<SubjectKeyRecord>): Promise<SubjectKeyImportResult>;
   close(): Promise<void>;
 }
 
@@ -72,6 +81,8 @@ export function storeTarget(store: EventStore): Target {
     setMetadata: (stream, metadata) => store.setStreamMetadata(stream, metadata),
     deleteStream: (stream, opts) => store.deleteStream(stream, opts),
     scavenge: () => store.scavenge(),
+    exportSubjectKeys: () => store.exportSubjectKeys(),
+    importSubjectKeys: (records) => store.importSubjectKeys(records),
     close: () => store.close(),
   };
 }
@@ -204,9 +215,23 @@ export function httpTarget(baseUrl: string, apiKey: string | undefined): Target 
     async scavenge() {
       return (await (await call('/v1/scavenge', { method: 'POST' })).json()) as ScavengeResult;
     },
+    exportSubjectKeys() {
+      throw keysNeedStore();
+    },
+    importSubjectKeys() {
+      throw keysNeedStore();
+    },
     close: async () => {},
   };
 }
+
+/** Subject keys unlock personal data: the API has no route for them, so `logline keys` reads and writes the store itself. */
+const keysNeedStore = () =>
+  new InvalidArgumentError(
+    '--server',
+    'subject keys never travel through the HTTP API, so `logline keys` needs direct store access',
+    'the store itself: --store <url> (and LOGLINE_MASTER_KEY when its keys are wrapped)',
+  );
 
 export async function openTarget(opts: { store?: string; server?: string; apiKey?: string }): Promise<Target> {
   const server = opts.server ?? (opts.store ? undefined : process.env.LOGLINE_SERVER);

@@ -13,7 +13,17 @@
  */
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
 import { InvalidArgumentError, LoglineError } from './errors.js';
-import type { ForgetResult, JsonObject, JsonValue, RecordedEvent, SubjectStatus } from './types.js';
+import { exportSubjectKeys, importSubjectKeys } from './key-backup.js';
+import {
+  type ForgetResult,
+  type JsonObject,
+  type JsonValue,
+  MAX_SUBJECT_LENGTH,
+  type RecordedEvent,
+  type SubjectKeyImportResult,
+  type SubjectKeyRecord,
+  type SubjectStatus,
+} from './types.js';
 import type { PreparedEvent } from './validation.js';
 
 /** Metadata key of the sealed personal fields in the stored form of an event. */
@@ -26,7 +36,6 @@ const SEALED_PREFIX = 'v1.';
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-const MAX_SUBJECT_LENGTH = 200;
 
 export class UnknownSubjectError extends LoglineError {
   constructor(subject: string) {
@@ -271,6 +280,19 @@ export interface KeyTable {
    */
   forget(subject: string, at: string): MaybePromise<ForgetResult | undefined>;
   status(subject: string): MaybePromise<SubjectStatus | undefined>;
+  /** Up to `limit` subjects after `after`, in subject order, with the streams holding their events (a key backup's page). */
+  list(after: string, limit: number): MaybePromise<SubjectKeyRow[]>;
+  /**
+   * Stores these rows as given (a key, or forgotten without one) for subjects that have none yet
+   * (a subject already there keeps its row) and notes their streams: a key backup's restore.
+   */
+  restore(rows: SubjectKeyRow[]): MaybePromise<void>;
+}
+
+/** One subject of the key table with the streams holding its events: what a key backup holds. */
+export interface SubjectKeyRow extends StoredKey {
+  subject: string;
+  streams: string[];
 }
 
 type MaybePromise<T> = T | Promise<T>;
@@ -406,6 +428,8 @@ export interface StorePersonalData {
   methods(appendNotice: (event: { id: string; type: string; data: JsonObject }) => Promise<unknown>): {
     forget(subject: string): Promise<ForgetResult>;
     subjectStatus(subject: string): Promise<SubjectStatus | undefined>;
+    exportSubjectKeys(): AsyncIterable<SubjectKeyRecord>;
+    importSubjectKeys(records: Iterable<SubjectKeyRecord> | AsyncIterable<SubjectKeyRecord>): Promise<SubjectKeyImportResult>;
   };
 }
 
@@ -422,16 +446,28 @@ export function storePersonalData(table: KeyTable, masterKey: Uint8Array | undef
     async settled() {
       if (order.busy) await order.idle();
     },
-    methods: (appendNotice) => ({
-      async forget(subject) {
+    methods(appendNotice) {
+      const forget = async (subject: string) => {
         assertOpen();
         return forgetSubject(subject, table, (event) => order.run(undefined, () => appendNotice(event)));
-      },
-      async subjectStatus(subject) {
-        assertOpen();
-        return subjectStatus(subject, table);
-      },
-    }),
+      };
+      return {
+        forget,
+        async subjectStatus(subject) {
+          assertOpen();
+          return subjectStatus(subject, table);
+        },
+        exportSubjectKeys() {
+          assertOpen();
+          return exportSubjectKeys(table);
+        },
+        async importSubjectKeys(records) {
+          assertOpen();
+          // A forgotten record for a subject that holds a key here runs the store's own forget.
+          return importSubjectKeys(records, { table, unwrap: (stored) => unwrapKey(stored, masterKey), forget });
+        },
+      };
+    },
   };
 }
 

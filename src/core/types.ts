@@ -123,6 +123,42 @@ export interface SubjectStatus {
   forgottenAt?: string;
 }
 
+/** Longest data subject id (metadata.subject), in characters. */
+export const MAX_SUBJECT_LENGTH = 200;
+
+/** The format tag every subject key record carries (docs/lifecycle.md#backups-and-restores). */
+export const SUBJECT_KEYS_FORMAT = 'logline-subject-keys/1';
+
+/**
+ * One subject's key as `exportSubjectKeys` writes it and `importSubjectKeys` reads it (one NDJSON
+ * line of `logline keys export`). As sensitive as the personal data itself unless `wrapped`.
+ */
+export interface SubjectKeyRecord {
+  format: typeof SUBJECT_KEYS_FORMAT;
+  subject: string;
+  /** The key exactly as the store holds it, base64: 32 bytes raw, or 60 wrapped by the master key. Absent once forgotten. */
+  key?: string;
+  /** Whether `key` is wrapped by the store's master key (then only a store with the same master key opens it). */
+  wrapped: boolean;
+  createdAt: string;
+  /** Set once the subject is forgotten (then there is no key). */
+  forgottenAt?: string;
+  /** The streams holding the subject's events (forget drops their snapshots). */
+  streams: string[];
+}
+
+/** What `importSubjectKeys` did, per subject. */
+export interface SubjectKeyImportResult {
+  /** Subjects the store did not know, stored as given (a key, or forgotten). */
+  imported: number;
+  /** Subjects already in the same state: the same key, or forgotten here already (forget wins). */
+  unchanged: number;
+  /** Subjects that held a key here and were forgotten in the backup: forgotten here now. */
+  forgotten: number;
+  /** Subjects that hold a different live key here: reported, nothing changed for them. */
+  conflicts: string[];
+}
+
 /**
  * A stream's retention settings (docs/lifecycle.md#retention-and-deletion). Events outside them are
  * invisible to every read at once; a scavenge later removes them physically.
@@ -203,6 +239,18 @@ export interface EventStore {
   forget(subject: string): Promise<ForgetResult>;
   /** A subject's key state; undefined when the store does not know it. */
   subjectStatus(subject: string): Promise<SubjectStatus | undefined>;
+  /**
+   * Every subject's key, in subject order, read a page at a time: the key backup an event export
+   * needs for its personal data to read plain after a restore (docs/lifecycle.md#backups-and-restores).
+   */
+  exportSubjectKeys(): AsyncIterable<SubjectKeyRecord>;
+  /**
+   * Restores subject keys: unknown subjects are stored as given, the same key again changes
+   * nothing, a subject forgotten on either side ends forgotten (this store's forget runs when it
+   * held a key), a different live key is a conflict (reported, left alone). A bad record is an
+   * InvalidArgumentError naming the field; nothing of it is stored.
+   */
+  importSubjectKeys(records: Iterable<SubjectKeyRecord> | AsyncIterable<SubjectKeyRecord>): Promise<SubjectKeyImportResult>;
   close(): Promise<void>;
   /** 'memory' | 'sqlite' | 'postgres' | 'nats' */
   readonly backend: string;

@@ -1,6 +1,7 @@
 /** The `logline` CLI as real processes, against a store URL and against a running server. */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -215,13 +216,113 @@ describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) =
   });
 });
 
+describe('logline keys: a subject key backup between two SQLite files', () => {
+  const source = `sqlite:${join(dir.path, 'keys-source.db')}`;
+  const copy = `sqlite:${join(dir.path, 'keys-copy.db')}`;
+  const signedUp = (subject: string, email: string) =>
+    JSON.stringify({ type: 'UserSignedUp', data: { email, plan: 'pro' }, metadata: { subject, personal: ['email'] } });
+
+  it('keys then events restore personal data; a later forget stays; re-import changes nothing; conflicts and bad records are reported', async () => {
+    expect((await run(['append', 'person-a', signedUp('subject-a', 'a@example.com'), '--store', source])).code).toBe(0);
+    expect((await run(['append', 'person-b', signedUp('subject-b', 'b@example.com'), '--store', source])).code).toBe(0);
+    // The event backup first, the key backup after a forget: the keys say b is gone.
+    const eventsFile = join(dir.path, 'keys-events.ndjson');
+    expect((await run(['export', '-o', eventsFile, '--store', source])).code).toBe(0);
+    expect((await run(['forget', 'subject-b', '--store', source])).code).toBe(0);
+
+    const keysFile = join(dir.path, 'keys.ndjson');
+    writeFileSync(keysFile, 'an older file, readable by all', { mode: 0o644 });
+    const exported = await run(['keys', 'export', '-o', keysFile, '--store', source]);
+    expect(exported.code).toBe(0);
+    expect(JSON.parse(exported.stdout)).toEqual({ exported: 2, forgotten: 1, wrapped: 0 });
+    expect(exported.stderr).toMatch(/^logline: exported 2 subject keys \(1 forgotten, 0 wrapped\) in \d+\.\d s, [\d,]+ subject keys\/s\n$/);
+    expect(statSync(keysFile).mode & 0o777).toBe(0o600);
+    const records = lines(readFileSync(keysFile, 'utf8'));
+    expect(records.map((r) => [r.format, r.subject, typeof r.key, r.forgottenAt === undefined])).toEqual([
+      ['logline-subject-keys/1', 'subject-a', 'string', true],
+      ['logline-subject-keys/1', 'subject-b', 'undefined', false],
+    ]);
+    // Without -o the keys go to stdout, nothing else.
+    expect(lines((await run(['keys', 'export', '--store', source])).stdout)).toEqual(records);
+
+    const imported = await run(['keys', 'import', keysFile, '--store', copy]);
+    expect(imported.code).toBe(0);
+    expect(JSON.parse(imported.stdout)).toEqual({ read: 2, imported: 2, unchanged: 0, forgotten: 0, conflicts: [] });
+    expect(imported.stderr).toMatch(/^logline: imported 2 subject keys \(2 new, 0 unchanged, 0 forgotten, 0 conflicts\) in /);
+    expect((await run(['import', eventsFile, '--store', copy])).code).toBe(0);
+    expect(lines((await run(['read', 'person-a', '--store', copy])).stdout)[0]?.data).toEqual({ email: 'a@example.com', plan: 'pro' });
+    const [b] = lines((await run(['read', 'person-b', '--store', copy])).stdout);
+    expect(b?.data).toEqual({ plan: 'pro' });
+    expect(b?.metadata).toMatchObject({ subject: 'subject-b', forgotten: true });
+
+    // Again, from stdin: nothing changes.
+    const again = await run(['keys', 'import', '-', '--store', copy], readFileSync(keysFile, 'utf8'));
+    expect(JSON.parse(again.stdout)).toEqual({ read: 2, imported: 0, unchanged: 2, forgotten: 0, conflicts: [] });
+
+    // Another key for subject-a: a conflict, reported, and a still reads plain.
+    const other = JSON.stringify({ ...records[0], key: randomBytes(32).toString('base64') });
+    const conflict = await run(['keys', 'import', '-', '--store', copy], other);
+    expect(conflict.code).toBe(0);
+    expect(JSON.parse(conflict.stdout)).toEqual({ read: 1, imported: 0, unchanged: 0, forgotten: 0, conflicts: ['subject-a'] });
+    expect(conflict.stderr).toMatch(/1 subject\(s\) hold a different key in this store and were left alone: subject-a/);
+    expect(lines((await run(['read', 'person-a', '--store', copy])).stdout)[0]?.data).toEqual({ email: 'a@example.com', plan: 'pro' });
+
+    // A bad record: exit 2, the field and the line named, nothing stored for it.
+    const bad = await run(
+      ['keys', 'import', '-', '--store', copy],
+      `\n${JSON.stringify({ ...records[0], subject: 'subject-c', key: 'x' })}\n`,
+    );
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/InvalidArgument: Invalid key: record 1: got "x"/);
+    expect(bad.stderr).toMatch(/stopped at line 2 of stdin/);
+    const notJson = await run(['keys', 'import', '-', '--store', copy], `${readFileSync(keysFile, 'utf8')}{not json\n`);
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toMatch(/^logline: InvalidArgument: Invalid line 3: it is not JSON/);
+    expect(notJson.stderr).not.toMatch(/stopped at/);
+    expect(lines((await run(['keys', 'export', '--store', copy])).stdout).map((r) => r.subject)).toEqual(['subject-a', 'subject-b']);
+  }, 60_000);
+
+  it('refuses a --server: keys never travel through the HTTP API', async () => {
+    const server = await startServerProcess(['--store', `sqlite:${join(dir.path, 'keys-server.db')}`]);
+    try {
+      const file = join(dir.path, 'keys-never.ndjson');
+      for (const args of [
+        ['keys', 'export'],
+        ['keys', 'export', '-o', file],
+        ['keys', 'import', '-'],
+      ]) {
+        const refused = await run([...args, '--server', server.url], '');
+        expect(refused.code, args.join(' ')).toBe(2);
+        expect(refused.stderr).toMatch(/`logline keys` needs direct store access\. Expected the store itself: --store <url>/);
+        expect(refused.stdout).toBe('');
+      }
+      expect(existsSync(file)).toBe(false);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+});
+
 describe('logline CLI: help and progress', () => {
   it('--help lists every command with an example, and each command shows its own', async () => {
     const help = await run(['--help']);
     expect(help.code).toBe(0);
     const commandsSection = help.stdout.slice(help.stdout.indexOf('Commands:'), help.stdout.indexOf('Examples:'));
     const commands = [...commandsSection.matchAll(/^ {2}([a-z]+) /gm)].map((match) => match[1]).filter((name) => name !== 'help');
-    expect(commands).toEqual(['serve', 'append', 'read', 'tail', 'export', 'import', 'stats', 'forget', 'metadata', 'delete', 'scavenge']);
+    expect(commands).toEqual([
+      'serve',
+      'append',
+      'read',
+      'tail',
+      'export',
+      'import',
+      'keys',
+      'stats',
+      'forget',
+      'metadata',
+      'delete',
+      'scavenge',
+    ]);
     for (const command of commands) expect(help.stdout).toMatch(new RegExp(`^ {2}\\$ logline ${command} `, 'm'));
     const importHelp = await run(['help', 'import']);
     expect(importHelp.stdout).toMatch(/Example:\n {2}\$ logline import backup\.ndjson/);

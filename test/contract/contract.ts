@@ -29,13 +29,16 @@ import { closeDrainsContract } from './close-drains.js';
 import { describePersonalData } from './personal-data.js';
 import { describeRecordedAt } from './recorded-at.js';
 import { describeRetention } from './retention.js';
+import { describeSubjectKeys } from './subject-keys.js';
 
 export interface ContractTarget {
-  /** A fresh, empty store. */
-  open(options?: { limits?: Partial<StoreLimits> }): Promise<EventStore>;
+  /** A fresh, empty store (`masterKey` wraps its subject keys). */
+  open(options?: StoreOptions): Promise<EventStore>;
   /** How many fast-check runs the heavier properties get (bounded to keep the suite fast). */
   propertyRuns: number;
 }
+
+type StoreOptions = { limits?: Partial<StoreLimits>; masterKey?: Uint8Array };
 
 const ev = (type: string, data: NewEvent['data'] = {}, extra: Partial<NewEvent> = {}): NewEvent => ({ type, data, ...extra });
 const eventCount = async (store: EventStore) => (await store.stats()).events;
@@ -43,7 +46,7 @@ const eventCount = async (store: EventStore) => (await store.stats()).events;
 export function describeContract(name: string, target: ContractTarget): void {
   describe(`contract: ${name}`, () => {
     const opened: EventStore[] = [];
-    const open = async (options?: { limits?: Partial<StoreLimits> }) => {
+    const open = async (options?: StoreOptions) => {
       const store = await target.open(options);
       opened.push(store);
       return store;
@@ -54,6 +57,7 @@ export function describeContract(name: string, target: ContractTarget): void {
 
     describeAgreement(name, open);
     describePersonalData(name, open);
+    describeSubjectKeys(name, open);
     describeRetention(open, Math.max(5, Math.floor(target.propertyRuns / 2)));
 
     describe('append and read', () => {

@@ -11,7 +11,7 @@ describe.skipIf(!reachable)('nats', () => {
     // One test's streams at a time on the shared server: each is deleted when the next test opens.
     open: oneAtATime(async (options) => {
       const { url, drop } = freshNatsUrl();
-      return { store: await openNatsStore({ url, limits: options?.limits }), drop };
+      return { store: await openNatsStore({ url, limits: options?.limits, masterKey: options?.masterKey }), drop };
     }),
     propertyRuns: 12,
   });

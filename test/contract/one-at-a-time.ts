@@ -8,7 +8,7 @@ import type { EventStore, StoreLimits } from '../../src/index.js';
 
 type Opened = { store: EventStore; drop(): Promise<void> };
 
-export function oneAtATime(open: (options?: { limits?: Partial<StoreLimits> }) => Promise<Opened>) {
+export function oneAtATime(open: (options?: { limits?: Partial<StoreLimits>; masterKey?: Uint8Array }) => Promise<Opened>) {
   let previous: Opened | undefined;
   const retire = async () => {
     if (!previous) return;
@@ -18,7 +18,7 @@ export function oneAtATime(open: (options?: { limits?: Partial<StoreLimits> }) =
     await drop();
   };
   afterAll(retire);
-  return async (options?: { limits?: Partial<StoreLimits> }): Promise<EventStore> => {
+  return async (options?: { limits?: Partial<StoreLimits>; masterKey?: Uint8Array }): Promise<EventStore> => {
     await retire();
     previous = await open(options);
     return previous.store;

@@ -11,7 +11,7 @@ describe.skipIf(!reachable)('postgres', () => {
     // Small pools, one at a time, on a PostgreSQL that other suites share.
     open: oneAtATime(async (options) => {
       const { url, drop } = await freshSchemaUrl();
-      return { store: await openPostgresStore({ url, limits: options?.limits, poolSize: 2 }), drop };
+      return { store: await openPostgresStore({ url, limits: options?.limits, masterKey: options?.masterKey, poolSize: 2 }), drop };
     }),
     propertyRuns: 12,
   });

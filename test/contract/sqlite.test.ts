@@ -10,6 +10,6 @@ let n = 0;
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describeContract('sqlite', {
-  open: (options) => openSqliteStore({ path: join(dir, `store-${n++}.db`), limits: options?.limits }),
+  open: (options) => openSqliteStore({ path: join(dir, `store-${n++}.db`), limits: options?.limits, masterKey: options?.masterKey }),
   propertyRuns: 30,
 });

@@ -6,15 +6,14 @@
  * written after the point is absent.
  *
  * Names, usernames and emails are personal data, sealed under per-user keys that an export never
- * holds (docs/lifecycle.md, "Forget a person"): the drill restores the key table from its own
- * backup (here: copied from the original database) before the service rebuilds its views.
+ * holds (docs/lifecycle.md, "Backups and restores"): the drill backs the keys up with
+ * `logline keys export` and restores them with `logline keys import` before the events, so the
+ * restored log reads plain when the service rebuilds its views.
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PG_URL, requirePostgres } from '../helpers/postgres.js';
+import { requirePostgres } from '../helpers/postgres.js';
 import { tempDir } from '../server/process.js';
 import { call, position, postgresStore, type Reply, ROOT, sqliteStore, startIdentity, type TestStore } from './service.js';
 
@@ -41,32 +40,6 @@ async function answersFor(base: string, ids: string[], tag: string, min: bigint)
   const search = await call<{ users: Array<Record<string, unknown>> }>(base, 'GET', `/users/search?q=${tag}&limit=100`, { headers });
   out.push(search.body.users.map(strip));
   return out;
-}
-
-/**
- * Restores the subject keys of `from` into `to`: the separate key backup a restore needs for
- * personal data to read plain. Logline has no command for it yet, so this copies its key table
- * (src/stores/<name>/subject-keys.ts) directly; the import already recorded which streams hold
- * each subject's events.
- */
-async function restoreKeys(from: TestStore, to: TestStore): Promise<void> {
-  if (to.name === 'sqlite') {
-    const db = new Database(to.url.slice('sqlite:'.length));
-    try {
-      db.prepare('ATTACH DATABASE ? AS original').run(from.url.slice('sqlite:'.length));
-      db.exec('INSERT INTO main.subject_keys SELECT * FROM original.subject_keys');
-    } finally {
-      db.close();
-    }
-    return;
-  }
-  const schema = (url: string) => new URL(url).searchParams.get('schema') as string;
-  const sql = postgres(PG_URL, { max: 1, onnotice: () => {} });
-  try {
-    await sql.unsafe(`INSERT INTO "${schema(to.url)}".subject_keys SELECT * FROM "${schema(from.url)}".subject_keys`);
-  } finally {
-    await sql.end();
-  }
 }
 
 for (const [backend, open, enabled] of [
@@ -114,10 +87,14 @@ for (const [backend, open, enabled] of [
       cleanup.push(async () => dir.remove());
       const file = join(dir.path, 'export.ndjson');
       logline(['export', '--store', original.url, '--until', String(point), '-o', file]);
+      // The key backup, taken separately (keys never travel in an event export).
+      const keys = join(dir.path, 'keys.ndjson');
+      logline(['keys', 'export', '--store', original.url, '-o', keys]);
       const restored: TestStore = await open();
       cleanup.push(() => restored.drop());
+      // Keys first, then the events (docs/lifecycle.md#backups-and-restores).
+      expect(JSON.parse(logline(['keys', 'import', keys, '--store', restored.url]))).toMatchObject({ imported: 21, conflicts: [] });
       logline(['import', file, '--store', restored.url]);
-      await restoreKeys(original, restored);
 
       const recovered = await startIdentity(restored.url);
       cleanup.push(() => recovered.stop());

@@ -31,6 +31,20 @@ export function createMemoryKeyTable(dropSnapshots: (streams: string[]) => void)
       dropSnapshots([...(streams.get(subject) ?? [])]);
       return { subject, forgottenAt: at, alreadyForgotten: false };
     },
+    list(after, limit) {
+      return [...keys.keys()]
+        .filter((subject) => subject > after)
+        .sort()
+        .slice(0, limit)
+        .map((subject) => ({ subject, ...(keys.get(subject) as StoredKey), streams: [...(streams.get(subject) ?? [])].sort() }));
+    },
+    restore(rows) {
+      for (const { subject, key, createdAt, forgottenAt, streams: held } of rows) {
+        // A copy: forget zeroes the stored bytes, which must not be the caller's.
+        if (!keys.has(subject)) keys.set(subject, { key: key && Uint8Array.from(key), createdAt, forgottenAt });
+        streams.set(subject, new Set([...(streams.get(subject) ?? []), ...held]));
+      }
+    },
     status(subject) {
       const row = keys.get(subject);
       return row && { subject, createdAt: row.createdAt, ...(row.forgottenAt === undefined ? {} : { forgottenAt: row.forgottenAt }) };

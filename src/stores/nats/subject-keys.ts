@@ -7,8 +7,8 @@
  * message in its files; a message dropped by a per-subject limit would only be marked deleted).
  */
 import type { JetStreamClient, JetStreamManager, StoredMsg } from '@nats-io/jetstream';
-import type { KeyTable, StoredKey } from '../../core/personal-data.js';
-import { encodeToken, type NatsLayout } from './schema.js';
+import type { KeyTable, StoredKey, SubjectKeyRow } from '../../core/personal-data.js';
+import { decodeToken, encodeToken, type NatsLayout } from './schema.js';
 
 interface KeyEntry {
   key: string | null;
@@ -25,6 +25,9 @@ export interface NatsKeyParts {
   /** Retries while JetStream is unavailable (the store's patiently). */
   patiently<T>(what: string, operation: () => Promise<T>): Promise<T>;
 }
+
+/** Subjects whose key and streams a page of `list` asks for at once. */
+const LIST_CONCURRENCY = 32;
 
 const isWrongLastSequence = (error: unknown) => /wrong last sequence/i.test(String((error as Error)?.message));
 const isNotFound = (error: unknown) => /no message found|not found/i.test(String((error as Error)?.message));
@@ -95,6 +98,52 @@ export function createNatsKeyTable({ js, jsm, layout, lastOn, patiently }: NatsK
           );
         }
         return { subject, forgottenAt: at, alreadyForgotten: false };
+      }
+    },
+    // JetStream lists subjects but cannot page them in order: the names come from the stream's
+    // per-subject counts (as listStreams does), the keys and streams a page at a time.
+    async list(after, limit) {
+      const root = `${layout.prefix}_keys.k.`;
+      const info = await patiently('listing subject keys', () => jsm.streams.info(stream, { subjects_filter: `${root}>` }));
+      const subjects = Object.keys(info.state.subjects ?? {})
+        .map((name) => decodeToken(name.slice(root.length)))
+        .filter((subject) => subject > after)
+        .sort()
+        .slice(0, limit);
+      const rowOf = async (subject: string): Promise<SubjectKeyRow | undefined> => {
+        const current = await entryOf(subject);
+        if (!current) return undefined;
+        const noted = await patiently("listing a subject's streams", () =>
+          jsm.streams.info(stream, { subjects_filter: `${streamsOf(subject)}.>` }),
+        );
+        const start = streamsOf(subject).length + 1;
+        const streams = Object.keys(noted.state.subjects ?? {})
+          .map((name) => decodeToken(name.slice(start)))
+          .sort();
+        return { subject, ...toStored(current.entry), streams };
+      };
+      // A few requests at a time: a page holds hundreds of subjects, two requests each.
+      const rows: (SubjectKeyRow | undefined)[] = [];
+      for (let i = 0; i < subjects.length; i += LIST_CONCURRENCY)
+        rows.push(...(await Promise.all(subjects.slice(i, i + LIST_CONCURRENCY).map(rowOf))));
+      return rows.filter((row) => row !== undefined);
+    },
+    async restore(rows) {
+      for (const row of rows) {
+        const entry: KeyEntry = {
+          key: row.key ? Buffer.from(row.key).toString('hex') : null,
+          createdAt: row.createdAt,
+          forgottenAt: row.forgottenAt ?? null,
+        };
+        // Only if the subject has no key yet, as insert: a key already there wins.
+        await patiently('restoring a subject key', () =>
+          js.publish(keySubject(row.subject), JSON.stringify(entry), { expect: { lastSubjectSequence: 0 } }).catch((error) => {
+            if (!isWrongLastSequence(error)) throw error;
+          }),
+        );
+        for (const streamId of row.streams) {
+          await patiently('noting a subject stream', () => js.publish(`${streamsOf(row.subject)}.${encodeToken(streamId)}`, ''));
+        }
       }
     },
     async status(subject) {

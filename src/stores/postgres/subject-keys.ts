@@ -100,6 +100,28 @@ export function createPostgresKeyTable(sql: Sql, schema: string): KeyTable {
       if (result) await vacuumKeyTable().catch(onVacuumError);
       return result;
     },
+    async list(after, limit) {
+      const rows = await sql<(KeyRow & { streams: string[] })[]>`
+        SELECT k.subject, encode(k.key, 'hex') AS key, k.created_at, k.forgotten_at,
+          coalesce((SELECT json_agg(s.stream_id ORDER BY s.stream_id) FROM ${S}.subject_streams s WHERE s.subject = k.subject), '[]') AS streams
+        FROM ${S}.subject_keys k WHERE k.subject > ${after} ORDER BY k.subject LIMIT ${limit}`;
+      return rows.map((row) => ({ subject: row.subject, ...toStored(row), streams: row.streams }));
+    },
+    async restore(rows) {
+      const keyRows = JSON.stringify(
+        rows.map((row) => [row.subject, row.key ? Buffer.from(row.key).toString('hex') : null, row.createdAt, row.forgottenAt ?? null]),
+      );
+      const streams = JSON.stringify(rows.flatMap((row) => row.streams.map((stream) => [row.subject, stream])));
+      await sql`
+        WITH k AS (
+          INSERT INTO ${S}.subject_keys (subject, key, created_at, forgotten_at)
+          SELECT r->>0, decode(r->>1, 'hex'), r->>2, r->>3 FROM json_array_elements(${keyRows}::text::json) AS r
+          ON CONFLICT DO NOTHING
+        )
+        INSERT INTO ${S}.subject_streams (subject, stream_id)
+        SELECT r->>0, r->>1 FROM json_array_elements(${streams}::text::json) AS r
+        ON CONFLICT DO NOTHING`;
+    },
     async status(subject) {
       const [row] = await sql<
         KeyRow[]

@@ -5,7 +5,7 @@
  * then checkpoints the WAL with TRUNCATE, so the key bytes leave both files.
  */
 import type { Database } from 'better-sqlite3';
-import type { StoredKey } from '../../core/personal-data.js';
+import type { StoredKey, SubjectKeyRow } from '../../core/personal-data.js';
 import type { ForgetResult, SubjectStatus } from '../../core/types.js';
 
 /** Migration 2 (src/stores/sqlite/schema.ts). */
@@ -28,6 +28,8 @@ export interface SqliteKeyTable {
   insert(keys: Map<string, Uint8Array>, streams: [string, string][], at: string): void;
   forget(subject: string, at: string): ForgetResult | undefined;
   status(subject: string): SubjectStatus | undefined;
+  list(after: string, limit: number): SubjectKeyRow[];
+  restore(rows: SubjectKeyRow[]): void;
 }
 
 type KeyRow = [string, Uint8Array | null, string, string | null];
@@ -39,6 +41,13 @@ export function createSqliteKeyTable(db: Database): SqliteKeyTable {
       .raw(),
     one: db.prepare('SELECT subject, key, created_at, forgotten_at FROM subject_keys WHERE subject = ?').raw(),
     insertKey: db.prepare('INSERT INTO subject_keys (subject, key, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
+    page: db.prepare('SELECT subject, key, created_at, forgotten_at FROM subject_keys WHERE subject > ? ORDER BY subject LIMIT ?').raw(),
+    streams: db
+      .prepare(
+        'SELECT subject, stream_id FROM subject_streams WHERE subject IN (SELECT value FROM json_each(?)) ORDER BY subject, stream_id',
+      )
+      .raw(),
+    restoreKey: db.prepare('INSERT INTO subject_keys (subject, key, created_at, forgotten_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'),
     insertStream: db.prepare('INSERT INTO subject_streams (subject, stream_id) VALUES (?, ?) ON CONFLICT DO NOTHING'),
     // Same size first, so the page holds zeros where the key was, then none at all.
     overwrite: db.prepare('UPDATE subject_keys SET key = zeroblob(length(key)) WHERE subject = ?'),
@@ -53,6 +62,12 @@ export function createSqliteKeyTable(db: Database): SqliteKeyTable {
   const insert = db.transaction((keys: Map<string, Uint8Array>, streams: [string, string][], at: string) => {
     for (const [subject, key] of keys) sql.insertKey.run(subject, key, at);
     for (const [subject, stream] of streams) sql.insertStream.run(subject, stream);
+  });
+  const restore = db.transaction((rows: SubjectKeyRow[]) => {
+    for (const row of rows) {
+      sql.restoreKey.run(row.subject, row.key ?? null, row.createdAt, row.forgottenAt ?? null);
+      for (const stream of row.streams) sql.insertStream.run(row.subject, stream);
+    }
   });
   const forget = db.transaction((subject: string, at: string): ForgetResult | undefined => {
     const row = sql.one.get(subject) as KeyRow | undefined;
@@ -84,6 +99,17 @@ export function createSqliteKeyTable(db: Database): SqliteKeyTable {
       } finally {
         db.pragma(`secure_delete = ${previous === 2 ? 'FAST' : previous}`);
       }
+    },
+    list(after, limit) {
+      const rows = sql.page.all(after, limit) as KeyRow[];
+      const streams = new Map<string, string[]>();
+      for (const [subject, stream] of sql.streams.all(JSON.stringify(rows.map((row) => row[0]))) as [string, string][]) {
+        streams.set(subject, [...(streams.get(subject) ?? []), stream]);
+      }
+      return rows.map((row) => ({ subject: row[0], ...toStored(row), streams: streams.get(row[0]) ?? [] }));
+    },
+    restore(rows) {
+      restore.immediate(rows);
     },
     status(subject) {
       const row = sql.one.get(subject) as KeyRow | undefined;
