@@ -9,6 +9,7 @@ import { createReadStream, createWriteStream, fchmodSync, statSync } from 'node:
 import { createInterface } from 'node:readline';
 import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import { InvalidArgumentError, LoglineError } from '../core/errors.js';
+import { SUBJECT_FORGOTTEN, SUBJECTS_STREAM } from '../core/personal-data.js';
 import type { ExpectedVersion, NewEvent, RecordedEvent, SubjectKeyRecord } from '../core/types.js';
 import { stringify, toWire } from '../server/json.js';
 import { startProgress } from './progress.js';
@@ -314,6 +315,8 @@ targetOptions(
     const progress = startProgress({ total: fileSize(file), unit: 'bytes' });
     let batch: RecordedEvent[] = [];
     let read = 0;
+    /** Subjects an export's `$subjects` notices forgot, forgotten here too (`unknown`: a server that never knew them). */
+    const forgotten = { replayed: 0, unknown: 0 };
     let bytesRead = 0;
     const flush = async () => {
       const first = batch[0];
@@ -333,6 +336,24 @@ targetOptions(
           'a RecordedEvent as written by `logline export`',
         );
       }
+      if (event.streamId === SUBJECTS_STREAM && event.type === SUBJECT_FORGOTTEN) {
+        // Nobody appends to the system stream: the notice is replayed as what it records, in log order.
+        await flush();
+        const subject = (event.data as { subject?: unknown })?.subject;
+        if (typeof subject !== 'string') {
+          throw new InvalidArgumentError(
+            `line ${line}`,
+            'a SubjectForgotten notice without data.subject',
+            'a notice as written by `logline export`',
+          );
+        }
+        if (await target.restoreForgotten(subject, event.recordedAt)) forgotten.replayed++;
+        else forgotten.unknown++;
+        read++;
+        bytesRead += bytes;
+        progress.update(bytesRead, read);
+        continue;
+      }
       const previous = batch[batch.length - 1];
       // Batch boundaries depend only on the file (stream changes and version multiples), so a
       // re-import meets the same batches.
@@ -344,8 +365,15 @@ targetOptions(
     }
     await flush();
     const after = (await target.stats()).events;
-    progress.finish(`imported ${read} events (${after - before} added)`);
-    print({ read, added: after - before });
+    const forgottenNote = forgotten.replayed || forgotten.unknown ? `; ${forgotten.replayed} subjects forgotten` : '';
+    const unknownNote = forgotten.unknown ? `, ${forgotten.unknown} unknown to the server` : '';
+    progress.finish(`imported ${read} events (${after - before} added${forgottenNote}${unknownNote})`);
+    print({
+      read,
+      added: after - before,
+      ...(forgotten.replayed ? { forgotten: forgotten.replayed } : {}),
+      ...(forgotten.unknown ? { unknownSubjects: forgotten.unknown } : {}),
+    });
   });
 });
 

@@ -4,20 +4,21 @@
  */
 import { InvalidArgumentError, LoglineError, StreamDeletedError } from '../core/errors.js';
 import { openStore } from '../core/open-store.js';
-import type {
-  AppendResult,
-  DeleteStreamOptions,
-  EventStore,
-  ExpectedVersion,
-  ForgetResult,
-  NewEvent,
-  RecordedEvent,
-  ScavengeResult,
-  StoreStats,
-  StreamLifecycle,
-  StreamMetadata,
-  SubjectKeyImportResult,
-  SubjectKeyRecord,
+import {
+  type AppendResult,
+  type DeleteStreamOptions,
+  type EventStore,
+  type ExpectedVersion,
+  type ForgetResult,
+  type NewEvent,
+  type RecordedEvent,
+  type ScavengeResult,
+  type StoreStats,
+  type StreamLifecycle,
+  type StreamMetadata,
+  SUBJECT_KEYS_FORMAT,
+  type SubjectKeyImportResult,
+  type SubjectKeyRecord,
 } from '../core/types.js';
 import { NotFoundError } from '../server/http-errors.js';
 import { readSse } from './sse-client.js';
@@ -45,6 +46,12 @@ export interface Target {
    */
   exportSubjectKeys(): AsyncIterable<SubjectKeyRecord>;
   importSubjectKeys(records: AsyncIterable<SubjectKeyRecord>): Promise<SubjectKeyImportResult>;
+  /**
+   * Replays a `SubjectForgotten` notice of an export: the subject ends forgotten here, whether or
+   * not this store knows it yet, so a key backup imported later cannot bring it back. A server
+   * can only forget subjects it knows: false when it does not (nothing to destroy there).
+   */
+  restoreForgotten(subject: string, forgottenAt: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -83,6 +90,21 @@ export function storeTarget(store: EventStore): Target {
     scavenge: () => store.scavenge(),
     exportSubjectKeys: () => store.exportSubjectKeys(),
     importSubjectKeys: (records) => store.importSubjectKeys(records),
+    async restoreForgotten(subject, forgottenAt) {
+      // A tombstone for a subject unknown here (a key held here is destroyed by the import's
+      // forget); then forget, which re-sends the notice (same id) so the log holds it as the source did.
+      const tombstone: SubjectKeyRecord = {
+        format: SUBJECT_KEYS_FORMAT,
+        subject,
+        wrapped: false,
+        createdAt: forgottenAt,
+        forgottenAt,
+        streams: [],
+      };
+      await store.importSubjectKeys([tombstone]);
+      await store.forget(subject);
+      return true;
+    },
     close: () => store.close(),
   };
 }
@@ -220,6 +242,15 @@ export function httpTarget(baseUrl: string, apiKey: string | undefined): Target 
     },
     importSubjectKeys() {
       throw keysNeedStore();
+    },
+    async restoreForgotten(subject) {
+      try {
+        await this.forget(subject);
+        return true;
+      } catch (error) {
+        if (error instanceof RemoteError && error.body.error === 'UnknownSubject') return false;
+        throw error;
+      }
     },
     close: async () => {},
   };

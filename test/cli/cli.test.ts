@@ -282,6 +282,41 @@ describe('logline keys: a subject key backup between two SQLite files', () => {
     expect(lines((await run(['keys', 'export', '--store', copy])).stdout).map((r) => r.subject)).toEqual(['subject-a', 'subject-b']);
   }, 60_000);
 
+  it('an export taken after a forget imports: the notice replays the forget, and an older key backup cannot undo it', async () => {
+    const origin = `sqlite:${join(dir.path, 'forgot-origin.db')}`;
+    const restored = `sqlite:${join(dir.path, 'forgot-restored.db')}`;
+    expect((await run(['append', 'person-c', signedUp('subject-c', 'c@example.com'), '--store', origin])).code).toBe(0);
+    expect((await run(['append', 'person-d', signedUp('subject-d', 'd@example.com'), '--store', origin])).code).toBe(0);
+    const oldKeys = join(dir.path, 'keys-before-forget.ndjson');
+    expect((await run(['keys', 'export', '-o', oldKeys, '--store', origin])).code).toBe(0);
+    expect((await run(['forget', 'subject-c', '--store', origin])).code).toBe(0);
+    const eventsFile = join(dir.path, 'events-after-forget.ndjson');
+    expect((await run(['export', '-o', eventsFile, '--store', origin])).code).toBe(0);
+    const exported = lines(readFileSync(eventsFile, 'utf8'));
+    expect(exported.map((e) => [e.streamId, e.type])).toContainEqual(['$subjects', 'SubjectForgotten']);
+
+    // Events first, then the key backup taken before the forget: the forget still wins.
+    const imported = await run(['import', eventsFile, '--store', restored]);
+    expect(imported.stderr).not.toMatch(/error/i);
+    expect(imported.code).toBe(0);
+    expect(JSON.parse(imported.stdout)).toEqual({ read: 3, added: 3, forgotten: 1 });
+    const keys = await run(['keys', 'import', oldKeys, '--store', restored]);
+    expect(keys.code).toBe(0);
+    expect(JSON.parse(keys.stdout)).toMatchObject({ read: 2, imported: 1, unchanged: 1, conflicts: [] });
+    const [c] = lines((await run(['read', 'person-c', '--store', restored])).stdout);
+    expect(c?.data).toEqual({ plan: 'pro' });
+    expect(c?.metadata).toMatchObject({ subject: 'subject-c', forgotten: true });
+    const [d] = lines((await run(['read', 'person-d', '--store', restored])).stdout);
+    expect(d?.data).toEqual({ email: 'd@example.com', plan: 'pro' });
+
+    // The restored log holds the same notice (same id) as the original; a second import adds nothing.
+    const again = lines((await run(['export', '--store', restored])).stdout);
+    expect(again.filter((e) => e.streamId === '$subjects').map((e) => e.id)).toEqual(
+      exported.filter((e) => e.streamId === '$subjects').map((e) => e.id),
+    );
+    expect(JSON.parse((await run(['import', eventsFile, '--store', restored])).stdout)).toEqual({ read: 3, added: 0, forgotten: 1 });
+  }, 60_000);
+
   it('refuses a --server: keys never travel through the HTTP API', async () => {
     const server = await startServerProcess(['--store', `sqlite:${join(dir.path, 'keys-server.db')}`]);
     try {
