@@ -32,10 +32,24 @@ const LIST_CONCURRENCY = 32;
 const isWrongLastSequence = (error: unknown) => /wrong last sequence/i.test(String((error as Error)?.message));
 const isNotFound = (error: unknown) => /no message found|not found/i.test(String((error as Error)?.message));
 
+/** The index of the first name above `after` in sorted `names`. */
+function firstAfter(names: string[], after: string): number {
+  let low = 0;
+  let high = names.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((names[mid] as string) <= after) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
 export function createNatsKeyTable({ js, jsm, layout, lastOn, patiently }: NatsKeyParts): KeyTable {
   const stream = layout.keys;
   const keySubject = (subject: string) => `${layout.prefix}_keys.k.${encodeToken(subject)}`;
   const streamsOf = (subject: string) => `${layout.prefix}_keys.s.${encodeToken(subject)}`;
+  /** The sorted subject names the last full page of `list` came from, and where the next page starts. */
+  let listing: { next: string; names: string[] } | undefined;
   const entryOf = async (subject: string): Promise<{ seq: number; entry: KeyEntry } | undefined> => {
     const message = await lastOn(stream, keySubject(subject));
     return message && { seq: message.seq, entry: message.json<KeyEntry>() };
@@ -103,13 +117,20 @@ export function createNatsKeyTable({ js, jsm, layout, lastOn, patiently }: NatsK
     // JetStream lists subjects but cannot page them in order: the names come from the stream's
     // per-subject counts (as listStreams does), the keys and streams a page at a time.
     async list(after, limit) {
-      const root = `${layout.prefix}_keys.k.`;
-      const info = await patiently('listing subject keys', () => jsm.streams.info(stream, { subjects_filter: `${root}>` }));
-      const subjects = Object.keys(info.state.subjects ?? {})
-        .map((name) => decodeToken(name.slice(root.length)))
-        .filter((subject) => subject > after)
-        .sort()
-        .slice(0, limit);
+      // An export pages through every subject: the sorted names of its first page serve the
+      // following ones (each page starting where the last ended), instead of listing and sorting
+      // all of them again per page. Subjects keyed meanwhile may be missed, as by any paged read.
+      let names = listing?.next === after ? listing.names : undefined;
+      if (!names) {
+        const root = `${layout.prefix}_keys.k.`;
+        const info = await patiently('listing subject keys', () => jsm.streams.info(stream, { subjects_filter: `${root}>` }));
+        names = Object.keys(info.state.subjects ?? {})
+          .map((name) => decodeToken(name.slice(root.length)))
+          .sort();
+      }
+      const from = firstAfter(names, after);
+      const subjects = names.slice(from, from + limit);
+      listing = subjects.length === limit ? { next: subjects[subjects.length - 1] as string, names } : undefined;
       const rowOf = async (subject: string): Promise<SubjectKeyRow | undefined> => {
         const current = await entryOf(subject);
         if (!current) return undefined;
