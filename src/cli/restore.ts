@@ -31,7 +31,13 @@ export function parseLifecycleLine(value: LifecycleLine, line: number): StreamLi
   if (deleted !== undefined && deleted !== 'soft' && deleted !== 'hard') {
     throw new InvalidArgumentError(`line ${line}`, `deleted ${JSON.stringify(deleted)}`, "'soft' or 'hard'");
   }
-  return { streamId, version, ...normalizeStreamMetadata(metadata), ...(deleted ? { deleted } : {}) };
+  let settings: StreamMetadata;
+  try {
+    settings = normalizeStreamMetadata(metadata);
+  } catch (error) {
+    throw new InvalidArgumentError(`line ${line}`, `bad settings (${(error as Error).message})`, expected);
+  }
+  return { streamId, version, ...settings, ...(deleted ? { deleted } : {}) };
 }
 
 /** The actual version a refused append reports (WrongExpectedVersion from a store or a server). */
