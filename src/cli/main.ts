@@ -10,9 +10,10 @@ import { createInterface } from 'node:readline';
 import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import { InvalidArgumentError, LoglineError } from '../core/errors.js';
 import { SUBJECT_FORGOTTEN, SUBJECTS_STREAM } from '../core/personal-data.js';
-import type { ExpectedVersion, NewEvent, RecordedEvent, SubjectKeyRecord } from '../core/types.js';
+import type { ExpectedVersion, NewEvent, RecordedEvent, StreamLifecycleInfo, SubjectKeyRecord } from '../core/types.js';
 import { stringify, toWire } from '../server/json.js';
 import { startProgress } from './progress.js';
+import { appendAt, applyLifecycle, isLifecycleLine, parseLifecycleLine } from './restore.js';
 import { openTarget, RemoteError, type Target } from './targets.js';
 
 const int = (name: string) => (value: string) => {
@@ -269,7 +270,9 @@ targetOptions(
 targetOptions(
   program
     .command('export')
-    .description('write the log as NDJSON (one RecordedEvent per line), as of one point in time; personal fields stay sealed')
+    .description(
+      'write the log as NDJSON, as of one point in time: each stream lifecycle (retention settings, deletes) first, then one RecordedEvent per line; personal fields stay sealed',
+    )
     .option(
       '--until <position|time>',
       'last position to include, or an ISO-8601 time: events recorded at or before it (default: the head now)',
@@ -288,6 +291,16 @@ targetOptions(
     const out = flags.output ? (await import('node:fs')).createWriteStream(flags.output) : undefined;
     const write = (line: string) =>
       out ? (out.write(`${line}\n`) ? undefined : new Promise<void>((resolve) => out.once('drain', resolve))) : writeLine(line);
+    // Settings and deletions have no history: an export as of an earlier point (--until) leaves
+    // them out rather than apply today's to yesterday's events. Its streams still start where
+    // their first kept event does.
+    let lifecycles = 0;
+    if (flags.until === undefined) {
+      for await (const lifecycle of target.listLifecycles()) {
+        await write(stringify({ lifecycle }));
+        lifecycles++;
+      }
+    }
     const progress = startProgress({ total: Number(until), unit: 'positions' });
     let exported = 0;
     for await (const event of target.readAll(0n, until)) {
@@ -299,7 +312,7 @@ targetOptions(
     }
     if (out) await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
     progress.update(Number(until), exported);
-    progress.finish(`exported ${exported} events up to position ${until}`);
+    progress.finish(`exported ${exported} events up to position ${until}${lifecycles ? ` and ${lifecycles} stream lifecycles` : ''}`);
   });
 });
 
@@ -307,7 +320,9 @@ targetOptions(
 targetOptions(
   program
     .command('import <file>')
-    .description('append an NDJSON export ("-" = stdin); idempotent: event ids are the key, importing twice adds nothing')
+    .description(
+      'append an NDJSON export ("-" = stdin) with its stream lifecycles (retention settings, deletes); idempotent: event ids are the key, importing twice adds nothing',
+    )
     .addOption(new Option('--batch <n>', 'events per append').default(500).argParser(int('--batch'))),
 ).action(async (file: string, flags) => {
   await withTarget(flags, async (target) => {
@@ -317,6 +332,9 @@ targetOptions(
     let read = 0;
     /** Subjects an export's `$subjects` notices forgot, forgotten here too (`unknown`: a server that never knew them). */
     const forgotten = { replayed: 0, unknown: 0 };
+    /** The export's lifecycle lines, applied once every event is in (docs/lifecycle.md#restoring-retention-and-deletions). */
+    const lifecycles = new Map<string, StreamLifecycleInfo>();
+    let started = 0;
     let bytesRead = 0;
     const flush = async () => {
       const first = batch[0];
@@ -324,10 +342,16 @@ targetOptions(
       const events: NewEvent[] = batch.map(({ id, type, data, metadata, occurredAt }) => ({ id, type, data, metadata, occurredAt }));
       // Each stream keeps its versions: the batch must land exactly where it stood in the export,
       // and a batch already imported is recognised as a retry (same ids, same place) and adds nothing.
-      await target.append(first.streamId, events, first.streamVersion - 1);
+      if ((await appendAt(target, first.streamId, events, first.streamVersion - 1)).started) started++;
       batch = [];
     };
     for await (const { value, line, bytes } of ndjsonLines(file)) {
+      if (isLifecycleLine(value)) {
+        const lifecycle = parseLifecycleLine(value, line);
+        lifecycles.set(lifecycle.streamId, lifecycle);
+        bytesRead += bytes;
+        continue;
+      }
       const event = value as RecordedEvent;
       if (typeof event?.streamId !== 'string' || !Number.isSafeInteger(event.streamVersion)) {
         throw new InvalidArgumentError(
@@ -364,13 +388,19 @@ targetOptions(
       progress.update(bytesRead, read);
     }
     await flush();
+    // After the events: settings that hide events, and deletes, would refuse or hide the appends.
+    let applied = 0;
+    for (const lifecycle of lifecycles.values()) if (await applyLifecycle(target, lifecycle)) applied++;
     const after = (await target.stats()).events;
     const forgottenNote = forgotten.replayed || forgotten.unknown ? `; ${forgotten.replayed} subjects forgotten` : '';
     const unknownNote = forgotten.unknown ? `, ${forgotten.unknown} unknown to the server` : '';
-    progress.finish(`imported ${read} events (${after - before} added${forgottenNote}${unknownNote})`);
+    const lifecycleNote = lifecycles.size ? `; ${lifecycles.size} stream lifecycles, ${applied} applied` : '';
+    progress.finish(`imported ${read} events (${after - before} added${forgottenNote}${unknownNote}${lifecycleNote})`);
     print({
       read,
       added: after - before,
+      ...(lifecycles.size ? { lifecycles: lifecycles.size, lifecyclesApplied: applied } : {}),
+      ...(started ? { streamsStarted: started } : {}),
       ...(forgotten.replayed ? { forgotten: forgotten.replayed } : {}),
       ...(forgotten.unknown ? { unknownSubjects: forgotten.unknown } : {}),
     });

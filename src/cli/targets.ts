@@ -15,6 +15,7 @@ import {
   type ScavengeResult,
   type StoreStats,
   type StreamLifecycle,
+  type StreamLifecycleInfo,
   type StreamMetadata,
   SUBJECT_KEYS_FORMAT,
   type SubjectKeyImportResult,
@@ -39,6 +40,10 @@ export interface Target {
   setMetadata(stream: string, metadata: StreamMetadata): Promise<void>;
   deleteStream(stream: string, opts: DeleteStreamOptions): Promise<{ streamVersion: number }>;
   scavenge(): Promise<ScavengeResult>;
+  /** Every stream with retention settings or deleted, by stream id (listStreamLifecycles; GET /v1/lifecycles). */
+  listLifecycles(): AsyncIterable<StreamLifecycleInfo>;
+  /** Starts a stream that does not exist at a version (restoreStreamStart; PUT /v1/streams/{s}/start). */
+  restoreStreamStart(stream: string, version: number): Promise<void>;
   /**
    * The subject keys of personal data (store.exportSubjectKeys / importSubjectKeys). Only on a
    * store opened directly: keys never travel through the HTTP API, so a server target throws at
@@ -54,6 +59,9 @@ export interface Target {
   restoreForgotten(subject: string, forgottenAt: string): Promise<boolean>;
   close(): Promise<void>;
 }
+
+/** Stream lifecycles read per page (the HTTP API answers at most 1000). */
+const LIFECYCLE_PAGE = 500;
 
 export function storeTarget(store: EventStore): Target {
   return {
@@ -88,6 +96,16 @@ export function storeTarget(store: EventStore): Target {
     setMetadata: (stream, metadata) => store.setStreamMetadata(stream, metadata),
     deleteStream: (stream, opts) => store.deleteStream(stream, opts),
     scavenge: () => store.scavenge(),
+    async *listLifecycles() {
+      let after = '';
+      for (;;) {
+        const page = await store.listStreamLifecycles({ after, limit: LIFECYCLE_PAGE });
+        yield* page;
+        if (page.length < LIFECYCLE_PAGE) return;
+        after = (page[page.length - 1] as StreamLifecycleInfo).streamId;
+      }
+    },
+    restoreStreamStart: (stream, version) => store.restoreStreamStart(stream, version),
     exportSubjectKeys: () => store.exportSubjectKeys(),
     importSubjectKeys: (records) => store.importSubjectKeys(records),
     async restoreForgotten(subject, forgottenAt) {
@@ -236,6 +254,24 @@ export function httpTarget(baseUrl: string, apiKey: string | undefined): Target 
     },
     async scavenge() {
       return (await (await call('/v1/scavenge', { method: 'POST' })).json()) as ScavengeResult;
+    },
+    async *listLifecycles() {
+      let after = '';
+      for (;;) {
+        const params = new URLSearchParams({ limit: String(LIFECYCLE_PAGE) });
+        if (after) params.set('after', after);
+        const { streams: page } = (await (await call(`/v1/lifecycles?${params}`)).json()) as { streams: StreamLifecycleInfo[] };
+        yield* page;
+        if (page.length < LIFECYCLE_PAGE) return;
+        after = (page[page.length - 1] as StreamLifecycleInfo).streamId;
+      }
+    },
+    async restoreStreamStart(stream, version) {
+      await call(`/v1/streams/${enc(stream)}/start`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ version }),
+      });
     },
     exportSubjectKeys() {
       throw keysNeedStore();

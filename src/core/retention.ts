@@ -77,3 +77,10 @@ export function lifecycleOf(record: LifecycleRecord | undefined, version: number
 /** Whether the record changes what reads see (a record with nothing left in it can be dropped). */
 export const hasEffect = (record: LifecycleRecord): boolean =>
   record.tombstoned === true || record.deletedVersion !== undefined || METADATA_KEYS.some((key) => record[key] !== undefined);
+
+/** Checks the version `restoreStreamStart` is given: the stream's versions 1..version are gone. */
+export function assertStartVersion(version: unknown): asserts version is number {
+  if (!(typeof version === 'number' && Number.isSafeInteger(version) && version >= 1 && version <= 2_147_483_647)) {
+    throw new InvalidArgumentError('version', `got ${JSON.stringify(version)}`, 'an integer from 1 to 2147483647');
+  }
+}

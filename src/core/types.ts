@@ -229,6 +229,15 @@ export interface EventStore {
   listStreamLifecycles(opts?: { after?: string; limit?: number }): Promise<StreamLifecycleInfo[]>;
   /** Removes the events no read can see any more; versions and positions never change. */
   scavenge(): Promise<ScavengeResult>;
+  /**
+   * Restores where a stream starts (docs/lifecycle.md#backups-and-restores): the stream, which
+   * must not exist, gets version `version` with its versions 1..version absent, as after a
+   * scavenge that removed them, so an import can append the first event an export kept at its
+   * original version (expectedVersion `version`). A stream already at `version` is left as it is
+   * (an import resumed); one at another version is WrongExpectedVersionError (expected
+   * 'no_stream'), a tombstoned one StreamDeletedError; `version` is an integer ≥ 1.
+   */
+  restoreStreamStart(stream: string, version: number): Promise<void>;
   saveSnapshot(snapshot: Snapshot): Promise<void>;
   loadSnapshot(stream: string, name: string): Promise<Snapshot | undefined>;
   /**

@@ -1,9 +1,10 @@
 /**
  * Retention and deletion over HTTP (docs/http.md#retention-and-deletion): a stream's metadata,
- * deleting a stream, the list of streams with metadata or deleted (admin page), and a scavenge.
+ * deleting a stream, the list of streams with metadata or deleted (admin page), a scavenge, and
+ * a restored stream start (restoreStreamStart, for `logline import --server`).
  *
- * Rights: reading metadata needs read on the stream, changing it or deleting the stream write on
- * it; the list needs read on every stream, a scavenge write on every stream (it removes events of
+ * Rights: reading metadata needs read on the stream, changing it, deleting the stream or starting
+ * it write on it; the list needs read on every stream, a scavenge write on every stream (it removes events of
  * any stream).
  */
 import type { Context, Hono } from 'hono';
@@ -78,6 +79,22 @@ export function mountLifecycleApi(app: Hono<ServerEnv>, store: EventStore): void
       hard,
     });
     return respond({ streamId: stream, streamVersion, deleted: hard ? 'hard' : 'soft' });
+  });
+
+  // A restore (logline import) starting a stream at its export's first kept version: like an
+  // append it sets where the stream's versions go, so it needs write on the stream.
+  app.put('/v1/streams/:stream/start', async (c) => {
+    const stream = c.req.param('stream');
+    assertStreamId(stream);
+    requireRight(key(c), 'write', stream, `stream '${stream}'`);
+    queryOf(c, noQuery);
+    const body = await jsonBody(c);
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).some((k) => k !== 'version')) {
+      throw new InvalidArgumentError('body', `got ${JSON.stringify(body)}`, 'an object { "version": n }');
+    }
+    const { version } = body as { version?: unknown };
+    await store.restoreStreamStart(stream, version as number);
+    return respond({ streamId: stream, version: await store.streamVersion(stream) });
   });
 
   app.get('/v1/lifecycles', async (c) => {

@@ -418,6 +418,36 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      '/v1/streams/{stream}/start': {
+        put: {
+          summary:
+            'Restore where a stream starts: a stream that does not exist gets this version, the versions before it absent (write on the stream)',
+          description:
+            'For restores (`logline import`): the next append expects this version, so an export’s first kept event lands at its ' +
+            'original version. The same version again changes nothing (an import resumed).',
+          parameters: [streamParam],
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  additionalProperties: false,
+                  required: ['version'],
+                  properties: { version: { type: 'integer', minimum: 1 } },
+                },
+              },
+            },
+          },
+          responses: {
+            200: { description: '{"streamId","version"}' },
+            400: errorReply('InvalidArgument: a body other than {"version": n}, n an integer ≥ 1'),
+            403: errorReply('Outside the key’s rights (write on the stream)'),
+            409: errorReply('WrongExpectedVersion: the stream exists at another version'),
+            410: errorReply('StreamDeleted'),
+          },
+        },
+      },
       '/v1/ingest/{stream}': {
         post: {
           summary: 'Ingest events from an outside producer, de-duplicated by the producer’s ids (write on the stream)',

@@ -6,6 +6,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { progressLine, summaryLine } from '../../src/cli/progress.js';
+import { openStore } from '../../src/core/open-store.js';
+import type { NewEvent } from '../../src/index.js';
+import { collect } from '../helpers/collect.js';
+import { freshSchemaUrl, requirePostgres } from '../helpers/postgres.js';
 import { CLI, ROOT, type ServerProcess, startServerProcess, tempDir } from '../server/process.js';
 
 interface Run {
@@ -417,4 +421,141 @@ describe('logline CLI: help and progress', () => {
     expect(progressLine({ work: 1, total: 7200, unit: 'positions', items: 1, elapsedMs: 1000 })).toMatch(/ETA 1:59:59$/);
     expect(summaryLine('exported 10 events', 10, 20_000)).toBe('exported 10 events in 20 s, 1 events/s');
   });
+});
+
+describe('logline export and import: a store with retention and deletions restores faithfully', async () => {
+  const pgReachable = await requirePostgres();
+  const sourceUrl = `sqlite:${join(dir.path, 'lifecycles-source.db')}`;
+  const exportFile = join(dir.path, 'lifecycles.ndjson');
+  /** Every stream of the source: how each one's history hides or removes events. */
+  const STREAMS = ['ret-1', 'trunc-1', 'scav-1', 'soft-1', 'cont-1', 'hard-1', 'plain-1', 'last-1'];
+  const tick = (i: number): NewEvent => ({ type: 'Tick', data: { i } });
+  const ticks = (n: number) => Array.from({ length: n }, (_, i) => tick(i + 1));
+
+  /** What a restore must reproduce: the log in position order, and per stream its version, metadata and visible events. */
+  const snapshot = async (url: string) => {
+    const store = await openStore(url);
+    try {
+      const log = (await collect(store.readAll())).map((e) => [e.streamId, e.streamVersion, e.id, e.type, e.data, e.occurredAt]);
+      const streams: Record<string, unknown> = {};
+      for (const stream of STREAMS) {
+        streams[stream] = {
+          version: await store.streamVersion(stream),
+          metadata: await store.getStreamMetadata(stream),
+          events: (await collect(store.read(stream))).map((e) => [e.streamVersion, e.id]),
+        };
+      }
+      return { log, streams, events: (await store.stats()).events };
+    } finally {
+      await store.close();
+    }
+  };
+
+  let source: Awaited<ReturnType<typeof snapshot>>;
+  beforeAll(async () => {
+    const store = await openStore(sourceUrl);
+    try {
+      await store.append('ret-1', ticks(5));
+      await store.setStreamMetadata('ret-1', { maxCount: 2 });
+      await store.append('trunc-1', ticks(4));
+      await store.setStreamMetadata('trunc-1', { truncateBefore: 3 });
+      // Scavenged, then its setting cleared: it starts at version 3 with no lifecycle left.
+      await store.append('scav-1', ticks(4));
+      await store.setStreamMetadata('scav-1', { truncateBefore: 3 });
+      await store.append('soft-1', ticks(3));
+      await store.deleteStream('soft-1', { expectedVersion: 3 });
+      // Soft-deleted, then written again: no longer deleted, it starts at version 3.
+      await store.append('cont-1', ticks(2));
+      await store.deleteStream('cont-1');
+      await store.append('cont-1', [tick(3)], { expectedVersion: 2 });
+      await store.append('hard-1', ticks(2));
+      await store.deleteStream('hard-1', { hard: true });
+      await store.append('plain-1', ticks(2));
+      await store.append('last-1', ticks(1));
+      expect((await store.scavenge()).removed).toBeGreaterThan(0);
+      await store.setStreamMetadata('scav-1', {});
+    } finally {
+      await store.close();
+    }
+    source = await snapshot(sourceUrl);
+    // The export as a restore meets it: streams that start past version 1, settings and deletions.
+    expect(source.streams['scav-1']).toEqual({
+      version: 4,
+      metadata: {},
+      events: [
+        [3, expect.any(String)],
+        [4, expect.any(String)],
+      ],
+    });
+    expect(source.streams['soft-1']).toMatchObject({ version: 3, metadata: { deleted: 'soft' }, events: [] });
+    expect(source.streams['hard-1']).toMatchObject({ version: 2, metadata: { deleted: 'hard' }, events: [] });
+    const exported = await run(['export', '-o', exportFile, '--store', sourceUrl]);
+    expect(exported.code).toBe(0);
+    expect(exported.stderr).toMatch(/exported 10 events up to position \d+ and 5 stream lifecycles/);
+    const file = lines(readFileSync(exportFile, 'utf8'));
+    expect(file.slice(0, 5)).toEqual([
+      { lifecycle: { streamId: 'cont-1', version: 3 } },
+      { lifecycle: { streamId: 'hard-1', version: 2, deleted: 'hard' } },
+      { lifecycle: { streamId: 'ret-1', version: 5, maxCount: 2 } },
+      { lifecycle: { streamId: 'soft-1', version: 3, deleted: 'soft' } },
+      { lifecycle: { streamId: 'trunc-1', version: 4, truncateBefore: 3 } },
+    ]);
+  }, 60_000);
+
+  const into = async (kind: 'sqlite' | 'postgres' | 'server', url: string, args: string[]) => {
+    const first = await run(['import', exportFile, ...args, '--batch', '1']);
+    expect(first.stderr).not.toMatch(/error/i);
+    expect(first.code).toBe(0);
+    expect(JSON.parse(first.stdout)).toEqual({ read: 10, added: 10, lifecycles: 5, lifecyclesApplied: 4, streamsStarted: 4 });
+    const second = await run(['import', exportFile, ...args, '--batch', '1']);
+    expect(JSON.parse(second.stdout), kind).toEqual({ read: 10, added: 0, lifecycles: 5, lifecyclesApplied: 0 });
+
+    const restored = await snapshot(url);
+    // Same events, versions and order (positions are the target's own), same metadata and deletions.
+    expect(restored.log).toEqual(source.log);
+    expect(restored.streams).toEqual(source.streams);
+    expect(restored.events).toBe(10);
+    if (kind === 'server') {
+      // Exported again over HTTP (GET /v1/lifecycles): the same lifecycles, but for cont-1, written
+      // after its delete, which restored holds nothing but its start.
+      const again = lines((await run(['export', ...args])).stdout).filter((line) => 'lifecycle' in line);
+      const original = lines(readFileSync(exportFile, 'utf8')).filter((line) => 'lifecycle' in line);
+      expect(again).toEqual(original.filter((line) => (line.lifecycle as { streamId: string }).streamId !== 'cont-1'));
+    }
+
+    const refused = await run(['append', 'hard-1', '{"type":"Late","data":{}}', ...args]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('StreamDeleted');
+    const continued = await run(['append', 'soft-1', '{"type":"Again","data":{}}', '--expected-version', '3', ...args]);
+    expect(continued.stderr).toBe('');
+    expect(JSON.parse(continued.stdout)).toMatchObject({ streamVersion: 4 });
+  };
+
+  it('SQLite -> SQLite', async () => {
+    const url = `sqlite:${join(dir.path, 'lifecycles-restored.db')}`;
+    await into('sqlite', url, ['--store', url]);
+  }, 90_000);
+
+  it.skipIf(!pgReachable)(
+    'SQLite -> PostgreSQL',
+    async () => {
+      const { url, drop } = await freshSchemaUrl();
+      try {
+        await into('postgres', url, ['--store', url]);
+      } finally {
+        await drop();
+      }
+    },
+    90_000,
+  );
+
+  it('SQLite -> a server on SQLite (--server: PUT /v1/streams/{s}/start)', async () => {
+    const url = `sqlite:${join(dir.path, 'lifecycles-served.db')}`;
+    const server = await startServerProcess(['--store', url]);
+    try {
+      await into('server', url, ['--server', server.url]);
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
 });

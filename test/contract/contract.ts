@@ -28,6 +28,7 @@ import { describeCategories } from './categories.js';
 import { closeDrainsContract } from './close-drains.js';
 import { describePersonalData } from './personal-data.js';
 import { describeRecordedAt } from './recorded-at.js';
+import { describeRestoreStart } from './restore-start.js';
 import { describeRetention } from './retention.js';
 import { describeSubjectKeys } from './subject-keys.js';
 
@@ -59,6 +60,7 @@ export function describeContract(name: string, target: ContractTarget): void {
     describePersonalData(name, open);
     describeSubjectKeys(name, open);
     describeRetention(open, Math.max(5, Math.floor(target.propertyRuns / 2)));
+    describeRestoreStart(open);
 
     describe('append and read', () => {
       it('records events with versions, positions, ids and times', async () => {

@@ -265,6 +265,26 @@ export function describeHttpApi(name: string, backend: Backend): void {
       expect(Object.keys(paths)).toEqual(expect.arrayContaining(['/v1/lifecycles', '/v1/scavenge']));
     });
 
+    it('PUT …/start: a new stream starts at a version (for restores); the same version again is a no-op', async () => {
+      const s = stream('start');
+      const send = (method: string, path: string, body?: unknown) =>
+        fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(
+          async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }),
+        );
+      expect(await send('PUT', `/v1/streams/${s}/start`, { version: 4 })).toEqual({ status: 200, body: { streamId: s, version: 4 } });
+      expect((await send('PUT', `/v1/streams/${s}/start`, { version: 4 })).status).toBe(200);
+      for (const bad of [{}, { version: 0 }, { version: '4' }, { version: 4, extra: 1 }, [4]]) {
+        const refused = await send('PUT', `/v1/streams/${s}/start`, bad);
+        expect([refused.status, refused.body.error], JSON.stringify(bad)).toEqual([400, 'InvalidArgument']);
+      }
+      expect((await post(`${base}/v1/streams/${s}`, { events: [ev()] }, { 'if-match': '"4"' })).body.streamVersion).toBe(5);
+      expect(((await get(`${base}/v1/streams/${s}`)).body.events as Wire[]).map((e) => e.streamVersion)).toEqual([5]);
+      const exists = await send('PUT', `/v1/streams/${s}/start`, { version: 4 });
+      expect([exists.status, exists.body.error, exists.body.actual]).toEqual([409, 'WrongExpectedVersion', 5]);
+      await send('DELETE', `/v1/streams/${s}-gone?hard=true`);
+      expect((await send('PUT', `/v1/streams/${s}-gone/start`, { version: 2 })).status).toBe(410);
+    });
+
     it('reads $all after a position in pages; next carries on; positions strictly increase', async () => {
       const s = stream('all');
       const first = await post(`${base}/v1/streams/${s}`, { events: [ev('A')] });

@@ -216,6 +216,11 @@ const adminCases: Case[] = [
   [ORDERS, 'PUT', '/v1/streams/%73ecret-1/metadata', DENIED],
   [ORDERS, 'PUT', '/v1/streams/order-1%2F..%2Fsecret-1/metadata', MALFORMED],
   [READER, 'PUT', '/v1/streams/order-1/metadata', DENIED],
+  // a restored stream start: write on the stream
+  [ORDERS, 'PUT', '/v1/streams/secret-1/start', DENIED],
+  [ORDERS, 'PUT', '/v1/streams/%73ecret-1/start', DENIED],
+  [READER, 'PUT', '/v1/streams/order-1/start', DENIED],
+  [ORDERS, 'PUT', '/v1/streams/order-1/start?version=3', MALFORMED],
   [ORDERS, 'DELETE', '/v1/streams/secret-1', DENIED],
   [ORDERS, 'DELETE', '/v1/streams/SECRET-1?hard=true', DENIED],
   [ORDERS, 'DELETE', '/v1/streams/%73ecret-1?hard=true', DENIED],

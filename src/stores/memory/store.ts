@@ -4,6 +4,7 @@ import { resolveRetry } from '../../core/idempotency.js';
 import { assertMasterKey, SUBJECTS_STREAM, storePersonalData } from '../../core/personal-data.js';
 import { AppendSignal, liveReadAll, pagedReadAll } from '../../core/reading.js';
 import {
+  assertStartVersion,
   firstVisibleVersion,
   hasEffect,
   isVisible,
@@ -343,6 +344,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
         }
       }
       return { removed };
+    },
+
+    async restoreStreamStart(stream: string, version: number) {
+      assertOpen();
+      assertStreamId(stream);
+      assertStartVersion(version);
+      const current = streams.get(stream)?.length ?? 0;
+      if (current === version) return; // an import resumed
+      assertNotTombstoned(stream);
+      if (current > 0) throw new WrongExpectedVersionError(stream, 'no_stream', current);
+      // Holes for the versions that are gone, as a scavenge leaves them: index = version - 1 still holds.
+      streams.set(stream, new Array<RecordedEvent | undefined>(version).fill(undefined));
+      heads.set(stream, { lastPosition: 0n, lastRecordedAt: new Date().toISOString() });
     },
 
     async saveSnapshot(snapshot: Snapshot) {

@@ -40,6 +40,7 @@ import {
 import { resolveRetry } from '../../core/idempotency.js';
 import { assertMasterKey, SUBJECTS_STREAM, storePersonalData } from '../../core/personal-data.js';
 import {
+  assertStartVersion,
   firstVisibleVersion,
   hasEffect,
   isVisible,
@@ -617,6 +618,20 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     }
   };
 
+  /** Runs `work` in line with this process's appends to the stream, like another append. */
+  const inLine = <T>(stream: string, work: () => Promise<T>): Promise<T> => {
+    const previous = streamTails.get(stream) ?? Promise.resolve();
+    const result = previous.then(work, work);
+    streamTails.set(stream, result);
+    inFlight.add(result);
+    const settle = () => {
+      inFlight.delete(result);
+      if (streamTails.get(stream) === result) streamTails.delete(stream);
+    };
+    result.then(settle, settle);
+    return result;
+  };
+
   /** A soft delete or a tombstone: a marker on the stream's subject, then its record. */
   const deleteOnce = async (stream: string, expected: ExpectedVersion, hard: boolean): Promise<{ streamVersion: number }> => {
     const deadline = performance.now() + timeoutMs;
@@ -657,6 +672,40 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       // A snapshot folds the deleted events: the stream starts afresh without it.
       await patiently('dropping snapshots', () => jsm.streams.purge(layout.snapshots, { filter: snapshotSubjects(layout, stream) }));
       return { streamVersion: head.version };
+    }
+  };
+
+  /**
+   * A restored stream start: a marker message (no events, no Logline-Deleted) whose version is
+   * `start`, published expecting the subject to be empty, so it is decided against appends like
+   * one; and a record (kept if there was one) so that stats() counts the versions it skips as gone.
+   */
+  const startOnce = async (stream: string, start: number): Promise<void> => {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const head = await loadHead(stream, deadline);
+      if (head.version === start) return; // an import resumed
+      if (head.deleted === 'hard') throw new StreamDeletedError(stream);
+      if (head.version > 0) throw new WrongExpectedVersionError(stream, 'no_stream', head.version);
+      const h = newHeaders();
+      h.set(HEADER_STREAM, stream);
+      h.set(HEADER_VERSION, String(start));
+      h.set(HEADER_PREV, '0');
+      let ack: PubAck;
+      try {
+        ack = await patiently(
+          'restoring a stream start',
+          () => js.publish(logSubject(layout, stream), '[]', { expect: { lastSubjectSequence: 0 }, headers: h }),
+          deadline,
+        );
+      } catch (error) {
+        if (!isWrongLastSequence(error)) throw error;
+        heads.delete(stream);
+        continue;
+      }
+      remember(stream, { seq: ack.seq, version: start });
+      await changeRecord(stream, (record) => record);
+      return;
     }
   };
 
@@ -706,19 +755,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     const payload = Buffer.from(encodeEvents(prepared));
     // Headers and protocol overhead come on top of the payload; keep a margin for them.
     if (prepared.length > 0 && payload.length + 512 > maxPayload) throw new AppendTooLargeError('bytes', payload.length + 512, maxPayload);
-    const previous = streamTails.get(stream) ?? Promise.resolve();
-    const result = previous.then(
-      () => appendOnce(stream, expected, prepared, payload, callerIds),
-      () => appendOnce(stream, expected, prepared, payload, callerIds),
-    );
-    streamTails.set(stream, result);
-    inFlight.add(result);
-    const settle = () => {
-      inFlight.delete(result);
-      if (streamTails.get(stream) === result) streamTails.delete(stream);
-    };
-    result.then(settle, settle);
-    return result;
+    return inLine(stream, () => appendOnce(stream, expected, prepared, payload, callerIds));
   }
 
   const store: NatsEventStore = {
@@ -854,21 +891,19 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         assertStreamId(stream);
         const expected = opts.expectedVersion === undefined ? 'any' : opts.expectedVersion;
         assertExpectedVersion(expected);
-        // In line with this process's appends to the stream, like another append.
-        const previous = streamTails.get(stream) ?? Promise.resolve();
         const hard = opts.hard === true;
-        const result = previous.then(
-          () => deleteOnce(stream, expected, hard),
-          () => deleteOnce(stream, expected, hard),
-        );
-        streamTails.set(stream, result);
-        inFlight.add(result);
-        const settle = () => {
-          inFlight.delete(result);
-          if (streamTails.get(stream) === result) streamTails.delete(stream);
-        };
-        result.then(settle, settle);
-        return result;
+        return inLine(stream, () => deleteOnce(stream, expected, hard));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+
+    restoreStreamStart(stream: string, start: number) {
+      try {
+        assertOpen();
+        assertStreamId(stream);
+        assertStartVersion(start);
+        return inLine(stream, () => startOnce(stream, start));
       } catch (error) {
         return Promise.reject(error);
       }

@@ -13,7 +13,7 @@
  */
 import type { Sql } from 'postgres';
 import { StreamDeletedError, WrongExpectedVersionError } from '../../core/errors.js';
-import { type LifecycleRecord, lifecycleOf, normalizeStreamMetadata } from '../../core/retention.js';
+import { assertStartVersion, type LifecycleRecord, lifecycleOf, normalizeStreamMetadata } from '../../core/retention.js';
 import type { DeleteStreamOptions, ScavengeResult, StreamLifecycleInfo, StreamMetadata } from '../../core/types.js';
 import { assertExpectedVersion, assertStreamId, versionMatches } from '../../core/validation.js';
 
@@ -165,6 +165,22 @@ export function postgresRetention(sql: Sql, schema: string, assertOpen: () => vo
         await tx`DELETE FROM ${S}.snapshots WHERE stream_id = ${stream}`;
         return { streamVersion: current };
       })) as { streamVersion: number };
+    },
+
+    /** A stream head without events (last_position 0: none is stored), under the appends' lock. */
+    async restoreStreamStart(stream: string, start: number): Promise<void> {
+      assertOpen();
+      assertStreamId(stream);
+      assertStartVersion(start);
+      await sql.begin('isolation level read committed', async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(hashtextextended(${appendLock}, 0))`;
+        const row = await load(tx as unknown as Sql, stream);
+        const current = row.version ?? 0;
+        if (current === start) return; // an import resumed
+        if (row.tombstoned) throw new StreamDeletedError(stream);
+        if (current > 0) throw new WrongExpectedVersionError(stream, 'no_stream', current);
+        await tx`INSERT INTO ${S}.streams (stream_id, version, last_position, last_recorded_at) VALUES (${stream}, ${start}, 0, now())`;
+      });
     },
 
     async listStreamLifecycles(opts: { after?: string; limit?: number } = {}): Promise<StreamLifecycleInfo[]> {

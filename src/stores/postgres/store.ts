@@ -585,6 +585,7 @@ function createPostgresStore(
     getStreamMetadata: retention.getStreamMetadata,
     deleteStream: retention.deleteStream,
     listStreamLifecycles: retention.listStreamLifecycles,
+    restoreStreamStart: retention.restoreStreamStart,
     scavenge: retention.scavenge,
 
     async listStreams(opts: ListStreamsOptions = {}): Promise<StreamInfo[]> {

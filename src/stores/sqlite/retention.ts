@@ -10,11 +10,19 @@
  *   head's position out again. A scavenge therefore never removes the log's newest event; it stays
  *   on disk, hidden, until a newer one exists.
  * - Versions: a stream's version is its highest stored version, or the version a scavenge noted
- *   (`scavenged_version`) before removing its events, whichever is higher.
+ *   (`scavenged_version`) before removing its events, whichever is higher. A restored stream
+ *   start (restoreStreamStart) is noted the same way.
  */
 import type { Database } from 'better-sqlite3';
 import { StreamDeletedError, WrongExpectedVersionError } from '../../core/errors.js';
-import { ageCutoff, firstVisibleVersion, type LifecycleRecord, lifecycleOf, normalizeStreamMetadata } from '../../core/retention.js';
+import {
+  ageCutoff,
+  assertStartVersion,
+  firstVisibleVersion,
+  type LifecycleRecord,
+  lifecycleOf,
+  normalizeStreamMetadata,
+} from '../../core/retention.js';
 import type { DeleteStreamOptions, ScavengeResult, StreamLifecycleInfo, StreamMetadata } from '../../core/types.js';
 import { assertExpectedVersion, assertStreamId, versionMatches } from '../../core/validation.js';
 
@@ -89,6 +97,11 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
          ORDER BY stream_id LIMIT ?`,
       )
       .raw(),
+    /** A restored stream start: the version its removed events leave, as a scavenge notes it. */
+    start: db.prepare(
+      `INSERT INTO stream_lifecycles (stream_id, scavenged_version) VALUES (?, ?)
+       ON CONFLICT (stream_id) DO UPDATE SET scavenged_version = excluded.scavenged_version`,
+    ),
     noteVersion: db.prepare('UPDATE stream_lifecycles SET scavenged_version = max(scavenged_version, ?) WHERE stream_id = ?'),
     /** Streams whose record hides something, by id: what a scavenge visits. */
     toScavenge: db
@@ -180,6 +193,20 @@ export function createSqliteRetention(db: Database, assertOpen: () => void) {
             return { streamVersion: current };
           })
           .immediate();
+      },
+
+      async restoreStreamStart(stream: string, start: number): Promise<void> {
+        assertOpen();
+        assertStreamId(stream);
+        assertStartVersion(start);
+        db.transaction(() => {
+          const [current, tombstoned] = streamHead(stream);
+          if (current === start) return; // an import resumed
+          if (tombstoned) throw new StreamDeletedError(stream);
+          if (current > 0) throw new WrongExpectedVersionError(stream, 'no_stream', current);
+          // The stream's version is max(stored versions, scavenged_version): no event row needed.
+          sql.start.run(stream, start);
+        }).immediate();
       },
 
       async listStreamLifecycles(opts: { after?: string; limit?: number } = {}): Promise<StreamLifecycleInfo[]> {
