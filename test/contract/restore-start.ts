@@ -47,6 +47,17 @@ export function describeRestoreStart(open: () => Promise<EventStore>): void {
       expect(await store.streamVersion('other-1')).toBe(1);
     });
 
+    it('a start at the highest version costs nothing: reads and appends answer at once', async () => {
+      const store = await open();
+      const high = 2_147_483_000;
+      await store.restoreStreamStart('high-1', high);
+      await store.append('high-1', [ev(1)], { expectedVersion: high });
+      expect(await store.streamVersion('high-1')).toBe(high + 1);
+      expect(versions(await collect(store.read('high-1')))).toEqual([high + 1]);
+      expect(versions(await collect(store.read('high-1', { from: 1, limit: 5 })))).toEqual([high + 1]);
+      expect(versions(await collect(store.read('high-1', { direction: 'backward' })))).toEqual([high + 1]);
+    });
+
     it('refuses a tombstoned stream and bad versions', async () => {
       const store = await open();
       await store.deleteStream('gone-1', { hard: true });

@@ -65,6 +65,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
   // A scavenge leaves holes (undefined) so that index = position - 1 and = version - 1 still hold.
   const log: (RecordedEvent | undefined)[] = [];
   const streams = new Map<string, (RecordedEvent | undefined)[]>();
+  /** Streams a restore started at a version (restoreStreamStart): reads begin after it. */
+  const startedAt = new Map<string, number>();
   const byId = new Map<string, RecordedEvent>();
   const lifecycles = new Map<string, LifecycleRecord>();
   /** The last event of each stream as it was appended (a scavenge may remove the event itself). */
@@ -202,7 +204,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       assertStreamId(stream);
       const { from, backward, limit } = normalizeReadOptions(opts);
       const events = streams.get(stream) ?? [];
-      const floor = firstVisibleVersion(lifecycles.get(stream), events.length);
+      const floor = Math.max(firstVisibleVersion(lifecycles.get(stream), events.length), (startedAt.get(stream) ?? 0) + 1);
       const now = Date.now();
       const take = (v: number): RecordedEvent | undefined => {
         const event = events[v - 1];
@@ -354,8 +356,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryEvent
       if (current === version) return; // an import resumed
       assertNotTombstoned(stream);
       if (current > 0) throw new WrongExpectedVersionError(stream, 'no_stream', current);
-      // Holes for the versions that are gone, as a scavenge leaves them: index = version - 1 still holds.
-      streams.set(stream, new Array<RecordedEvent | undefined>(version).fill(undefined));
+      // Versions 1..version are gone, as after a scavenge: index = version - 1 still holds, in a
+      // sparse array (no slot allocated for them, however high the version), which reads skip.
+      const gone: (RecordedEvent | undefined)[] = [];
+      gone.length = version;
+      streams.set(stream, gone);
+      startedAt.set(stream, version);
       heads.set(stream, { lastPosition: 0n, lastRecordedAt: new Date().toISOString() });
     },
 
