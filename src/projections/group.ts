@@ -138,10 +138,20 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
   const checkpointName = (partition: number) => `${group}#${partition}`;
   const matches = filterMatches(filter);
 
+  /**
+   * The newest position a save could not store for some partition because its lease had lapsed
+   * (a heartbeat late on a busy machine). Stored by the next heartbeat for the partitions it still
+   * holds: otherwise a consumer restarted by a rebalance would read the older checkpoint and handle
+   * those events again.
+   */
+  let lapsed: bigint | undefined;
   const saveNow = async (position: bigint) => {
     const held = await backend.saveGroupCheckpoints(group, member, owned, position, Date.now());
     for (const partition of held) if ((checkpoints.get(partition) ?? -1n) < position) checkpoints.set(partition, position);
-    if (held.length < owned.length) schedule(0); // a lease was lost: rebalance now
+    if (held.length < owned.length) {
+      if (lapsed === undefined || lapsed < position) lapsed = position;
+      schedule(0); // a lease was lost: rebalance now
+    }
   };
 
   // With checkpointMs: handled but not yet saved (through where, how many events), and the saves
@@ -244,6 +254,16 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
     const now = Date.now();
     const plan = await backend.balanceLeases(group, member, partitions, leaseMs, now);
     leaseValidUntil = now + leaseMs;
+    if (lapsed !== undefined) {
+      // Only partitions held again: one taken by another member is its owner's to checkpoint.
+      const position = lapsed;
+      lapsed = undefined;
+      const kept = owned.filter((partition) => plan.owned.includes(partition));
+      if (kept.length) {
+        const held = await backend.saveGroupCheckpoints(group, member, kept, position, Date.now());
+        for (const partition of held) if ((checkpoints.get(partition) ?? -1n) < position) checkpoints.set(partition, position);
+      }
+    }
     const changed = plan.surplus.length > 0 || plan.owned.length !== owned.length || plan.owned.some((p) => !ownedSet.has(p));
     if (!changed || stopped) return;
     // Finish the batch in flight (its checkpoint is saved), then hand back what is not ours.
