@@ -33,3 +33,18 @@ export type Autocannon = (
 // autocannon ships no types; a non-literal specifier keeps TypeScript from looking for them.
 const autocannonModule = 'autocannon';
 export const loadAutocannon = async (): Promise<Autocannon> => ((await import(autocannonModule)) as { default: Autocannon }).default;
+
+/**
+ * Runs autocannon to its end. autocannon reports its rate on whole-second ticks only, so the
+ * elapsed time is taken from the first request to the last response instead.
+ */
+export function runLoad(autocannon: Autocannon, opts: AutocannonOptions): Promise<{ result: AutocannonResult; seconds: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let last = started;
+    const instance = autocannon(opts, (error, result) => (error ? reject(error) : resolve({ result, seconds: (last - started) / 1000 })));
+    instance.on('response', () => {
+      last = performance.now();
+    });
+  });
+}

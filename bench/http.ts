@@ -15,26 +15,11 @@ import { openSqliteStore } from '../src/sqlite.js';
 import { freshSchemaUrl, requirePostgres } from '../test/helpers/postgres.js';
 import { fuzzRead, fuzzRequest, sendFuzz, sendFuzzRead } from '../test/server/fuzz.js';
 import { type ServerProcess, startListeningProcess, startServerProcess } from '../test/server/process.js';
-import { type Autocannon, type AutocannonOptions, type AutocannonResult, loadAutocannon } from './autocannon.js';
+import { type Autocannon, loadAutocannon, runLoad } from './autocannon.js';
 import { benchEvent, flags, percentile } from './harness.js';
 
 const CONNECTIONS = 64;
 const DATA_DIR = '.bench-data/http';
-
-/**
- * Runs a fixed number of requests. autocannon only reports on whole-second ticks, so the
- * elapsed time is taken from the first request to the last response instead.
- */
-function load(autocannon: Autocannon, opts: AutocannonOptions): Promise<{ result: AutocannonResult; seconds: number }> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    let last = started;
-    const instance = autocannon(opts, (error, result) => (error ? reject(error) : resolve({ result, seconds: (last - started) / 1000 })));
-    instance.on('response', () => {
-      last = performance.now();
-    });
-  });
-}
 
 async function stats(base: string): Promise<{ events: number }> {
   return (await (await fetch(`${base}/v1/stats`)).json()) as { events: number };
@@ -56,7 +41,7 @@ async function appendScenario(autocannon: Autocannon, base: string, label: strin
   const body = JSON.stringify({
     events: Array.from({ length: eventsPerRequest }, (_, i) => ({ type: 'Benchmarked', data: { i, note: 'x'.repeat(100) } })),
   });
-  const { result, seconds } = await load(autocannon, {
+  const { result, seconds } = await runLoad(autocannon, {
     url: base,
     connections: CONNECTIONS,
     amount,
@@ -88,7 +73,7 @@ async function appendScenario(autocannon: Autocannon, base: string, label: strin
 }
 
 async function readScenario(autocannon: Autocannon, base: string, label: string, path: string, amount: number): Promise<Row> {
-  const { result, seconds } = await load(autocannon, { url: `${base}${path}`, connections: CONNECTIONS, amount });
+  const { result, seconds } = await runLoad(autocannon, { url: `${base}${path}`, connections: CONNECTIONS, amount });
   if (result.non2xx || result.errors) throw new Error(`${label}: non-2xx ${result.non2xx}, errors ${result.errors}`);
   return {
     scenario: label,

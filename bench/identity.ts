@@ -15,7 +15,7 @@ import { dataset, FULL_SIZE } from '../apps/identity/src/dataset.js';
 import { loadDataset, terminalProgress } from '../apps/identity/src/load.js';
 import { freshSchemaUrl, requirePostgres } from '../test/helpers/postgres.js';
 import { call, type IdentityProcess, position, startIdentity } from '../test/identity/service.js';
-import { type Autocannon, type AutocannonOptions, type AutocannonRequest, type AutocannonResult, loadAutocannon } from './autocannon.js';
+import { type Autocannon, type AutocannonRequest, loadAutocannon, runLoad } from './autocannon.js';
 import { flags, percentile } from './harness.js';
 
 const CONNECTIONS = 64;
@@ -41,18 +41,6 @@ interface Row {
   p50: number;
   p99: number;
   failed: number;
-}
-
-/** Runs autocannon for `seconds`; the rate is over the whole run. */
-function measure(autocannon: Autocannon, opts: AutocannonOptions): Promise<{ result: AutocannonResult; seconds: number }> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    let last = started;
-    const instance = autocannon(opts, (error, result) => (error ? reject(error) : resolve({ result, seconds: (last - started) / 1000 })));
-    instance.on('response', () => {
-      last = performance.now();
-    });
-  });
 }
 
 /**
@@ -114,7 +102,7 @@ async function scenarios(autocannon: Autocannon, service: IdentityProcess, size:
     const before = rssMb(pid);
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 250);
-    const { result, seconds: took } = await measure(autocannon, {
+    const { result, seconds: took } = await runLoad(autocannon, {
       url: service.url,
       connections: CONNECTIONS,
       duration: seconds,
@@ -142,7 +130,7 @@ async function scenarios(autocannon: Autocannon, service: IdentityProcess, size:
  */
 async function lagAtRate(autocannon: Autocannon, service: IdentityProcess, nextUser: () => { id: string }, seconds: number) {
   let n = 0;
-  const load = measure(autocannon, {
+  const load = runLoad(autocannon, {
     url: service.url,
     connections: 16,
     duration: seconds,
