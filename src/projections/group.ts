@@ -145,9 +145,14 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
    * those events again.
    */
   let lapsed: bigint | undefined;
-  const saveNow = async (position: bigint) => {
-    const held = await backend.saveGroupCheckpoints(group, member, owned, position, Date.now());
+  /** Saves `position` for the partitions of `parts` whose lease this member holds; returns those. */
+  const storeCheckpoints = async (parts: number[], position: bigint): Promise<number[]> => {
+    const held = await backend.saveGroupCheckpoints(group, member, parts, position, Date.now());
     for (const partition of held) if ((checkpoints.get(partition) ?? -1n) < position) checkpoints.set(partition, position);
+    return held;
+  };
+  const saveNow = async (position: bigint) => {
+    const held = await storeCheckpoints(owned, position);
     if (held.length < owned.length) {
       if (lapsed === undefined || lapsed < position) lapsed = position;
       schedule(0); // a lease was lost: rebalance now
@@ -259,10 +264,7 @@ export async function joinGroup(store: EventStore, options: GroupOptions): Promi
       const position = lapsed;
       lapsed = undefined;
       const kept = owned.filter((partition) => plan.owned.includes(partition));
-      if (kept.length) {
-        const held = await backend.saveGroupCheckpoints(group, member, kept, position, Date.now());
-        for (const partition of held) if ((checkpoints.get(partition) ?? -1n) < position) checkpoints.set(partition, position);
-      }
+      if (kept.length) await storeCheckpoints(kept, position);
     }
     const changed = plan.surplus.length > 0 || plan.owned.length !== owned.length || plan.owned.some((p) => !ownedSet.has(p));
     if (!changed || stopped) return;
