@@ -9,22 +9,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NewEvent } from '../../../src/index.js';
 import { openPostgresStore, type PostgresEventStore } from '../../../src/postgres.js';
 import { collect } from '../../helpers/collect.js';
+import { holdsKey, signedUp } from '../../helpers/personal-data.js';
 import { freshSchemaUrl, PG_URL, requirePostgres } from '../../helpers/postgres.js';
 
 const reachable = await requirePostgres();
 const run = promisify(execFile);
-
-const holdsKey = (haystack: Buffer, key: Buffer) =>
-  haystack.includes(key) || haystack.includes(key.toString('hex')) || haystack.includes(key.toString('base64'));
-
-const signedUp = (subject: string, email: string): NewEvent => ({
-  type: 'UserSignedUp',
-  data: { email, plan: 'PLAIN-MARKER' },
-  metadata: { subject, personal: ['email'] },
-});
 
 describe.skipIf(!reachable)('personal data in PostgreSQL', () => {
   let store: PostgresEventStore;

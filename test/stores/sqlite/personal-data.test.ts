@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { unwrapKey } from '../../../src/core/personal-data.js';
-import { InvalidArgumentError, type NewEvent, type RecordedEvent } from '../../../src/index.js';
+import { InvalidArgumentError, type RecordedEvent } from '../../../src/index.js';
 import { openSqliteStore } from '../../../src/sqlite.js';
 import { collect } from '../../helpers/collect.js';
+import { holdsKey, signedUp } from '../../helpers/personal-data.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'logline-personal-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,16 +21,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** Both database files as they are on disk now. */
 const rawFiles = (path: string): Buffer =>
   Buffer.concat([readFileSync(path), existsSync(`${path}-wal`) ? readFileSync(`${path}-wal`) : Buffer.alloc(0)]);
-
-/** Whether `haystack` holds `key` raw, as hex or as base64. */
-const holdsKey = (haystack: Buffer, key: Buffer) =>
-  haystack.includes(key) || haystack.includes(key.toString('hex')) || haystack.includes(key.toString('base64'));
-
-const signedUp = (subject: string, email: string): NewEvent => ({
-  type: 'UserSignedUp',
-  data: { email, plan: 'PLAIN-MARKER' },
-  metadata: { subject, personal: ['email'] },
-});
 
 /** The stored (possibly wrapped) key of a subject, read through a second connection. */
 function storedKey(path: string, subject: string): Buffer {
