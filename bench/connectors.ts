@@ -6,7 +6,9 @@
  *     summed over the connectors.
  *  2. Append latency: single-event appends to three stores side by side (SQLite, then PostgreSQL;
  *     slices alternate): one without connectors, one with 8 live webhook connectors in the writer's
- *     process, one whose 8 connectors run in a child process.
+ *     process, one whose 8 connectors run in a child process. Once flat out (one closed-loop
+ *     writer), once open loop at a steady 500 appends/s with latency counted from when each
+ *     append was due.
  *     `--appends-only` runs only this part.
  */
 
@@ -29,6 +31,9 @@ const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 const PG_URL = process.env.LOGLINE_BENCH_PG_URL ?? process.env.LOGLINE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const EVENTS = flags.quick ? 2_000 : 20_000;
 const APPENDS = flags.quick ? 500 : 3_000;
+/** The steady-rate part: appends per side at PACED_RATE appends/s (15 s per side in a full run). */
+const PACED_RATE = 500;
+const PACED_APPENDS = flags.quick ? 1_000 : 7_500;
 const tag = randomBytes(3).toString('hex');
 /** `--appends-only`: skip the delivery rates, measure only append latency with and without connectors. */
 const APPENDS_ONLY = process.argv.includes('--appends-only');
@@ -192,20 +197,31 @@ async function appendLatency(backend: string, webhookUrl: string, open: () => Pr
   }
   const elsewhere = await connectorsProcess(remote.url, webhookUrl);
   const append = (store: EventStore) => (i: number) => store.append(`order-${i % 100}`, [benchEvent(i)]);
-  const appends = await interleave([
-    { label: 'no connectors', operations: APPENDS, eventsPerOperation: 1, concurrency: 1, operation: append(plain) },
-    { label: '8 webhook connectors, same process', operations: APPENDS, eventsPerOperation: 1, concurrency: 1, operation: append(served) },
-    {
-      label: '8 webhook connectors, other process',
-      operations: APPENDS,
+  const sides = (perSecond?: number) =>
+    [
+      { label: 'no connectors', store: plain },
+      { label: '8 webhook connectors, same process', store: served },
+      { label: '8 webhook connectors, other process', store: remote.store },
+    ].map(({ label, store }) => ({
+      label,
+      operations: perSecond ? PACED_APPENDS : APPENDS,
       eventsPerOperation: 1,
       concurrency: 1,
-      operation: append(remote.store),
-    },
-  ]);
+      operation: append(store),
+      ...(perSecond ? { perSecond } : {}),
+    }));
+  // Flat out, the writer and the connectors compete for the machine's cores; at a steady rate (how
+  // an application appends) the question is only whether the connectors delay an append.
+  const flatOut = await interleave(sides());
+  const paced = await interleave(sides(PACED_RATE));
   const behind = await Promise.all(live.map(async (c) => (await c.progress()).lag));
   const behindElsewhere = await elsewhere.stop();
-  printScenario(`Append latency (1 event per append, 1 writer, ${backend}) with and without connectors`, appends, 'no connectors');
+  printScenario(`Append latency (1 event per append, 1 writer flat out, ${backend}) with and without connectors`, flatOut, 'no connectors');
+  printScenario(
+    `Append latency (1 event per append, open loop at ${PACED_RATE} appends/s, latency from when due, ${backend}) with and without connectors`,
+    paced,
+    'no connectors',
+  );
   console.log(`\nconnector lag when the appends ended: same process ${behind.join(', ')}; other process ${behindElsewhere} positions`);
   await Promise.all(live.map((c) => c.stop()));
   await Promise.all([plain.close(), served.close(), remote.store.close()]);

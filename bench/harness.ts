@@ -45,10 +45,17 @@ export interface AppendLoad {
   concurrency: number;
   /** Runs operation number `i` (0-based) of worker `worker`. */
   operation: (i: number, worker: number) => Promise<unknown>;
+  /**
+   * Open loop at this many operations per second instead of `concurrency` closed-loop workers:
+   * operation i starts when it is due, whether or not earlier ones have finished, and its latency
+   * counts from when it was due (so a stall shows in every operation it delays, not in one).
+   */
+  perSecond?: number;
 }
 
 /** Runs operations [from, to) on `concurrency` workers; returns elapsed ms, pushes latencies. */
 async function runSlice(load: AppendLoad, from: number, to: number, latencies: number[]): Promise<number> {
+  if (load.perSecond) return runPacedSlice(load, load.perSecond, from, to, latencies);
   let next = from;
   const start = performance.now();
   await Promise.all(
@@ -61,6 +68,24 @@ async function runSlice(load: AppendLoad, from: number, to: number, latencies: n
       }
     }),
   );
+  return performance.now() - start;
+}
+
+async function runPacedSlice(load: AppendLoad, perSecond: number, from: number, to: number, latencies: number[]): Promise<number> {
+  const start = performance.now();
+  const inFlight: Promise<void>[] = [];
+  for (let i = from; i < to; i++) {
+    const due = start + ((i - from) * 1000) / perSecond;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    inFlight.push(
+      (async () => {
+        await load.operation(i, 0);
+        latencies.push(performance.now() - due);
+      })(),
+    );
+  }
+  await Promise.all(inFlight);
   return performance.now() - start;
 }
 
