@@ -17,6 +17,8 @@ export type ReadAllPage = (after: bigint, limit: number, filter: NormalizedReadA
  */
 export class AppendSignal {
   private generation_ = 0;
+  /** The highest position announced through notifyThrough. */
+  private announced = 0n;
   private readonly waiters = new Set<() => void>();
 
   get generation(): number {
@@ -27,6 +29,18 @@ export class AppendSignal {
     this.generation_++;
     for (const wake of this.waiters) wake();
     this.waiters.clear();
+  }
+
+  /**
+   * notify() for a commit that left the log's head at `position`, unless a position at least as
+   * high was announced already: a commit announced twice (by the process that made it and by the
+   * database's notification) wakes readers once. Every position up to `position` is readable by
+   * then, since commits become visible in position order.
+   */
+  notifyThrough(position: bigint): void {
+    if (position <= this.announced) return;
+    this.announced = position;
+    this.notify();
   }
 
   /** Resolves after a notify() later than `since`, after `timeoutMs`, or when `signal` aborts. */

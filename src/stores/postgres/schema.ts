@@ -153,7 +153,34 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
   // only. recordedAt is taken after the ordering lock and never goes below the head's, so it
   // never goes backwards along positions. Same signature and answer as migration 1; an 'ok'
   // append without events answers the head as it stood at its turn.
-  (S, schema) => `
+  (S, schema) => appendBatchFunction(S, schema, "''"),
+
+  // 3: subject keys of personal data (docs/lifecycle.md#forget-a-person).
+  (S) => subjectKeysSchema(S),
+
+  // 4: retention and deletion per stream, and the tombstone check on appends (retention.ts).
+  (S) => lifecycleMigration(S),
+
+  // 5: category and event-type reads from $all through an index each, in position order. On a
+  // large existing log this builds both indexes once, holding appends back meanwhile.
+  (S) => `
+    CREATE INDEX events_category ON ${S}.events (${CATEGORY_SQL}, position);
+    CREATE INDEX events_type ON ${S}.events (type, position);
+  `,
+
+  // 6: the NOTIFY of an append names the head it left (the batch's last position), so a store
+  // that announced its own commit already does not wake its readers a second time for it.
+  (S, schema) => appendBatchFunction(S, schema, 'head::text'),
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * append_batch as migrations 2 and 6 define it; they differ only in the NOTIFY payload (an SQL
+ * expression): empty in 2, the head after the batch in 6.
+ */
+function appendBatchFunction(S: string, schema: string, notifyPayload: string): string {
+  return `
     CREATE OR REPLACE FUNCTION ${S}.append_batch(p_streams text, p_expected text, p_counts text, p_ids text, p_types text,
                                                  p_at text, p_data text, p_metadata text)
       RETURNS TABLE (ord integer, status text, actual integer, version integer, last_position bigint, recorded_at text)
@@ -257,26 +284,11 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
              a.first_position + CASE WHEN a.status = 'ok' THEN a.n ELSE 0 END - 1,
              to_char(stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
       FROM a ORDER BY a.ord;
-      PERFORM pg_notify('${channelName(schema)}', '');
+      PERFORM pg_notify('${channelName(schema)}', ${notifyPayload});
     END
     $fn$;
-  `,
-
-  // 3: subject keys of personal data (docs/lifecycle.md#forget-a-person).
-  (S) => subjectKeysSchema(S),
-
-  // 4: retention and deletion per stream, and the tombstone check on appends (retention.ts).
-  (S) => lifecycleMigration(S),
-
-  // 5: category and event-type reads from $all through an index each, in position order. On a
-  // large existing log this builds both indexes once, holding appends back meanwhile.
-  (S) => `
-    CREATE INDEX events_category ON ${S}.events (${CATEGORY_SQL}, position);
-    CREATE INDEX events_type ON ${S}.events (type, position);
-  `,
-];
-
-export const SCHEMA_VERSION = MIGRATIONS.length;
+  `;
+}
 
 /** Creates the schema if needed and applies the missing migrations, once, whoever else is opening it. */
 export async function migrate(sql: Sql, schema: string): Promise<void> {

@@ -381,16 +381,16 @@ function createPostgresStore(
       const running = runBatch(batch, lastBatch);
       lastBatch = running.catch(() => {});
       const outcomes = await running;
-      let wrote = false;
+      let head = 0n;
       for (const [i, pending] of batch.entries()) {
         let outcome = outcomes[i] as Outcome;
         if (outcome.ok === 'stored') outcome = await resolveStored(pending);
         if (outcome.ok === true) {
-          wrote ||= pending.events.length > 0;
+          if (pending.events.length > 0 && outcome.result.position > head) head = outcome.result.position;
           pending.resolve(outcome.result);
         } else if (outcome.ok === false) pending.reject(await retention.appendError(outcome.error, pending.stream));
       }
-      if (wrote) signal.notify();
+      if (head > 0n) signal.notifyThrough(head);
     }
   };
 
@@ -459,10 +459,12 @@ function createPostgresStore(
   let listening: Promise<{ unlisten(): Promise<void> } | undefined> | undefined;
   const startListening = () => {
     // onlisten also runs after postgres.js re-listens on a new connection: re-read, we may have missed a NOTIFY.
+    // The payload is the head the commit left (migration 6); a store whose schema another
+    // process migrated to a newer version than it knows, or an older writer, may send ''.
     listening ??= sql
       .listen(
         channelName(schema),
-        () => signal.notify(),
+        (payload) => (/^\d+$/.test(payload) ? signal.notifyThrough(BigInt(payload)) : signal.notify()),
         () => signal.notify(),
       )
       .catch(() => undefined); // polling still delivers, only later

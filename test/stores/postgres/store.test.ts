@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidStoreUrlError, openStore, SchemaTooNewError, StoreClosedError } from '../../../src/index.js';
 import { openPostgresStore, type PostgresEventStore } from '../../../src/postgres.js';
-import { SCHEMA_VERSION } from '../../../src/stores/postgres/schema.js';
+import { channelName, SCHEMA_VERSION } from '../../../src/stores/postgres/schema.js';
 import { collect, event } from '../../helpers/collect.js';
 import { freshSchemaUrl, PG_URL, requirePostgres } from '../../helpers/postgres.js';
 
@@ -137,5 +137,15 @@ describe.skipIf(!reachable)('postgres store', () => {
     expect(position).toBe(9007199254740994n);
     expect((await collect(store.readAll({ from: 9007199254740993n }))).map((e) => e.position)).toEqual([9007199254740994n]);
     expect(await store.headPosition()).toBe(9007199254740994n);
+  });
+
+  it('names the head each commit left in its NOTIFY, so a store wakes its readers once per own commit', async () => {
+    const { store, schema } = await fresh();
+    const payloads: string[] = [];
+    const listener = await store.sql.listen(channelName(schema), (payload) => payloads.push(payload));
+    await store.append('n-1', [event('A'), event('B'), event('C')]);
+    await store.append('n-2', [event('D')]);
+    await expect.poll(() => payloads).toEqual(['3', '4']);
+    await listener.unlisten();
   });
 });
