@@ -26,6 +26,7 @@ import {
   versionedTable,
 } from '../../projections/backend.js';
 import { COLUMNS, type Row, toRecorded } from './rows.js';
+import { appendLockName } from './schema.js';
 import type { PostgresEventStore } from './store.js';
 import { isConnectionError } from './watchdog.js';
 
@@ -442,7 +443,7 @@ async function attachPostgresInline(
   try {
     position = await store.watch(
       beginSafely(sql, async (tx) => {
-        await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`logline:append:${schema}`}, 0))`;
+        await tx`SELECT pg_advisory_xact_lock(hashtextextended(${appendLockName(schema)}, 0))`;
         return catchUp(tx, [], undefined);
       }),
     );

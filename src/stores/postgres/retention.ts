@@ -16,6 +16,7 @@ import { StreamDeletedError, WrongExpectedVersionError } from '../../core/errors
 import { assertStartVersion, type LifecycleRecord, lifecycleOf, normalizeStreamMetadata } from '../../core/retention.js';
 import type { DeleteStreamOptions, ScavengeResult, StreamLifecycleInfo, StreamMetadata } from '../../core/types.js';
 import { assertExpectedVersion, assertStreamId, versionMatches } from '../../core/validation.js';
+import { appendLockName } from './schema.js';
 
 /** The SQLSTATE the tombstone trigger raises. */
 export const TOMBSTONED_SQLSTATE = 'LL410';
@@ -86,7 +87,7 @@ const toRecord = (row: LifecycleRow | undefined): LifecycleRecord | undefined =>
 
 export function postgresRetention(sql: Sql, schema: string, assertOpen: () => void) {
   const S = sql(schema);
-  const appendLock = `logline:append:${schema}`;
+  const appendLock = appendLockName(schema);
 
   /** The stream's lifecycle row (all null when it has none) and its version. */
   const load = async (q: Sql, stream: string): Promise<LifecycleRow> => {

@@ -20,6 +20,9 @@ export function assertSchemaName(schema: unknown): asserts schema is string {
   }
 }
 
+/** The advisory lock every append transaction of this schema holds from assigning positions until commit. */
+export const appendLockName = (schema: string): string => `logline:append:${schema}`;
+
 /** The NOTIFY channel appends of this schema signal on (identifiers are at most 63 bytes). */
 export const channelName = (schema: string): string => `logline_${schema}`.slice(0, 63);
 

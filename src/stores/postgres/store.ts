@@ -57,7 +57,7 @@ import type { ProjectionSupport } from '../../projections/backend.js';
 import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
 import { postgresRetention, visibleCondition } from './retention.js';
 import { COLUMNS, ISO, MAX_INT, type Row, toRecorded } from './rows.js';
-import { CATEGORY_SQL, channelName, migrate } from './schema.js';
+import { appendLockName, CATEGORY_SQL, channelName, migrate } from './schema.js';
 import { createPostgresKeyTable } from './subject-keys.js';
 import { parseUrl } from './url.js';
 import { ConnectionWatch, isConnectionError } from './watchdog.js';
@@ -83,7 +83,12 @@ export interface PostgresStoreOptions {
   testHooks?: { beforeCommit?: (tx: TransactionSql) => Promise<void> };
 }
 
-/** Runs inside the append's transaction, after its events are inserted (same-transaction read models). */
+/**
+ * Runs inside the append transaction, after the events are inserted (same-transaction read
+ * models). It gets the events of one append, or of several appends of one coalesced commit, in
+ * position order; when it throws for several, they are run again one append at a time, so it may
+ * see an event twice, only the last time for keeps. It should write only through `tx`.
+ */
 export type PostgresInlineHook = (tx: TransactionSql, events: RecordedEvent[]) => Promise<void>;
 
 export interface PostgresEventStore extends EventStore, ProjectionSupport {
@@ -93,8 +98,9 @@ export interface PostgresEventStore extends EventStore, ProjectionSupport {
   /** The schema holding `events`, `streams`, `snapshots` and `migrations`. */
   readonly schema: string;
   /**
-   * Registers a hook that runs inside every append transaction after the insert, each append in
-   * its own savepoint: a hook that throws fails only its append (nothing of it is stored).
+   * Registers a hook that runs inside every append transaction after the insert: once over the
+   * events of all the commit's appends, and when it throws, again for each append in its own
+   * savepoint, so it fails only the append it threw for (nothing of that one is stored).
    * Returns an unregister function.
    */
   addInlineHook(hook: PostgresInlineHook): () => void;
@@ -272,6 +278,55 @@ function createPostgresStore(
     }));
   };
 
+  /**
+   * With inline hooks, a batch of several appends first goes in whole: one append_batch call and
+   * each hook once over all the events, in a savepoint. Undefined, with nothing of it kept, when
+   * that failed for a reason other than the connection: then oneAtATime finds the append to
+   * blame. The ordering lock is taken first, outside the savepoint (rolling the savepoint back
+   * would release it), so the retry keeps the batch's place in the log's order.
+   */
+  const allAtOnce = async (tx: TransactionSql, batch: PendingAppend[], hooks: PostgresInlineHook[]): Promise<Outcome[] | undefined> => {
+    if (batch.length < 2) return undefined;
+    await tx`SELECT pg_advisory_xact_lock(hashtextextended(${appendLockName(schema)}, 0))`;
+    try {
+      return await tx.savepoint(async (sp) => {
+        const rows = (await callBatch(sp, batch)) as BatchRow[];
+        const outcomes = batch.map((pending, i) => outcomeOf(pending, rows[i] as BatchRow));
+        const recorded = batch.flatMap((pending, i) =>
+          (outcomes[i] as Outcome).ok === true && pending.events.length > 0 ? recordedOf(pending, rows[i] as BatchRow) : [],
+        );
+        if (recorded.length > 0) for (const hook of hooks) await hook(sp, recorded);
+        return outcomes;
+      });
+    } catch (error) {
+      if (isConnectionError(error) || (error as { lost?: boolean }).lost) throw error;
+      return undefined;
+    }
+  };
+
+  /** Each append in its own savepoint, its hooks over its own events: a failure fails that append only. */
+  const oneAtATime = async (tx: TransactionSql, batch: PendingAppend[], hooks: PostgresInlineHook[]): Promise<Outcome[]> => {
+    const outcomes: Outcome[] = [];
+    for (const pending of batch) {
+      try {
+        outcomes.push(
+          await tx.savepoint(async (sp) => {
+            const [row] = (await callBatch(sp, [pending])) as [BatchRow];
+            const outcome = outcomeOf(pending, row);
+            if (outcome.ok === true && pending.events.length > 0) {
+              const recorded = recordedOf(pending, row);
+              for (const hook of hooks) await hook(sp, recorded);
+            }
+            return outcome;
+          }),
+        );
+      } catch (error) {
+        outcomes.push({ ok: false, error });
+      }
+    }
+    return outcomes;
+  };
+
   /** One transaction for the whole batch. Throws only when the transaction as a whole failed. */
   const commitBatch = async (batch: PendingAppend[], via: Sql): Promise<Outcome[]> => {
     if (inlineHooks.size === 0 && !beforeCommit) {
@@ -286,25 +341,8 @@ function createPostgresStore(
         const rows = await callBatch(tx, batch);
         outcomes = batch.map((pending, i) => outcomeOf(pending, rows[i] as BatchRow));
       } else {
-        outcomes = [];
         const hooks = [...inlineHooks];
-        for (const pending of batch) {
-          try {
-            outcomes.push(
-              await tx.savepoint(async (sp) => {
-                const [row] = (await callBatch(sp, [pending])) as [BatchRow];
-                const outcome = outcomeOf(pending, row);
-                if (outcome.ok === true && pending.events.length > 0) {
-                  const recorded = recordedOf(pending, row);
-                  for (const hook of hooks) await hook(sp, recorded);
-                }
-                return outcome;
-              }),
-            );
-          } catch (error) {
-            outcomes.push({ ok: false, error });
-          }
-        }
+        outcomes = (await allAtOnce(tx, batch, hooks)) ?? (await oneAtATime(tx, batch, hooks));
       }
       if (beforeCommit) await beforeCommit(tx);
       return outcomes;
