@@ -156,7 +156,7 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
   // only. recordedAt is taken after the ordering lock and never goes below the head's, so it
   // never goes backwards along positions. Same signature and answer as migration 1; an 'ok'
   // append without events answers the head as it stood at its turn.
-  (S, schema) => appendBatchFunction(S, schema, "''"),
+  (S, schema) => appendBatchFunction(S, schema, 2),
 
   // 3: subject keys of personal data (docs/lifecycle.md#forget-a-person).
   (S) => subjectKeysSchema(S),
@@ -172,26 +172,40 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
   `,
 
   // 6: the NOTIFY of an append names the head it left (the batch's last position), so a store
-  // that announced its own commit already does not wake its readers a second time for it.
-  (S, schema) => appendBatchFunction(S, schema, 'head::text'),
+  // that announced its own commit already does not wake its readers a second time for it; and
+  // append_batch keeps its plans instead of planning every statement on every call.
+  (S, schema) => appendBatchFunction(S, schema, 6),
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/**
- * append_batch as migrations 2 and 6 define it; they differ only in the NOTIFY payload (an SQL
- * expression): empty in 2, the head after the batch in 6.
- */
-function appendBatchFunction(S: string, schema: string, notifyPayload: string): string {
+/** How migrations 2 and 6 have append_batch plan its statements, and what its NOTIFY says. */
+const APPEND_BATCH_VARIANTS = {
+  2: {
+    // Plan every statement for the call at hand: a generic plan cached while the tables were
+    // small (a new store) keeps sequential scans of events as it grows (measured: 27 ms per call
+    // at 24k events for the stored-id probe, growing with the table).
+    planning: 'SET plan_cache_mode = force_custom_plan',
+    notifyPayload: "''",
+  },
+  6: {
+    // Cached (generic) plans, which can no longer pick a sequential scan of a table that was
+    // small when the plan was made: every statement here reads through an index. Planning every
+    // call had cost about half of a 30-append call (docs/postgres.md, "Planning").
+    planning: 'SET enable_seqscan = off',
+    notifyPayload: 'head::text',
+  },
+} as const;
+
+/** append_batch as migrations 2 and 6 define it: the same body, planned and announced differently. */
+function appendBatchFunction(S: string, schema: string, migration: keyof typeof APPEND_BATCH_VARIANTS): string {
+  const { planning, notifyPayload } = APPEND_BATCH_VARIANTS[migration];
   return `
     CREATE OR REPLACE FUNCTION ${S}.append_batch(p_streams text, p_expected text, p_counts text, p_ids text, p_types text,
                                                  p_at text, p_data text, p_metadata text)
       RETURNS TABLE (ord integer, status text, actual integer, version integer, last_position bigint, recorded_at text)
       LANGUAGE plpgsql
-      -- Plan every statement for the call at hand: a generic plan cached while the tables were
-      -- small (a new store) keeps sequential scans of events as it grows (measured: 27 ms per
-      -- call at 24k events for the stored-id probe, growing with the table).
-      SET plan_cache_mode = force_custom_plan
+      ${planning}
       AS $fn$
     #variable_conflict use_column
     DECLARE

@@ -58,4 +58,38 @@ describe.skipIf(!reachable)('postgres append_batch', () => {
     expect(second.position).toBe(first.position + 1n);
     expect(Date.parse(second.recordedAt)).toBeGreaterThanOrEqual(Date.parse(first.recordedAt));
   });
+
+  it('keeps reading through indexes when the tables grew after its plans were cached (statistics not yet updated)', async () => {
+    const { store, schema } = await fresh();
+    const S = store.sql(schema);
+    await store.sql`ALTER TABLE ${S}.events SET (autovacuum_enabled = false)`;
+    await store.sql`ALTER TABLE ${S}.streams SET (autovacuum_enabled = false)`;
+    // Plans made on near-empty tables, where a sequential scan is the cheapest: batches of 30
+    // appends, a size for which PostgreSQL prefers a cached generic plan after five calls.
+    const round = (name: string, i: number) =>
+      Promise.all(Array.from({ length: 30 }, (_, k) => store.append(`${name}-${i}-${k}`, [event('A')])));
+    for (let i = 0; i < 12; i++) await round('warm', i);
+    // A burst of rows with no ANALYZE after it (autovacuum would come later).
+    await store.sql`INSERT INTO ${S}.events (position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at)
+      SELECT 1000 + g, 'bulk-' || g, 1, gen_random_uuid(), 'T', '{}'::json, '{}'::json, now(), now() FROM generate_series(1, 50000) g`;
+    await store.sql`INSERT INTO ${S}.streams SELECT 'bulk-' || g, 1, 1000 + g, now() FROM generate_series(1, 50000) g`;
+    const scans = async () => {
+      const rows = await store.sql<{ relname: string; seq: string; idx: string }[]>`
+        SELECT relname, seq_scan::text AS seq, coalesce(idx_scan, 0)::text AS idx FROM pg_stat_user_tables
+        WHERE schemaname = ${schema} AND relname IN ('events', 'streams') ORDER BY relname`;
+      return Object.fromEntries(rows.map((r) => [r.relname, { seq: Number(r.seq), idx: Number(r.idx) }]));
+    };
+    // Counters reach pg_stat_user_tables up to a second after a backend's transaction ends.
+    await sleep(1_500);
+    const before = await scans();
+    for (let i = 0; i < 20; i++) await Promise.all([round('late', i), store.append('late-shared', [event('B')])]);
+    await expect
+      .poll(async () => (await scans()).events?.idx ?? 0, { timeout: 10_000 })
+      .toBeGreaterThanOrEqual((before.events?.idx ?? 0) + 20);
+    await sleep(1_500);
+    const after = await scans();
+    expect(after.events?.seq).toBe(before.events?.seq);
+    expect(after.streams?.seq).toBe(before.streams?.seq);
+    expect(await store.streamVersion('late-shared')).toBe(20);
+  });
 });
