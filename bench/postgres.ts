@@ -4,7 +4,7 @@
  * Castore (event-storage-adapter-postgres). Everything runs in a scratch database
  * `logline_bench` that is dropped and re-created at the start.
  *
- *   npm run bench -- postgres [--quick] [--large]
+ *   npm run bench -- postgres [--quick] [--large] [--retention | --planning (that scenario alone)]
  *   LOGLINE_BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/postgres (the server; the database part is replaced)
  */
 import { randomUUID } from 'node:crypto';
@@ -198,6 +198,34 @@ async function hotStreamScenario(store: PostgresEventStore): Promise<void> {
     load('logline-pg, 16 writers on one hot stream', () => `hot-${scenario}`),
   ]);
   printScenario('1 event per append, no expected version, 16 writers: one hot stream vs 1,000 streams', results, spread);
+}
+
+/**
+ * append_batch with cached plans (migration 6, sequential scans ruled out) against the same
+ * function planning every statement on every call (migration 2's way), side by side.
+ */
+async function planningScenario(): Promise<void> {
+  const cached = await openPostgresStore({ url: `${dbUrl}?schema=plan_cached`, poolSize: 4 });
+  const perCall = await openPostgresStore({ url: `${dbUrl}?schema=plan_per_call`, poolSize: 4 });
+  const fn = 'plan_per_call.append_batch(text, text, text, text, text, text, text, text)';
+  await perCall.sql.unsafe(`ALTER FUNCTION ${fn} RESET enable_seqscan; ALTER FUNCTION ${fn} SET plan_cache_mode = force_custom_plan`);
+  const ops = flags.quick ? 3000 : 16000;
+  for (const concurrency of [1, 16]) {
+    const load = (label: string, store: PostgresEventStore): AppendLoad => ({
+      label,
+      operations: concurrency === 1 ? ops / 4 : ops,
+      eventsPerOperation: 1,
+      concurrency,
+      operation: (i) => store.append(`order-${concurrency}-${i % 1000}`, [benchEvent(i)]),
+    });
+    const perCallLabel = `logline-pg, planned per call (migration 2), ${concurrency} writer${concurrency > 1 ? 's' : ''}`;
+    const results = await interleave([
+      load(perCallLabel, perCall),
+      load(`logline-pg, cached plans (migration 6), ${concurrency} writer${concurrency > 1 ? 's' : ''}`, cached),
+    ]);
+    printScenario(`append_batch planning: 1 event per append, ${concurrency} writer${concurrency > 1 ? 's' : ''}`, results, perCallLabel);
+  }
+  await Promise.all([cached.close(), perCall.close()]);
 }
 
 const COLUMNS = 'position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at';
@@ -461,6 +489,7 @@ export async function run(): Promise<void> {
     return;
   }
   await recreateDatabase();
+  if (process.argv.includes('--planning')) return planningScenario();
   const sql = postgres(dbUrl, { max: 16, onnotice: () => {} });
   const logline = await openPostgresStore({ url: `${dbUrl}?schema=bench`, poolSize: 10 });
   const emmett = emmettStore();
@@ -478,6 +507,7 @@ export async function run(): Promise<void> {
   await appendScenario(c, '1 event per append, 1 writer', q ? 500 : 2000, 1, 1);
   await appendScenario(c, '1 event per append, 16 concurrent writers', q ? 3000 : 16000, 1, 16);
   await hotStreamScenario(logline);
+  await planningScenario();
   await appendScenario(c, '100 events per append, 4 concurrent writers', q ? 100 : 400, 100, 4);
   await readStreamScenario(c);
   await emmett.close();
