@@ -16,15 +16,15 @@
  *   that dies between publish and index leaves its message unindexed; the next append to that
  *   stream indexes it first (the last message of a stream is checked whenever it is loaded), so
  *   every message but a stream's last is always indexed.
- * - Reads and subscriptions run on ordered consumers (server-side, flow-controlled, recreated by
- *   the client after a reconnect or a missed heartbeat, resuming after the last delivered
+ * - Reads and subscriptions run on ephemeral consumers pulled by reader.ts (bounded read-ahead,
+ *   replaced after a reconnect, a lost consumer or a gap, resuming after the last delivered
  *   sequence): catch-up and live delivery are one pass over the log.
  * - Unavailability (no JetStream responder, timeouts during a leader election, a lost connection)
  *   is retried until `timeoutMs`, then surfaces as StoreUnavailableError; resending an append
  *   with the same event ids is always safe.
  */
 import { readFileSync } from 'node:fs';
-import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, PubAck, StoredMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, PubAck, StoredMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   AppendTooLargeError,
@@ -80,6 +80,7 @@ import {
   versionMatches,
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
+import { type LogReader, openLogReader } from './reader.js';
 import { LifecycleView } from './retention.js';
 import {
   decodeMessage,
@@ -238,6 +239,7 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<NatsEven
       timeoutMs,
       jetstreamModule,
       newHeaders: transport.headers,
+      createInbox: transport.createInbox,
       masterKey: options.masterKey,
     });
   } catch (error) {
@@ -256,6 +258,7 @@ interface StoreParts {
   timeoutMs: number;
   jetstreamModule: JetStreamModule;
   newHeaders: Transport['headers'];
+  createInbox: Transport['createInbox'];
   masterKey: Uint8Array | undefined;
 }
 
@@ -269,20 +272,14 @@ interface StreamHead {
 
 const HEAD_CACHE_SIZE = 10_000;
 /**
- * Roughly how many bytes of messages a reader's consumer may hold ahead of it. Counted in
- * messages of the largest size (max_payload): a byte-bounded pull (`max_bytes`) stalled for
- * ~40 s whenever a large message followed many small ones (client 3.4 / server 2.9).
+ * How much of the log a reader may hold ahead of its caller: buffered or requested, in bytes and
+ * in messages (each costs some memory beyond its payload). See reader.ts.
  */
 const READ_AHEAD_BYTES = 32 * 1024 * 1024;
+const READ_AHEAD_MESSAGES = 16 * 1024;
 /** Concurrent index reads or writes of one append. */
 const INDEX_CONCURRENCY = 256;
 
-const fromConsumer = (m: JsMsg): LogMessage => ({
-  seq: m.seq,
-  headers: m.headers,
-  data: m.data,
-  timeMs: Number(m.info.timestampNanos / 1_000_000),
-});
 const fromStored = (m: StoredMsg): LogMessage => ({ seq: m.seq, headers: m.header, data: m.data, timeMs: m.time.getTime() });
 
 async function inChunks<T, R>(items: T[], work: (item: T) => Promise<R>): Promise<R[]> {
@@ -293,17 +290,16 @@ async function inChunks<T, R>(items: T[], work: (item: T) => Promise<R>): Promis
 }
 
 function createNatsStore(parts: StoreParts): NatsEventStore {
-  const { nc, js, jsm, layout, limits, timeoutMs, jetstreamModule, newHeaders, masterKey } = parts;
+  const { nc, js, jsm, layout, limits, timeoutMs, jetstreamModule, newHeaders, createInbox, masterKey } = parts;
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
-  const readAhead = Math.min(256, Math.max(16, Math.floor(READ_AHEAD_BYTES / maxPayload)));
   // The reported limit is what an append can really carry: one message of at most max_payload.
   const reportedLimits: StoreLimits = { ...limits, maxAppendBytes: Math.min(limits.maxAppendBytes, maxPayload) };
   const heads = new Map<string, StreamHead>();
   /** Appends to one stream from this process run one after another (no self-inflicted conflicts). */
   const streamTails = new Map<string, Promise<unknown>>();
   const inFlight = new Set<Promise<unknown>>();
-  /** The consumers' message iterators of every read in progress. */
-  const readers = new Set<ConsumerMessages>();
+  /** Every read in progress. */
+  const readers = new Set<LogReader>();
   let closed = false;
 
   const assertOpen = () => {
@@ -498,19 +494,28 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
 
   // ---- reads -------------------------------------------------------------------------------
 
-  /** An ordered consumer's messages from sequence `start` (of one subject, or of the whole log). */
-  const openReader = async (start: number, filterSubject?: string): Promise<ConsumerMessages> => {
-    const consumer = await patiently('opening a reader', () =>
-      js.consumers.get(layout.log, {
-        // A string, not an array: server 2.9 knows only the single `filter_subject`.
-        ...(filterSubject ? { filter_subjects: filterSubject } : {}),
-        deliver_policy: jetstreamModule.DeliverPolicy.StartSequence,
-        opt_start_seq: start,
+  /** The log's messages from sequence `start` (of one subject, or of the whole log), in order. */
+  const openReader = (start: number, filterSubject?: string): Promise<LogReader> => {
+    const inbox = createInbox();
+    return patiently('opening a reader', () =>
+      openLogReader({
+        nc,
+        jsm,
+        stream: layout.log,
+        start,
+        filterSubject,
+        inbox,
+        // The inbox's unique token (a nuid) names the consumer too.
+        name: `logline_${inbox.slice(inbox.lastIndexOf('.') + 1)}`,
+        readAheadBytes: READ_AHEAD_BYTES,
+        readAheadMessages: READ_AHEAD_MESSAGES,
+        maxPayload,
+        // Pull requests of 5 s (heartbeats every 2.5 s): a consumer lost with its node (a failover
+        // the client's own connection did not notice) is detected and replaced in ~5 s.
+        expiresMs: 5000,
+        policies: { deliverStartSequence: jetstreamModule.DeliverPolicy.StartSequence, ackNone: jetstreamModule.AckPolicy.None },
       }),
     );
-    // Pull requests of 5 s (heartbeats every 2.5 s): a consumer lost with its node (a failover the
-    // client's own connection did not notice) is detected and replaced in ~5 s, not 30 s.
-    return patiently('opening a reader', () => consumer.consume({ max_messages: readAhead, expires: 5000 }));
   };
 
   /**
@@ -526,7 +531,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         if (endSeq === Number.POSITIVE_INFINITY) return;
         throw new StoreClosedError('nats');
       }
-      let messages: ConsumerMessages;
+      let messages: LogReader;
       try {
         messages = await openReader(next, filterSubject);
       } catch (error) {
@@ -545,7 +550,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         for await (const m of messages) {
           if (signal?.aborted) return;
           next = m.seq + 1;
-          yield fromConsumer(m);
+          yield m;
           if (m.seq >= endSeq) return;
         }
       } finally {
