@@ -216,6 +216,10 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<NatsEven
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       pingInterval: 5000,
+      // Without it every request (two per append) builds two Errors up front for their stack traces,
+      // used or not: 16% of the client's CPU under 16 concurrent writers. Failures keep their names
+      // and causes; their stacks show the client instead of our caller.
+      noAsyncTraces: true,
     });
   } catch (error) {
     const where = servers.join(', ') || '127.0.0.1:4222';
