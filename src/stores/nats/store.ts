@@ -38,7 +38,7 @@ import {
   WrongExpectedVersionError,
 } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
-import { assertMasterKey, SUBJECTS_STREAM, storePersonalData } from '../../core/personal-data.js';
+import { assertMasterKey, SUBJECTS_STREAM, sealedSubjects, storePersonalData } from '../../core/personal-data.js';
 import {
   assertStartVersion,
   firstVisibleVersion,
@@ -353,6 +353,9 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
   });
   const personal = storePersonalData(keyTable, masterKey, assertOpen);
   const openSealed = personal.open;
+  /** A message's events opened; most hold nothing sealed and skip the await (one per message of a scan). */
+  const opened = (events: RecordedEvent[]): RecordedEvent[] | Promise<RecordedEvent[]> =>
+    sealedSubjects(events).length === 0 ? events : openSealed(events);
 
   const lastSeq = async (): Promise<number> =>
     patiently('reading the log state', async () => (await jsm.streams.info(layout.log)).state.last_seq);
@@ -725,7 +728,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     const visible = visibleInLog();
     for await (const message of scan(firstSeqAfter(filter.from), endSeq, undefined, signal)) {
       const events = decodeMessage(message);
-      for (const event of filter.sealed ? events : await openSealed(events)) {
+      const readable = filter.sealed ? events : opened(events);
+      for (const event of Array.isArray(readable) ? readable : await readable) {
         if (event.position <= filter.from || !matchesFilter(event, filter)) continue;
         const record = lifecycles.get(event.streamId);
         if (record && !(await visible(event, record))) continue;
@@ -835,7 +839,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       // Reading from near the end (after a snapshot) walks back a few messages; else scan from the start.
       const near = start > 1 ? await messageHolding(last, start, 8) : undefined;
       for await (const message of scan(near?.seq ?? 1, last.seq, logSubject(layout, stream))) {
-        for (const event of await openSealed(decodeMessage(message))) {
+        const events = opened(decodeMessage(message));
+        for (const event of Array.isArray(events) ? events : await events) {
           if (event.streamVersion < start || !visible(event)) continue;
           yield event;
           if (--remaining <= 0) return;
