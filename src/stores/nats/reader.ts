@@ -16,7 +16,8 @@
  * sign of which request they answer, so only a single one can be counted). It ends when its count
  * or bytes are used up (counted here as the server counts them) or the server ends it (a message
  * that does not fit its bytes left: 409; its expiry: 408), and the next goes out at once: a large
- * message after small ones is simply the next request's first.
+ * message after small ones is simply the next request's first. A server that refuses requests that
+ * large (an operator's MaxRequestBatch or MaxRequestMaxBytes) gets requests of its limit instead.
  *
  * Order: the delivery sequence must grow by one per message; a gap, a lost consumer (no message
  * or heartbeat for two heartbeat intervals while a request is open), a deleted consumer or any
@@ -98,6 +99,12 @@ export async function openLogReader(options: LogReaderOptions): Promise<LogReade
   const budgetMessages = Math.max(2, options.readAheadMessages);
   const pullSubject = `$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`;
 
+  /** Lowered to what the server allows when it refuses a larger request (its account or consumer limits). */
+  let maxRequestMessages = Number.POSITIVE_INFINITY;
+  let maxRequestBytes = Number.POSITIVE_INFINITY;
+  /** A request must have room for the largest message, or that message could never be read. */
+  const leastRequestBytes = options.maxPayload + HEADROOM;
+
   /** The open request: one at a time, since the server hands the messages round-robin to all open ones. */
   let current: OpenRequest | undefined;
   let buffer: (LogMessage | undefined)[] = [];
@@ -131,9 +138,11 @@ export async function openLogReader(options: LogReaderOptions): Promise<LogReade
   /** Sends a request for what the read-ahead has room for, once that is at least half of it. */
   const pull = () => {
     if (done || current) return;
-    const bytes = budgetBytes - bufferedBytes;
-    const messages = budgetMessages - (buffer.length - head);
-    if (bytes * 2 < budgetBytes || messages * 2 < budgetMessages) return;
+    const roomBytes = budgetBytes - bufferedBytes;
+    const roomMessages = budgetMessages - (buffer.length - head);
+    if (roomBytes * 2 < budgetBytes || roomMessages * 2 < budgetMessages) return;
+    const bytes = Math.min(roomBytes, maxRequestBytes);
+    const messages = Math.min(roomMessages, maxRequestMessages);
     // The watchdog counts from the request, not from when the buffer filled up.
     lastHeard = performance.now();
     current = { reply: `${inbox}.${++serial}`, bytes, messages };
@@ -163,6 +172,18 @@ export async function openLogReader(options: LogReaderOptions): Promise<LogReade
       if (code === 404 || code === 408 || (code === 409 && /exceeds maxbytes|batch completed/i.test(description))) {
         // A late word about a request already counted out changes nothing.
         if (current?.reply === msg.subject) current = undefined;
+        return pull();
+      }
+      if (code === 409 && /exceeded maxrequest(batch|maxbytes)/i.test(description) && current?.reply === msg.subject) {
+        // "Exceeded MaxRequestBatch of 1000": ask for at most that from now on (half as much if it says no number).
+        const limit = Number(/(\d+)\s*$/.exec(description)?.[1] ?? Number.NaN);
+        if (/batch/i.test(description)) maxRequestMessages = Math.max(1, limit || Math.floor(current.messages / 2));
+        else maxRequestBytes = limit || Math.floor(current.bytes / 2);
+        current = undefined;
+        if (maxRequestBytes < leastRequestBytes)
+          return finish(
+            new Error(`JetStream allows pull requests of ${maxRequestBytes} bytes, less than a message may need (${leastRequestBytes})`),
+          );
         return pull();
       }
       if (code === 400) return finish(new Error(`JetStream refused a pull request: ${code} ${description}`));

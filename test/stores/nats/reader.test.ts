@@ -88,6 +88,22 @@ describe.skipIf(!reachable)('nats log reader', () => {
     expect(taken).toBe(last);
   });
 
+  it('asks for less when the consumer allows fewer messages per pull request', async () => {
+    const store = await fresh();
+    const last = await smallThenLarge(store);
+    const reader = await tinyReader(store);
+    const name = `reader_test_${process.pid}_${serial}`;
+    // As an operator's limit would: pulls of more than 3 messages are refused from now on.
+    const info = await store.manager.consumers.info(store.layout.log, name);
+    await store.manager.consumers.update(store.layout.log, name, { ...info.config, max_batch: 3 });
+    const seqs: number[] = [];
+    for await (const message of reader) {
+      seqs.push(message.seq);
+      if (message.seq === last) break;
+    }
+    expect(seqs).toEqual(Array.from({ length: last }, (_, i) => i + 1));
+  });
+
   it('starts where asked and ends when stopped', async () => {
     const store = await fresh();
     await smallThenLarge(store);
