@@ -88,7 +88,10 @@ export function headOf(message: LogMessage): MessageHead {
 const decoder = new TextDecoder();
 
 export function decodeMessage(message: LogMessage): RecordedEvent[] {
-  const { stream, version } = headOf(message);
+  // Only the two headers it needs (each look-up walks the header keys), not all of headOf.
+  const h = message.headers;
+  const stream = h?.get(HEADER_STREAM) ?? '';
+  const version = Number(h?.get(HEADER_VERSION) ?? 0);
   const stored = JSON.parse(decoder.decode(message.data)) as StoredEvent[];
   const recordedAt = new Date(message.timeMs).toISOString();
   const n = stored.length;

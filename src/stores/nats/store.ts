@@ -16,15 +16,15 @@
  *   that dies between publish and index leaves its message unindexed; the next append to that
  *   stream indexes it first (the last message of a stream is checked whenever it is loaded), so
  *   every message but a stream's last is always indexed.
- * - Reads and subscriptions run on ordered consumers (server-side, flow-controlled, recreated by
- *   the client after a reconnect or a missed heartbeat, resuming after the last delivered
+ * - Reads and subscriptions run on ephemeral consumers pulled by reader.ts (bounded read-ahead,
+ *   replaced after a reconnect, a lost consumer or a gap, resuming after the last delivered
  *   sequence): catch-up and live delivery are one pass over the log.
  * - Unavailability (no JetStream responder, timeouts during a leader election, a lost connection)
  *   is retried until `timeoutMs`, then surfaces as StoreUnavailableError; resending an append
  *   with the same event ids is always safe.
  */
 import { readFileSync } from 'node:fs';
-import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, PubAck, StoredMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, PubAck, StoredMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   AppendTooLargeError,
@@ -38,7 +38,7 @@ import {
   WrongExpectedVersionError,
 } from '../../core/errors.js';
 import { resolveRetry } from '../../core/idempotency.js';
-import { assertMasterKey, SUBJECTS_STREAM, storePersonalData } from '../../core/personal-data.js';
+import { assertMasterKey, SUBJECTS_STREAM, sealedSubjects, storePersonalData } from '../../core/personal-data.js';
 import {
   assertStartVersion,
   firstVisibleVersion,
@@ -80,6 +80,7 @@ import {
   versionMatches,
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
+import { type LogReader, openLogReader } from './reader.js';
 import { LifecycleView } from './retention.js';
 import {
   decodeMessage,
@@ -215,6 +216,10 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<NatsEven
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       pingInterval: 5000,
+      // Without it every request (two per append) builds two Errors up front for their stack traces,
+      // used or not: 16% of the client's CPU under 16 concurrent writers. Failures keep their names
+      // and causes; their stacks show the client instead of our caller.
+      noAsyncTraces: true,
     });
   } catch (error) {
     const where = servers.join(', ') || '127.0.0.1:4222';
@@ -238,6 +243,7 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<NatsEven
       timeoutMs,
       jetstreamModule,
       newHeaders: transport.headers,
+      createInbox: transport.createInbox,
       masterKey: options.masterKey,
     });
   } catch (error) {
@@ -256,6 +262,7 @@ interface StoreParts {
   timeoutMs: number;
   jetstreamModule: JetStreamModule;
   newHeaders: Transport['headers'];
+  createInbox: Transport['createInbox'];
   masterKey: Uint8Array | undefined;
 }
 
@@ -269,20 +276,14 @@ interface StreamHead {
 
 const HEAD_CACHE_SIZE = 10_000;
 /**
- * Roughly how many bytes of messages a reader's consumer may hold ahead of it. Counted in
- * messages of the largest size (max_payload): a byte-bounded pull (`max_bytes`) stalled for
- * ~40 s whenever a large message followed many small ones (client 3.4 / server 2.9).
+ * How much of the log a reader may hold ahead of its caller: buffered or requested, in bytes and
+ * in messages (each costs some memory beyond its payload). See reader.ts.
  */
 const READ_AHEAD_BYTES = 32 * 1024 * 1024;
+const READ_AHEAD_MESSAGES = 16 * 1024;
 /** Concurrent index reads or writes of one append. */
 const INDEX_CONCURRENCY = 256;
 
-const fromConsumer = (m: JsMsg): LogMessage => ({
-  seq: m.seq,
-  headers: m.headers,
-  data: m.data,
-  timeMs: Number(m.info.timestampNanos / 1_000_000),
-});
 const fromStored = (m: StoredMsg): LogMessage => ({ seq: m.seq, headers: m.header, data: m.data, timeMs: m.time.getTime() });
 
 async function inChunks<T, R>(items: T[], work: (item: T) => Promise<R>): Promise<R[]> {
@@ -293,17 +294,16 @@ async function inChunks<T, R>(items: T[], work: (item: T) => Promise<R>): Promis
 }
 
 function createNatsStore(parts: StoreParts): NatsEventStore {
-  const { nc, js, jsm, layout, limits, timeoutMs, jetstreamModule, newHeaders, masterKey } = parts;
+  const { nc, js, jsm, layout, limits, timeoutMs, jetstreamModule, newHeaders, createInbox, masterKey } = parts;
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
-  const readAhead = Math.min(256, Math.max(16, Math.floor(READ_AHEAD_BYTES / maxPayload)));
   // The reported limit is what an append can really carry: one message of at most max_payload.
   const reportedLimits: StoreLimits = { ...limits, maxAppendBytes: Math.min(limits.maxAppendBytes, maxPayload) };
   const heads = new Map<string, StreamHead>();
   /** Appends to one stream from this process run one after another (no self-inflicted conflicts). */
   const streamTails = new Map<string, Promise<unknown>>();
   const inFlight = new Set<Promise<unknown>>();
-  /** The consumers' message iterators of every read in progress. */
-  const readers = new Set<ConsumerMessages>();
+  /** Every read in progress. */
+  const readers = new Set<LogReader>();
   let closed = false;
 
   const assertOpen = () => {
@@ -353,6 +353,9 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
   });
   const personal = storePersonalData(keyTable, masterKey, assertOpen);
   const openSealed = personal.open;
+  /** A message's events opened; most hold nothing sealed and skip the await (one per message of a scan). */
+  const opened = (events: RecordedEvent[]): RecordedEvent[] | Promise<RecordedEvent[]> =>
+    sealedSubjects(events).length === 0 ? events : openSealed(events);
 
   const lastSeq = async (): Promise<number> =>
     patiently('reading the log state', async () => (await jsm.streams.info(layout.log)).state.last_seq);
@@ -498,19 +501,28 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
 
   // ---- reads -------------------------------------------------------------------------------
 
-  /** An ordered consumer's messages from sequence `start` (of one subject, or of the whole log). */
-  const openReader = async (start: number, filterSubject?: string): Promise<ConsumerMessages> => {
-    const consumer = await patiently('opening a reader', () =>
-      js.consumers.get(layout.log, {
-        // A string, not an array: server 2.9 knows only the single `filter_subject`.
-        ...(filterSubject ? { filter_subjects: filterSubject } : {}),
-        deliver_policy: jetstreamModule.DeliverPolicy.StartSequence,
-        opt_start_seq: start,
+  /** The log's messages from sequence `start` (of one subject, or of the whole log), in order. */
+  const openReader = (start: number, filterSubject?: string): Promise<LogReader> => {
+    const inbox = createInbox();
+    return patiently('opening a reader', () =>
+      openLogReader({
+        nc,
+        jsm,
+        stream: layout.log,
+        start,
+        filterSubject,
+        inbox,
+        // The inbox's unique token (a nuid) names the consumer too.
+        name: `logline_${inbox.slice(inbox.lastIndexOf('.') + 1)}`,
+        readAheadBytes: READ_AHEAD_BYTES,
+        readAheadMessages: READ_AHEAD_MESSAGES,
+        maxPayload,
+        // Pull requests of 5 s (heartbeats every 2.5 s): a consumer lost with its node (a failover
+        // the client's own connection did not notice) is detected and replaced in ~5 s.
+        expiresMs: 5000,
+        policies: { deliverStartSequence: jetstreamModule.DeliverPolicy.StartSequence, ackNone: jetstreamModule.AckPolicy.None },
       }),
     );
-    // Pull requests of 5 s (heartbeats every 2.5 s): a consumer lost with its node (a failover the
-    // client's own connection did not notice) is detected and replaced in ~5 s, not 30 s.
-    return patiently('opening a reader', () => consumer.consume({ max_messages: readAhead, expires: 5000 }));
   };
 
   /**
@@ -526,7 +538,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         if (endSeq === Number.POSITIVE_INFINITY) return;
         throw new StoreClosedError('nats');
       }
-      let messages: ConsumerMessages;
+      let messages: LogReader;
       try {
         messages = await openReader(next, filterSubject);
       } catch (error) {
@@ -545,7 +557,7 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
         for await (const m of messages) {
           if (signal?.aborted) return;
           next = m.seq + 1;
-          yield fromConsumer(m);
+          yield m;
           if (m.seq >= endSeq) return;
         }
       } finally {
@@ -716,7 +728,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     const visible = visibleInLog();
     for await (const message of scan(firstSeqAfter(filter.from), endSeq, undefined, signal)) {
       const events = decodeMessage(message);
-      for (const event of filter.sealed ? events : await openSealed(events)) {
+      const readable = filter.sealed ? events : opened(events);
+      for (const event of Array.isArray(readable) ? readable : await readable) {
         if (event.position <= filter.from || !matchesFilter(event, filter)) continue;
         const record = lifecycles.get(event.streamId);
         if (record && !(await visible(event, record))) continue;
@@ -826,7 +839,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
       // Reading from near the end (after a snapshot) walks back a few messages; else scan from the start.
       const near = start > 1 ? await messageHolding(last, start, 8) : undefined;
       for await (const message of scan(near?.seq ?? 1, last.seq, logSubject(layout, stream))) {
-        for (const event of await openSealed(decodeMessage(message))) {
+        const events = opened(decodeMessage(message));
+        for (const event of Array.isArray(events) ? events : await events) {
           if (event.streamVersion < start || !visible(event)) continue;
           yield event;
           if (--remaining <= 0) return;
