@@ -1,5 +1,5 @@
 /**
- * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse]
+ * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse] [--lag-rate n]
  *
  * The identity service (apps/identity, seed 003) with production-like data: a seeded dataset
  * (default 1M users, 50k groups, 5M memberships; --users n scales it as n, n/20, 5n; --quick:
@@ -124,8 +124,11 @@ async function scenarios(autocannon: Autocannon, service: IdentityProcess, size:
   return { rows, memory, lag: await lagAtRate(autocannon, service, nextUser, seconds) };
 }
 
+/** Writes/s asked of the service while the view lag is probed (`--lag-rate`; the issue's goal is stated at 1,000). */
+const LAG_RATE = Number(arg('lag-rate') ?? 1000);
+
 /**
- * View lag at 1k writes/s: autocannon writes at that rate while a probe writes and reads its write
+ * View lag at LAG_RATE writes/s (1k by default): autocannon writes at that rate while a probe writes and reads its write
  * back with the token, every 20 ms; the read's time is the lag a client sees (plus one round trip).
  */
 async function lagAtRate(autocannon: Autocannon, service: IdentityProcess, nextUser: () => { id: string }, seconds: number) {
@@ -134,7 +137,7 @@ async function lagAtRate(autocannon: Autocannon, service: IdentityProcess, nextU
     url: service.url,
     connections: 16,
     duration: seconds,
-    overallRate: 1000,
+    overallRate: LAG_RATE,
     requests: [
       {
         setupRequest: (r) => ({
@@ -149,17 +152,24 @@ async function lagAtRate(autocannon: Autocannon, service: IdentityProcess, nextU
   });
   const probe = nextUser().id;
   const lags: number[] = [];
+  /** Probes that did not end in a 200 read, by what went wrong (a refused write, a 503 past the wait bound). */
+  const missed = new Map<string, number>();
+  const miss = (what: string) => missed.set(what, (missed.get(what) ?? 0) + 1);
   const until = performance.now() + seconds * 1000 - 200;
   while (performance.now() < until) {
     const wrote = await call(service.url, 'PATCH', `/users/${probe}`, { body: { name: `Probe ${lags.length}` } });
-    const started = performance.now();
-    const read = await call(service.url, 'GET', `/users/${probe}`, { headers: { 'logline-min-position': String(position(wrote)) } });
-    if (read.status === 200) lags.push(performance.now() - started);
+    if (wrote.status !== 200) miss(`write ${wrote.status}`);
+    else {
+      const started = performance.now();
+      const read = await call(service.url, 'GET', `/users/${probe}`, { headers: { 'logline-min-position': String(position(wrote)) } });
+      if (read.status === 200) lags.push(performance.now() - started);
+      else miss(`read ${read.status}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const { result, seconds: took } = await load;
   lags.sort((a, b) => a - b);
-  return `view lag at ${Math.round(result['2xx'] / took)} writes/s (target 1,000): p50 ${percentile(lags, 50).toFixed(1)} ms, p99 ${percentile(lags, 99).toFixed(1)} ms over ${lags.length} probes; ${result.non2xx + result.errors} failed writes`;
+  return `view lag at ${Math.round(result['2xx'] / took)} writes/s asked of ${LAG_RATE} (goal: lag p99 < 100 ms at 1,000): p50 ${percentile(lags, 50).toFixed(1)} ms, p99 ${percentile(lags, 99).toFixed(1)} ms over ${lags.length} probes${missed.size ? ` (and ${[...missed].map(([what, n]) => `${n} × ${what}`).join(', ')})` : ''}; ${result.non2xx + result.errors} failed writes`;
 }
 
 async function backend(
