@@ -226,6 +226,8 @@ const json = (schema: z.ZodType, description: string) => ({
   content: { 'application/json': { schema: { $ref: `#/components/schemas/${(schema.meta() as { id: string }).id}` } } },
 });
 const errorReply = (description: string) => json(errorSchema, description);
+/** A JSON request body of `schema` (an OpenAPI schema object). */
+const jsonBody = (schema: object, required = true) => ({ required, content: { 'application/json': { schema } } });
 const param = (name: string, where: 'path' | 'query' | 'header', description: string, schema: object = { type: 'string' }) => ({
   name,
   in: where,
@@ -240,18 +242,14 @@ const beyondHead = errorReply('PositionBeyondHead: the position is beyond the st
 /** /v1/connectors…: served when the server runs with `--connectors` (404 for every name otherwise). */
 function connectorPaths(): Record<string, unknown> {
   const name = param('name', 'path', 'The connector’s name from the connectors file.');
-  const idsBody = {
-    required: false,
-    content: {
-      'application/json': {
-        schema: {
-          type: 'object',
-          properties: { ids: { type: 'array', items: { type: 'integer', minimum: 1 } } },
-          additionalProperties: false,
-        },
-      },
+  const idsBody = jsonBody(
+    {
+      type: 'object',
+      properties: { ids: { type: 'array', items: { type: 'integer', minimum: 1 } } },
+      additionalProperties: false,
     },
-  };
+    false,
+  );
   const control = (summary: string, answer: string, body = false) => ({
     post: {
       summary: `${summary} (write on *)`,
@@ -339,7 +337,7 @@ export function openApiDocument(): Record<string, unknown> {
             param('If-Match', 'header', 'Expected version: `"n"` (the stream must be at version n) or `*` (it must exist).'),
             param('If-None-Match', 'header', '`*`: the stream must not exist yet.'),
           ],
-          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/AppendRequest' } } } },
+          requestBody: jsonBody({ $ref: '#/components/schemas/AppendRequest' }),
           responses: {
             201: { ...json(appendResponseSchema, 'Appended'), headers: { ETag: { schema: { type: 'string' } }, ...positionHeader } },
             400: errorReply('Bad body, header or stream id'),
@@ -395,22 +393,15 @@ export function openApiDocument(): Record<string, unknown> {
         put: {
           summary: 'Replace a stream’s retention settings; reads honour them at once (write on the stream)',
           parameters: [streamParam],
-          requestBody: {
-            required: true,
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  additionalProperties: false,
-                  properties: {
-                    maxCount: { type: 'integer', minimum: 1 },
-                    maxAgeSeconds: { type: 'integer', minimum: 1 },
-                    truncateBefore: { type: 'integer', minimum: 1 },
-                  },
-                },
-              },
+          requestBody: jsonBody({
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              maxCount: { type: 'integer', minimum: 1 },
+              maxAgeSeconds: { type: 'integer', minimum: 1 },
+              truncateBefore: { type: 'integer', minimum: 1 },
             },
-          },
+          }),
           responses: {
             200: { description: 'The metadata now, as GET answers it' },
             400: errorReply('InvalidArgument: an unknown key or a value that is not an integer ≥ 1'),
@@ -426,19 +417,12 @@ export function openApiDocument(): Record<string, unknown> {
             'For restores (`logline import`): the next append expects this version, so an export’s first kept event lands at its ' +
             'original version. The same version again changes nothing (an import resumed).',
           parameters: [streamParam],
-          requestBody: {
-            required: true,
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  additionalProperties: false,
-                  required: ['version'],
-                  properties: { version: { type: 'integer', minimum: 1 } },
-                },
-              },
-            },
-          },
+          requestBody: jsonBody({
+            type: 'object',
+            additionalProperties: false,
+            required: ['version'],
+            properties: { version: { type: 'integer', minimum: 1 } },
+          }),
           responses: {
             200: { description: '{"streamId","version"}' },
             400: errorReply('InvalidArgument: a body other than {"version": n}, n an integer ≥ 1'),
@@ -456,7 +440,7 @@ export function openApiDocument(): Record<string, unknown> {
             '`metadata.ingestId` keeps it. Re-sending a request (same ids, same content) returns 201 with the original ' +
             'result and stores nothing. No precondition headers.',
           parameters: [streamParam],
-          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/IngestRequest' } } } },
+          requestBody: jsonBody({ $ref: '#/components/schemas/IngestRequest' }),
           responses: {
             201: {
               ...json(appendResponseSchema, 'Appended, or the original result of an earlier identical request'),
