@@ -87,7 +87,7 @@ const MIGRATIONS: ReadonlyArray<(S: string, schema: string) => string> = [
     BEGIN
       -- Held until commit: positions are assigned and become visible in order (design §5).
       -- Later statements take fresh snapshots, so they see the previous holder's commit.
-      PERFORM pg_advisory_xact_lock(hashtextextended('logline:append:${schema}', 0));
+      PERFORM pg_advisory_xact_lock(hashtextextended('${appendLockName(schema)}', 0));
       SELECT coalesce(max(e.position), 0) INTO head FROM ${S}.events e;
       RETURN QUERY
       WITH input AS (
@@ -232,7 +232,7 @@ function appendBatchFunction(S: string, schema: string, migration: keyof typeof 
       -- Held until commit: positions are assigned and become visible in order (docs/postgres.md).
       -- Later statements take fresh snapshots (read committed, pinned by the store), so they see
       -- the previous holder's commit.
-      PERFORM pg_advisory_xact_lock(hashtextextended('logline:append:${schema}', 0));
+      PERFORM pg_advisory_xact_lock(hashtextextended('${appendLockName(schema)}', 0));
       SELECT e.position, e.recorded_at INTO head, last_at FROM ${S}.events e ORDER BY e.position DESC LIMIT 1;
       head := coalesce(head, 0);
       -- The clock now, after the lock (now() would be the transaction's start, which can precede
