@@ -152,8 +152,10 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
       const terms = t('user_terms');
       return [
         {
-          sql: `CREATE TABLE ${terms} (term TEXT${bytewise} NOT NULL, user_id TEXT NOT NULL, source TEXT NOT NULL, rank INTEGER NOT NULL,
-                PRIMARY KEY (term, user_id, source))`,
+          // No primary key: setTerms deletes a user's terms of a source before writing them, so
+          // rows never repeat, and a third index on every term row made view builds 1.2–1.4×
+          // slower on PostgreSQL (docs/benchmarks.md, identity).
+          sql: `CREATE TABLE ${terms} (term TEXT${bytewise} NOT NULL, user_id TEXT NOT NULL, source TEXT NOT NULL, rank INTEGER NOT NULL)`,
         },
         { sql: `CREATE INDEX ${bare(terms)}_user ON ${terms} (user_id)` },
         // Search reads rank by rank in (term, user) order: see /users/search.
