@@ -11,10 +11,16 @@ import type { SqliteEventStore } from 'logline/sqlite';
 import type { TransactionSql } from 'postgres';
 
 export type Param = string | number | bigint | null;
-export interface Statement {
-  sql: string;
-  params?: Param[];
-}
+/**
+ * One SQL statement, or a replacement: delete the rows of `table` whose `match` columns have
+ * these values, then insert `rows` (values for `columns`). A batch of events on PostgreSQL keeps
+ * only the last replacement per table and match values, and runs all of them as one DELETE and
+ * one INSERT (see sqlProjection).
+ */
+export type Statement =
+  | { sql: string; params?: Param[] }
+  | { replace: { table: string; match: Record<string, string>; columns: string[]; rows: Param[][] } };
+type Replacement = Extract<Statement, { replace: unknown }>['replace'];
 /** Physical name of a logical table of the version being built (ctx.table). */
 export type TableOf = (table: string) => string;
 export type StatementBuilder = (event: RecordedEvent, table: TableOf) => Statement[];
@@ -26,8 +32,14 @@ const dollars = (sql: string): string => {
   let n = 0;
   return sql.replace(/\?/g, () => `$${++n}`);
 };
+/**
+ * A PostgreSQL array literal (`{"a","b\\"c",NULL}`): the store's connection does not fetch
+ * types, so postgres.js cannot encode a JavaScript array itself.
+ */
+const arrayLiteral = (values: Param[]): string =>
+  `{${values.map((v) => (v === null ? 'NULL' : `"${String(v).replace(/[\\"]/g, '\\$&')}"`)).join(',')}}`;
 /** PostgreSQL gets 64-bit positions as decimal strings (postgres.js would need type fetching otherwise). */
-const pgParams = (params: Param[] = []) => params.map((p) => (typeof p === 'bigint' ? p.toString() : p)) as (string | number | null)[];
+const pgParams = (params: Param[] = []) => params.map((p) => (typeof p === 'bigint' ? p.toString() : p));
 
 const prepared = new WeakMap<Database, Map<string, SqliteStatement>>();
 function prepare(db: Database, sql: string): SqliteStatement {
@@ -36,6 +48,68 @@ function prepare(db: Database, sql: string): SqliteStatement {
   let statement = cache.get(sql);
   if (!statement) cache.set(sql, (statement = db.prepare(sql)));
   return statement;
+}
+
+/**
+ * What runs, in order: plain statements as written; replacements in their place (SQLite, one
+ * event at a time) or merged after the other statements (PostgreSQL). Merging after is sound
+ * because a table that replacements write is written by nothing else.
+ */
+function inOrder(statements: Statement[], merge: boolean): Array<{ sql: string; params: unknown[] }> {
+  const plain: Array<{ sql: string; params: unknown[] }> = [];
+  const replacements: Replacement[] = [];
+  for (const s of statements) {
+    if ('replace' in s) {
+      if (merge) replacements.push(s.replace);
+      else plain.push(...asStatements(s.replace));
+    } else plain.push({ sql: s.sql, params: merge ? pgParams(s.params) : (s.params ?? []) });
+  }
+  return merge ? [...plain, ...mergedReplacements(replacements)] : plain;
+}
+
+/** A replacement as plain statements, for one event. */
+function asStatements({ table, match, columns, rows }: Replacement): Array<{ sql: string; params: unknown[] }> {
+  const keys = Object.keys(match);
+  const remove = { sql: `DELETE FROM ${table} WHERE ${keys.map((k) => `${k} = ?`).join(' AND ')}`, params: Object.values(match) };
+  if (rows.length === 0) return [remove];
+  const tuple = `(${columns.map(() => '?').join(', ')})`;
+  const insert = { sql: `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows.map(() => tuple).join(', ')}`, params: rows.flat() };
+  return [remove, insert];
+}
+
+/**
+ * A batch's replacements on PostgreSQL: per table, the last one per match values wins, and all
+ * of them run as one DELETE and one INSERT over arrays (a statement per event cost a round trip
+ * and a socket write each).
+ */
+function mergedReplacements(replacements: Replacement[]): Array<{ sql: string; params: unknown[] }> {
+  const byTable = new Map<string, Map<string, Replacement>>();
+  for (const r of replacements) {
+    const shape = `${r.table} ${Object.keys(r.match).join(',')} ${r.columns.join(',')}`;
+    let latest = byTable.get(shape);
+    if (!latest) byTable.set(shape, (latest = new Map()));
+    latest.set(JSON.stringify(Object.values(r.match)), r); // the last one wins
+  }
+  const out: Array<{ sql: string; params: unknown[] }> = [];
+  for (const latest of byTable.values()) {
+    const all = [...latest.values()];
+    const { table, match, columns } = all[0] as Replacement;
+    const keys = Object.keys(match);
+    const keyArrays = keys.map((k) => all.map((r) => r.match[k] as string));
+    out.push({
+      sql: `DELETE FROM ${table} WHERE (${keys.join(', ')}) IN (SELECT * FROM unnest(${keys.map(() => '?::text[]').join(', ')}))`,
+      params: keyArrays.map(arrayLiteral),
+    });
+    const rows = all.flatMap((r) => r.rows);
+    if (rows.length === 0) continue;
+    // Column types from the values: numbers as bigint (assignment casts narrow them), the rest text.
+    const casts = columns.map((_, c) => (rows.some((row) => typeof row[c] === 'number') ? 'bigint[]' : 'text[]'));
+    out.push({
+      sql: `INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM unnest(${casts.map((t) => `?::${t}`).join(', ')})`,
+      params: columns.map((_, c) => arrayLiteral(rows.map((row) => row[c] ?? null))),
+    });
+  }
+  return out;
 }
 
 /** Index names are not schema-qualified in PostgreSQL: `schema.users_v1` → `users_v1`. */
@@ -64,7 +138,7 @@ export function sqlProjection(
       ? (statements: Statement[], ctx: ProjectionContext, event?: RecordedEvent) => {
           const db = ctx.tx as Database;
           try {
-            for (const s of statements) prepare(db, s.sql).run(...(s.params ?? []));
+            for (const s of inOrder(statements, false)) prepare(db, s.sql).run(...(s.params as Param[]));
           } catch (error) {
             if (event) fail(error, event);
             throw error;
@@ -77,7 +151,7 @@ export function sqlProjection(
             // every statement on every call, ~30% of a users-view update here.
             // Sent at once: the transaction's one connection runs them in order, and a batch costs
             // one round trip instead of one per statement. The first failure is the one reported.
-            await Promise.all(statements.map((s) => tx.unsafe(dollars(s.sql), pgParams(s.params), { prepare: true })));
+            await Promise.all(inOrder(statements, true).map((s) => tx.unsafe(dollars(s.sql), s.params as never, { prepare: true })));
           } catch (error) {
             if (event) fail(error, event);
             throw error;

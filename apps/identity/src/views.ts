@@ -126,18 +126,16 @@ export function searchTerms(source: 'name' | 'username', value: string): Array<{
 }
 
 /** Replaces a user's terms from one source (name or username) with those of `value` (none when forgotten). */
-const setTerms = (t: TableOf, userId: string, source: 'name' | 'username', value: string | null): Statement[] => {
-  const terms = value === null ? [] : searchTerms(source, value);
-  const remove = { sql: `DELETE FROM ${t('user_terms')} WHERE user_id = ? AND source = ?`, params: [userId, source] };
-  if (terms.length === 0) return [remove];
-  return [
-    remove,
-    {
-      sql: `INSERT INTO ${t('user_terms')} (term, user_id, source, rank) VALUES ${terms.map(() => '(?, ?, ?, ?)').join(', ')}`,
-      params: terms.flatMap(({ term, rank }) => [term, userId, source, rank]),
-    },
-  ];
-};
+const setTerms = (t: TableOf, userId: string, source: 'name' | 'username', value: string | null): Statement => ({
+  replace: {
+    table: t('user_terms'),
+    match: { user_id: userId, source },
+    columns: ['term', 'user_id', 'source', 'rank'],
+    rows: (value === null ? [] : searchTerms(source, value)).map(({ term, rank }) => [term, userId, source, rank]),
+  },
+});
+/** Drops all of a user's terms: search finds active users only. */
+const dropTerms = (t: TableOf, userId: string): Statement[] => [setTerms(t, userId, 'name', null), setTerms(t, userId, 'username', null)];
 
 export function usersProjection(dialect: Dialect, version: 1 | 2) {
   const derived = version >= 2;
@@ -178,8 +176,8 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
       UserCreated: (e, t) => {
         const [name, username, email] = [personal(e, 'name'), personal(e, 'username'), personal(e, 'email')];
         return [
-          ...setTerms(t, idOf(e), 'name', name),
-          ...setTerms(t, idOf(e), 'username', username),
+          setTerms(t, idOf(e), 'name', name),
+          setTerms(t, idOf(e), 'username', username),
           {
             sql: `INSERT INTO ${t('users')} (id, name, username, email, name_key, username_key, email_key, active, version, position,
                   created_at, updated_at${derived ? ', display_name' : ''})
@@ -207,7 +205,7 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
         const display = derived ? `, display_name = CAST(? AS TEXT) || ' (@' || username || ')'` : '';
         return [
           setUser(t, e, `name = ?, name_key = ?${display}`, [name, keyOf(name), ...(derived ? [name] : [])]),
-          ...setTerms(t, idOf(e), 'name', name),
+          setTerms(t, idOf(e), 'name', name),
         ];
       },
       UserUsernameSet: (e, t) => {
@@ -215,7 +213,7 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
         const display = derived ? `, display_name = name || ' (@' || CAST(? AS TEXT) || ')'` : '';
         return [
           setUser(t, e, `username = ?, username_key = ?${display}`, [username, keyOf(username), ...(derived ? [username] : [])]),
-          ...setTerms(t, idOf(e), 'username', username),
+          setTerms(t, idOf(e), 'username', username),
         ];
       },
       UserEmailSet: (e, t) => {
@@ -223,10 +221,7 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
         return [setUser(t, e, 'email = ?, email_key = ?', [email, keyOf(email)])];
       },
       // Search finds active users only.
-      UserDeactivated: (e, t) => [
-        setUser(t, e, 'active = 0', []),
-        { sql: `DELETE FROM ${t('user_terms')} WHERE user_id = ?`, params: [idOf(e)] },
-      ],
+      UserDeactivated: (e, t) => [setUser(t, e, 'active = 0', []), ...dropTerms(t, idOf(e))],
       // Forgotten: the row keeps the id, state and version (the user's stream did not change) and
       // drops every personal column and search term. Its position becomes the notification's, so
       // the /changes feed tells synchronising clients to drop their copies too.
@@ -236,7 +231,7 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
                 email_key = NULL${derived ? ', display_name = NULL' : ''}, position = ?, updated_at = ? WHERE id = ? AND position < ?`,
           params: [e.position, e.occurredAt, forgottenUser(e), e.position],
         },
-        { sql: `DELETE FROM ${t('user_terms')} WHERE user_id = ?`, params: [forgottenUser(e)] },
+        ...dropTerms(t, forgottenUser(e)),
       ],
     },
   });
