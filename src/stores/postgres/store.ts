@@ -54,6 +54,7 @@ import {
   prepareEvents,
 } from '../../core/validation.js';
 import type { ProjectionSupport } from '../../projections/backend.js';
+import { arrayLiteral } from './arrays.js';
 import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
 import { postgresRetention, visibleCondition } from './retention.js';
 import { COLUMNS, ISO, MAX_INT, type Row, toRecorded } from './rows.js';
@@ -352,9 +353,10 @@ function createPostgresStore(
   /** Answers an append whose ids are already stored: an exact retry gets the original result. */
   const resolveStored = async (pending: PendingAppend, attempt = 1): Promise<Outcome> => {
     try {
-      const ids = JSON.stringify(pending.events.map((e) => e.id));
+      // = ANY(array) is an index probe whatever the statistics say (an IN over a JSON set was planned as a scan of events).
+      const ids = arrayLiteral(pending.events.map((e) => e.id as string));
       const rows = (await connections.watch(
-        sql`SELECT ${columns} FROM ${S}.events WHERE id IN (SELECT json_array_elements_text(${ids}::text::json)::uuid)`.values(),
+        sql`SELECT ${columns} FROM ${S}.events WHERE id = ANY(${ids}::uuid[])`.values(),
       )) as unknown as Row[];
       const stored = await openSealed(rows.map(toRecorded));
       return { ok: true, result: resolveRetry(pending.stream, pending.expected, pending.events, stored) };

@@ -9,6 +9,7 @@
  */
 import type { Sql } from 'postgres';
 import type { KeyTable, StoredKey } from '../../core/personal-data.js';
+import { arrayLiteral } from './arrays.js';
 
 /** Migration 3 (src/stores/postgres/schema.ts); `S` is the quoted schema. */
 export const subjectKeysSchema = (S: string): string => `
@@ -69,7 +70,7 @@ export function createPostgresKeyTable(sql: Sql, schema: string): KeyTable {
     async load(subjects) {
       const rows = await sql<KeyRow[]>`
         SELECT subject, encode(key, 'hex') AS key, created_at, forgotten_at FROM ${S}.subject_keys
-        WHERE subject IN (SELECT json_array_elements_text(${JSON.stringify(subjects)}::text::json))`;
+        WHERE subject = ANY(${arrayLiteral(subjects)}::text[])`;
       return new Map(rows.map((row) => [row.subject, toStored(row)]));
     },
     async insert(keys, streams, at) {

@@ -170,3 +170,41 @@ describe.skipIf(!reachable)('personal data in PostgreSQL', () => {
     expect(warnings).toHaveLength(1);
   }, 60_000);
 });
+
+describe.skipIf(!reachable)('personal data in PostgreSQL at scale', () => {
+  it('reading personal events looks keys up through the key index, never by scanning the key table', async () => {
+    const fresh = await freshSchemaUrl();
+    // One connection: every key lookup is counted by the backend whose counters are read below.
+    const store = await openPostgresStore({ url: fresh.url, poolSize: 1 });
+    try {
+      const S = store.sql(fresh.schema);
+      // A key table of a sizeable user base (planned with up-to-date statistics).
+      await store.sql`INSERT INTO ${S}.subject_keys (subject, key, created_at)
+        SELECT 'bulk-' || g, decode(md5(g::text), 'hex'), '2026-01-01T00:00:00.000Z' FROM generate_series(1, 30000) g`;
+      await store.sql`ANALYZE ${S}.subject_keys`;
+      const subjects = Array.from({ length: 3 }, () => randomUUID());
+      for (const subject of subjects) await store.append(`person-${subject}`, [signedUp(subject, `${subject}@x.test`)]);
+      const scans = async () => {
+        // A backend reports its counters when a transaction ends, at most once a second (see
+        // append-batch.test.ts): wait that long, end one on the only connection, then read.
+        await new Promise((resolve) => setTimeout(resolve, 1_100));
+        await store.sql`SELECT 1`;
+        const [row] = await store.sql<{ seq: string; idx: string }[]>`
+          SELECT seq_scan::text AS seq, coalesce(idx_scan, 0)::text AS idx FROM pg_stat_user_tables
+          WHERE schemaname = ${fresh.schema} AND relname = 'subject_keys'`;
+        return { seq: Number(row?.seq), idx: Number(row?.idx) };
+      };
+      const before = await scans();
+      for (let i = 0; i < 10; i++) {
+        const read = await collect(store.readAll());
+        expect(read.map((e) => (e.data as { email: string }).email)).toEqual(subjects.map((s) => `${s}@x.test`));
+      }
+      const after = await scans();
+      expect(after.idx).toBeGreaterThanOrEqual(before.idx + 10);
+      expect(after.seq).toBe(before.seq);
+    } finally {
+      await store.close();
+      await fresh.drop();
+    }
+  }, 30_000);
+});
