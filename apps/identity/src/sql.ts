@@ -96,9 +96,12 @@ function mergedReplacements(replacements: Replacement[]): Array<{ sql: string; p
     const { table, match, columns } = all[0] as Replacement;
     const keys = Object.keys(match);
     const keyArrays = keys.map((k) => all.map((r) => r.match[k] as string));
+    // `first = ANY(array)` keeps the delete an index probe in a cached generic plan, which the row
+    // IN (unnest) alone is not (it was planned as a scan of the whole table).
     out.push({
-      sql: `DELETE FROM ${table} WHERE (${keys.join(', ')}) IN (SELECT * FROM unnest(${keys.map(() => '?::text[]').join(', ')}))`,
-      params: keyArrays.map(arrayLiteral),
+      sql: `DELETE FROM ${table} WHERE ${keys[0]} = ANY(?::text[])
+            AND (${keys.join(', ')}) IN (SELECT * FROM unnest(${keys.map(() => '?::text[]').join(', ')}))`,
+      params: [keyArrays[0] as string[], ...keyArrays].map(arrayLiteral),
     });
     const rows = all.flatMap((r) => r.rows);
     if (rows.length === 0) continue;
