@@ -1,5 +1,5 @@
 /**
- * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse] [--lag-rate n]
+ * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse] [--lag-rate n] [--soak n]
  *
  * The identity service (apps/identity, seed 003) with production-like data: a seeded dataset
  * (default 1M users, 50k groups, 5M memberships; --users n scales it as n, n/20, 5n; --quick:
@@ -97,22 +97,30 @@ async function scenarios(autocannon: Autocannon, service: IdentityProcess, size:
   ];
   const rows: Row[] = [];
   let memory = '';
-  for (const [label, requests] of cases) {
+  for (const [label, requests] of SOAK === undefined ? cases : cases.filter(([, r]) => r === mix)) {
     const mixed = requests === mix;
     const pid = service.child.pid as number;
     const before = rssMb(pid);
     let peak = before;
-    const sampler = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 250);
+    const minutes: number[] = [];
+    const started = performance.now();
+    const sampler = setInterval(() => {
+      const rss = rssMb(pid);
+      peak = Math.max(peak, rss);
+      if (performance.now() - started >= (minutes.length + 1) * 60_000) minutes.push(rss);
+    }, 250);
     const { result, seconds: took } = await runLoad(autocannon, {
       url: service.url,
       connections: CONNECTIONS,
-      duration: seconds,
+      duration: SOAK ?? seconds,
       requests,
     });
     clearInterval(sampler);
     await drained(service.url);
     if (mixed)
-      memory = `service RSS over the mixed run: ${before.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB, ${rssMb(pid).toFixed(0)} MB after`;
+      memory =
+        `service RSS over the mixed run (${Math.round(took)} s): ${before.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB, ${rssMb(pid).toFixed(0)} MB after` +
+        (minutes.length ? `; at each minute: ${minutes.map((m) => m.toFixed(0)).join(', ')} MB` : '');
     rows.push({
       scenario: label,
       requests: result['2xx'],
@@ -142,6 +150,11 @@ async function viewsCaughtUp(service: IdentityProcess, userId: string): Promise<
   }
   return `views still behind ${((performance.now() - started) / 1000).toFixed(1)} s after the write scenarios`;
 }
+
+/** `--soak n`: only the mixed scenario, for n seconds, with the service's RSS at each minute (the issue's 10-minute memory check: 600). */
+const SOAK = arg('soak') === undefined ? undefined : Number(arg('soak'));
+if (SOAK !== undefined && !(Number.isSafeInteger(SOAK) && SOAK > 0))
+  throw new Error(`--soak must be a whole number of seconds, got ${arg('soak')}`);
 
 /** Writes/s asked of the service while the view lag is probed (`--lag-rate`; the issue's goal is stated at 1,000). */
 const LAG_RATE = Number(arg('lag-rate') ?? 1000);
@@ -212,7 +225,7 @@ async function backend(
         : `bulk load through the library: ${report.events.toLocaleString('en-US')} events in ${report.appendSeconds.toFixed(1)} s (${Math.round(report.events / report.appendSeconds).toLocaleString('en-US')} appends/s, each one append of one event with the inline uniqueness check); ` +
           `${report.refusedUsers.email} email and ${report.refusedUsers.username} username collisions refused (all of them); ${report.repeatedMemberships} repeated memberships recorded nothing; views built from the log in ${report.viewSeconds.toFixed(1)} s`,
       '',
-      `| scenario (${CONNECTIONS} connections, ${seconds} s) | requests | req/s | p50 ms | p99 ms | failed |`,
+      `| scenario (${CONNECTIONS} connections, ${SOAK ?? seconds} s) | requests | req/s | p50 ms | p99 ms | failed |`,
       '|---|---|---|---|---|---|',
       ...rows.map((r) => `| ${r.scenario} | ${r.requests} | ${Math.round(r.reqPerSec)} | ${r.p50} | ${r.p99} | ${r.failed} |`),
       '',
