@@ -28,6 +28,14 @@ const arg = (name: string) => {
   return i >= 0 ? process.argv[i + 1] : undefined;
 };
 
+/** `--soak n`: only the mixed scenario, for n seconds, with the service's RSS at each minute (the issue's 10-minute memory check: 600). */
+const SOAK = arg('soak') === undefined ? undefined : Number(arg('soak'));
+if (SOAK !== undefined && !(Number.isSafeInteger(SOAK) && SOAK > 0))
+  throw new Error(`--soak must be a whole number of seconds, got ${arg('soak')}`);
+
+/** Writes/s asked of the service while the view lag is probed (`--lag-rate`; the issue's goal is stated at 1,000). */
+const LAG_RATE = Number(arg('lag-rate') ?? 1000);
+
 function sizes() {
   if (flags.quick) return { users: 2000, groups: 100, memberships: 10_000 };
   const users = Number(arg('users') ?? FULL_SIZE.users);
@@ -134,6 +142,13 @@ async function scenarios(autocannon: Autocannon, service: IdentityProcess, size:
   return { rows, memory, lag: `${await lagAtRate(autocannon, service, nextUser, seconds)}; ${backlog}` };
 }
 
+/** A read of `userId` that the service answers once its views hold the write `wrote` answered (its token). */
+const readAfter = (service: IdentityProcess, userId: string, wrote: Awaited<ReturnType<typeof call>>) =>
+  call(service.url, 'GET', `/users/${userId}`, { headers: { 'logline-min-position': String(position(wrote)) } });
+
+/** Reads of a backlog probe: the service answers 503 after its 5 s bound, so about two minutes in all. */
+const BACKLOG_READS = 24;
+
 /**
  * Waits until the views have applied every write so far (a write, then reads with its token until
  * one is answered), so the lag probes measure the views at the asked rate, not the backlog the
@@ -143,21 +158,13 @@ async function viewsCaughtUp(service: IdentityProcess, userId: string): Promise<
   const started = performance.now();
   const wrote = await call(service.url, 'PATCH', `/users/${userId}`, { body: { name: 'Backlog Probe' } });
   if (wrote.status !== 200) return `backlog not measured (write ${wrote.status})`;
-  for (let tries = 0; tries < 24; tries++) {
-    const read = await call(service.url, 'GET', `/users/${userId}`, { headers: { 'logline-min-position': String(position(wrote)) } });
+  for (let tries = 0; tries < BACKLOG_READS; tries++) {
+    const read = await readAfter(service, userId, wrote);
     if (read.status === 200)
       return `views drained the write scenarios' backlog ${((performance.now() - started) / 1000).toFixed(1)} s after them`;
   }
   return `views still behind ${((performance.now() - started) / 1000).toFixed(1)} s after the write scenarios`;
 }
-
-/** `--soak n`: only the mixed scenario, for n seconds, with the service's RSS at each minute (the issue's 10-minute memory check: 600). */
-const SOAK = arg('soak') === undefined ? undefined : Number(arg('soak'));
-if (SOAK !== undefined && !(Number.isSafeInteger(SOAK) && SOAK > 0))
-  throw new Error(`--soak must be a whole number of seconds, got ${arg('soak')}`);
-
-/** Writes/s asked of the service while the view lag is probed (`--lag-rate`; the issue's goal is stated at 1,000). */
-const LAG_RATE = Number(arg('lag-rate') ?? 1000);
 
 /**
  * View lag at LAG_RATE writes/s (1k by default): autocannon writes at that rate while a probe writes and reads its write
@@ -193,7 +200,7 @@ async function lagAtRate(autocannon: Autocannon, service: IdentityProcess, nextU
     if (wrote.status !== 200) miss(`write ${wrote.status}`);
     else {
       const started = performance.now();
-      const read = await call(service.url, 'GET', `/users/${probe}`, { headers: { 'logline-min-position': String(position(wrote)) } });
+      const read = await readAfter(service, probe, wrote);
       if (read.status === 200) lags.push(performance.now() - started);
       else miss(`read ${read.status}`);
     }

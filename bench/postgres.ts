@@ -218,12 +218,10 @@ async function planningScenario(): Promise<void> {
       concurrency,
       operation: (i) => store.append(`order-${concurrency}-${i % 1000}`, [benchEvent(i)]),
     });
-    const perCallLabel = `logline-pg, planned per call (migration 2), ${concurrency} writer${concurrency > 1 ? 's' : ''}`;
-    const results = await interleave([
-      load(perCallLabel, perCall),
-      load(`logline-pg, cached plans (migration 6), ${concurrency} writer${concurrency > 1 ? 's' : ''}`, cached),
-    ]);
-    printScenario(`append_batch planning: 1 event per append, ${concurrency} writer${concurrency > 1 ? 's' : ''}`, results, perCallLabel);
+    const writers = `${concurrency} writer${concurrency > 1 ? 's' : ''}`;
+    const perCallLabel = `logline-pg, planned per call (migration 2), ${writers}`;
+    const results = await interleave([load(perCallLabel, perCall), load(`logline-pg, cached plans (migration 6), ${writers}`, cached)]);
+    printScenario(`append_batch planning: 1 event per append, ${writers}`, results, perCallLabel);
   }
   await Promise.all([cached.close(), perCall.close()]);
 }
