@@ -219,6 +219,15 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
     await next();
   });
 
+  /**
+   * Only a command that can claim a username or email needs the inline uniqueness hook. The others
+   * (a name change, a deactivation, groups and memberships) skip its cost; what they change in
+   * `user_keys` (a deactivation frees keys) the hook applies before the next claim's own events.
+   */
+  const claimsKeys = (command: Command): boolean =>
+    command.type === 'CreateUser' ||
+    (command.type === 'ChangeUser' && ['username', 'email'].some((key) => key in (command.data as object)));
+
   /** Runs a command with the request's correlation id and actor in every event's metadata. */
   async function run<S, C extends Command, E extends Event>(
     c: Context,
@@ -228,8 +237,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
     expectedVersion?: number,
   ) {
     const { correlationId, actor } = metadataOf(c);
-    // Only user streams carry usernames and emails: only they need the inline uniqueness hook.
-    const via = stream.startsWith('user-') ? store : service.unkeyed;
+    const via = claimsKeys(command) ? store : service.unkeyed;
     return handleCommand(via, stream, { ...command, metadata: { correlationId } }, decider, {
       metadata: { actor },
       ...(expectedVersion !== undefined ? { expectedVersion } : {}),

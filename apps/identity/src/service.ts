@@ -24,13 +24,13 @@ export interface ServiceOptions {
 }
 
 export interface Service {
-  /** The store with the inline uniqueness model attached: user writes go through it. */
+  /** The store with the inline uniqueness model attached: writes that can claim a username or email go through it. */
   store: EventStore;
   /**
-   * A second connection to the same store, without the inline hook: group and membership
-   * streams cannot clash on a username or email, so their appends skip the hook's per-append
-   * cost (on PostgreSQL a few round trips each). The hook applies what it missed at the next
-   * user append, before that append's own events (projections.md, inline projections).
+   * A second connection to the same store, without the inline hook: writes that claim no
+   * username or email (name changes, deactivations, groups, memberships) skip the hook's
+   * per-append cost (on PostgreSQL a few round trips each). The hook applies what it missed at
+   * the next claim, before that append's own events (projections.md, inline projections).
    */
   unkeyed: EventStore;
   queries: Queries;
