@@ -114,15 +114,23 @@ async function appendComparison(autocannon: Autocannon, pgUrl: string | undefine
     const rounds = 3;
     const amount = Math.round((flags.quick ? 6000 : 30_000) / rounds);
     const results = servers.map(() => [] as Row[]);
+    // What each request cost the server's CPU (ms over all rounds): whole process, and its main thread.
+    const cpu = servers.map(() => ({ total: 0, main: 0 }));
     // One warm-up round, not counted (JIT, page cache, connection pools).
     for (const { label, server } of servers) await appendScenario(autocannon, server.url, label, 1, 1000);
     for (let round = 0; round < rounds; round++) {
       for (const [k, { label, server }] of servers.entries()) {
+        const pid = server.child.pid as number;
+        const before = { total: cpuMs(pid), main: cpuMs(pid, 'main thread') };
         (results[k] as Row[]).push(await appendScenario(autocannon, server.url, label, 1, amount));
+        const used = cpu[k] as { total: number; main: number };
+        used.total += cpuMs(pid) - before.total;
+        used.main += cpuMs(pid, 'main thread') - before.main;
       }
     }
-    const summary = results.map((rows) => {
+    const summary = results.map((rows, k) => {
       const requests = rows.reduce((sum, r) => sum + r.requests, 0);
+      const used = cpu[k] as { total: number; main: number };
       const seconds = rows.reduce((sum, r) => sum + r.requests / r.reqPerSec, 0);
       const p50s = rows.map((r) => r.p50).sort((a, b) => a - b);
       return {
@@ -131,6 +139,7 @@ async function appendComparison(autocannon: Autocannon, pgUrl: string | undefine
         rounds: rows.map((r) => Math.round(r.reqPerSec).toLocaleString('en-US')).join(' / '),
         p50: p50s[Math.floor(p50s.length / 2)] as number,
         p99: Math.max(...rows.map((r) => r.p99)),
+        cpuMicros: `${Math.round((used.total * 1000) / requests)} (${Math.round((used.main * 1000) / requests)})`,
       };
     });
     const bare = summary[0]?.reqPerSec ?? Number.NaN;
@@ -139,11 +148,11 @@ async function appendComparison(autocannon: Autocannon, pgUrl: string | undefine
       .join(' ');
     return [
       `\n### HTTP 1-event appends, ${CONNECTIONS} connections, vs the bare HTTP stack (${rounds} alternating rounds; load average ${load} on ${availableParallelism()} cores at the end)\n`,
-      '| server | requests | req/s | req/s per round | p50 ms | p99 ms | vs bare Hono |',
-      '|---|---|---|---|---|---|---|',
+      '| server | requests | req/s | req/s per round | p50 ms | p99 ms | server CPU µs per request (main thread) | vs bare Hono |',
+      '|---|---|---|---|---|---|---|---|',
       ...summary.map(
         (s, k) =>
-          `| ${servers[k]?.label} | ${s.requests} | ${Math.round(s.reqPerSec).toLocaleString('en-US')} | ${s.rounds} | ${s.p50} | ${s.p99} | ${((s.reqPerSec / bare) * 100).toFixed(0)}% |`,
+          `| ${servers[k]?.label} | ${s.requests} | ${Math.round(s.reqPerSec).toLocaleString('en-US')} | ${s.rounds} | ${s.p50} | ${s.p99} | ${s.cpuMicros} | ${((s.reqPerSec / bare) * 100).toFixed(0)}% |`,
       ),
     ].join('\n');
   } finally {
@@ -226,9 +235,15 @@ async function fillSqlite(file: string, events: number): Promise<void> {
   }
 }
 
-/** CPU time a process has used so far, ms (Linux: utime + stime from /proc, in clock ticks of 10 ms). */
-const cpuMs = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+/**
+ * CPU time a process (or only its main thread) has used so far, ms (Linux: utime + stime from
+ * /proc, in clock ticks of 10 ms).
+ */
+const cpuMs = (pid: number, only?: 'main thread') => {
+  const fields =
+    readFileSync(only ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8')
+      .split(') ')[1]
+      ?.split(' ') ?? [];
   return (Number(fields[11]) + Number(fields[12])) * 10;
 };
 
