@@ -1,4 +1,5 @@
 export {
+  arrayLiteral,
   openPostgresStore,
   POSTGRES_SCHEMA_VERSION,
   type PostgresEventStore,

@@ -6,7 +6,7 @@
  */
 import type { Database, Statement as SqliteStatement } from 'better-sqlite3';
 import type { EventStore, ProjectionContext, ProjectionDefinition, RecordedEvent } from 'logline';
-import type { PostgresEventStore } from 'logline/postgres';
+import { arrayLiteral, type PostgresEventStore } from 'logline/postgres';
 import type { SqliteEventStore } from 'logline/sqlite';
 import type { TransactionSql } from 'postgres';
 
@@ -32,12 +32,6 @@ const dollars = (sql: string): string => {
   let n = 0;
   return sql.replace(/\?/g, () => `$${++n}`);
 };
-/**
- * A PostgreSQL array literal (`{"a","b\\"c",NULL}`): the store's connection does not fetch
- * types, so postgres.js cannot encode a JavaScript array itself.
- */
-const arrayLiteral = (values: Param[]): string =>
-  `{${values.map((v) => (v === null ? 'NULL' : `"${String(v).replace(/[\\"]/g, '\\$&')}"`)).join(',')}}`;
 /** PostgreSQL gets 64-bit positions as decimal strings (postgres.js would need type fetching otherwise). */
 const pgParams = (params: Param[] = []) => params.map((p) => (typeof p === 'bigint' ? p.toString() : p));
 

@@ -1,4 +1,5 @@
 /** The PostgreSQL backend (postgres.js). See docs/postgres.md. */
+export { arrayLiteral } from './arrays.js';
 export { SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION } from './schema.js';
 export {
   openPostgresStore,
