@@ -48,6 +48,14 @@ export interface ProjectionDefinition<Tx = unknown> {
   tables: string[];
   /** Creates this version's tables (use ctx.table(...)); runs once per version, in a transaction. */
   setup?: (ctx: ProjectionContext<Tx>) => unknown;
+  /**
+   * Creates what only queries need (`CREATE INDEX IF NOT EXISTS …`; the handlers must not rely on
+   * it), in a transaction. A version that starts more than `batchSize` events behind the head
+   * (a first build over a long log, a rebuild) runs it once it has caught up, before it switches
+   * over: one sort per index instead of an index update per row. Otherwise at once. It runs at
+   * every start, so it must be idempotent.
+   */
+  indexes?: (ctx: ProjectionContext<Tx>) => unknown;
   /** Handlers by event type; other types only move the checkpoint. */
   handlers: Record<string, ProjectionHandler<Tx>>;
   /**
@@ -80,7 +88,8 @@ export function defineProjection<Tx = unknown>(
     handlers?: Record<string, ProjectionHandler<Tx>>;
   },
 ): ProjectionDefinition<Tx> {
-  const { name, version = 1, tables = [], handlers = {}, handleBatch, types, setup, streamPrefix, category } = definition ?? ({} as never);
+  const { name, version = 1, tables = [], handlers = {}, handleBatch, types, setup, indexes, streamPrefix, category } =
+    definition ?? ({} as never);
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new InvalidArgumentError('projection name', `got ${JSON.stringify(name)}`, 'a letter, then up to 62 letters, digits or _');
   }
@@ -128,11 +137,12 @@ export function defineProjection<Tx = unknown>(
     if (typeof handler !== 'function') throw new InvalidArgumentError(`handler for '${type}'`, 'it is not a function', 'a function');
   }
   if (setup !== undefined && typeof setup !== 'function') throw new InvalidArgumentError('setup', 'it is not a function', 'a function');
+  if (indexes !== undefined && typeof indexes !== 'function') throw new InvalidArgumentError('indexes', 'it is not a function', 'a function');
   if (streamPrefix !== undefined && typeof streamPrefix !== 'string') {
     throw new InvalidArgumentError('streamPrefix', `got ${typeof streamPrefix}`, 'a string');
   }
   assertCategory(category);
-  return { name, version, tables: [...tables], handlers: { ...handlers }, handleBatch, types, setup, streamPrefix, category };
+  return { name, version, tables: [...tables], handlers: { ...handlers }, handleBatch, types, setup, indexes, streamPrefix, category };
 }
 
 export interface ProjectionOptions {
@@ -335,9 +345,23 @@ export async function startProjection<Tx>(
   const guard = { projection: name, version };
   const checkpoint = (position: bigint) => ({ name: key, kind: 'projection' as const, position });
 
+  // Query-only indexes: at once when there is little to catch up, else after the catch-up (see indexes).
+  const createIndexes = async () => {
+    if (!definition.indexes) return;
+    await backend.transact((tx) => definition.indexes?.(contextFor(definition, tx as Tx, backend.qualify)), {});
+    indexesPending = false;
+  };
+  const indexWindow = BigInt(Math.max(batchSize, switchLag));
+  let indexesPending = definition.indexes !== undefined;
+  if (indexesPending && (await store.headPosition()) - ((await backend.readCheckpoint(key)) ?? 0n) <= indexWindow) await createIndexes();
+
   let inline: { detach(): void } | undefined;
   let consumer!: Consumer;
   const afterCaughtUp = async (position: bigint) => {
+    if (indexesPending) {
+      if ((await store.headPosition()) - position > indexWindow) return;
+      await createIndexes();
+    }
     if (isActive && mode === 'async' && dropPending === undefined) return;
     if ((await store.headPosition()) - position > BigInt(switchLag)) return;
     if (mode === 'inline' && !inline) {

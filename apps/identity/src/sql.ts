@@ -123,6 +123,8 @@ export function sqlProjection(
     version: number;
     tables: string[];
     setup: (table: TableOf) => Statement[];
+    /** Indexes only queries use (`CREATE INDEX IF NOT EXISTS`): built after a long catch-up (ProjectionDefinition.indexes). */
+    indexes?: (table: TableOf) => Statement[];
     handlers: Record<string, StatementBuilder>;
     onError?: (error: unknown, event: RecordedEvent) => unknown;
   },
@@ -184,6 +186,7 @@ export function sqlProjection(
         spec.setup((t) => ctx.table(t)),
         ctx,
       ),
+    ...(spec.indexes && { indexes: (ctx: ProjectionContext) => run((spec.indexes as NonNullable<typeof spec.indexes>)((t) => ctx.table(t)), ctx) }),
     handlers,
   };
 }
