@@ -88,8 +88,18 @@ export function defineProjection<Tx = unknown>(
     handlers?: Record<string, ProjectionHandler<Tx>>;
   },
 ): ProjectionDefinition<Tx> {
-  const { name, version = 1, tables = [], handlers = {}, handleBatch, types, setup, indexes, streamPrefix, category } =
-    definition ?? ({} as never);
+  const {
+    name,
+    version = 1,
+    tables = [],
+    handlers = {},
+    handleBatch,
+    types,
+    setup,
+    indexes,
+    streamPrefix,
+    category,
+  } = definition ?? ({} as never);
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new InvalidArgumentError('projection name', `got ${JSON.stringify(name)}`, 'a letter, then up to 62 letters, digits or _');
   }
@@ -137,7 +147,8 @@ export function defineProjection<Tx = unknown>(
     if (typeof handler !== 'function') throw new InvalidArgumentError(`handler for '${type}'`, 'it is not a function', 'a function');
   }
   if (setup !== undefined && typeof setup !== 'function') throw new InvalidArgumentError('setup', 'it is not a function', 'a function');
-  if (indexes !== undefined && typeof indexes !== 'function') throw new InvalidArgumentError('indexes', 'it is not a function', 'a function');
+  if (indexes !== undefined && typeof indexes !== 'function')
+    throw new InvalidArgumentError('indexes', 'it is not a function', 'a function');
   if (streamPrefix !== undefined && typeof streamPrefix !== 'string') {
     throw new InvalidArgumentError('streamPrefix', `got ${typeof streamPrefix}`, 'a string');
   }

@@ -70,7 +70,8 @@ function itemsProjection(dialect: Dialect, version = 1) {
     },
     handlers: {
       A: (e, ctx) => {
-        const insert = () => dialect.exec(ctx, `INSERT INTO ${ctx.table('items')} (position, n) VALUES (${e.position}, ${e.streamVersion})`);
+        const insert = () =>
+          dialect.exec(ctx, `INSERT INTO ${ctx.table('items')} (position, n) VALUES (${e.position}, ${e.streamVersion})`);
         const exists = dialect.hasIndex(ctx, `${bare(ctx)}_by_n`);
         if (typeof exists === 'boolean') {
           seen.push(exists);
@@ -87,7 +88,11 @@ function itemsProjection(dialect: Dialect, version = 1) {
 }
 
 const appendEvents = async (store: EventStore, count: number) => {
-  for (let i = 0; i < count; i += 10) await store.append(`s-${i}`, Array.from({ length: Math.min(10, count - i) }, () => event('A')));
+  for (let i = 0; i < count; i += 10)
+    await store.append(
+      `s-${i}`,
+      Array.from({ length: Math.min(10, count - i) }, () => event('A')),
+    );
 };
 
 for (const dialect of [sqlite, ...(postgresReachable ? [pg] : [])]) {

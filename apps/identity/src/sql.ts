@@ -129,6 +129,7 @@ export function sqlProjection(
     onError?: (error: unknown, event: RecordedEvent) => unknown;
   },
 ): ProjectionDefinition {
+  const { indexes } = spec;
   const fail = (error: unknown, event: RecordedEvent) => {
     throw spec.onError ? spec.onError(error, event) : error;
   };
@@ -186,7 +187,13 @@ export function sqlProjection(
         spec.setup((t) => ctx.table(t)),
         ctx,
       ),
-    ...(spec.indexes && { indexes: (ctx: ProjectionContext) => run((spec.indexes as NonNullable<typeof spec.indexes>)((t) => ctx.table(t)), ctx) }),
+    ...(indexes && {
+      indexes: (ctx: ProjectionContext) =>
+        run(
+          indexes((t) => ctx.table(t)),
+          ctx,
+        ),
+    }),
     handlers,
   };
 }
