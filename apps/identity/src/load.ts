@@ -40,9 +40,52 @@ export const terminalProgress: Progress = (line) => {
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-/** Runs `count` operations, `concurrency` at a time, reporting progress about once a second. */
-async function inParallel(label: string, count: number, concurrency: number, progress: Progress, op: (i: number) => Promise<void>) {
-  let next = 0;
+/**
+ * Appends between two openings of the loader's connections. postgres.js 3.4.9 slows down as a
+ * pool serves queries (docs/postgres.md, *Known driver issue*): at 1M users the load fell from
+ * 1.4k to ~320 appends/s. Fresh connections every so often keep it at its first rate.
+ */
+const APPENDS_PER_CONNECTION = 100_000;
+
+/** The loader's two stores (see Service.unkeyed) and the inline uniqueness model on the first. */
+interface Writers {
+  store: EventStore;
+  unkeyed: EventStore;
+  close(): Promise<void>;
+}
+
+async function openWriters(url: string): Promise<Writers> {
+  const store = await openStore(url);
+  try {
+    const keys = await startProjection(store, keysProjection(queriesFor(store).dialect), { mode: 'inline' });
+    const unkeyed = await openStore(url);
+    return {
+      store,
+      unkeyed,
+      async close() {
+        await keys.stop();
+        await unkeyed.close();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Runs `count` operations, `concurrency` at a time, on writers that are renewed every
+ * APPENDS_PER_CONNECTION operations, reporting progress about once a second.
+ */
+async function inParallel(
+  label: string,
+  count: number,
+  concurrency: number,
+  progress: Progress,
+  writers: { current: Writers; renew(): Promise<void> },
+  op: (i: number, writers: Writers) => Promise<void>,
+) {
   let done = 0;
   const started = performance.now();
   let shown = started;
@@ -50,18 +93,23 @@ async function inParallel(label: string, count: number, concurrency: number, pro
     const seconds = (performance.now() - started) / 1000;
     progress(`${label}: ${fmt(done)}/${fmt(count)} (${fmt(done / Math.max(seconds, 0.001))}/s)`);
   };
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, count) }, async () => {
-      while (next < count) {
-        await op(next++);
-        done += 1;
-        if (performance.now() - shown > 1000) {
-          shown = performance.now();
-          show();
+  for (let from = 0; from < count; from += APPENDS_PER_CONNECTION) {
+    if (from > 0) await writers.renew();
+    const to = Math.min(count, from + APPENDS_PER_CONNECTION);
+    let next = from;
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, to - from) }, async () => {
+        while (next < to) {
+          await op(next++, writers.current);
+          done += 1;
+          if (performance.now() - shown > 1000) {
+            shown = performance.now();
+            show();
+          }
         }
-      }
-    }),
-  );
+      }),
+    );
+  }
   show();
 }
 
@@ -71,33 +119,29 @@ async function inParallel(label: string, count: number, concurrency: number, pro
  * and its views catch up from the log, as after any restore.
  */
 export async function loadDataset(url: string, data: Dataset, progress: Progress = () => {}, concurrency = 256): Promise<LoadReport> {
-  const store = await openStore(url);
+  const writers = {
+    current: await openWriters(url),
+    async renew() {
+      await this.current.close();
+      this.current = await openWriters(url);
+    },
+  };
+  const report = await appendDataset(writers, data, progress, concurrency).finally(() => writers.current.close());
+  const service = await startService({ store: url });
   try {
-    const keys = await startProjection(store, keysProjection(queriesFor(store).dialect), { mode: 'inline' });
-    // Groups and memberships go through a second connection without the hook (see Service.unkeyed).
-    const unkeyed = await openStore(url);
-    const report = await appendDataset(store, unkeyed, data, progress, concurrency).finally(() => unkeyed.close());
-    await keys.stop();
-    await store.close();
-    const service = await startService({ store: url });
-    try {
-      report.viewSeconds = await catchUp(service, progress);
-    } finally {
-      await service.close();
-    }
-    progress(
-      `loaded ${fmt(report.events)} events in ${report.appendSeconds.toFixed(1)} s; views caught up in ${report.viewSeconds.toFixed(1)} s`,
-    );
-    if (process.stderr.isTTY) process.stderr.write('\n');
-    return report;
+    report.viewSeconds = await catchUp(service, progress);
   } finally {
-    await store.close().catch(() => {});
+    await service.close();
   }
+  progress(
+    `loaded ${fmt(report.events)} events in ${report.appendSeconds.toFixed(1)} s; views caught up in ${report.viewSeconds.toFixed(1)} s`,
+  );
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  return report;
 }
 
 async function appendDataset(
-  store: EventStore,
-  unkeyed: EventStore,
+  writers: { current: Writers; renew(): Promise<void> },
   data: Dataset,
   progress: Progress,
   concurrency: number,
@@ -114,7 +158,7 @@ async function appendDataset(
     events: 0,
   };
   const started = performance.now();
-  const createUser = async (index: number) => {
+  const createUser = async (index: number, { store }: Writers) => {
     const u = data.user(index);
     const event: NewEvent = declarePersonal(u.id, {
       type: 'UserCreated',
@@ -133,19 +177,21 @@ async function appendDataset(
     }
   };
   const colliding: number[] = [];
-  await inParallel('users', data.size.users, concurrency, progress, async (i) => {
+  await inParallel('users', data.size.users, concurrency, progress, writers, async (i, current) => {
     if (data.user(i).collides) colliding.push(i);
-    else await createUser(i);
+    else await createUser(i, current);
   });
-  await inParallel('colliding users (refused)', colliding.length, concurrency, progress, (k) => createUser(colliding[k] as number));
-  await inParallel('groups', data.size.groups, concurrency, progress, async (i) => {
+  await inParallel('colliding users (refused)', colliding.length, concurrency, progress, writers, (k, current) =>
+    createUser(colliding[k] as number, current),
+  );
+  await inParallel('groups', data.size.groups, concurrency, progress, writers, async (i, { unkeyed }) => {
     const g = data.group(i);
     await unkeyed.append(groupStream(g.id), [{ type: 'GroupCreated', data: { name: g.name }, metadata: meta }], {
       expectedVersion: 'no_stream',
     });
     report.groups += 1;
   });
-  await inParallel('memberships', data.size.memberships, concurrency, progress, async (i) => {
+  await inParallel('memberships', data.size.memberships, concurrency, progress, writers, async (i, { unkeyed }) => {
     const { groupIndex, userIndex } = data.membership(i);
     const groupId = data.group(groupIndex).id;
     const userId = data.user(userIndex).id;
