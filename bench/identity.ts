@@ -1,5 +1,5 @@
 /**
- * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse] [--lag-rate n] [--soak n]
+ * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse] [--pg-schema name] [--lag-rate n] [--soak n]
  *
  * The identity service (apps/identity, seed 003) with production-like data: a seeded dataset
  * (default 1M users, 50k groups, 5M memberships; --users n scales it as n, n/20, 5n; --quick:
@@ -14,7 +14,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { dataset, FULL_SIZE } from '../apps/identity/src/dataset.js';
 import { loadDataset, terminalProgress } from '../apps/identity/src/load.js';
-import { freshSchemaUrl, requirePostgres } from '../test/helpers/postgres.js';
+import { freshSchemaUrl, PG_URL, requirePostgres } from '../test/helpers/postgres.js';
 import { call, type IdentityProcess, position, startIdentity } from '../test/identity/service.js';
 import { type Autocannon, type AutocannonRequest, loadAutocannon, runLoad } from './autocannon.js';
 import { flags, percentile } from './harness.js';
@@ -220,7 +220,7 @@ async function backend(
   seconds: number,
   reuse = false,
 ): Promise<string> {
-  // --reuse (SQLite): the file a previous run with the same sizes loaded; only the scenarios run.
+  // --reuse (SQLite) or --pg-schema: a store a previous run with the same sizes loaded; only the scenarios run.
   const report = reuse ? undefined : await loadDataset(url, dataset(SEED, size), terminalProgress);
   const service = await startIdentity(url);
   try {
@@ -229,7 +229,7 @@ async function backend(
       `\n### identity service on ${name}: ${size.users.toLocaleString('en-US')} users, ${size.groups.toLocaleString('en-US')} groups, ${size.memberships.toLocaleString('en-US')} memberships drawn (seed ${SEED})`,
       '',
       !report
-        ? 'reused the dataset a previous run loaded (--reuse)'
+        ? 'reused the dataset a previous run loaded (--reuse, --pg-schema)'
         : `bulk load through the library: ${report.events.toLocaleString('en-US')} events in ${report.appendSeconds.toFixed(1)} s (${Math.round(report.events / report.appendSeconds).toLocaleString('en-US')} appends/s, each one append of one event with the inline uniqueness check); ` +
           `${report.refusedUsers.email} email and ${report.refusedUsers.username} username collisions refused (all of them); ${report.repeatedMemberships} repeated memberships recorded nothing; views built from the log in ${report.viewSeconds.toFixed(1)} s`,
       '',
@@ -264,10 +264,13 @@ export async function run(): Promise<void> {
     }
     console.log(await backend(autocannon, 'SQLite', `sqlite:${join(DATA_DIR, 'identity.db')}`, size, seconds, reuse));
   }
+  // --pg-schema: a schema a previous load filled with the same sizes (apps/identity/src/load.ts
+  // --store 'postgres://…?schema=<name>'); only the scenarios run, and the schema stays.
+  const pgSchema = arg('pg-schema');
   if (only !== 'sqlite' && (await requirePostgres())) {
-    const { url, drop } = await freshSchemaUrl();
+    const { url, drop } = pgSchema ? { url: `${PG_URL}?schema=${pgSchema}`, drop: async () => {} } : await freshSchemaUrl();
     try {
-      console.log(await backend(autocannon, 'PostgreSQL', url, size, seconds));
+      console.log(await backend(autocannon, 'PostgreSQL', url, size, seconds, pgSchema !== undefined));
     } finally {
       await drop();
     }
