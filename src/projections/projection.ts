@@ -50,10 +50,10 @@ export interface ProjectionDefinition<Tx = unknown> {
   setup?: (ctx: ProjectionContext<Tx>) => unknown;
   /**
    * Creates what only queries need (`CREATE INDEX IF NOT EXISTS …`; the handlers must not rely on
-   * it), in a transaction. A version that starts more than `batchSize` events behind the head
-   * (a first build over a long log, a rebuild) runs it once it has caught up, before it switches
-   * over: one sort per index instead of an index update per row. Otherwise at once. It runs at
-   * every start, so it must be idempotent.
+   * it), in a transaction. A version that starts more than max(batchSize, switchLag) positions
+   * behind the head (a first build over a long log, a rebuild) runs it once it is that close,
+   * before it switches over: one sort per index instead of an index update per row. Otherwise at
+   * once. It runs at every start, so it must be idempotent.
    */
   indexes?: (ctx: ProjectionContext<Tx>) => unknown;
   /** Handlers by event type; other types only move the checkpoint. */
