@@ -88,7 +88,10 @@ async function loadStats() {
 
 // --- streams list with prefix search ---
 let lastStream = '';
+/** Which call of loadStreams is the latest: only its answer is shown. */
+let streamsCall = 0;
 async function loadStreams(append = false) {
+  const call = ++streamsCall;
   const typed = $('#stream-search').value.trim();
   // A category is the part of a stream id before its first '-' (order-17 is in category order).
   const prefix = typed && $('#search-mode').value === 'category' ? `${typed.replace(/-+$/, '')}-` : typed;
@@ -98,6 +101,11 @@ async function loadStreams(append = false) {
   const list = $('#streams');
   try {
     const { streams } = await api(`/v1/streams?${params}`);
+    // A later call (another prefix typed, a refresh after live events) answers for the list:
+    // an earlier answer arriving after it would show a stale list.
+    if (call !== streamsCall) return;
+    // A refresh rebuilds the list: the stream that had the keyboard focus keeps it.
+    const focused = append ? undefined : document.activeElement?.closest?.('#streams li')?.dataset.stream;
     if (!append) list.replaceChildren();
     for (const stream of streams) {
       list.append(
@@ -121,11 +129,12 @@ async function loadStreams(append = false) {
         ),
       );
     }
+    if (focused) [...list.children].find((li) => li.dataset.stream === focused)?.focus();
     lastStream = streams.length ? streams[streams.length - 1].streamId : lastStream;
     $('#more-streams').hidden = streams.length < 100;
     if (!list.children.length) list.append(el('li', { class: 'empty' }, prefix ? 'No stream with this prefix' : 'No streams yet'));
   } catch (error) {
-    list.replaceChildren(el('li', { class: 'empty' }, String(error.message)));
+    if (call === streamsCall) list.replaceChildren(el('li', { class: 'empty' }, String(error.message)));
   }
 }
 
