@@ -357,13 +357,13 @@ export async function startProjection<Tx>(
   const checkpoint = (position: bigint) => ({ name: key, kind: 'projection' as const, position });
 
   // Query-only indexes: at once when there is little to catch up, else after the catch-up (see indexes).
+  const { indexes } = definition;
   const createIndexes = async () => {
-    if (!definition.indexes) return;
-    await backend.transact((tx) => definition.indexes?.(contextFor(definition, tx as Tx, backend.qualify)), {});
+    await backend.transact((tx) => indexes?.(contextFor(definition, tx as Tx, backend.qualify)), {});
     indexesPending = false;
   };
   const indexWindow = BigInt(Math.max(batchSize, switchLag));
-  let indexesPending = definition.indexes !== undefined;
+  let indexesPending = indexes !== undefined;
   if (indexesPending && (await store.headPosition()) - ((await backend.readCheckpoint(key)) ?? 0n) <= indexWindow) await createIndexes();
 
   let inline: { detach(): void } | undefined;

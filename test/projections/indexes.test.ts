@@ -23,17 +23,15 @@ interface Dialect {
   indexExists(store: EventStore, index: string): Promise<boolean>;
 }
 
+const sqliteHasIndex = (db: Database, index: string) =>
+  db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?").pluck().get(index) === 1;
+
 const sqlite: Dialect = {
   name: 'sqlite',
   backend: sqliteBackend,
   exec: ({ tx }, sql) => (tx as Database).exec(sql),
-  hasIndex: ({ tx }, index) =>
-    (tx as Database).prepare("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?").pluck().get(index) === 1,
-  indexExists: async (store, index) =>
-    (store as unknown as { database: Database }).database
-      .prepare("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?")
-      .pluck()
-      .get(index) === 1,
+  hasIndex: ({ tx }, index) => sqliteHasIndex(tx as Database, index),
+  indexExists: async (store, index) => sqliteHasIndex((store as unknown as { database: Database }).database, index),
 };
 
 const pgIndexCount = async (sql: postgres.Sql | postgres.TransactionSql, schema: string, index: string) =>

@@ -54,6 +54,12 @@ interface Writers {
   close(): Promise<void>;
 }
 
+/** The writers in use, and how to replace them with fresh ones. */
+interface RenewedWriters {
+  current: Writers;
+  renew(): Promise<void>;
+}
+
 async function openWriters(url: string): Promise<Writers> {
   const store = await openStore(url);
   try {
@@ -83,7 +89,7 @@ async function inParallel(
   count: number,
   concurrency: number,
   progress: Progress,
-  writers: { current: Writers; renew(): Promise<void> },
+  writers: RenewedWriters,
   op: (i: number, writers: Writers) => Promise<void>,
 ) {
   let done = 0;
@@ -119,7 +125,7 @@ async function inParallel(
  * and its views catch up from the log, as after any restore.
  */
 export async function loadDataset(url: string, data: Dataset, progress: Progress = () => {}, concurrency = 256): Promise<LoadReport> {
-  const writers = {
+  const writers: RenewedWriters = {
     current: await openWriters(url),
     async renew() {
       await this.current.close();
@@ -140,12 +146,7 @@ export async function loadDataset(url: string, data: Dataset, progress: Progress
   return report;
 }
 
-async function appendDataset(
-  writers: { current: Writers; renew(): Promise<void> },
-  data: Dataset,
-  progress: Progress,
-  concurrency: number,
-): Promise<LoadReport> {
+async function appendDataset(writers: RenewedWriters, data: Dataset, progress: Progress, concurrency: number): Promise<LoadReport> {
   const meta = { actor: 'generator', correlationId: `generator-${data.seed}` };
   const report: LoadReport = {
     users: 0,
