@@ -41,8 +41,9 @@ describe('package', () => {
   it('the logline bin works from a clone: npm ci runs prepare, which builds the dist/ the bin points at', () => {
     expect(pkg.scripts.prepare).toBe('npm run build');
     expect(readFileSync(`${root}${pkg.bin.logline}`, 'utf8')).toMatch(/^#!\/usr\/bin\/env node\n/);
-    // npx resolves the project's own bin, as a person in the clone would type it.
-    const help = execFileSync('npx', ['--no-install', 'logline', '--help'], { cwd: root, encoding: 'utf8' });
+    // The file the bin points at, run as its shebang runs it. Not through npx: npm 11's npx runs the
+    // project's prepare script first, and a rebuild of dist/ under tests that import it breaks them.
+    const help = execFileSync(process.execPath, [`${root}${pkg.bin.logline}`, '--help'], { cwd: root, encoding: 'utf8' });
     expect(help).toMatch(/^Usage: logline /);
     expect(help).toContain('$ logline import backup.ndjson');
   }, 30_000);
