@@ -1,10 +1,11 @@
 /**
- * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse] [--pg-schema name] [--lag-rate n] [--soak n]
+ * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse] [--pg-schema name] [--lag-rate n] [--lookup-rate n] [--soak n]
  *
  * The identity service (apps/identity, seed 003) with production-like data: a seeded dataset
  * (default 1M users, 50k groups, 5M memberships; --users n scales it as n, n/20, 5n; --quick:
  * 2,000 users) loaded in bulk through the library, then a real service process on loopback under
- * autocannon (64 connections): lookups by id and by email, search, group members, writes, a mix;
+ * autocannon (64 connections): lookups by id and by email (as fast as answered, and by email at
+ * 5k req/s asked), search, group members, writes, a mix;
  * view lag at 1k writes/s (a client's write-then-read with its Logline-Min-Position token, once
  * the views have drained what the write scenarios left; how long that took is reported), and
  * the service's memory over the mixed run. On SQLite, and on PostgreSQL when it is reachable.
@@ -32,6 +33,9 @@ const arg = (name: string) => {
 const SOAK = arg('soak') === undefined ? undefined : Number(arg('soak'));
 if (SOAK !== undefined && !(Number.isSafeInteger(SOAK) && SOAK > 0))
   throw new Error(`--soak must be a whole number of seconds, got ${arg('soak')}`);
+
+/** Lookups/s asked in the rated lookup scenario (`--lookup-rate`; the issue's goal: p99 < 5 ms at ≥ 5,000). */
+const LOOKUP_RATE = Number(arg('lookup-rate') ?? 5000);
 
 /** Writes/s asked of the service while the view lag is probed (`--lag-rate`; the issue's goal is stated at 1,000). */
 const LAG_RATE = Number(arg('lag-rate') ?? 1000);
@@ -95,9 +99,13 @@ async function scenarios(autocannon: Autocannon, service: IdentityProcess, size:
     }),
   };
   const mix = [byId, byId, byId, byId, byId, byEmail, byEmail, search, members, write];
-  const cases: Array<[string, AutocannonRequest[]]> = [
+  // [label, requests, requests/s asked over all connections (autocannon's overallRate), or as fast as answered]
+  const cases: Array<[string, AutocannonRequest[], number?]> = [
     ['lookup by id', [byId]],
     ['lookup by email', [byEmail]],
+    // The issue's lookup goal is p99 < 5 ms at ≥ 5k req/s. At full speed 64 connections queue behind each
+    // other (p99 < 5 ms would need > 12.8k req/s answered), so the latency is also taken at that rate asked.
+    [`lookup by email, ${LOOKUP_RATE.toLocaleString('en-US')} req/s asked`, [byEmail], LOOKUP_RATE],
     ['search (prefix + substring, ranked)', [search]],
     ['group members (50/page)', [members]],
     ['writes (PATCH name)', [write]],
@@ -105,7 +113,7 @@ async function scenarios(autocannon: Autocannon, service: IdentityProcess, size:
   ];
   const rows: Row[] = [];
   let memory = '';
-  for (const [label, requests] of SOAK === undefined ? cases : cases.filter(([, r]) => r === mix)) {
+  for (const [label, requests, rate] of SOAK === undefined ? cases : cases.filter(([, r]) => r === mix)) {
     const mixed = requests === mix;
     const pid = service.child.pid as number;
     const before = rssMb(pid);
@@ -122,6 +130,7 @@ async function scenarios(autocannon: Autocannon, service: IdentityProcess, size:
       connections: CONNECTIONS,
       duration: SOAK ?? seconds,
       requests,
+      ...(rate === undefined ? {} : { overallRate: rate }),
     });
     clearInterval(sampler);
     await drained(service.url);

@@ -18,7 +18,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
 };
 
 // Flags that take a value: that value is not a suite name.
-const VALUE_FLAGS = ['--users', '--only', '--seconds', '--lag-rate', '--soak', '--pg-schema'];
+const VALUE_FLAGS = ['--users', '--only', '--seconds', '--lag-rate', '--lookup-rate', '--soak', '--pg-schema'];
 const asked = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith('--') && !VALUE_FLAGS.includes(all[i - 1] ?? ''));
 const names = asked.length ? asked : Object.keys(suites);
 for (const name of names) {
