@@ -254,6 +254,21 @@ for (const [backend, open, enabled] of backends) {
       expect((await get<{ users: UserJson[] }>('/users/search?q=plain name')).body.users.map((u) => u.id)).toContain(namePrefix.body.id);
     });
 
+    it('search pages past a user that matches at many places: each user once, none skipped', async () => {
+      const tag = `zr${Date.now().toString(36)}`;
+      // Five of A's search terms start with the tag (a word repeating it), all ordered before B's and C's.
+      const a = await createUser({ name: `Repeat ${Array(5).fill(`a${tag}`).join('')}`, username: `rep${Date.now()}a`, email: `${tag}a@a.org` });
+      const b = await createUser({ name: `Once b${tag}b`, username: `rep${Date.now()}b`, email: `${tag}b@a.org` });
+      const c = await createUser({ name: `Once c${tag}c`, username: `rep${Date.now()}c`, email: `${tag}c@a.org` });
+      const all = await read<{ users: Array<UserJson & { rank: number }> }>(`/users/search?q=${tag}`, c);
+      expect(all.body.users.map((u) => [u.id, u.rank])).toEqual([a, b, c].map((r) => [r.body.id, 4]));
+      for (let offset = 0; offset < 3; offset++) {
+        const page = await get<{ users: UserJson[]; next: number | null }>(`/users/search?q=${tag}&limit=1&offset=${offset}`);
+        expect(page.body.users.map((u) => u.id)).toEqual([[a, b, c][offset]?.body.id]);
+        expect(page.body.next).toBe(offset < 2 ? offset + 1 : null);
+      }
+    });
+
     it('/changes: a resumable feed; paging by next sees every user and group once, at its latest state', async () => {
       const a = await createUser(fresh('feed'));
       const b = await createUser(fresh('feed'));

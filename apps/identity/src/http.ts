@@ -294,13 +294,16 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
     for (const rank of [1, 2, 3, 4]) {
       let after: { term: string; user_id: string } | undefined;
       while (ranked.length < wanted) {
+        // Twice what the page still needs (a user can match at several places, e.g. "an" in "banana"):
+        // rows past that are read and dropped, a quarter of a search's time at LIMIT 200 for 21 wanted.
+        const size = Math.min(200, 2 * (wanted - ranked.length));
         const batch = await queries.all<{ term: string; user_id: string }>(
           `SELECT term, user_id FROM ${terms(c)} WHERE rank = ? AND term >= ? AND term < ?
-           ${after ? 'AND (term > ? OR (term = ? AND user_id > ?))' : ''} ORDER BY term, user_id LIMIT 200`,
-          [rank, key, end, ...(after ? [after.term, after.term, after.user_id] : [])],
+           ${after ? 'AND (term > ? OR (term = ? AND user_id > ?))' : ''} ORDER BY term, user_id LIMIT ?`,
+          [rank, key, end, ...(after ? [after.term, after.term, after.user_id] : []), size],
         );
         for (const row of batch) take(row.user_id, rank);
-        if (batch.length < 200) break;
+        if (batch.length < size) break;
         after = batch[batch.length - 1];
       }
     }
