@@ -1,0 +1,91 @@
+/**
+ * The store's read pool (src/stores/postgres/pool.ts): `poolSize` one-connection postgres.js
+ * instances behind one `store.sql`. What a user of `store.sql` relies on: queries made together run
+ * on different connections, a quiet store keeps one connection, a reserved session holds up nothing
+ * else, fragments and transactions work as on a plain pool, and close ends every connection.
+ */
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPostgresStore, type PostgresEventStore } from '../../../src/postgres.js';
+import { freshSchemaUrl, PG_URL, requirePostgres } from '../../helpers/postgres.js';
+
+const reachable = await requirePostgres();
+
+describe.skipIf(!reachable)('postgres store: the read pool', () => {
+  let store: PostgresEventStore;
+  let drop: () => Promise<void>;
+  let schema: string;
+  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  /** This store's read connections (the writer's has another isolation setting; it opens on the first append). */
+  const sessions = async () =>
+    (await admin<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = ${`logline:${schema}`}`)[0]?.n;
+
+  beforeAll(async () => {
+    const fresh = await freshSchemaUrl();
+    drop = fresh.drop;
+    schema = fresh.schema;
+    store = await openPostgresStore({ url: fresh.url, poolSize: 4 });
+  });
+  afterAll(async () => {
+    await store?.close();
+    await drop?.();
+    await admin.end({ timeout: 5 });
+  });
+
+  const backend = async () => (await store.sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`)[0]?.pid;
+
+  it('runs one query at a time on one connection, and queries made together on as many as there are', async () => {
+    const sequential = new Set<number | undefined>();
+    for (let i = 0; i < 20; i++) sequential.add(await backend());
+    expect(sequential.size).toBe(1);
+    const together = await Promise.all(
+      Array.from({ length: 4 }, () => store.sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid, pg_sleep(0.2)`),
+    );
+    expect(new Set(together.map((rows) => rows[0]?.pid)).size).toBe(4);
+    // Eight at once on four connections: two each, none left waiting.
+    const eight = await Promise.all(Array.from({ length: 8 }, () => store.sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`));
+    const perConnection = new Map<number, number>();
+    for (const [row] of eight) perConnection.set(row?.pid as number, (perConnection.get(row?.pid as number) ?? 0) + 1);
+    expect([...perConnection.values()].sort()).toEqual([2, 2, 2, 2]);
+  });
+
+  it('a reserved session holds up no other query, and its connection serves again once released', async () => {
+    const sessionsBefore = await sessions();
+    const reserved = await store.sql.reserve();
+    const [mine] = await reserved<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    // While it is reserved, eight queries at once all run on the other connections.
+    const others = await Promise.all(Array.from({ length: 8 }, () => backend()));
+    expect(others).not.toContain(mine?.pid);
+    reserved.release();
+    const after = await Promise.all(
+      Array.from({ length: 4 }, () => store.sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid, pg_sleep(0.1)`),
+    );
+    expect(after.map((rows) => rows[0]?.pid)).toContain(mine?.pid);
+    expect(await sessions()).toBe(sessionsBefore);
+  });
+
+  it('nests fragments, runs transactions and unsafe text like a plain postgres.js pool', async () => {
+    const sql = store.sql;
+    const above = sql`WHERE x > ${2}`;
+    const [count] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM generate_series(1, 5) AS x ${above}`;
+    expect(count?.n).toBe(3);
+    await sql`CREATE TABLE ${sql(schema)}.pool_probe (id int PRIMARY KEY)`;
+    await expect(
+      sql.begin(async (tx) => {
+        await tx`INSERT INTO ${sql(schema)}.pool_probe VALUES (1)`;
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    await sql.begin(async (tx) => tx`INSERT INTO ${sql(schema)}.pool_probe ${sql([{ id: 2 }, { id: 3 }])}`);
+    expect(await sql.unsafe(`SELECT id FROM "${schema}".pool_probe ORDER BY id`)).toEqual([{ id: 2 }, { id: 3 }]);
+    const [json] = await sql<{ v: { a: number } }[]>`SELECT ${sql.json({ a: 1 })}::jsonb AS v`;
+    expect(json?.v).toEqual({ a: 1 });
+  });
+
+  it('close ends every connection', async () => {
+    await Promise.all(Array.from({ length: 4 }, () => store.sql`SELECT pg_sleep(0.1)`));
+    expect(await sessions()).toBeGreaterThanOrEqual(4);
+    await store.close();
+    await expect.poll(sessions).toBe(0);
+  });
+});
