@@ -228,6 +228,60 @@ async function planningScenario(): Promise<void> {
 
 const COLUMNS = 'position, stream_id, stream_version, id, type, data, metadata, occurred_at, recorded_at';
 
+/**
+ * Sustained queries on a pool whose connections were all opened by a burst: the raw postgres.js
+ * pool against the store's (src/stores/postgres/pool.ts), queries/s in each round, the contenders
+ * taking turns round by round. postgres.js's own pool gets slower with every query it has run
+ * (docs/postgres.md, *Known driver issue*); the ratio of the last round to the first shows it.
+ */
+async function poolScenario(): Promise<void> {
+  const raw = postgres(dbUrl, { max: 10, onnotice: () => {} });
+  const store = await openPostgresStore({ url: `${dbUrl}?schema=pool`, poolSize: 10 });
+  await store.append('pool-1', [benchEvent(0)]);
+  const rounds = flags.quick ? 4 : 8;
+  const perRound = flags.quick ? 10_000 : 20_000;
+  const contenders: Array<[string, () => Promise<unknown>]> = [
+    ['raw postgres.js pool (max 10), SELECT 1', () => raw`SELECT 1`],
+    ['logline-pg store.sql (poolSize 10), SELECT 1', () => store.sql`SELECT 1`],
+    ['logline-pg read() of a one-event stream', () => collectStream(store)],
+  ];
+  const lines: string[] = [];
+  for (const concurrency of [1, 16]) {
+    const rates = contenders.map(() => [] as number[]);
+    for (const [, query] of contenders) await Promise.all(Array.from({ length: 10 }, () => query())); // every connection open
+    for (let round = 0; round < rounds; round++) {
+      for (const [k, [, query]] of contenders.entries()) {
+        let left = perRound;
+        const started = performance.now();
+        await Promise.all(
+          Array.from({ length: concurrency }, async () => {
+            while (left-- > 0) await query();
+          }),
+        );
+        rates[k]?.push(perRound / ((performance.now() - started) / 1000));
+      }
+    }
+    for (const [k, [label]] of contenders.entries()) {
+      const r = rates[k] ?? [];
+      const ratio = (r[r.length - 1] ?? 0) / (r[0] ?? 1);
+      lines.push(
+        `| ${label}, concurrency ${concurrency} | ${r.map((x) => Math.round(x).toLocaleString('en-US')).join(' | ')} | ${ratio.toFixed(2)} |`,
+      );
+    }
+  }
+  console.log(`\n### sustained queries on an opened pool: queries/s in each round of ${perRound.toLocaleString('en-US')}\n`);
+  console.log(`| contender | ${Array.from({ length: rounds }, (_, i) => `round ${i + 1}`).join(' | ')} | last / first |`);
+  console.log(`|---|${'---|'.repeat(rounds + 1)}`);
+  for (const line of lines) console.log(line);
+  await Promise.all([raw.end(), store.close()]);
+}
+
+async function collectStream(store: PostgresEventStore): Promise<number> {
+  let n = 0;
+  for await (const _ of store.read('pool-1')) n++;
+  return n;
+}
+
 async function readStreamScenario(c: Contenders): Promise<void> {
   const length = 10_000;
   const batches = Array.from({ length: length / 100 }, (_, a) => Array.from({ length: 100 }, (_, i) => benchEvent(a * 100 + i)));
@@ -488,6 +542,7 @@ export async function run(): Promise<void> {
   }
   await recreateDatabase();
   if (process.argv.includes('--planning')) return planningScenario();
+  if (process.argv.includes('--pool')) return poolScenario();
   const sql = postgres(dbUrl, { max: 16, onnotice: () => {} });
   const logline = await openPostgresStore({ url: `${dbUrl}?schema=bench`, poolSize: 10 });
   const emmett = emmettStore();
@@ -506,6 +561,7 @@ export async function run(): Promise<void> {
   await appendScenario(c, '1 event per append, 16 concurrent writers', q ? 3000 : 16000, 1, 16);
   await hotStreamScenario(logline);
   await planningScenario();
+  await poolScenario();
   await appendScenario(c, '100 events per append, 4 concurrent writers', q ? 100 : 400, 100, 4);
   await readStreamScenario(c);
   await emmett.close();
