@@ -257,7 +257,11 @@ for (const [backend, open, enabled] of backends) {
     it('search pages past a user that matches at many places: each user once, none skipped', async () => {
       const tag = `zr${Date.now().toString(36)}`;
       // Five of A's search terms start with the tag (a word repeating it), all ordered before B's and C's.
-      const a = await createUser({ name: `Repeat ${Array(5).fill(`a${tag}`).join('')}`, username: `rep${Date.now()}a`, email: `${tag}a@a.org` });
+      const a = await createUser({
+        name: `Repeat ${Array(5).fill(`a${tag}`).join('')}`,
+        username: `rep${Date.now()}a`,
+        email: `${tag}a@a.org`,
+      });
       const b = await createUser({ name: `Once b${tag}b`, username: `rep${Date.now()}b`, email: `${tag}b@a.org` });
       const c = await createUser({ name: `Once c${tag}c`, username: `rep${Date.now()}c`, email: `${tag}c@a.org` });
       const all = await read<{ users: Array<UserJson & { rank: number }> }>(`/users/search?q=${tag}`, c);
