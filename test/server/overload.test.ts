@@ -4,9 +4,11 @@
  * its peak RSS stays under the configured budget plus the documented baseline, every answer is
  * 201, 413 or 503 (with Retry-After), and the store holds exactly the acknowledged events.
  */
+
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get, type ServerProcess, startServerProcess, tempDir } from './process.js';
 
@@ -134,7 +136,21 @@ describe('bounded append queue', () => {
 
   it('appends beyond --max-queued-appends are refused with 503 Overloaded; stored = acknowledged', async () => {
     const body = Buffer.from(JSON.stringify({ events: [{ type: 'Small', data: { note: 'x'.repeat(1000) } }] }));
-    const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => postRaw(server.url, `/v1/streams/small-${i % 10}`, body)));
+    // Another connection holds the write lock, so the server's appends wait (its busy timeout is
+    // 5 s) and the queue fills however spread out the requests arrive on a busy machine.
+    const blocker = new Database(join(dir.path, 'queue.db'));
+    blocker.exec('BEGIN IMMEDIATE');
+    let settled = 0;
+    const pending = Array.from({ length: 100 }, (_, i) =>
+      postRaw(server.url, `/v1/streams/small-${i % 10}`, body).finally(() => {
+        settled += 1;
+      }),
+    );
+    const until = performance.now() + 3000;
+    while (settled < 90 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+    blocker.exec('ROLLBACK');
+    blocker.close();
+    const answers = await Promise.all(pending);
     const acknowledged = answers.filter((a) => a.status === 201).length;
     const refused = answers.filter((a) => a.status === 503);
     expect(acknowledged + refused.length).toBe(answers.length);
