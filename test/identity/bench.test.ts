@@ -58,8 +58,8 @@ describe('identity dataset', () => {
     expect(stdout).toContain(`${expected.email} email and ${expected.username} username collisions refused`);
     const rows = stdout.split('\n').filter((line) => /^\| (lookup|search|group|writes|mixed)/.test(line));
     expect(rows).toHaveLength(7);
-    // The rated lookups ran at the rate asked (--lookup-rate), not as fast as answered (thousands a second).
-    const rated = rows.find((row) => row.includes('1,000 req/s asked'))?.split('|') ?? [];
+    // The paced lookups ran at the rate asked (--lookup-rate), not as fast as answered (thousands a second).
+    const rated = rows.find((row) => row.includes('1,000 req/s paced'))?.split('|') ?? [];
     expect(Number(rated[3])).toBeGreaterThan(0);
     expect(Number(rated[3])).toBeLessThanOrEqual(1100);
     let answered = 0;

@@ -40,24 +40,11 @@ export const terminalProgress: Progress = (line) => {
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-/**
- * Appends between two openings of the loader's connections. postgres.js 3.4.9 slows down as a
- * pool serves queries (docs/postgres.md, *Known driver issue*): at 1M users the load fell from
- * 1.4k to ~320 appends/s. Fresh connections every so often keep it at its first rate.
- */
-const APPENDS_PER_CONNECTION = 100_000;
-
 /** The loader's two stores (see Service.unkeyed) and the inline uniqueness model on the first. */
 interface Writers {
   store: EventStore;
   unkeyed: EventStore;
   close(): Promise<void>;
-}
-
-/** The writers in use, and how to replace them with fresh ones. */
-interface RenewedWriters {
-  current: Writers;
-  renew(): Promise<void>;
 }
 
 async function openWriters(url: string): Promise<Writers> {
@@ -80,16 +67,13 @@ async function openWriters(url: string): Promise<Writers> {
   }
 }
 
-/**
- * Runs `count` operations, `concurrency` at a time, on writers that are renewed every
- * APPENDS_PER_CONNECTION operations, reporting progress about once a second.
- */
+/** Runs `count` operations, `concurrency` at a time, reporting progress about once a second. */
 async function inParallel(
   label: string,
   count: number,
   concurrency: number,
   progress: Progress,
-  writers: RenewedWriters,
+  writers: Writers,
   op: (i: number, writers: Writers) => Promise<void>,
 ) {
   let done = 0;
@@ -99,23 +83,19 @@ async function inParallel(
     const seconds = (performance.now() - started) / 1000;
     progress(`${label}: ${fmt(done)}/${fmt(count)} (${fmt(done / Math.max(seconds, 0.001))}/s)`);
   };
-  for (let from = 0; from < count; from += APPENDS_PER_CONNECTION) {
-    if (from > 0) await writers.renew();
-    const to = Math.min(count, from + APPENDS_PER_CONNECTION);
-    let next = from;
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, to - from) }, async () => {
-        while (next < to) {
-          await op(next++, writers.current);
-          done += 1;
-          if (performance.now() - shown > 1000) {
-            shown = performance.now();
-            show();
-          }
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      while (next < count) {
+        await op(next++, writers);
+        done += 1;
+        if (performance.now() - shown > 1000) {
+          shown = performance.now();
+          show();
         }
-      }),
-    );
-  }
+      }
+    }),
+  );
   show();
 }
 
@@ -125,14 +105,8 @@ async function inParallel(
  * and its views catch up from the log, as after any restore.
  */
 export async function loadDataset(url: string, data: Dataset, progress: Progress = () => {}, concurrency = 256): Promise<LoadReport> {
-  const writers: RenewedWriters = {
-    current: await openWriters(url),
-    async renew() {
-      await this.current.close();
-      this.current = await openWriters(url);
-    },
-  };
-  const report = await appendDataset(writers, data, progress, concurrency).finally(() => writers.current.close());
+  const writers = await openWriters(url);
+  const report = await appendDataset(writers, data, progress, concurrency).finally(() => writers.close());
   const service = await startService({ store: url });
   try {
     report.viewSeconds = await catchUp(service, progress);
@@ -146,7 +120,7 @@ export async function loadDataset(url: string, data: Dataset, progress: Progress
   return report;
 }
 
-async function appendDataset(writers: RenewedWriters, data: Dataset, progress: Progress, concurrency: number): Promise<LoadReport> {
+async function appendDataset(writers: Writers, data: Dataset, progress: Progress, concurrency: number): Promise<LoadReport> {
   const meta = { actor: 'generator', correlationId: `generator-${data.seed}` };
   const report: LoadReport = {
     users: 0,
@@ -178,12 +152,12 @@ async function appendDataset(writers: RenewedWriters, data: Dataset, progress: P
     }
   };
   const colliding: number[] = [];
-  await inParallel('users', data.size.users, concurrency, progress, writers, async (i, current) => {
+  await inParallel('users', data.size.users, concurrency, progress, writers, async (i, stores) => {
     if (data.user(i).collides) colliding.push(i);
-    else await createUser(i, current);
+    else await createUser(i, stores);
   });
-  await inParallel('colliding users (refused)', colliding.length, concurrency, progress, writers, (k, current) =>
-    createUser(colliding[k] as number, current),
+  await inParallel('colliding users (refused)', colliding.length, concurrency, progress, writers, (k, stores) =>
+    createUser(colliding[k] as number, stores),
   );
   await inParallel('groups', data.size.groups, concurrency, progress, writers, async (i, { unkeyed }) => {
     const g = data.group(i);
