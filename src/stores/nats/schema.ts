@@ -111,6 +111,28 @@ function configs(layout: NatsLayout): Array<Partial<StreamConfig> & { name: stri
 
 const isNotFound = (error: unknown) => /stream not found/i.test(String((error as Error)?.message));
 const isAlreadyInUse = (error: unknown) => /already in use/i.test(String((error as Error)?.message));
+/** A cluster whose meta leader does not yet count enough current peers for the replicas asked. */
+const isNoPeers = (error: unknown) => /no suitable peers/i.test(String((error as Error)?.message));
+
+/**
+ * How long a stream's creation is retried while the cluster has too few current peers: a cluster
+ * that was just started, or whose node is restarting, answers "no suitable peers for placement"
+ * for a few seconds. A peer that stays missing fails the open with that error after this.
+ */
+const PLACEMENT_WAIT_MS = 15_000;
+
+async function addStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  const deadline = Date.now() + PLACEMENT_WAIT_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await jsm.streams.add(config);
+      return;
+    } catch (error) {
+      if (!isNoPeers(error) || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 100 * attempt)));
+    }
+  }
+}
 
 /** Creates the store's streams if missing; refuses streams written by a newer layout. */
 export async function ensureLayout(jsm: JetStreamManager, layout: NatsLayout): Promise<void> {
@@ -123,7 +145,7 @@ export async function ensureLayout(jsm: JetStreamManager, layout: NatsLayout): P
     }
     if (!existing) {
       try {
-        await jsm.streams.add(config);
+        await addStream(jsm, config);
         continue;
       } catch (error) {
         // Another process created it between our look and our add.
