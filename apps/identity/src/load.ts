@@ -68,14 +68,7 @@ async function openWriters(url: string): Promise<Writers> {
 }
 
 /** Runs `count` operations, `concurrency` at a time, reporting progress about once a second. */
-async function inParallel(
-  label: string,
-  count: number,
-  concurrency: number,
-  progress: Progress,
-  writers: Writers,
-  op: (i: number, writers: Writers) => Promise<void>,
-) {
+async function inParallel(label: string, count: number, concurrency: number, progress: Progress, op: (i: number) => Promise<void>) {
   let done = 0;
   const started = performance.now();
   let shown = started;
@@ -87,7 +80,7 @@ async function inParallel(
   await Promise.all(
     Array.from({ length: Math.min(concurrency, count) }, async () => {
       while (next < count) {
-        await op(next++, writers);
+        await op(next++);
         done += 1;
         if (performance.now() - shown > 1000) {
           shown = performance.now();
@@ -120,7 +113,7 @@ export async function loadDataset(url: string, data: Dataset, progress: Progress
   return report;
 }
 
-async function appendDataset(writers: Writers, data: Dataset, progress: Progress, concurrency: number): Promise<LoadReport> {
+async function appendDataset({ store, unkeyed }: Writers, data: Dataset, progress: Progress, concurrency: number): Promise<LoadReport> {
   const meta = { actor: 'generator', correlationId: `generator-${data.seed}` };
   const report: LoadReport = {
     users: 0,
@@ -133,7 +126,7 @@ async function appendDataset(writers: Writers, data: Dataset, progress: Progress
     events: 0,
   };
   const started = performance.now();
-  const createUser = async (index: number, { store }: Writers) => {
+  const createUser = async (index: number) => {
     const u = data.user(index);
     const event: NewEvent = declarePersonal(u.id, {
       type: 'UserCreated',
@@ -152,21 +145,19 @@ async function appendDataset(writers: Writers, data: Dataset, progress: Progress
     }
   };
   const colliding: number[] = [];
-  await inParallel('users', data.size.users, concurrency, progress, writers, async (i, stores) => {
+  await inParallel('users', data.size.users, concurrency, progress, async (i) => {
     if (data.user(i).collides) colliding.push(i);
-    else await createUser(i, stores);
+    else await createUser(i);
   });
-  await inParallel('colliding users (refused)', colliding.length, concurrency, progress, writers, (k, stores) =>
-    createUser(colliding[k] as number, stores),
-  );
-  await inParallel('groups', data.size.groups, concurrency, progress, writers, async (i, { unkeyed }) => {
+  await inParallel('colliding users (refused)', colliding.length, concurrency, progress, (k) => createUser(colliding[k] as number));
+  await inParallel('groups', data.size.groups, concurrency, progress, async (i) => {
     const g = data.group(i);
     await unkeyed.append(groupStream(g.id), [{ type: 'GroupCreated', data: { name: g.name }, metadata: meta }], {
       expectedVersion: 'no_stream',
     });
     report.groups += 1;
   });
-  await inParallel('memberships', data.size.memberships, concurrency, progress, writers, async (i, { unkeyed }) => {
+  await inParallel('memberships', data.size.memberships, concurrency, progress, async (i) => {
     const { groupIndex, userIndex } = data.membership(i);
     const groupId = data.group(groupIndex).id;
     const userId = data.user(userIndex).id;
