@@ -9,7 +9,9 @@
  * - A file database writes coalesced batches in a writer thread with a connection of its own
  *   (writer-thread.ts), so the event loop keeps serving while a commit syncs; reads stay on this
  *   thread's connection. A lone append, an in-memory database, and a store with inline hooks
- *   (which run inside the append's transaction on this thread's connection) write on this thread.
+ *   (which run inside the append's transaction on this thread's connection) write on this thread;
+ *   a lone append that finds another process holding the write lock waits for it in the thread,
+ *   since SQLite's busy handler would sleep the event loop.
  * - Several processes may share one file: writes take the write lock with BEGIN IMMEDIATE and
  *   wait up to `busyTimeoutMs`; live subscribers in other processes are woken by a watch on
  *   the database directory, with a slow poll as the fallback.
@@ -391,36 +393,42 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     const batch = queue.slice(0, end);
     queue = queue.slice(end);
     for (const pending of batch) recordCommit(pending.span, batch.length, count);
-    // A lone append is written here, as before: with nobody else waiting, the two thread hops
-    // would only add to its latency (a single caller awaiting each append).
+    // A lone append is written here: with nobody else waiting, the two thread hops would only
+    // add to its latency (a single caller awaiting each append). If another process holds the
+    // write lock it goes to the thread, which waits for the lock while this thread serves on.
     if (threadable && batch.length > 1) {
-      writing = writerThread()
-        .write(batch.map(({ stream, expected, events }) => ({ stream, expected, events: events.map(toWriteEvent) })))
-        .then(
-          (outcome) => finish(batch, outcome),
-          // The thread died with the batch in it: answered by what the log holds, like a failed
-          // COMMIT; later batches write on this thread.
-          (error) => {
-            thread = undefined;
-            useThread = false;
-            settleEndedBatch(batch, undefined, threadLost(error));
-          },
-        )
-        .finally(() => {
-          writing = undefined;
-          if (queue.length) scheduleFlush();
-        });
+      writeOnThread(batch);
       return;
     }
     if (queue.length) scheduleFlush();
-    let run: BatchRun;
+    let run: BatchRun | 'busy';
     try {
-      run = localWriter.writeBatch(batch);
+      run = threadable ? localWriter.tryWriteBatch(batch) : localWriter.writeBatch(batch);
     } catch (error) {
       finish(batch, { threw: error });
       return;
     }
-    finish(batch, { run });
+    if (run === 'busy') writeOnThread(batch);
+    else finish(batch, { run });
+  };
+
+  const writeOnThread = (batch: PendingAppend[]): void => {
+    writing = writerThread()
+      .write(batch.map(({ stream, expected, events }) => ({ stream, expected, events: events.map(toWriteEvent) })))
+      .then(
+        (outcome) => finish(batch, outcome),
+        // The thread died with the batch in it: answered by what the log holds, like a failed
+        // COMMIT; later batches write on this thread.
+        (error) => {
+          thread = undefined;
+          useThread = false;
+          settleEndedBatch(batch, undefined, threadLost(error));
+        },
+      )
+      .finally(() => {
+        writing = undefined;
+        if (queue.length) scheduleFlush();
+      });
   };
 
   function scheduleFlush(): void {

@@ -49,6 +49,11 @@ export type AfterInsert = (request: WriteRequest, firstVersion: number, position
 export interface Writer {
   /** Writes a batch in one transaction; throws when the transaction could not even begin (nothing stored). */
   writeBatch(batch: WriteRequest[]): BatchRun;
+  /**
+   * writeBatch without waiting for the write lock: 'busy' (nothing done) when another connection
+   * holds it. SQLite's busy handler sleeps the calling thread, so the main thread asks this way.
+   */
+  tryWriteBatch(batch: WriteRequest[]): BatchRun | 'busy';
 }
 
 export function createWriter(db: Database, afterInsert?: AfterInsert): Writer {
@@ -144,9 +149,30 @@ export function createWriter(db: Database, afterInsert?: AfterInsert): Writer {
    * fails is reported, not settled here.
    */
   const writeBatch = (batch: WriteRequest[]): BatchRun => {
+    sql.begin.run();
+    return writeBegun(batch);
+  };
+
+  // The connection's own busy timeout, put back after a begin that would not wait. (SQLite applies
+  // this pragma when it compiles the statement, so a prepared one would not do.)
+  const busyTimeout = Number(db.pragma('busy_timeout', { simple: true }));
+  const tryWriteBatch = (batch: WriteRequest[]): BatchRun | 'busy' => {
+    db.pragma('busy_timeout = 0');
+    try {
+      sql.begin.run();
+    } catch (error) {
+      if (String((error as { code?: string }).code).startsWith('SQLITE_BUSY')) return 'busy';
+      throw error;
+    } finally {
+      db.pragma(`busy_timeout = ${busyTimeout}`);
+    }
+    return writeBegun(batch);
+  };
+
+  /** The rest of writeBatch, once BEGIN IMMEDIATE has taken the write lock. */
+  const writeBegun = (batch: WriteRequest[]): BatchRun => {
     const outcomes: WriteOutcome[] = [];
     let rolledBack = false;
-    sql.begin.run();
     const recordedAt = recordedNow();
     for (const [i, request] of batch.entries()) {
       try {
@@ -174,5 +200,5 @@ export function createWriter(db: Database, afterInsert?: AfterInsert): Writer {
     return { ended: false, outcomes };
   };
 
-  return { writeBatch };
+  return { writeBatch, tryWriteBatch };
 }

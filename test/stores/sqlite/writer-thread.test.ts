@@ -2,8 +2,9 @@
  * The SQLite writer thread (src/stores/sqlite/writer-thread.ts): coalesced batches are written
  * off the event loop, so a commit that waits (for the disk, or for another connection's write
  * lock) leaves this thread serving. A lone append, and every append while an inline hook is
- * attached, is written on this thread. Waiting for another connection's write lock makes "which
- * thread waits" observable: timer ticks run meanwhile, or not.
+ * attached, is written on this thread, unless another connection holds the write lock: then it
+ * waits in the thread too. Waiting for another connection's write lock makes "which thread
+ * waits" observable: timer ticks run meanwhile, or not.
  */
 import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,16 +57,33 @@ describe('sqlite writer thread', () => {
     await store.close();
   });
 
-  it('a lone append is written on the calling thread (no thread hops for a single caller)', async () => {
+  it('a lone append is written on the store’s own connection (no thread hops for a single caller)', async () => {
+    const store = await openSqliteStore({ path: freshFile() });
+    await store.append('s', [{ type: 'Before', data: {} }]);
+    // data_version changes when another connection (the writer thread's) commits, never for the
+    // connection's own commits.
+    const dataVersion = () => store.database.pragma('data_version', { simple: true });
+    const before = dataVersion();
+    await store.append('s', [{ type: 'Alone', data: {} }]);
+    expect(dataVersion()).toBe(before);
+    await Promise.all([store.append('s', [{ type: 'One', data: {} }]), store.append('s', [{ type: 'Two', data: {} }])]);
+    expect(dataVersion()).not.toBe(before);
+    await store.close();
+  });
+
+  it('a lone append that finds the write lock taken waits for it in the thread, not on the event loop', async () => {
     const file = freshFile();
-    const store = await openSqliteStore({ path: file, busyTimeoutMs: 300 });
+    const store = await openSqliteStore({ path: file, busyTimeoutMs: 5000 });
     await store.append('s', [{ type: 'Before', data: {} }]);
     const other = new Database(file);
     other.exec('BEGIN IMMEDIATE');
-    const blocked = store.append('s', [{ type: 'Blocked', data: {} }]).catch((error: unknown) => error);
-    expect(await ticksWhile(blocked)).toBeLessThanOrEqual(1);
-    other.exec('ROLLBACK');
+    const appended = store.append('s', [{ type: 'Waited', data: {} }], { expectedVersion: 1 });
+    // Released from a timer on this thread: only possible if the waiting append does not block it.
+    setTimeout(() => other.exec('COMMIT'), 300);
+    expect(await ticksWhile(appended)).toBeGreaterThan(10);
+    expect(await appended).toMatchObject({ streamVersion: 2 });
     other.close();
+    expect((await collect(store.read('s'))).map((e) => e.type)).toEqual(['Before', 'Waited']);
     await store.close();
   });
 
