@@ -49,6 +49,7 @@ export function createSqliteKeyTable(db: Database): SqliteKeyTable {
       .raw(),
     restoreKey: db.prepare('INSERT INTO subject_keys (subject, key, created_at, forgotten_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'),
     insertStream: db.prepare('INSERT INTO subject_streams (subject, stream_id) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+    hasStream: db.prepare('SELECT 1 FROM subject_streams WHERE subject = ? AND stream_id = ?').pluck(),
     // Same size first, so the page holds zeros where the key was, then none at all.
     overwrite: db.prepare('UPDATE subject_keys SET key = zeroblob(length(key)) WHERE subject = ?'),
     destroy: db.prepare('UPDATE subject_keys SET key = NULL, forgotten_at = ? WHERE subject = ?'),
@@ -84,6 +85,9 @@ export function createSqliteKeyTable(db: Database): SqliteKeyTable {
       return new Map(rows.map((row) => [row[0], toStored(row)]));
     },
     insert(keys, streams, at) {
+      // A write to a known subject's known stream (a user's name change) only notes pairs that are
+      // there already: reading that costs no write lock and no commit on this thread.
+      if (keys.size === 0 && streams.every(([subject, stream]) => sql.hasStream.get(subject, stream) !== undefined)) return;
       insert.immediate(keys, streams, at);
     },
     forget(subject, at) {
