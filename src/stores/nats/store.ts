@@ -230,9 +230,18 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<NatsEven
   }
   const timeoutMs = options.timeoutMs ?? fromUrl.timeoutMs ?? 5000;
   try {
-    // Each request waits at most 2 s; longer waits are retries, bounded by timeoutMs.
-    const jsm = await jetstreamModule.jetstreamManager(nc, { timeout: Math.min(timeoutMs, 2000) });
-    await ensureLayout(jsm, layout);
+    // Each request waits at most 2 s; longer waits are retries, bounded by timeoutMs. A cluster
+    // electing its meta leader answers "not enabled" or not at all for a moment: waited out here
+    // like any request of the open store.
+    const jsm = await patientlyUntil(
+      'opening the store',
+      async () => {
+        const jsm = await jetstreamModule.jetstreamManager(nc, { timeout: Math.min(timeoutMs, 2000) });
+        await ensureLayout(jsm, layout);
+        return jsm;
+      },
+      { timeoutMs },
+    );
     const js = jetstreamModule.jetstream(nc, { timeout: Math.min(timeoutMs, 2000) });
     return createNatsStore({
       nc,
@@ -248,7 +257,6 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<NatsEven
     });
   } catch (error) {
     await nc.close().catch(() => {});
-    if (isUnavailableError(error)) throw new StoreUnavailableError('nats', 'JetStream did not answer', error);
     throw error;
   }
 }
@@ -293,6 +301,32 @@ async function inChunks<T, R>(items: T[], work: (item: T) => Promise<R>): Promis
   return out;
 }
 
+/**
+ * Retries `operation` while JetStream is unavailable, until `deadline` (default: timeoutMs from
+ * now); then StoreUnavailable. A store that closed meanwhile stops it with StoreClosed.
+ */
+async function patientlyUntil<T>(
+  what: string,
+  operation: () => Promise<T>,
+  {
+    timeoutMs,
+    deadline = performance.now() + timeoutMs,
+    isClosed = () => false,
+  }: { timeoutMs: number; deadline?: number; isClosed?: () => boolean },
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (!isUnavailableError(error)) throw error;
+      if (isClosed()) throw new StoreClosedError('nats');
+      if (performance.now() + 50 > deadline)
+        throw new StoreUnavailableError('nats', `${what} got no answer from JetStream within ${timeoutMs} ms`, error);
+      await sleep(Math.min(500, 25 * 2 ** attempt, Math.max(0, deadline - performance.now())));
+    }
+  }
+}
+
 function createNatsStore(parts: StoreParts): NatsEventStore {
   const { nc, js, jsm, layout, limits, timeoutMs, jetstreamModule, newHeaders, createInbox, masterKey } = parts;
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
@@ -310,20 +344,8 @@ function createNatsStore(parts: StoreParts): NatsEventStore {
     if (closed) throw new StoreClosedError('nats');
   };
 
-  /** Retries `operation` while JetStream is unavailable, until `deadline` (default: timeoutMs from now); then StoreUnavailable. */
-  async function patiently<T>(what: string, operation: () => Promise<T>, deadline = performance.now() + timeoutMs): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await operation();
-      } catch (error) {
-        if (!isUnavailableError(error)) throw error;
-        if (closed) throw new StoreClosedError('nats');
-        if (performance.now() + 50 > deadline)
-          throw new StoreUnavailableError('nats', `${what} got no answer from JetStream within ${timeoutMs} ms`, error);
-        await sleep(Math.min(500, 25 * 2 ** attempt, Math.max(0, deadline - performance.now())));
-      }
-    }
-  }
+  const patiently = <T>(what: string, operation: () => Promise<T>, deadline = performance.now() + timeoutMs): Promise<T> =>
+    patientlyUntil(what, operation, { timeoutMs, deadline, isClosed: () => closed });
 
   /** The stream leader's copy of one message (not a possibly lagging replica's), or undefined. */
   const getMessage = (

@@ -169,6 +169,35 @@ describe.skipIf(!available)('nats store on a 3-node cluster (R3)', () => {
     expect(live.events.map((e) => e.id)).toEqual(all.map((e) => e.id));
     console.info(`cluster failover: ${all.length} events, ${failures.length} StoreUnavailable, slowest append ${Math.round(slowest)} ms`);
   }, 90_000);
+
+  it('an open while the cluster has no meta leader waits for the election (bounded by timeoutMs)', async () => {
+    // Two of three nodes down: the survivor has no quorum, so no meta leader, and answers
+    // JetStream requests with "not enabled" or not at all, as during an election.
+    await cluster.kill('n2');
+    await cluster.kill('n3');
+    const survivor = cluster.nodes.find((node) => node.name === 'n1') as (typeof cluster.nodes)[number];
+    let settled = false;
+    const opening = openStore(`nats://127.0.0.1:${survivor.port}?replicas=3&timeoutMs=40000&${tenant()}`).finally(() => {
+      settled = true;
+    });
+    opening.catch(() => {}); // awaited below
+    await sleep(2500);
+    expect(settled).toBe(false);
+    await Promise.all([cluster.restart('n2'), cluster.restart('n3')]);
+    const store = (await opening) as NatsEventStore;
+    stores.push(store);
+    await store.append('elected-1', [event('AfterElection')]);
+    expect(await store.streamVersion('elected-1')).toBe(1);
+    // With no leader at all within timeoutMs, the open fails with the typed error.
+    await cluster.kill('n2');
+    await cluster.kill('n3');
+    const started = performance.now();
+    const error = await openStore(`nats://127.0.0.1:${survivor.port}?replicas=3&timeoutMs=1500&${tenant()}`).catch((e) => e);
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect(error.message).toMatch(/opening the store got no answer from JetStream within 1500 ms/);
+    expect(performance.now() - started).toBeGreaterThan(1000);
+    await Promise.all([cluster.restart('n2'), cluster.restart('n3')]);
+  }, 120_000);
 });
 
 describe.skipIf(!available)('nats store on a server that requires credentials', () => {
