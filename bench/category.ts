@@ -17,7 +17,7 @@ import postgres from 'postgres';
 import type { EventStore, ReadAllOptions } from '../src/index.js';
 import { openPostgresStore } from '../src/postgres.js';
 import { openSqliteStore } from '../src/sqlite.js';
-import { benchEvent, benchPayload, flags, interleave, measureRead, printScenario, type Result } from './harness.js';
+import { benchEvent, benchPayload, countEvents, flags, interleave, measureRead, printScenario, type Result } from './harness.js';
 
 const DIR = join(process.cwd(), '.bench-data', 'category');
 const SERVER_URL = process.env.LOGLINE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -83,11 +83,7 @@ async function fillPostgres(admin: postgres.Sql, schema: string, size: number): 
   return store;
 }
 
-const reading = (store: EventStore, options: ReadAllOptions) => async () => {
-  let n = 0;
-  for await (const _ of store.readAll(options)) n++;
-  return n;
-};
+const reading = (store: EventStore, options: ReadAllOptions) => () => countEvents(store.readAll(options));
 
 /** Three rounds of every read, alternating (A B C A B C …) so load from others hits all alike; the best round counts. */
 async function readsOver(store: EventStore, size: number): Promise<Result[]> {

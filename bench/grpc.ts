@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { jsonEvent, KurrentDBClient } from '@kurrent/kurrentdb-client';
 import { openStore } from '../src/index.js';
 import { startServerProcess } from '../test/server/process.js';
-import { benchEvent, benchPayload, flags, interleave, measureRead, printScenario, type Result } from './harness.js';
+import { benchEvent, benchPayload, countEvents, flags, interleave, measureRead, printScenario, type Result } from './harness.js';
 
 const DATA_DIR = '.bench-data/grpc';
 const CONCURRENCY = 16;
@@ -104,17 +104,9 @@ export async function run(): Promise<void> {
       }
       reads.push(top as Result);
     };
-    await best('KurrentDB client → gRPC', async () => {
-      let n = 0;
-      for await (const _ of client.readStream('read-long')) n++;
-      return n;
-    });
+    await best('KurrentDB client → gRPC', () => countEvents(client.readStream('read-long')));
     await best(`HTTP API (fetch, ${HTTP_PAGE}/page)`, () => httpReadStream(base, 'read-long'));
-    await best('library (in process)', async () => {
-      let n = 0;
-      for await (const _ of library.read('read-long')) n++;
-      return n;
-    });
+    await best('library (in process)', () => countEvents(library.read('read-long')));
     printScenario(`SQLite: read one ${events.toLocaleString('en-US')}-event stream (best of ${rounds})`, reads, 'library (in process)');
   } finally {
     await client.dispose();

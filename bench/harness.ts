@@ -125,6 +125,13 @@ export async function interleave(loads: AppendLoad[], rounds = 5): Promise<Resul
 }
 
 /** Times a read loop that returns how many events it saw; samples RSS while it runs. */
+/** Reads `events` to the end: how many there were (what measureRead's readers return). */
+export async function countEvents(events: AsyncIterable<unknown>): Promise<number> {
+  let n = 0;
+  for await (const _ of events) n++;
+  return n;
+}
+
 export async function measureRead(label: string, read: () => Promise<number>): Promise<Result> {
   let peakRss = process.memoryUsage.rss();
   const sampler = setInterval(() => {

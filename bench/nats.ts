@@ -13,7 +13,17 @@ import { dropLayout, type NatsEventStore, openNatsStore } from '../src/nats.js';
 import { openPostgresStore } from '../src/postgres.js';
 import { startCluster, type TestServers } from '../test/helpers/nats-servers.js';
 import { freshSchemaUrl } from '../test/helpers/postgres.js';
-import { type AppendLoad, benchEvent, flags, interleave, measureLiveLatency, measureRead, printScenario, type Result } from './harness.js';
+import {
+  type AppendLoad,
+  benchEvent,
+  countEvents,
+  flags,
+  interleave,
+  measureLiveLatency,
+  measureRead,
+  printScenario,
+  type Result,
+} from './harness.js';
 
 const NATS_URL = process.env.LOGLINE_BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
 const PG = 'logline-pg';
@@ -65,13 +75,7 @@ async function readStreamScenario(contenders: Contender[]): Promise<void> {
   const results: Result[] = [];
   for (let round = 0; round < 3; round++) {
     for (const c of contenders) {
-      results.push(
-        await measureRead(`${c.label} read()`, async () => {
-          let n = 0;
-          for await (const _ of c.store.read('long')) n++;
-          return n;
-        }),
-      );
+      results.push(await measureRead(`${c.label} read()`, () => countEvents(c.store.read('long'))));
     }
   }
   printScenario(
@@ -85,13 +89,7 @@ async function readAllScenario(contenders: Contender[]): Promise<void> {
   const results: Result[] = [];
   for (let round = 0; round < 2; round++) {
     for (const c of contenders) {
-      results.push(
-        await measureRead(`${c.label} readAll()`, async () => {
-          let n = 0;
-          for await (const _ of c.store.readAll()) n++;
-          return n;
-        }),
-      );
+      results.push(await measureRead(`${c.label} readAll()`, () => countEvents(c.store.readAll())));
     }
   }
   const events = results[0]?.events ?? 0;

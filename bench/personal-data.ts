@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { type EventStore, type NewEvent, openStore } from '../src/index.js';
-import { benchEvent, flags, interleave, measureRead, printScenario, type Result } from './harness.js';
+import { benchEvent, countEvents, flags, interleave, measureRead, printScenario, type Result } from './harness.js';
 
 const SERVER_URL = process.env.LOGLINE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const SCHEMA = 'logline_bench_personal';
@@ -71,13 +71,7 @@ async function scenarios(backend: string, store: EventStore): Promise<void> {
   const reads: Result[] = [];
   for (let round = 0; round < 3; round++) {
     for (const [label] of makers) {
-      reads.push(
-        await measureRead(label, async () => {
-          let n = 0;
-          for await (const _ of store.read(`read-${label.length}`)) n++;
-          return n;
-        }),
-      );
+      reads.push(await measureRead(label, () => countEvents(store.read(`read-${label.length}`))));
     }
   }
   // The best of three rounds each: the first read of a stream also warms caches.

@@ -17,6 +17,7 @@ import {
   type AppendLoad,
   benchEvent,
   benchPayload,
+  countEvents,
   flags,
   interleave,
   measureLiveLatency,
@@ -243,7 +244,7 @@ async function poolScenario(): Promise<void> {
   const contenders: Array<[string, () => Promise<unknown>]> = [
     ['raw postgres.js pool (max 10), SELECT 1', () => raw`SELECT 1`],
     ['logline-pg store.sql (poolSize 10), SELECT 1', () => store.sql`SELECT 1`],
-    ['logline-pg read() of a one-event stream', () => collectStream(store)],
+    ['logline-pg read() of a one-event stream', () => countEvents(store.read('pool-1'))],
   ];
   const lines: string[] = [];
   for (const concurrency of [1, 16]) {
@@ -276,12 +277,6 @@ async function poolScenario(): Promise<void> {
   await Promise.all([raw.end(), store.close()]);
 }
 
-async function collectStream(store: PostgresEventStore): Promise<number> {
-  let n = 0;
-  for await (const _ of store.read('pool-1')) n++;
-  return n;
-}
-
 async function readStreamScenario(c: Contenders): Promise<void> {
   const length = 10_000;
   const batches = Array.from({ length: length / 100 }, (_, a) => Array.from({ length: 100 }, (_, i) => benchEvent(a * 100 + i)));
@@ -306,11 +301,7 @@ async function readStreamScenario(c: Contenders): Promise<void> {
           from = (rows[rows.length - 1] as unknown[])[2] as number;
         }
       }),
-      await measureRead('logline-pg read()', async () => {
-        let n = 0;
-        for await (const _ of c.logline.read('long')) n++;
-        return n;
-      }),
+      await measureRead('logline-pg read()', () => countEvents(c.logline.read('long'))),
       await measureRead('emmett readStream()', async () => (await c.emmett.readStream('long')).events.length),
     );
   }
@@ -358,11 +349,7 @@ async function catchUpScenario(sql: postgres.Sql, store: PostgresEventStore, cou
           after = String((rows[rows.length - 1] as unknown[])[0]);
         }
       }),
-      await measureRead('logline-pg readAll()', async () => {
-        let n = 0;
-        for await (const _ of store.readAll()) n++;
-        return n;
-      }),
+      await measureRead('logline-pg readAll()', () => countEvents(store.readAll())),
     );
   }
   printScenario(`readAll catch-up over ${count.toLocaleString('en-US')} events (500-row pages)`, best(results), RAW);
@@ -497,11 +484,7 @@ async function retentionScenario(sql: postgres.Sql, schema: string): Promise<voi
   const total = flags.quick ? 100_000 : 1_000_000;
   const store = await openPostgresStore({ url: `${dbUrl}?schema=${schema}`, poolSize: 4 });
   await fill(sql, schema, total);
-  const readAll = async () => {
-    let n = 0;
-    for await (const _ of store.readAll()) n++;
-    return n;
-  };
+  const readAll = () => countEvents(store.readAll());
   const base = 'readAll(), no stream with settings';
   const results: Result[] = [];
   for (let round = 0; round < 2; round++) results.push(await measureRead(base, readAll));

@@ -14,7 +14,7 @@ import type { EventStore, NewEvent, RecordedEvent } from '../src/index.js';
 import { openPostgresStore } from '../src/postgres.js';
 import { defineProjection, startProjection, waitForPosition } from '../src/projections.js';
 import { openSqliteStore } from '../src/sqlite.js';
-import { flags, measureRead, percentile, printScenario, type Result } from './harness.js';
+import { countEvents, flags, measureRead, percentile, printScenario, type Result } from './harness.js';
 
 const DIR = join(process.cwd(), '.bench-data', 'projections');
 const PG_URL = process.env.LOGLINE_BENCH_PG_URL ?? process.env.LOGLINE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -134,11 +134,7 @@ async function catchUp(
   total: number,
   batchSize: number,
 ): Promise<Result[]> {
-  const raw = await measureRead('raw readAll', async () => {
-    let n = 0;
-    for await (const _ of store.readAll()) n++;
-    return n;
-  });
+  const raw = await measureRead('raw readAll', () => countEvents(store.readAll()));
   const project = (what: string, definition: AnyProjection) =>
     measureRead(`${label} ${what}`, async () => {
       const projection = await startProjection(store, definition, { batchSize });

@@ -10,7 +10,17 @@ import Database from 'better-sqlite3';
 import type { NewEvent } from '../src/index.js';
 import { openSqliteStore } from '../src/sqlite.js';
 import { MIGRATIONS } from '../src/stores/sqlite/schema.js';
-import { benchEvent, benchPayload, flags, interleave, measureRead, percentile, printScenario, type Result } from './harness.js';
+import {
+  benchEvent,
+  benchPayload,
+  countEvents,
+  flags,
+  interleave,
+  measureRead,
+  percentile,
+  printScenario,
+  type Result,
+} from './harness.js';
 
 const DIR = join(process.cwd(), '.bench-data', 'sqlite');
 
@@ -145,13 +155,7 @@ async function readScenarios(): Promise<void> {
   ];
   {
     const store = await openSqliteStore({ path: streamFile });
-    streamResults.push(
-      await measureRead('logline-sqlite read()', async () => {
-        let n = 0;
-        for await (const _ of store.read('seed-0')) n++;
-        return n;
-      }),
-    );
+    streamResults.push(await measureRead('logline-sqlite read()', () => countEvents(store.read('seed-0'))));
     await store.close();
   }
   printScenario(`read one ${streamLength.toLocaleString('en-US')}-event stream`, streamResults, 'raw better-sqlite3');
@@ -163,13 +167,7 @@ async function readScenarios(): Promise<void> {
   ];
   {
     const store = await openSqliteStore({ path: allFile });
-    allResults.push(
-      await measureRead('logline-sqlite readAll()', async () => {
-        let n = 0;
-        for await (const _ of store.readAll()) n++;
-        return n;
-      }),
-    );
+    allResults.push(await measureRead('logline-sqlite readAll()', () => countEvents(store.readAll())));
     await store.close();
   }
   printScenario(
@@ -242,11 +240,7 @@ async function retentionScenario(): Promise<void> {
   const file = join(DIR, 'retention.db');
   seed(file, total, perStream);
   const store = await openSqliteStore({ path: file });
-  const readAll = async () => {
-    let n = 0;
-    for await (const _ of store.readAll()) n++;
-    return n;
-  };
+  const readAll = () => countEvents(store.readAll());
   const results = [await measureRead('readAll(), no stream with settings', readAll)];
   for (let i = 0; i < total / perStream; i += 2) await store.setStreamMetadata(`seed-${i}`, { maxCount: 25 });
   results.push(await measureRead('readAll(), half the streams with maxCount 25', readAll));
