@@ -146,8 +146,6 @@ const MAX_THREAD_BATCH_CHARS = 4 * 1024 * 1024;
 
 /** How often an append whose events are already stored is re-run after its batch failed. */
 const MAX_RERUNS = 3;
-/** How often what the store's own connection wrote is checkpointed in the writer thread. */
-const CHECKPOINT_EVERY_MS = 1000;
 
 async function loadDriver(): Promise<typeof BetterSqlite3> {
   try {
@@ -303,37 +301,11 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   const localWriter = createWriter(db, runInlineHooks);
   let useThread = !inMemory && options.writerThread !== false;
   let thread: WriterThread | undefined;
-  // Started with the first batch or checkpoint it gets: a store that only reads never starts one.
+  // Started with the first batch it gets: a store that only reads, or has a single caller, never starts one.
   const writerThread = (): WriterThread =>
     (thread ??= startWriterThread({ path, synchronous: options.synchronous ?? 'full', busyTimeoutMs: options.busyTimeoutMs ?? 5000 }));
   /** The batch the writer thread is writing (one at a time: the next one grows meanwhile). */
   let writing: Promise<void> | undefined;
-
-  // WAL checkpoints run in the writer thread. SQLite runs one inside whichever commit takes the
-  // WAL past 1000 pages, so on this connection it landed in the views' and lone appends' commits,
-  // on the event loop: copying the pages and syncing both files took ~11 of a views commit's
-  // ~13 ms at 800 name changes/s (docs/benchmarks.md). The thread's connection checkpoints after
-  // its own commits; what this connection wrote is checkpointed there within a second.
-  const changes = db.prepare('SELECT total_changes()').pluck();
-  let checkpointedChanges = 0;
-  const checkpointTimer = useThread
-    ? setInterval(() => {
-        if (!useThread) return;
-        const now = changes.get() as number;
-        if (now === checkpointedChanges) return;
-        checkpointedChanges = now;
-        writerThread()
-          .pragma('wal_checkpoint(PASSIVE)')
-          .catch(() => loseThread());
-      }, CHECKPOINT_EVERY_MS).unref()
-    : undefined;
-  if (useThread) db.pragma('wal_autocheckpoint = 0');
-  /** The thread died: everything is written, and checkpointed, on this connection from now on. */
-  const loseThread = (): void => {
-    thread = undefined;
-    useThread = false;
-    if (!closed) db.pragma('wal_autocheckpoint = 1000');
-  };
 
   /** One append's answer from its outcome in a committed batch. */
   const answer = (pending: PendingAppend, outcome: WriteOutcome): void => {
@@ -448,7 +420,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
         // The thread died with the batch in it: answered by what the log holds, like a failed
         // COMMIT; later batches write on this thread.
         (error) => {
-          loseThread();
+          thread = undefined;
+          useThread = false;
           settleEndedBatch(batch, undefined, threadLost(error));
         },
       )
@@ -695,7 +668,6 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
           else flush();
         }
         closed = true;
-        clearInterval(checkpointTimer);
         stopWatching();
         signal.notify();
         await thread?.close();

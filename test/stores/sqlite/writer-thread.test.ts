@@ -6,7 +6,7 @@
  * waits in the thread too. Waiting for another connection's write lock makes "which thread
  * waits" observable: timer ticks run meanwhile, or not.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -160,35 +160,6 @@ describe('sqlite writer thread', () => {
     const after = await Promise.all([store.append('d', [{ type: 'After', data: {} }]), store.append('d', [{ type: 'After', data: {} }])]);
     expect(after.map((r) => r.streamVersion)).toEqual([2, 3]);
     expect((await collect(store.read('d'))).map((e) => e.type)).toEqual(['Before', 'After', 'After']);
-    // With no thread to checkpoint, the store's own connection does it again.
-    expect(store.database.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
-    await store.close();
-  });
-
-  it('what the store’s own connection writes is checkpointed by the thread, not inside its commits', async () => {
-    const file = freshFile();
-    const store = await openSqliteStore({ path: file });
-    // SQLite's automatic checkpoint would run inside this connection's commits, on the event loop.
-    expect(store.database.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
-    expect(await store.writerPragma('wal_autocheckpoint')).toBe(1000);
-    // Lone appends, written on the store's own connection: a few WAL pages, far from 1000.
-    for (let i = 0; i < 20; i++) await store.append(`lone-${i}`, [{ type: 'Lone', data: { i } }]);
-    // The database file alone (no WAL) holds them once a checkpoint copied them there.
-    const inFile = () => {
-      const copy = `${file}.copy-${Date.now()}`;
-      copyFileSync(file, copy);
-      const db = new Database(copy, { readonly: true });
-      try {
-        // Even the tables are in the WAL until the first checkpoint.
-        const tables = db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'events'").pluck().get();
-        return tables ? (db.prepare('SELECT count(*) FROM events').pluck().get() as number) : 0;
-      } finally {
-        db.close();
-      }
-    };
-    const until = performance.now() + 5000;
-    while (inFile() < 20 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(inFile()).toBe(20);
     await store.close();
   });
 
