@@ -146,6 +146,8 @@ const MAX_THREAD_BATCH_CHARS = 4 * 1024 * 1024;
 
 /** How often an append whose events are already stored is re-run after its batch failed. */
 const MAX_RERUNS = 3;
+/** How long after appends overlapped or arrived together a batch of one still goes to the writer thread. */
+const SEVERAL_CALLERS_MS = 1000;
 
 async function loadDriver(): Promise<typeof BetterSqlite3> {
   try {
@@ -306,6 +308,10 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     (thread ??= startWriterThread({ path, synchronous: options.synchronous ?? 'full', busyTimeoutMs: options.busyTimeoutMs ?? 5000 }));
   /** The batch the writer thread is writing (one at a time: the next one grows meanwhile). */
   let writing: Promise<void> | undefined;
+  /** Appends enqueued and not answered yet. */
+  let unanswered = 0;
+  /** Until when a batch of one still goes to the thread: appends overlapped lately (several callers). */
+  let severalCallersUntil = 0;
 
   /** One append's answer from its outcome in a committed batch. */
   const answer = (pending: PendingAppend, outcome: WriteOutcome): void => {
@@ -393,10 +399,15 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     const batch = queue.slice(0, end);
     queue = queue.slice(end);
     for (const pending of batch) recordCommit(pending.span, batch.length, count);
-    // A lone append is written here: with nobody else waiting, the two thread hops would only
-    // add to its latency (a single caller awaiting each append). If another process holds the
-    // write lock it goes to the thread, which waits for the lock while this thread serves on.
-    if (threadable && batch.length > 1) {
+    // A lone append of a single caller (one append at a time, each awaited) is written here: the
+    // two thread hops would only add to its latency. With several callers a batch of one is only
+    // the gap between arrivals, and its commit here (an fsync) would hold all of them up: at 1M
+    // identity users that halved the name changes per second (docs/benchmarks.md). If another
+    // process holds the write lock a lone append goes to the thread too, to wait there.
+    // Several callers show as appends that overlap, or that arrive together (a batch of several:
+    // while this thread commits, nothing can overlap).
+    if (batch.length > 1) severalCallersUntil = performance.now() + SEVERAL_CALLERS_MS;
+    if (threadable && (batch.length > 1 || performance.now() < severalCallersUntil)) {
       writeOnThread(batch);
       return;
     }
@@ -480,10 +491,14 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
 
   function enqueue(stream: string, expected: ExpectedVersion, events: PreparedEvent[], span: Span | undefined): Promise<AppendResult> {
     assertOpen();
-    return new Promise((resolve, reject) => {
+    if (unanswered > 0) severalCallersUntil = performance.now() + SEVERAL_CALLERS_MS;
+    unanswered++;
+    return new Promise<AppendResult>((resolve, reject) => {
       const chars = events.reduce((sum, e) => sum + e.dataJson.length + e.metadataJson.length, 0);
       queue.push({ stream, expected, events, chars, resolve, reject, reruns: 0, span });
       scheduleFlush();
+    }).finally(() => {
+      unanswered--;
     });
   }
 

@@ -57,7 +57,7 @@ describe('sqlite writer thread', () => {
     await store.close();
   });
 
-  it('a lone append is written on the store’s own connection (no thread hops for a single caller)', async () => {
+  it('a single caller’s appends are written on the store’s own connection, several callers’ in the thread', async () => {
     const store = await openSqliteStore({ path: freshFile() });
     await store.append('s', [{ type: 'Before', data: {} }]);
     // data_version changes when another connection (the writer thread's) commits, never for the
@@ -67,7 +67,18 @@ describe('sqlite writer thread', () => {
     await store.append('s', [{ type: 'Alone', data: {} }]);
     expect(dataVersion()).toBe(before);
     await Promise.all([store.append('s', [{ type: 'One', data: {} }]), store.append('s', [{ type: 'Two', data: {} }])]);
-    expect(dataVersion()).not.toBe(before);
+    const afterBatch = dataVersion();
+    expect(afterBatch).not.toBe(before);
+    // Appends just overlapped: there are several callers, and a batch of one is only the gap
+    // between their arrivals. Its commit (an fsync) would hold all of them up here: the thread.
+    await store.append('s', [{ type: 'Gap', data: {} }]);
+    expect(dataVersion()).not.toBe(afterBatch);
+    // A second later without overlaps, a single caller is back: written here again.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const quiet = dataVersion();
+    await store.append('s', [{ type: 'AloneAgain', data: {} }]);
+    expect(dataVersion()).toBe(quiet);
+    expect((await collect(store.read('s'))).map((e) => e.type)).toEqual(['Before', 'Alone', 'One', 'Two', 'Gap', 'AloneAgain']);
     await store.close();
   });
 
