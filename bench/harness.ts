@@ -124,7 +124,6 @@ export async function interleave(loads: AppendLoad[], rounds = 5): Promise<Resul
   });
 }
 
-/** Times a read loop that returns how many events it saw; samples RSS while it runs. */
 /** Reads `events` to the end: how many there were (what measureRead's readers return). */
 export async function countEvents(events: AsyncIterable<unknown>): Promise<number> {
   let n = 0;
@@ -132,6 +131,7 @@ export async function countEvents(events: AsyncIterable<unknown>): Promise<numbe
   return n;
 }
 
+/** Times a read loop that returns how many events it saw; samples RSS while it runs. */
 export async function measureRead(label: string, read: () => Promise<number>): Promise<Result> {
   let peakRss = process.memoryUsage.rss();
   const sampler = setInterval(() => {

@@ -401,11 +401,11 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
     for (const pending of batch) recordCommit(pending.span, batch.length, count);
     // A lone append of a single caller (one append at a time, each awaited) is written here: the
     // two thread hops would only add to its latency. With several callers a batch of one is only
-    // the gap between arrivals, and its commit here (an fsync) would hold all of them up: at 1M
-    // identity users that halved the name changes per second (docs/benchmarks.md). If another
-    // process holds the write lock a lone append goes to the thread too, to wait there.
-    // Several callers show as appends that overlap, or that arrive together (a batch of several:
-    // while this thread commits, nothing can overlap).
+    // the gap between arrivals, and its commit here (an fsync) would hold all of them up
+    // (docs/benchmarks.md, the SQLite write path at 1M users). Several callers show as appends
+    // that overlap (see enqueue) or that arrive together, a batch of several: while this thread
+    // commits, nothing can overlap. If another process holds the write lock a lone append goes to
+    // the thread too, to wait there.
     if (batch.length > 1) severalCallersUntil = performance.now() + SEVERAL_CALLERS_MS;
     if (threadable && (batch.length > 1 || performance.now() < severalCallersUntil)) {
       writeOnThread(batch);

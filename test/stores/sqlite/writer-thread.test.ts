@@ -1,10 +1,11 @@
 /**
  * The SQLite writer thread (src/stores/sqlite/writer-thread.ts): coalesced batches are written
  * off the event loop, so a commit that waits (for the disk, or for another connection's write
- * lock) leaves this thread serving. A lone append, and every append while an inline hook is
- * attached, is written on this thread, unless another connection holds the write lock: then it
- * waits in the thread too. Waiting for another connection's write lock makes "which thread
- * waits" observable: timer ticks run meanwhile, or not.
+ * lock) leaves this thread serving. A single caller's lone append, and every append while an
+ * inline hook is attached, is written on this thread; a lone append goes to the thread while
+ * several callers append, or when another connection holds the write lock. Waiting for another
+ * connection's write lock makes "which thread waits" observable: timer ticks run meanwhile, or
+ * not; `data_version` tells which connection committed.
  */
 import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
