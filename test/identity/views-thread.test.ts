@@ -33,25 +33,25 @@ describe('identity views thread (SQLite)', () => {
       // Each wait, as soon as it resolves, finds its user's row on the service's connection.
       await Promise.all(
         created.map(async ({ id, position }) => {
-          const { usersTable } = await service.waitForViews(position, 5000);
+          const { usersTable } = await service.views.waitFor(position, 5000);
           expect(usersTable).toBe('users_v1');
           const rows = await service.queries.all<{ username: string }>(`SELECT username FROM ${usersTable} WHERE id = ?`, [id]);
           expect(rows).toHaveLength(1);
         }),
       );
       const last = created[created.length - 1] as { id: string; position: bigint };
-      expect(service.viewsPosition()).toBeGreaterThanOrEqual(last.position);
+      expect(service.views.position()).toBeGreaterThanOrEqual(last.position);
 
       const started = performance.now();
-      const beyond = await service.waitForViews(last.position + 1000n, 150).catch((error: unknown) => error);
+      const beyond = await service.views.waitFor(last.position + 1000n, 150).catch((error: unknown) => error);
       expect(beyond).toBeInstanceOf(PositionTimeoutError);
       expect(performance.now() - started).toBeGreaterThanOrEqual(140);
 
-      await service.upgradeUsersView();
-      expect(service.usersVersion).toBe(2);
-      expect(service.usersTable()).toBe('users_v2');
+      await service.views.upgradeUsers();
+      expect(service.views.usersVersion).toBe(2);
+      expect(service.views.usersTable()).toBe('users_v2');
       const { position } = await service.unkeyed.append(`user-${last.id}`, [{ type: 'UserNameSet', data: { name: 'Bo' } }]);
-      const { usersTable } = await service.waitForViews(position, 5000);
+      const { usersTable } = await service.views.waitFor(position, 5000);
       expect(usersTable).toBe('users_v2');
       expect(await service.queries.all(`SELECT display_name FROM users_v2 WHERE id = ?`, [last.id])).toEqual([
         { display_name: `Bo (@ann19)` },

@@ -7,7 +7,7 @@
 import { type EventStore, openStore } from 'logline';
 import { type ProjectionHandle, startProjection } from 'logline/projections';
 import type { SqliteEventStore } from 'logline/sqlite';
-import { startViews } from './running-views.js';
+import { startViews, type Views } from './running-views.js';
 import { type Dialect, type Queries, queriesFor } from './sql.js';
 import { keysProjection } from './views.js';
 import { startViewsThread } from './views-thread.js';
@@ -31,20 +31,8 @@ export interface Service {
   unkeyed: EventStore;
   queries: Queries;
   dialect: Dialect;
-  /** The users view version queries see (after an upgrade switched it: 2). */
-  readonly usersVersion: number;
-  /** The lowest position every view has processed: the /changes feed never reads past it. */
-  viewsPosition(): bigint;
-  /** The physical users table of the version this process serves now (`users_v1`, `users_v2`). */
-  usersTable(): string;
-  /**
-   * Resolves once every view has processed `position`; PositionTimeoutError after `timeoutMs`.
-   * Resolves with the users table that has it: read that one, not the `users` view, because
-   * during an upgrade the view may switch to a version that has not reached `position` yet.
-   */
-  waitForViews(position: bigint, timeoutMs: number): Promise<{ usersTable: string }>;
-  /** Builds users view version 2 beside the live version 1 and switches to it; resolves once queries see it. */
-  upgradeUsersView(): Promise<void>;
+  /** The async views: where they are, read-your-writes waits, the users view upgrade. */
+  views: Views;
   close(): Promise<void>;
 }
 
@@ -70,13 +58,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       unkeyed,
       queries,
       dialect,
-      get usersVersion() {
-        return views.usersVersion;
-      },
-      viewsPosition: () => views.position(),
-      usersTable: () => views.usersTable(),
-      waitForViews: (position, timeoutMs) => views.waitFor(position, timeoutMs),
-      upgradeUsersView: () => views.upgradeUsers(),
+      views,
       async close() {
         await views.close().catch(() => {});
         await keys?.stop().catch(() => {});
