@@ -191,7 +191,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
   const V = (table: string) => queries.view(table);
   const app = new Hono<Env>();
   /** The users table a request reads: the version its Logline-Min-Position wait was satisfied on. */
-  const usersTableOf = (c: Context<Env>) => c.get('usersTable') ?? service.views.usersTable();
+  const usersTableOf = (c: Context<Env>) => c.get('usersTable') ?? service.usersTable();
   const U = (c: Context<Env>) => queries.view(usersTableOf(c));
   /** The search terms of that same version. */
   const terms = (c: Context<Env>) => queries.view(usersTableOf(c).replace(/^users_/, 'user_terms_'));
@@ -213,7 +213,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
     const header = c.req.header('logline-min-position');
     if (header !== undefined && c.req.method === 'GET') {
       const p = parse(position, header.trim(), 'Logline-Min-Position');
-      const { usersTable } = await service.views.waitFor(BigInt(p), options.minPositionTimeoutMs);
+      const { usersTable } = await service.waitForViews(BigInt(p), options.minPositionTimeoutMs);
       c.set('usersTable', usersTable);
     }
     await next();
@@ -527,7 +527,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
   app.get('/changes', async (c) => {
     const { since = '0', limit = 100 } = query(c, changesQuery);
     const from = BigInt(since);
-    const upTo = service.views.position();
+    const upTo = service.viewsPosition();
     const params = [from, upTo, limit];
     const window = 'position > ? AND position <= ? ORDER BY position LIMIT ?';
     const [userRows, groupRows, memberRows] = await Promise.all([
@@ -567,15 +567,15 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
       status: 'ok',
       backend: store.backend,
       headPosition: (await store.headPosition()).toString(),
-      viewsPosition: service.views.position().toString(),
-      usersView: service.views.usersVersion,
+      viewsPosition: service.viewsPosition().toString(),
+      usersView: service.usersVersion,
     }),
   );
   app.get('/openapi.json', (c) => json(c, openApi()));
   // Zero-downtime upgrade: build users view v2 beside v1 while serving, then switch atomically.
   app.post('/admin/users-view/upgrade', async (c) => {
-    await service.views.upgradeUsers();
-    return json(c, { usersView: service.views.usersVersion });
+    await service.upgradeUsersView();
+    return json(c, { usersView: service.usersVersion });
   });
 
   return app;

@@ -183,7 +183,7 @@ async function catchUp(service: Service, progress: Progress): Promise<number> {
   const viewsStarted = performance.now();
   let caughtUp = false;
   const ticker = setInterval(() => {
-    const at = service.views.position();
+    const at = service.viewsPosition();
     progress(
       `views: ${fmt(Number(at))}/${fmt(Number(head))} positions (${fmt(Number(at) / ((performance.now() - viewsStarted) / 1000))}/s)`,
     );
@@ -191,7 +191,7 @@ async function catchUp(service: Service, progress: Progress): Promise<number> {
   try {
     while (!caughtUp) {
       try {
-        await service.views.waitFor(head, 60_000);
+        await service.waitForViews(head, 60_000);
         caughtUp = true;
       } catch (error) {
         if ((error as { code?: string }).code !== 'PositionTimeout') throw error;

@@ -1,16 +1,20 @@
 /**
  * The service's state: the store (two connections: one with the inline uniqueness model for user
- * writes, one without for the rest), the async views (running-views.ts: on SQLite in a thread of
- * their own, views-thread.ts), and the read-your-writes wait over them. HTTP lives in http.ts;
- * this file knows nothing of requests.
+ * writes, one without for the rest), the async views, and the read-your-writes wait over them.
+ * HTTP lives in http.ts; this file knows nothing of requests.
  */
 import { type EventStore, openStore } from 'logline';
-import { type ProjectionHandle, startProjection } from 'logline/projections';
+import {
+  getLag,
+  type ProjectionHandle,
+  type ProjectionOptions,
+  ProjectionStoppedError,
+  startProjection,
+  waitForPosition,
+} from 'logline/projections';
 import type { SqliteEventStore } from 'logline/sqlite';
-import { startViews, type Views } from './running-views.js';
 import { type Dialect, type Queries, queriesFor } from './sql.js';
-import { keysProjection } from './views.js';
-import { startViewsThread } from './views-thread.js';
+import { directoryProjection, keysProjection, usersProjection } from './views.js';
 
 export interface ServiceOptions {
   /** Any SQL store URL: `sqlite:./file.db`, `postgres://…`. */
@@ -31,8 +35,20 @@ export interface Service {
   unkeyed: EventStore;
   queries: Queries;
   dialect: Dialect;
-  /** The async views: where they are, read-your-writes waits, the users view upgrade. */
-  views: Views;
+  /** The users view version queries see (after an upgrade switched it: 2). */
+  readonly usersVersion: number;
+  /** The lowest position every view has processed: the /changes feed never reads past it. */
+  viewsPosition(): bigint;
+  /** The physical users table of the version this process serves now (`users_v1`, `users_v2`). */
+  usersTable(): string;
+  /**
+   * Resolves once every view has processed `position`; PositionTimeoutError after `timeoutMs`.
+   * Resolves with the users table that has it: read that one, not the `users` view, because
+   * during an upgrade the view may switch to a version that has not reached `position` yet.
+   */
+  waitForViews(position: bigint, timeoutMs: number): Promise<{ usersTable: string }>;
+  /** Builds users view version 2 beside the live version 1 and switches to it; resolves once queries see it. */
+  upgradeUsersView(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -42,32 +58,101 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     await store.close();
     throw error;
   });
-  let keys: ProjectionHandle | undefined;
   try {
     const queries = queriesFor(store);
     const { dialect } = queries;
     if (store.backend === 'sqlite') await eraseDeletedBytes(store as SqliteEventStore);
-    keys = await startProjection(store, keysProjection(dialect), { mode: 'inline' });
-    const usersVersion = options.usersVersion ?? 1;
-    const views =
-      store.backend === 'sqlite'
-        ? await startViewsThread({ store: options.store, usersVersion })
-        : await startViews(store, dialect, usersVersion);
+    const running: ProjectionHandle[] = [];
+    const start = async (
+      definition: Parameters<typeof startProjection>[1],
+      mode: 'async' | 'inline' = 'async',
+      options: ProjectionOptions = {},
+    ) => {
+      const handle = await startProjection(store, definition, { ...options, mode });
+      // A superseded version stops on purpose; other endings are logged by the caller's checks.
+      handle.done.catch(() => {});
+      running.push(handle);
+      return handle;
+    };
+    await start(keysProjection(dialect), 'inline');
+    const directory = await start(directoryProjection(dialect));
+    // Version tables stay after a switch (dropOld: false), whichever process switches: requests
+    // that waited on the old version read its table (see waitForViews).
+    // A process asked for version 1 on a store already switched to 2 serves 2 (never a stale 1).
+    const active = await getLag(store, 'users').then(
+      (info) => info.version,
+      () => undefined,
+    );
+    const version = Math.max(options.usersVersion ?? 1, active === 2 ? 2 : 1) as 1 | 2;
+    let users = await start(usersProjection(dialect, version), 'async', { dropOld: false });
+    let upgrade: Promise<void> | undefined;
+
+    const tableOf = (handle: ProjectionHandle) => `users_v${handle.version}`;
+    /**
+     * Waits on the users version this process serves. The old version stops soon after an
+     * upgrade switched the view (Superseded): then the wait goes on with the new version.
+     */
+    const waitForUsers = async (position: bigint, timeoutMs: number): Promise<string> => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const handle = users;
+        try {
+          await waitForPosition(handle, position, { timeout: Math.max(0, deadline - Date.now()) });
+          return tableOf(handle);
+        } catch (error) {
+          if (!(error instanceof ProjectionStoppedError) || Date.now() >= deadline) throw error;
+          // Superseded by another process: following it takes a moment (see below).
+          if (users === handle) await (upgrade ?? new Promise((resolve) => setTimeout(resolve, 50)));
+        }
+      }
+    };
+
+    const upgradeUsersView = (): Promise<void> => {
+      if (users.version >= 2) return Promise.resolve();
+      upgrade ??= (async () => {
+        // The old tables stay (dropOld: false): requests that waited on version 1 still read it
+        // while this process switches; version 2 serves every request after the assignment below.
+        const next = await start(usersProjection(dialect, 2), 'async', { dropOld: false });
+        await next.active;
+        users = next;
+      })();
+      return upgrade;
+    };
+    // Another process switched the view to version 2 (a rolling upgrade, or a rebuild run in its
+    // own process so this one's event loop stays free): follow it instead of serving a stale v1.
+    let closing = false;
+    users.done.catch(async () => {
+      if (closing || users.version >= 2) return;
+      const active = await getLag(store, 'users').catch(() => undefined);
+      if (active?.version === 2) await upgradeUsersView().catch(() => {});
+    });
+
     return {
       store,
       unkeyed,
       queries,
       dialect,
-      views,
+      get usersVersion() {
+        return users.version;
+      },
+      viewsPosition: () => (users.position < directory.position ? users.position : directory.position),
+      usersTable: () => tableOf(users),
+      waitForViews: async (position, timeoutMs) => {
+        const [usersTable] = await Promise.all([
+          waitForUsers(position, timeoutMs),
+          waitForPosition(directory, position, { timeout: timeoutMs }),
+        ]);
+        return { usersTable };
+      },
+      upgradeUsersView,
       async close() {
-        await views.close().catch(() => {});
-        await keys?.stop().catch(() => {});
+        closing = true;
+        for (const handle of running) await handle.stop().catch(() => {});
         await unkeyed.close();
         await store.close();
       },
     };
   } catch (error) {
-    await keys?.stop().catch(() => {});
     await unkeyed.close().catch(() => {});
     await store.close().catch(() => {});
     throw error;
@@ -78,9 +163,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
  * The views copy personal data into the store's SQLite file. When a user is forgotten they
  * overwrite or delete it, and SQLite would leave the old bytes in the page's free space or in
  * freed pages; with `secure_delete` it zeroes them, so after the next WAL checkpoint the
- * plaintext is gone from the files (test/identity/personal-data.test.ts). Set on every connection
- * that writes views: the store's own and its writer thread's (the inline `user_keys`), and the
- * views thread's (views-worker.ts).
+ * plaintext is gone from the files (test/identity/personal-data.test.ts). Set on both connections
+ * that write views: the store's own (async views) and the writer's (the inline `user_keys`).
  */
 async function eraseDeletedBytes(store: SqliteEventStore): Promise<void> {
   store.database.pragma('secure_delete = ON');
