@@ -9,10 +9,9 @@
  * - A file database writes coalesced batches in a writer thread with a connection of its own
  *   (writer-thread.ts), so the event loop keeps serving while a commit syncs; reads stay on this
  *   thread's connection. A lone append, an in-memory database, and a store with inline hooks
- *   (which run inside the append's transaction on this thread's connection) write on this thread.
- *   SQLite's busy handler would sleep the event loop, so this thread never waits in it: a lone
- *   append that finds another connection holding the write lock waits for it in the thread, and
- *   one that must be written here asks again on timers.
+ *   (which run inside the append's transaction on this thread's connection) write on this thread;
+ *   a lone append that finds another process holding the write lock waits for it in the thread,
+ *   since SQLite's busy handler would sleep the event loop.
  * - Several processes may share one file: writes take the write lock with BEGIN IMMEDIATE and
  *   wait up to `busyTimeoutMs`; live subscribers in other processes are woken by a watch on
  *   the database directory, with a slow poll as the fallback.
@@ -108,9 +107,8 @@ export interface SqliteEventStore extends EventStore, ProjectionSupport {
    */
   addInlineHook(hook: SqliteInlineHook): () => void;
   /**
-   * Resolves once the batch in the writer thread (or waiting for another connection's write
-   * lock), if any, is committed and answered. With an inline hook attached no batch goes to the
-   * thread, so after this every append runs the hook.
+   * Resolves once the batch the writer thread is writing, if any, is committed and answered. With
+   * an inline hook attached no new one starts, so after this every append runs the hook.
    */
   writesSettled(): Promise<void>;
   /**
@@ -180,7 +178,6 @@ const threadLost = (error: unknown) =>
 
 function createSqliteStore(db: Database, path: string, inMemory: boolean, options: SqliteStoreOptions): SqliteEventStore {
   const limits: StoreLimits = { ...DEFAULT_LIMITS, ...options.limits };
-  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
   const signal = new AppendSignal();
   const inlineHooks = new Set<SqliteInlineHook>();
   let closed = false;
@@ -308,11 +305,8 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
   let thread: WriterThread | undefined;
   // Started with the first batch it gets: a store that only reads, or has a single caller, never starts one.
   const writerThread = (): WriterThread =>
-    (thread ??= startWriterThread({ path, synchronous: options.synchronous ?? 'full', busyTimeoutMs }));
-  /**
-   * The batch being written outside this turn of the event loop (one at a time: the next one grows
-   * meanwhile): in the writer thread, or here once another connection frees the write lock.
-   */
+    (thread ??= startWriterThread({ path, synchronous: options.synchronous ?? 'full', busyTimeoutMs: options.busyTimeoutMs ?? 5000 }));
+  /** The batch the writer thread is writing (one at a time: the next one grows meanwhile). */
   let writing: Promise<void> | undefined;
   /** Appends enqueued and not answered yet. */
   let unanswered = 0;
@@ -418,46 +412,15 @@ function createSqliteStore(db: Database, path: string, inMemory: boolean, option
       return;
     }
     if (queue.length) scheduleFlush();
-    const run = tryLocally(batch);
-    if (run === 'busy') {
-      if (threadable) writeOnThread(batch);
-      else writeWhenFree(batch, performance.now(), 1);
-    }
-  };
-
-  /** Writes a batch on this thread if the write lock is free: 'busy' leaves the batch unanswered. */
-  const tryLocally = (batch: PendingAppend[]): 'busy' | undefined => {
     let run: BatchRun | 'busy';
     try {
-      run = localWriter.tryWriteBatch(batch);
+      run = threadable ? localWriter.tryWriteBatch(batch) : localWriter.writeBatch(batch);
     } catch (error) {
       finish(batch, { threw: error });
       return;
     }
-    if (run === 'busy') return 'busy';
-    finish(batch, { run });
-  };
-
-  /**
-   * A batch that must be written here (inline hooks, or no thread) while another connection holds
-   * the write lock: asked again on timers (1, 2, 4 … 16 ms apart) until `busyTimeoutMs`, since
-   * SQLite's own busy handler would sleep the event loop meanwhile.
-   */
-  const writeWhenFree = (batch: PendingAppend[], since: number, delay: number): void => {
-    writing = new Promise<boolean>((resolve) =>
-      setTimeout(() => {
-        if (tryLocally(batch) !== 'busy') resolve(false);
-        else if (performance.now() - since < busyTimeoutMs) resolve(true);
-        else {
-          finish(batch, { threw: Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }) });
-          resolve(false);
-        }
-      }, delay),
-    ).then((again) => {
-      writing = undefined;
-      if (again) writeWhenFree(batch, since, Math.min(delay * 2, 16));
-      else if (queue.length) scheduleFlush();
-    });
+    if (run === 'busy') writeOnThread(batch);
+    else finish(batch, { run });
   };
 
   const writeOnThread = (batch: PendingAppend[]): void => {
