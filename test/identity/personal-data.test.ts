@@ -8,6 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/index.js';
+import type { PostgresEventStore } from '../../src/postgres.js';
+import type { SqliteEventStore } from '../../src/sqlite.js';
 import { requirePostgres } from '../helpers/postgres.js';
 import { call, type IdentityProcess, position, postgresStore, type Reply, sqliteStore, startIdentity, type TestStore } from './service.js';
 
@@ -151,11 +153,80 @@ for (const [backend, open, enabled] of backends) {
 
       // A view built after the forget reads the user's events without the fields: users view v2
       // built from the log now has the user, with nothing personal, and search does not find it.
-      // (Last: version 1's tables stay after the switch and hear of no later forget; README.)
       expect((await call(base, 'POST', '/admin/users-view/upgrade')).body).toEqual({ usersView: 2 });
       const rebuilt = await read<UserJson & { displayName: string | null }>(`/users/${id}`, forgotten);
       expect(rebuilt.body).toMatchObject({ id, name: null, username: null, email: null, displayName: null, forgotten: true });
       expect((await read<{ users: UserJson[] }>(`/users/search?q=zq${tag}`, forgotten)).body.users).toEqual([]);
+    });
+
+    it("after a users view upgrade a forget erases the person from version 1's kept tables too; once they are dropped by hand, forgets go on", async () => {
+      // A service of its own: the users must be in version 1's tables, written before the switch.
+      const own = await open();
+      const upgraded = await startIdentity(own.url);
+      const direct = await openStore(own.url);
+      /** SQL on the store's database; `$S.` is the PostgreSQL schema (nothing on SQLite). */
+      const rows = async (sql: string): Promise<Array<Record<string, unknown>>> => {
+        if (direct.backend === 'postgres') {
+          const pg = direct as PostgresEventStore;
+          return [...(await pg.sql.unsafe(sql.replaceAll('$S.', `${pg.schema}.`)))];
+        }
+        const statement = (direct as SqliteEventStore).database.prepare(sql.replaceAll('$S.', ''));
+        if (statement.reader) return statement.all() as Array<Record<string, unknown>>;
+        statement.run();
+        return [];
+      };
+      try {
+        const tag = Math.random().toString(36).slice(2, 10);
+        const make = (who: string) =>
+          call<UserJson>(upgraded.url, 'POST', '/users', {
+            body: { name: `${who} Zq${tag}`, username: `${who.toLowerCase()}_${tag}`, email: `${who}-${tag}@example.org` },
+          });
+        const [lisa, bart] = [await make('Lisa'), await make('Bart')];
+        const upgrade = await call(upgraded.url, 'POST', '/admin/users-view/upgrade');
+        expect(upgrade.body).toEqual({ usersView: 2 });
+        const v1 = async (id: string) => ({
+          users: await rows(`SELECT name, username, email, name_key, username_key, email_key FROM $S.users_v1 WHERE id = '${id}'`),
+          terms: (await rows(`SELECT term FROM $S.user_terms_v1 WHERE user_id = '${id}'`)).length,
+        });
+        // Before: both are in version 1's tables, which no runner updates any more.
+        expect((await v1(lisa.body.id)).users[0]).toMatchObject({ name: `Lisa Zq${tag}`, email: `Lisa-${tag}@example.org` });
+        expect((await v1(lisa.body.id)).terms).toBeGreaterThan(0);
+
+        const forgotLisa = await call(upgraded.url, 'DELETE', `/users/${lisa.body.id}/personal-data`);
+        expect(forgotLisa.status).toBe(200);
+        const readLisa = await call<UserJson>(upgraded.url, 'GET', `/users/${lisa.body.id}`, {
+          headers: { 'logline-min-position': String(position(forgotLisa)) },
+        });
+        expect(readLisa.body).toMatchObject({ name: null, email: null, forgotten: true });
+        expect(await v1(lisa.body.id)).toEqual({
+          users: [{ name: null, username: null, email: null, name_key: null, username_key: null, email_key: null }],
+          terms: 0,
+        });
+        // Only the forgotten person: Bart is still in version 1's tables.
+        expect((await v1(bart.body.id)).users[0]).toMatchObject({ name: `Bart Zq${tag}`, email: `Bart-${tag}@example.org` });
+        if (own.name === 'sqlite') {
+          const bytes = sqliteBytes(own.url);
+          for (const secret of [`Lisa-${tag}@example.org`, `lisa_${tag}`]) expect(bytes.includes(secret)).toBe(false);
+          expect(bytes.includes(`Bart-${tag}@example.org`)).toBe(true);
+        }
+
+        // Dropped by hand, as the README advises: the next forget skips them, and the view goes on.
+        await rows('DROP TABLE $S.user_terms_v1');
+        await rows('DROP TABLE $S.users_v1');
+        const forgotBart = await call(upgraded.url, 'DELETE', `/users/${bart.body.id}/personal-data`);
+        const readBart = await call<UserJson>(upgraded.url, 'GET', `/users/${bart.body.id}`, {
+          headers: { 'logline-min-position': String(position(forgotBart)) },
+        });
+        expect(readBart.status).toBe(200);
+        expect(readBart.body).toMatchObject({ name: null, email: null, forgotten: true });
+        const health = await call<{ viewsPosition: string; usersView: number }>(upgraded.url, 'GET', '/health');
+        expect(health.body.usersView).toBe(2);
+        expect(BigInt(health.body.viewsPosition)).toBeGreaterThanOrEqual(position(forgotBart));
+      } finally {
+        await direct.close();
+        await upgraded.stop();
+        await own.drop();
+      }
     });
 
     it('404 for an unknown user, 400 for an id that is not a UUID', async () => {

@@ -18,7 +18,15 @@ export type Param = string | number | bigint | null;
  * one INSERT (see sqlProjection).
  */
 export type Statement =
-  | { sql: string; params?: Param[] }
+  | {
+      sql: string;
+      params?: Param[];
+      /**
+       * Run only if this table exists (qualified as `sql` names it); skipped otherwise. For
+       * tables the projection does not own, which may be dropped by hand (a superseded version's).
+       */
+      ifTableExists?: string;
+    }
   | { replace: { table: string; match: Record<string, string>; columns: string[]; rows: Param[][] } };
 type Replacement = Extract<Statement, { replace: unknown }>['replace'];
 /** Physical name of a logical table of the version being built (ctx.table). */
@@ -49,14 +57,15 @@ function prepare(db: Database, sql: string): SqliteStatement {
  * event at a time) or merged after the other statements (PostgreSQL). Merging after is sound
  * because a table that replacements write is written by nothing else.
  */
-function inOrder(statements: Statement[], merge: boolean): Array<{ sql: string; params: unknown[] }> {
-  const plain: Array<{ sql: string; params: unknown[] }> = [];
+type Runnable = { sql: string; params: unknown[]; ifTableExists?: string };
+function inOrder(statements: Statement[], merge: boolean): Runnable[] {
+  const plain: Runnable[] = [];
   const replacements: Replacement[] = [];
   for (const s of statements) {
     if ('replace' in s) {
       if (merge) replacements.push(s.replace);
       else plain.push(...asStatements(s.replace));
-    } else plain.push({ sql: s.sql, params: merge ? pgParams(s.params) : (s.params ?? []) });
+    } else plain.push({ sql: s.sql, params: merge ? pgParams(s.params) : (s.params ?? []), ifTableExists: s.ifTableExists });
   }
   return merge ? [...plain, ...mergedReplacements(replacements)] : plain;
 }
@@ -109,6 +118,8 @@ function mergedReplacements(replacements: Replacement[]): Array<{ sql: string; p
   return out;
 }
 
+const SQLITE_TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?";
+
 /** Index names are not schema-qualified in PostgreSQL: `schema.users_v1` → `users_v1`. */
 export const bare = (table: string): string => table.slice(table.lastIndexOf('.') + 1);
 
@@ -138,7 +149,10 @@ export function sqlProjection(
       ? (statements: Statement[], ctx: ProjectionContext, event?: RecordedEvent) => {
           const db = ctx.tx as Database;
           try {
-            for (const s of inOrder(statements, false)) prepare(db, s.sql).run(...(s.params as Param[]));
+            for (const s of inOrder(statements, false)) {
+              if (s.ifTableExists !== undefined && !prepare(db, SQLITE_TABLE_EXISTS).get(s.ifTableExists)) continue;
+              prepare(db, s.sql).run(...(s.params as Param[]));
+            }
           } catch (error) {
             if (event) fail(error, event);
             throw error;
@@ -151,7 +165,14 @@ export function sqlProjection(
             // every statement on every call, ~30% of a users-view update here.
             // Sent at once: the transaction's one connection runs them in order, and a batch costs
             // one round trip instead of one per statement. The first failure is the one reported.
-            await Promise.all(inOrder(statements, true).map((s) => tx.unsafe(dollars(s.sql), s.params as never, { prepare: true })));
+            const all = inOrder(statements, true);
+            const send = (s: Runnable) => tx.unsafe(dollars(s.sql), s.params as never, { prepare: true });
+            await Promise.all(all.filter((s) => s.ifTableExists === undefined).map(send));
+            // Rare (a forget's clean-up of a superseded version): after the rest, a round trip each.
+            for (const s of all.filter((s) => s.ifTableExists !== undefined)) {
+              const [found] = await tx.unsafe('SELECT to_regclass($1) IS NOT NULL AS present', [s.ifTableExists as string]);
+              if (found?.present) await send(s);
+            }
           } catch (error) {
             if (event) fail(error, event);
             throw error;

@@ -242,9 +242,30 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
           params: [e.position, e.occurredAt, forgottenUser(e), e.position],
         },
         ...dropTerms(t, forgottenUser(e)),
+        ...forgetInOlderVersions(t, forgottenUser(e), version),
       ],
     },
   });
+}
+
+/**
+ * The service keeps a superseded version's tables after a switch, for the reads that waited on it
+ * (service.ts), and that version's runner stops there: without this, a user forgotten after the
+ * switch would keep name, username and email in them until someone dropped them. So each version
+ * erases a forgotten user's personal data from every older version's tables that still exist.
+ * Unconditionally: a forgotten user never gets personal data again.
+ */
+function forgetInOlderVersions(t: TableOf, userId: string, version: number): Statement[] {
+  const older = (table: string, k: number) => t(table).replace(/_v\d+$/, `_v${k}`);
+  return Array.from({ length: version - 1 }, (_, i) => i + 1).flatMap((k) => [
+    {
+      sql: `UPDATE ${older('users', k)} SET name = NULL, username = NULL, email = NULL, name_key = NULL, username_key = NULL,
+            email_key = NULL${k >= 2 ? ', display_name = NULL' : ''} WHERE id = ?`,
+      params: [userId],
+      ifTableExists: older('users', k),
+    },
+    { sql: `DELETE FROM ${older('user_terms', k)} WHERE user_id = ?`, params: [userId], ifTableExists: older('user_terms', k) },
+  ]);
 }
 
 export function directoryProjection(dialect: Dialect) {
