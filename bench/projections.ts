@@ -5,6 +5,9 @@
  *     the same log: the projection's overhead. SQLite, and PostgreSQL when it answers.
  *  2. Append → visible: a steady load of single-event appends while an async projection runs;
  *     per append, the time from append() resolving to waitForPosition() resolving.
+ *  3. Views that ignore the events (SQLite): 16 writers append as fast as they can while the
+ *     counting projection runs, alone and beside 3 projections that handle none of the events
+ *     (each batch of ignored events only moves their checkpoints).
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -189,6 +192,45 @@ async function visibleLatency(
   };
 }
 
+/**
+ * 16 closed-loop writers for `seconds` with the counting projection and `ignoring` projections
+ * that handle none of the events; appends/s, and append → visible in the counting projection
+ * for every tenth append.
+ */
+async function besideIgnoringViews(store: EventStore, ignoring: number, seconds: number): Promise<Result> {
+  const counting = await startProjection(store, sqliteCounting as never);
+  const others = [];
+  for (let i = 0; i < ignoring; i++)
+    others.push(await startProjection(store, { name: `ignores_${i}`, version: 1, tables: [], handlers: { Never() {} } }));
+  await waitForPosition(counting, await store.headPosition(), { timeout: 3_600_000 });
+  const latencies: number[] = [];
+  let appends = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  const writer = async (w: number) => {
+    for (let i = 0; performance.now() < end; i++) {
+      const { position } = await store.append(`ignored-${ignoring}-${w}-${i % 100}`, [newEvent(i)]);
+      appends++;
+      if (i % 10 !== 0) continue;
+      const t0 = performance.now();
+      await waitForPosition(counting, position, { timeout: 60_000 });
+      latencies.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, (_, w) => writer(w)));
+  const took = (performance.now() - start) / 1000;
+  for (const projection of [counting, ...others]) await projection.stop();
+  latencies.sort((a, b) => a - b);
+  return {
+    label: ignoring === 0 ? 'counting projection alone' : `beside ${ignoring} projections that ignore the events`,
+    events: appends,
+    seconds: took,
+    eventsPerSec: appends / took,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+  };
+}
+
 export async function run(): Promise<void> {
   const total = flags.quick ? 100_000 : 1_000_000;
   rmSync(DIR, { recursive: true, force: true });
@@ -210,6 +252,20 @@ export async function run(): Promise<void> {
       await visibleLatency('sqlite async projection', store, sqliteCounting as never, flags.quick ? 500 : 2000, 200),
     ]);
     await store.close();
+  }
+  {
+    const seconds = flags.quick ? 2 : 8;
+    const results: Result[] = [];
+    for (const ignoring of [0, 3]) {
+      const store = await openSqliteStore({ path: join(DIR, `ignored-${ignoring}.db`) });
+      results.push(await besideIgnoringViews(store, ignoring, seconds));
+      await store.close();
+    }
+    printScenario(
+      'SQLite: 16 writers, append → visible in the counting projection, alone and beside projections that ignore the events',
+      results,
+      'counting projection alone',
+    );
   }
 
   let pgTotal = flags.quick ? 50_000 : flags.large ? 1_000_000 : 200_000;

@@ -400,6 +400,7 @@ export async function startProjection<Tx>(
     resolveActive();
   };
 
+  const skipped = skippedCheckpoint((through) => applyProjection(backend, definition, [], { checkpoint: checkpoint(through), guard }));
   consumer = new Consumer({
     name: key,
     store,
@@ -415,7 +416,11 @@ export async function startProjection<Tx>(
     afterBatch: afterCaughtUp,
     sink: {
       wants: wantsFor(definition as ProjectionDefinition<never>),
-      apply: (events, through) => applyProjection(backend, definition, events, { checkpoint: checkpoint(through), guard }),
+      apply: async (events, through) => {
+        if (events.length === 0) return skipped.note(through);
+        skipped.covered();
+        await applyProjection(backend, definition, events, { checkpoint: checkpoint(through), guard });
+      },
       park: (input, advanceTo) => backend.park(input, advanceTo === undefined ? undefined : checkpoint(advanceTo)),
     },
     onEnd(error) {
@@ -446,12 +451,62 @@ export async function startProjection<Tx>(
       inline?.detach();
       inline = undefined;
       await consumer.stop();
+      await skipped.flush().catch(() => {});
     },
     listParked: () => backend.listParked(key),
     replayParked: (ids) =>
       replayParkedEvents(backend, key, ids, async (item) => {
         await applyProjection(backend, definition, [item.event], { deleteParked: item.id, guard });
       }),
+  };
+}
+
+/** How long a checkpoint that only skipped events (of types the projection does not handle) may stay unsaved. */
+const SKIPPED_CHECKPOINT_MS = 1000;
+
+/**
+ * A batch with nothing for the projection only moves its checkpoint. Saving that is a write
+ * transaction of its own per batch (on SQLite it waits for the writer's batch in flight and takes
+ * the write lock from the appends): a view of groups paid one for every batch of name changes. So such a checkpoint is saved at most SKIPPED_CHECKPOINT_MS later,
+ * or not at all when the next batch with work (whose checkpoint is later) comes first. Losing it
+ * in a crash costs a re-read of events the projection ignores. The position queries wait on
+ * (waitForPosition) moves at once: the read model is as current as it was.
+ */
+function skippedCheckpoint(save: (through: bigint) => Promise<void>) {
+  let through: bigint | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  // A failed timed save (a newer version went live, the store closed) ends the consumer at its next batch.
+  let failure: { error: unknown } | undefined;
+  const flush = async () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const pending = through;
+    through = undefined;
+    if (pending !== undefined) await save(pending);
+  };
+  const rethrow = () => {
+    if (!failure) return;
+    const { error } = failure;
+    failure = undefined;
+    throw error;
+  };
+  return {
+    flush,
+    note(position: bigint) {
+      rethrow();
+      through = position;
+      timer ??= setTimeout(() => {
+        flush().catch((error) => (failure = { error }));
+      }, SKIPPED_CHECKPOINT_MS);
+      timer.unref();
+    },
+    /** A batch with work saves a later checkpoint: nothing of the skipped one is left to save. */
+    covered() {
+      rethrow();
+      clearTimeout(timer);
+      timer = undefined;
+      through = undefined;
+    },
   };
 }
 
