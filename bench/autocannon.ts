@@ -28,17 +28,22 @@ export interface AutocannonOptions {
 export type Autocannon = (
   opts: AutocannonOptions,
   done: (error: Error | null, result: AutocannonResult) => void,
-) => { on(event: 'response', listener: () => void): void };
+) => { on(event: 'response', listener: () => void): void; stop(): void };
 
 // autocannon ships no types; a non-literal specifier keeps TypeScript from looking for them.
 const autocannonModule = 'autocannon';
 export const loadAutocannon = async (): Promise<Autocannon> => ((await import(autocannonModule)) as { default: Autocannon }).default;
 
 /**
- * Runs autocannon to its end. autocannon reports its rate on whole-second ticks only, so the
- * elapsed time is taken from the first request to the last response instead.
+ * Runs autocannon to its end, or until `until` settles (then it is stopped early). autocannon
+ * reports its rate on whole-second ticks only, so the elapsed time is taken from the first request
+ * to the last response instead.
  */
-export function runLoad(autocannon: Autocannon, opts: AutocannonOptions): Promise<{ result: AutocannonResult; seconds: number }> {
+export function runLoad(
+  autocannon: Autocannon,
+  opts: AutocannonOptions,
+  until?: Promise<unknown>,
+): Promise<{ result: AutocannonResult; seconds: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     let last = started;
@@ -46,5 +51,6 @@ export function runLoad(autocannon: Autocannon, opts: AutocannonOptions): Promis
     instance.on('response', () => {
       last = performance.now();
     });
+    until?.finally(() => instance.stop()).catch(() => {});
   });
 }

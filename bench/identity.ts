@@ -1,5 +1,5 @@
 /**
- * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse] [--pg-schema name] [--lag-rate n] [--lookup-rate n] [--soak n]
+ * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--seconds n] [--reuse] [--pg-schema name] [--lag-rate n] [--lookup-rate n] [--soak n] [--upgrade] [--upgrade-rate n]
  *
  * The identity service (apps/identity, seed 003) with production-like data: a seeded dataset
  * (default 1M users, 50k groups, 5M memberships; --users n scales it as n, n/20, 5n; --quick:
@@ -8,9 +8,12 @@
  * 5k req/s sent on a schedule: bench/paced.ts), search, group members, writes, a mix;
  * view lag at 1k writes/s (a client's write-then-read with its Logline-Min-Position token, once
  * the views have drained what the write scenarios left; how long that took is reported), and
- * the service's memory over the mixed run. On SQLite, and on PostgreSQL when it is reachable.
+ * the service's memory over the mixed run; with --upgrade, last, the zero-downtime upgrade drill:
+ * users view version 2 built over the whole dataset and switched while the mixed load runs at
+ * --upgrade-rate req/s (default 500; the store stays at version 2). On SQLite, and on PostgreSQL when it is reachable.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { dataset, FULL_SIZE } from '../apps/identity/src/dataset.js';
@@ -34,6 +37,10 @@ const arg = (name: string) => {
 const SOAK = arg('soak') === undefined ? undefined : Number(arg('soak'));
 if (SOAK !== undefined && !(Number.isSafeInteger(SOAK) && SOAK > 0))
   throw new Error(`--soak must be a whole number of seconds, got ${arg('soak')}`);
+
+/** `--upgrade`: end with the users view upgrade under the mixed load, sent at `--upgrade-rate` req/s. */
+const UPGRADE = process.argv.includes('--upgrade');
+const UPGRADE_RATE = Number(arg('upgrade-rate') ?? 500);
 
 /** Lookups/s asked in the rated lookup scenario (`--lookup-rate`; the issue's goal: p99 < 5 ms at ≥ 5,000). */
 const LOOKUP_RATE = Number(arg('lookup-rate') ?? 5000);
@@ -155,7 +162,55 @@ async function scenarios(autocannon: Autocannon, service: IdentityProcess, size:
     rows.push({ scenario: label, requests: ok, reqPerSec: took > 0 ? ok / took : 0, p50, p99, failed });
   }
   const backlog = await viewsCaughtUp(service, nextUser().id);
-  return { rows, memory, lag: `${await lagAtRate(service, nextUser, seconds)}; ${backlog}` };
+  const lag = `${await lagAtRate(service, nextUser, seconds)}; ${backlog}`;
+  return { rows, memory, lag, upgrade: UPGRADE ? await upgradeUnderLoad(autocannon, service, mix, nextUser().id) : '' };
+}
+
+/**
+ * The zero-downtime upgrade drill at this size: `POST /admin/users-view/upgrade` builds users view
+ * version 2 from the whole log beside version 1 and switches, while the mixed load runs on 64
+ * connections until it answers. Every request of the load must succeed. The load has a rate
+ * (UPGRADE_RATE): at full speed on PostgreSQL the service's one thread, busy answering, applied
+ * fewer events a second to either users view than the load wrote, and the upgrade never ended.
+ */
+async function upgradeUnderLoad(autocannon: Autocannon, service: IdentityProcess, mix: AutocannonRequest[], userId: string) {
+  const before = await call<{ usersView: number }>(service.url, 'GET', '/health');
+  if (before.body.usersView !== 1)
+    return `users view upgrade: not run, the store serves version ${before.body.usersView} already (an earlier --upgrade)`;
+  const started = performance.now();
+  const upgrade = postWithoutTimeout(`${service.url}/admin/users-view/upgrade`).then((reply) => ({
+    ...reply,
+    seconds: (performance.now() - started) / 1000,
+  }));
+  // Longer than any upgrade: the load stops when the upgrade answers.
+  const load = await runLoad(
+    autocannon,
+    { url: service.url, connections: CONNECTIONS, duration: 24 * 3600, overallRate: UPGRADE_RATE, requests: mix },
+    upgrade,
+  );
+  const answered = await upgrade;
+  await drained(service.url);
+  const after = await call<{ displayName?: string }>(service.url, 'GET', `/users/${userId}`);
+  const { result } = load;
+  return (
+    `users view upgrade under the mixed load at ${UPGRADE_RATE} req/s asked: ${answered.status} ${answered.body} after ${answered.seconds.toFixed(1)} s; ` +
+    `meanwhile ${result['2xx']} requests answered (${Math.round(result['2xx'] / Math.max(load.seconds, 0.001))} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms), ` +
+    `${result.non2xx + result.errors} failed; then a user reads with displayName ${JSON.stringify(after.body.displayName)}`
+  );
+}
+
+/** A POST that may take minutes (fetch gives up waiting for the answer's headers after 300 s). */
+function postWithoutTimeout(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const sent = request(url, { method: 'POST' }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    sent.on('error', reject);
+    sent.end();
+  });
 }
 
 /** The next request of the first of `requests` (built as autocannon would), for pacedLoad. */
@@ -244,7 +299,7 @@ async function backend(
   const report = reuse ? undefined : await loadDataset(url, dataset(SEED, size), terminalProgress);
   const service = await startIdentity(url);
   try {
-    const { rows, memory, lag } = await scenarios(autocannon, service, size, seconds);
+    const { rows, memory, lag, upgrade } = await scenarios(autocannon, service, size, seconds);
     const lines = [
       `\n### identity service on ${name}: ${size.users.toLocaleString('en-US')} users, ${size.groups.toLocaleString('en-US')} groups, ${size.memberships.toLocaleString('en-US')} memberships drawn (seed ${SEED})`,
       '',
@@ -259,6 +314,7 @@ async function backend(
       '',
       lag,
       memory,
+      ...(upgrade ? [upgrade] : []),
     ];
     return lines.join('\n');
   } finally {

@@ -1,7 +1,8 @@
 /**
  * The production-like dataset and the load test at --quick sizes: the generator is reproducible
  * and its collisions are real; `npm run bench -- identity --quick` (SQLite) loads it through the
- * library, refuses exactly the colliding users, and serves every scenario without a failed request.
+ * library, refuses exactly the colliding users, serves every scenario without a failed request,
+ * and (--upgrade) switches to users view version 2 under the mixed load without one either.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -52,7 +53,20 @@ describe('identity dataset', () => {
     }
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      ['--import', 'tsx', 'bench/run.ts', 'identity', '--quick', '--only', 'sqlite', '--seconds', '2', '--lookup-rate', '1000'],
+      [
+        '--import',
+        'tsx',
+        'bench/run.ts',
+        'identity',
+        '--quick',
+        '--only',
+        'sqlite',
+        '--seconds',
+        '2',
+        '--lookup-rate',
+        '1000',
+        '--upgrade',
+      ],
       { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 },
     );
     expect(stdout).toContain(`${expected.email} email and ${expected.username} username collisions refused`);
@@ -71,5 +85,9 @@ describe('identity dataset', () => {
     // How many depends on how busy the machine is; that requests were answered does not.
     expect(answered).toBeGreaterThan(0);
     expect(stdout).toMatch(/view lag at \d+ writes\/s .*; 0 failed writes/);
+    // The upgrade drill: version 2 switched in while the mixed load ran, and no request failed.
+    expect(stdout).toMatch(
+      /users view upgrade under the mixed load at 500 req\/s asked: 200 \{"usersView":2\} after .*, 0 failed; then a user reads with displayName ".+ \(@.+\)"/,
+    );
   }, 180_000);
 });
