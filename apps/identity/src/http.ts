@@ -562,15 +562,24 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
   });
 
   // ---- operations ----
-  app.get('/health', async (c) =>
-    json(c, {
-      status: 'ok',
-      backend: store.backend,
-      headPosition: (await store.headPosition()).toString(),
-      viewsPosition: service.viewsPosition().toString(),
-      usersView: service.usersVersion,
-    }),
-  );
+  // A view whose runner stopped (an event it kept failing on, parked) no longer moves: reads with
+  // a token would time out, so a load balancer should send them elsewhere (503).
+  app.get('/health', async (c) => {
+    const views = service.views();
+    const stopped = views.filter((view) => view.status === 'stopped' || view.status === 'failed');
+    return json(
+      c,
+      {
+        status: stopped.length ? 'failing' : 'ok',
+        backend: store.backend,
+        headPosition: (await store.headPosition()).toString(),
+        viewsPosition: service.viewsPosition().toString(),
+        usersView: service.usersVersion,
+        views: views.map((view) => ({ ...view, position: view.position.toString() })),
+      },
+      stopped.length ? 503 : 200,
+    );
+  });
   app.get('/openapi.json', (c) => json(c, openApi()));
   // Zero-downtime upgrade: build users view v2 beside v1 while serving, then switch atomically.
   app.post('/admin/users-view/upgrade', async (c) => {
@@ -722,7 +731,12 @@ function openApi(): Record<string, unknown> {
       '/admin/users-view/upgrade': {
         post: { summary: 'Build users view version 2 beside version 1, then switch', responses: { 200: ok('Switched') } },
       },
-      '/health': { get: { summary: 'Health', responses: { 200: ok('ok') } } },
+      '/health': {
+        get: {
+          summary: 'Health: positions and each view runner',
+          responses: { 200: ok('Every view runs'), 503: ok('A view stopped (status failing; see views[].lastError)') },
+        },
+      },
     },
   };
 }

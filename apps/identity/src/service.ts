@@ -5,6 +5,7 @@
  */
 import { type EventStore, openStore } from 'logline';
 import {
+  type ConsumerStatus,
   getLag,
   type ProjectionHandle,
   type ProjectionOptions,
@@ -39,6 +40,12 @@ export interface Service {
   readonly usersVersion: number;
   /** The lowest position every view has processed: the /changes feed never reads past it. */
   viewsPosition(): bigint;
+  /**
+   * The views this process serves and their runners' state (/health). `switching`: the users
+   * view's runner stopped because another process switched to a newer version, which this one
+   * is starting to follow.
+   */
+  views(): ViewState[];
   /** The physical users table of the version this process serves now (`users_v1`, `users_v2`). */
   usersTable(): string;
   /**
@@ -50,6 +57,14 @@ export interface Service {
   /** Builds users view version 2 beside the live version 1 and switches to it; resolves once queries see it. */
   upgradeUsersView(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface ViewState {
+  /** Checkpoint name, e.g. `users@v2`. */
+  name: string;
+  status: ConsumerStatus | 'switching';
+  position: bigint;
+  lastError?: string;
 }
 
 export async function startService(options: ServiceOptions): Promise<Service> {
@@ -74,7 +89,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       running.push(handle);
       return handle;
     };
-    await start(keysProjection(dialect), 'inline');
+    const keys = await start(keysProjection(dialect), 'inline');
     const directory = await start(directoryProjection(dialect));
     // Version tables stay after a switch (dropOld: false), whichever process switches: requests
     // that waited on the old version read its table (see waitForViews).
@@ -125,10 +140,16 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     // Another process switched the view to version 2 (a rolling upgrade, or a rebuild run in its
     // own process so this one's event loop stays free): follow it instead of serving a stale v1.
     let closing = false;
+    let following = false;
     users.done.catch(async () => {
       if (closing || users.version >= 2) return;
-      const active = await getLag(store, 'users').catch(() => undefined);
-      if (active?.version === 2) await upgradeUsersView().catch(() => {});
+      following = true;
+      try {
+        const active = await getLag(store, 'users').catch(() => undefined);
+        if (active?.version === 2) await upgradeUsersView().catch(() => {});
+      } finally {
+        following = false;
+      }
     });
 
     return {
@@ -140,6 +161,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         return users.version;
       },
       viewsPosition: () => (users.position < directory.position ? users.position : directory.position),
+      views: () =>
+        [keys, directory, users].map((handle) => ({
+          name: handle.name,
+          status: handle === users && following ? 'switching' : handle.status,
+          position: handle.position,
+          ...(handle.lastError !== undefined && { lastError: String((handle.lastError as Error)?.message ?? handle.lastError) }),
+        })),
       usersTable: () => tableOf(users),
       waitForViews: async (position, timeoutMs) => {
         const [usersTable] = await Promise.all([
