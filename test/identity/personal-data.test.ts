@@ -182,6 +182,11 @@ for (const [backend, open, enabled] of backends) {
             body: { name: `${who} Zq${tag}`, username: `${who.toLowerCase()}_${tag}`, email: `${who}-${tag}@example.org` },
           });
         const [lisa, bart] = [await make('Lisa'), await make('Bart')];
+        // Version 1 must hold both before the switch (its runner stops there).
+        const seen = await call(upgraded.url, 'GET', `/users/${bart.body.id}`, {
+          headers: { 'logline-min-position': String(position(bart)) },
+        });
+        expect(seen.status).toBe(200);
         const upgrade = await call(upgraded.url, 'POST', '/admin/users-view/upgrade');
         expect(upgrade.body).toEqual({ usersView: 2 });
         const v1 = async (id: string) => ({
@@ -190,6 +195,7 @@ for (const [backend, open, enabled] of backends) {
         });
         // Before: both are in version 1's tables, which no runner updates any more.
         expect((await v1(lisa.body.id)).users[0]).toMatchObject({ name: `Lisa Zq${tag}`, email: `Lisa-${tag}@example.org` });
+        expect((await v1(bart.body.id)).users[0]).toMatchObject({ name: `Bart Zq${tag}` });
         expect((await v1(lisa.body.id)).terms).toBeGreaterThan(0);
 
         const forgotLisa = await call(upgraded.url, 'DELETE', `/users/${lisa.body.id}/personal-data`);

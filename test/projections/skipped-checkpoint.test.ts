@@ -39,14 +39,15 @@ describe.each(processBackends('skipped.db'))('checkpoints of ignored events ($na
       // A batch with work saves its checkpoint in its own transaction.
       expect(await stored()).toBe(first);
 
-      let last = first;
-      for (let i = 0; i < 5; i++) last = (await store.append(`o-${i}`, [event('Other')])).position;
+      const appended = Date.now();
+      const last = (await store.append('o-1', [event('Other'), event('Other'), event('Other')])).position;
       await waitForPosition(projection, last, { timeout: 5000 });
-      const caughtUp = Date.now();
-      // Waiters see it at once; the database does not yet: no transaction per ignored batch.
-      expect(await stored()).toBe(first);
+      // Waiters see it at once; the database does not yet: no transaction per ignored batch. (On a
+      // machine so busy that this took most of the second, the timed save may have run already.)
+      const early = await stored();
+      if (Date.now() - appended < 800) expect(early).toBe(first);
       await until(async () => (await stored()) === last, 5000, 'the ignored events checkpointed');
-      expect(Date.now() - caughtUp).toBeLessThan(3000);
+      expect(Date.now() - appended).toBeLessThan(3000);
 
       // Ignored events followed by one with work: that batch's checkpoint covers them at once.
       await store.append('o-6', [event('Other')]);
@@ -55,10 +56,12 @@ describe.each(processBackends('skipped.db'))('checkpoints of ignored events ($na
       expect(await stored()).toBe(worked);
 
       // Stopping saves what is pending, without waiting for the timer.
+      const stopping = Date.now();
       const pending = (await store.append('o-7', [event('Other')])).position;
       await waitForPosition(projection, pending, { timeout: 5000 });
-      expect(await stored()).toBe(worked);
+      const before = await stored();
       await projection.stop();
+      if (Date.now() - stopping < 800) expect(before).toBe(worked);
       expect(await stored()).toBe(pending);
       expect(handled).toEqual([first, worked]);
     } finally {
