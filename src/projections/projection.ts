@@ -467,10 +467,11 @@ const SKIPPED_CHECKPOINT_MS = 1000;
 /**
  * A batch with nothing for the projection only moves its checkpoint. Saving that is a write
  * transaction of its own per batch (on SQLite it waits for the writer's batch in flight and takes
- * the write lock from the appends): a view of groups paid one for every batch of name changes. So such a checkpoint is saved at most SKIPPED_CHECKPOINT_MS later,
- * or not at all when the next batch with work (whose checkpoint is later) comes first. Losing it
- * in a crash costs a re-read of events the projection ignores. The position queries wait on
- * (waitForPosition) moves at once: the read model is as current as it was.
+ * the write lock from the appends): a view of groups paid one for every batch of name changes.
+ * So such a checkpoint is saved at most SKIPPED_CHECKPOINT_MS later, or not at all when the next
+ * batch with work (whose checkpoint is later) comes first. Losing it in a crash costs a re-read
+ * of events the projection ignores. The position queries wait on (waitForPosition) moves at once:
+ * the read model is as current as it was.
  */
 function skippedCheckpoint(save: (through: bigint) => Promise<void>) {
   let through: bigint | undefined;
