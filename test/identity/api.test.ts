@@ -4,8 +4,7 @@
  * audit, groups paged, the /changes feed, search, validation.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requirePostgres } from '../helpers/postgres.js';
-import { call, type IdentityProcess, position, postgresStore, type Reply, sqliteStore, startIdentity, type TestStore } from './service.js';
+import { call, type IdentityProcess, position, type Reply, startIdentity, type TestStore, testStores } from './service.js';
 
 interface UserJson {
   id: string;
@@ -18,12 +17,6 @@ interface UserJson {
   displayName?: string;
 }
 
-const pgReachable = await requirePostgres();
-const backends: Array<[string, () => Promise<TestStore>, boolean]> = [
-  ['sqlite', () => sqliteStore(), true],
-  ['postgres', postgresStore, pgReachable],
-];
-
 let unique = 0;
 const fresh = (tag: string) => {
   unique += 1;
@@ -31,7 +24,7 @@ const fresh = (tag: string) => {
   return { name: `Test ${n}`, username: n, email: `${n}@example.org` };
 };
 
-for (const [backend, open, enabled] of backends) {
+for (const [backend, open, enabled] of await testStores()) {
   describe.skipIf(!enabled)(`identity service on ${backend}`, () => {
     let store: TestStore;
     let service: IdentityProcess;

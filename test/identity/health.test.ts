@@ -7,20 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/index.js';
 import { sleep } from '../helpers/collect.js';
-import { requirePostgres } from '../helpers/postgres.js';
-import { call, type IdentityProcess, postgresStore, sqliteStore, startIdentity, type TestStore } from './service.js';
+import { call, type IdentityProcess, startIdentity, type TestStore, testStores } from './service.js';
 
 interface Health {
   status: string;
   views: Array<{ name: string; status: string; position: string; lastError?: string }>;
 }
 
-const pgReachable = await requirePostgres();
-
-for (const [backend, open, enabled] of [
-  ['sqlite', () => sqliteStore(), true],
-  ['postgres', postgresStore, pgReachable],
-] as const) {
+for (const [backend, open, enabled] of await testStores()) {
   describe.skipIf(!enabled)(`identity /health on ${backend}`, () => {
     let store: TestStore;
     let service: IdentityProcess;

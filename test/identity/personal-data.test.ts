@@ -10,8 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/index.js';
 import type { PostgresEventStore } from '../../src/postgres.js';
 import type { SqliteEventStore } from '../../src/sqlite.js';
-import { requirePostgres } from '../helpers/postgres.js';
-import { call, type IdentityProcess, position, postgresStore, type Reply, sqliteStore, startIdentity, type TestStore } from './service.js';
+import { call, type IdentityProcess, position, type Reply, startIdentity, type TestStore, testStores } from './service.js';
 
 interface UserJson {
   id: string;
@@ -30,12 +29,6 @@ interface AuditEntry {
   changes: Array<{ field: string; old: unknown; new: unknown }>;
 }
 
-const pgReachable = await requirePostgres();
-const backends: Array<[string, () => Promise<TestStore>, boolean]> = [
-  ['sqlite', () => sqliteStore(), true],
-  ['postgres', postgresStore, pgReachable],
-];
-
 /** The SQLite database and its WAL as they are on disk, after a checkpoint through a second connection. */
 function sqliteBytes(url: string): Buffer {
   const path = url.slice('sqlite:'.length);
@@ -48,7 +41,7 @@ function sqliteBytes(url: string): Buffer {
   return Buffer.concat([readFileSync(path), existsSync(`${path}-wal`) ? readFileSync(`${path}-wal`) : Buffer.alloc(0)]);
 }
 
-for (const [backend, open, enabled] of backends) {
+for (const [backend, open, enabled] of await testStores()) {
   describe.skipIf(!enabled)(`forgetting a user's personal data on ${backend}`, () => {
     let store: TestStore;
     let service: IdentityProcess;

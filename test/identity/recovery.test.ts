@@ -13,11 +13,9 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { requirePostgres } from '../helpers/postgres.js';
 import { tempDir } from '../server/process.js';
-import { call, position, postgresStore, type Reply, ROOT, sqliteStore, startIdentity, type TestStore } from './service.js';
+import { call, position, type Reply, ROOT, startIdentity, type TestStore, testStores } from './service.js';
 
-const pgReachable = await requirePostgres();
 const logline = (args: string[]) =>
   execFileSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -42,10 +40,7 @@ async function answersFor(base: string, ids: string[], tag: string, min: bigint)
   return out;
 }
 
-for (const [backend, open, enabled] of [
-  ['sqlite', () => sqliteStore(), true],
-  ['postgres', postgresStore, pgReachable],
-] as const) {
+for (const [backend, open, enabled] of await testStores()) {
   describe.skipIf(!enabled)(`recovery drill on ${backend}`, () => {
     const cleanup: Array<() => Promise<unknown>> = [];
     afterAll(async () => {

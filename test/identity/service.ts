@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { freshSchemaUrl } from '../helpers/postgres.js';
+import { freshSchemaUrl, requirePostgres } from '../helpers/postgres.js';
 import { tempDir } from '../server/process.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
@@ -89,6 +89,17 @@ export async function sqliteStore(file = 'identity.db'): Promise<TestStore> {
 export async function postgresStore(): Promise<TestStore> {
   const { url, drop } = await freshSchemaUrl();
   return { name: 'postgres', url, drop };
+}
+
+/**
+ * The stores the black-box tests run each behaviour on: `[name, open, enabled]`, SQLite always,
+ * PostgreSQL when it answers (with CI=true an unreachable PostgreSQL fails: requirePostgres).
+ */
+export async function testStores(): Promise<Array<readonly [TestStore['name'], () => Promise<TestStore>, boolean]>> {
+  return [
+    ['sqlite', () => sqliteStore(), true],
+    ['postgres', postgresStore, await requirePostgres()],
+  ];
 }
 
 export const position = (reply: Reply<unknown>): bigint => BigInt(reply.headers.get('logline-position') ?? '-1');

@@ -4,8 +4,7 @@
  * atomically. Not one request of the load fails, and reads with a write's token keep seeing it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requirePostgres } from '../helpers/postgres.js';
-import { call, type IdentityProcess, position, postgresStore, sqliteStore, startIdentity, type TestStore } from './service.js';
+import { call, type IdentityProcess, position, sqliteStore, startIdentity, type TestStore, testStores } from './service.js';
 
 interface UserJson {
   id: string;
@@ -15,12 +14,7 @@ interface UserJson {
   displayName?: string;
 }
 
-const pgReachable = await requirePostgres();
-
-for (const [backend, open, enabled] of [
-  ['sqlite', () => sqliteStore(), true],
-  ['postgres', postgresStore, pgReachable],
-] as const) {
+for (const [backend, open, enabled] of await testStores()) {
   describe.skipIf(!enabled)(`users view upgrade under load on ${backend}`, () => {
     let store: TestStore;
     let service: IdentityProcess;
