@@ -3,8 +3,9 @@
  * PostgreSQL: uniqueness under a 32-way race, If-Match 412, tokens and read-your-writes, 304,
  * audit, groups paged, the /changes feed, search, validation.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, type IdentityProcess, position, type Reply, startIdentity, type TestStore, testStores } from './service.js';
+import { describe, expect, it } from 'vitest';
+import { serveDuringTests } from './served.js';
+import { call, position, type Reply, testStores } from './service.js';
 
 interface UserJson {
   id: string;
@@ -26,25 +27,14 @@ const fresh = (tag: string) => {
 
 for (const [backend, open, enabled] of await testStores()) {
   describe.skipIf(!enabled)(`identity service on ${backend}`, () => {
-    let store: TestStore;
-    let service: IdentityProcess;
-    let base: string;
+    const served = serveDuringTests(open, ['--min-position-timeout-ms', '400']);
     const get = <T = Record<string, unknown>>(path: string, headers: Record<string, string> = {}) =>
-      call<T>(base, 'GET', path, { headers });
+      call<T>(served.url, 'GET', path, { headers });
     /** Reads with the token of a write, so the views have caught up with it. */
     const read = <T = Record<string, unknown>>(path: string, after: Reply<unknown>) =>
       get<T>(path, { 'logline-min-position': String(position(after)) });
-    const createUser = (body: unknown, headers: Record<string, string> = {}) => call<UserJson>(base, 'POST', '/users', { body, headers });
-
-    beforeAll(async () => {
-      store = await open();
-      service = await startIdentity(store.url, ['--min-position-timeout-ms', '400']);
-      base = service.url;
-    });
-    afterAll(async () => {
-      await service?.stop();
-      await store?.drop();
-    });
+    const createUser = (body: unknown, headers: Record<string, string> = {}) =>
+      call<UserJson>(served.url, 'POST', '/users', { body, headers });
 
     it('creates a user: 201 with the user, ETag, Location and Logline-Position; reads it back with the token; 304', async () => {
       const input = fresh('homer');
@@ -94,21 +84,21 @@ for (const [backend, open, enabled] of await testStores()) {
       expect(taken.status).toBe(409);
       expect(taken.body).toMatchObject({ error: 'UsernameTaken', field: 'username' });
       // Changing one's own username's case is not a clash.
-      const recased = await call<UserJson>(base, 'PATCH', `/users/${first.body.id}`, {
+      const recased = await call<UserJson>(served.url, 'PATCH', `/users/${first.body.id}`, {
         body: { username: first.body.username.toUpperCase() },
       });
       expect(recased.status).toBe(200);
       const other = await createUser(fresh('lisa'));
-      const clash = await call(base, 'PATCH', `/users/${other.body.id}`, { body: { email: first.body.email } });
+      const clash = await call(served.url, 'PATCH', `/users/${other.body.id}`, { body: { email: first.body.email } });
       expect(clash.status).toBe(409);
       expect(clash.body).toMatchObject({ error: 'EmailTaken' });
 
-      const gone = await call<UserJson>(base, 'POST', `/users/${first.body.id}/deactivate`);
+      const gone = await call<UserJson>(served.url, 'POST', `/users/${first.body.id}/deactivate`);
       expect(gone.status).toBe(200);
       expect(gone.body.active).toBe(false);
       const reuse = await createUser({ name: 'Reuse', username: first.body.username, email: first.body.email });
       expect(reuse.status).toBe(201);
-      const changeDeactivated = await call(base, 'PATCH', `/users/${first.body.id}`, { body: { name: 'Zombie' } });
+      const changeDeactivated = await call(served.url, 'PATCH', `/users/${first.body.id}`, { body: { name: 'Zombie' } });
       expect(changeDeactivated.status).toBe(409);
       expect(changeDeactivated.body).toMatchObject({ error: 'UserDeactivated' });
       const both = await read<{ users: UserJson[] }>(`/users?email=${first.body.email}`, reuse);
@@ -121,24 +111,27 @@ for (const [backend, open, enabled] of await testStores()) {
     it('If-Match: a stale ETag is 412 and stores nothing; the current one writes and returns the next ETag', async () => {
       const created = await createUser(fresh('maggie'));
       const id = created.body.id;
-      const first = await call<UserJson>(base, 'PATCH', `/users/${id}`, { body: { name: 'Maggie One' }, headers: { 'if-match': '"1"' } });
+      const first = await call<UserJson>(served.url, 'PATCH', `/users/${id}`, {
+        body: { name: 'Maggie One' },
+        headers: { 'if-match': '"1"' },
+      });
       expect(first.status).toBe(200);
       expect(first.headers.get('etag')).toBe('"2"');
-      const stale = await call(base, 'PATCH', `/users/${id}`, { body: { name: 'Maggie Stale' }, headers: { 'if-match': '"1"' } });
+      const stale = await call(served.url, 'PATCH', `/users/${id}`, { body: { name: 'Maggie Stale' }, headers: { 'if-match': '"1"' } });
       expect(stale.status).toBe(412);
       expect(stale.body).toMatchObject({ error: 'WrongExpectedVersion', expected: 1, actual: 2 });
       const audit = await get<{ entries: Array<{ type: string }> }>(`/users/${id}/audit`);
       expect(audit.body.entries.map((e) => e.type)).toEqual(['UserCreated', 'UserNameSet']);
       const view = await read<UserJson>(`/users/${id}`, first);
       expect(view.body.name).toBe('Maggie One');
-      expect((await call(base, 'PATCH', `/users/${id}`, { body: { name: 'x' }, headers: { 'if-match': 'W/"2"' } })).status).toBe(400);
+      expect((await call(served.url, 'PATCH', `/users/${id}`, { body: { name: 'x' }, headers: { 'if-match': 'W/"2"' } })).status).toBe(400);
     });
 
     it('concurrent unconditional name changes: every view ends with the last one by position', async () => {
       const created = await createUser(fresh('ned'));
       const id = created.body.id;
       const replies = await Promise.all(
-        Array.from({ length: 12 }, (_, i) => call<UserJson>(base, 'PATCH', `/users/${id}`, { body: { name: `Ned ${i}` } })),
+        Array.from({ length: 12 }, (_, i) => call<UserJson>(served.url, 'PATCH', `/users/${id}`, { body: { name: `Ned ${i}` } })),
       );
       for (const r of replies) expect(r.status).toBe(200);
       const last = replies.reduce((a, b) => (position(a) > position(b) ? a : b));
@@ -153,7 +146,7 @@ for (const [backend, open, enabled] of await testStores()) {
     it('audit: every change with old → new, when, actor and correlation id', async () => {
       const created = await createUser(fresh('moe'), { 'x-actor': 'admin', 'x-correlation-id': 'signup-1' });
       const id = created.body.id;
-      await call(base, 'PATCH', `/users/${id}`, {
+      await call(served.url, 'PATCH', `/users/${id}`, {
         body: { name: 'Moe Szyslak', email: `moe-${Date.now()}@tavern.org` },
         headers: { 'x-actor': 'moe', 'x-correlation-id': 'fix-1' },
       });
@@ -176,25 +169,25 @@ for (const [backend, open, enabled] of await testStores()) {
     });
 
     it('groups: create, rename with If-Match, add members idempotently, members and groups paged, remove', async () => {
-      const group = await call<{ id: string }>(base, 'POST', '/groups', { body: { name: 'Springfield' } });
+      const group = await call<{ id: string }>(served.url, 'POST', '/groups', { body: { name: 'Springfield' } });
       expect(group.status).toBe(201);
       expect(group.headers.get('location')).toBe(`/groups/${group.body.id}`);
-      const renamed = await call(base, 'PATCH', `/groups/${group.body.id}`, {
+      const renamed = await call(served.url, 'PATCH', `/groups/${group.body.id}`, {
         body: { name: 'Shelbyville' },
         headers: { 'if-match': '"1"' },
       });
       expect(renamed.status).toBe(200);
-      expect((await call(base, 'PATCH', `/groups/${group.body.id}`, { body: { name: 'X' }, headers: { 'if-match': '"1"' } })).status).toBe(
-        412,
-      );
+      expect(
+        (await call(served.url, 'PATCH', `/groups/${group.body.id}`, { body: { name: 'X' }, headers: { 'if-match': '"1"' } })).status,
+      ).toBe(412);
       const members: string[] = [];
       for (let i = 0; i < 5; i++) members.push((await createUser(fresh('member'))).body.id);
       let last: Reply<unknown> = renamed;
       for (const userId of members) {
-        last = await call(base, 'PUT', `/groups/${group.body.id}/members/${userId}`);
+        last = await call(served.url, 'PUT', `/groups/${group.body.id}/members/${userId}`);
         expect(last.status).toBe(201);
       }
-      expect((await call(base, 'PUT', `/groups/${group.body.id}/members/${members[0]}`)).status).toBe(200);
+      expect((await call(served.url, 'PUT', `/groups/${group.body.id}/members/${members[0]}`)).status).toBe(200);
       const seen: string[] = [];
       let after = '';
       for (let page = 0; page < 5; page++) {
@@ -209,10 +202,10 @@ for (const [backend, open, enabled] of await testStores()) {
       expect(seen).toEqual([...members].sort());
       const mine = await read<{ groups: Array<{ groupId: string; name: string }> }>(`/users/${members[1]}/groups`, last);
       expect(mine.body.groups).toEqual([{ groupId: group.body.id, name: 'Shelbyville' }]);
-      const removed = await call(base, 'DELETE', `/groups/${group.body.id}/members/${members[1]}`);
+      const removed = await call(served.url, 'DELETE', `/groups/${group.body.id}/members/${members[1]}`);
       expect(removed.status).toBe(200);
       expect((await read<{ groups: unknown[] }>(`/users/${members[1]}/groups`, removed)).body.groups).toEqual([]);
-      const unknownUser = await call(base, 'PUT', `/groups/${group.body.id}/members/00000000-0000-4000-8000-000000000000`);
+      const unknownUser = await call(served.url, 'PUT', `/groups/${group.body.id}/members/00000000-0000-4000-8000-000000000000`);
       expect(unknownUser.status).toBe(404);
       expect(unknownUser.body).toMatchObject({ error: 'UserNotFound' });
     });
@@ -240,8 +233,8 @@ for (const [backend, open, enabled] of await testStores()) {
         [exact, prefix, namePrefix, last].map((r) => [r.body.id, 4]),
       );
       // Renamed and deactivated users are found by what they are now, or not at all.
-      const renamed = await call(base, 'PATCH', `/users/${namePrefix.body.id}`, { body: { name: 'Plain Name' } });
-      const gone = await call(base, 'POST', `/users/${last.body.id}/deactivate`);
+      const renamed = await call(served.url, 'PATCH', `/users/${namePrefix.body.id}`, { body: { name: 'Plain Name' } });
+      const gone = await call(served.url, 'POST', `/users/${last.body.id}/deactivate`);
       const now = await read<{ users: UserJson[] }>(`/users/search?q=${tag}`, position(gone) > position(renamed) ? gone : renamed);
       expect(now.body.users.map((u) => u.id)).toEqual([exact.body.id, prefix.body.id, namePrefix.body.id]);
       expect((await get<{ users: UserJson[] }>('/users/search?q=plain name')).body.users.map((u) => u.id)).toContain(namePrefix.body.id);
@@ -269,7 +262,7 @@ for (const [backend, open, enabled] of await testStores()) {
     it('/changes: a resumable feed; paging by next sees every user and group once, at its latest state', async () => {
       const a = await createUser(fresh('feed'));
       const b = await createUser(fresh('feed'));
-      const changed = await call<UserJson>(base, 'PATCH', `/users/${a.body.id}`, { body: { name: 'Changed Feed' } });
+      const changed = await call<UserJson>(served.url, 'PATCH', `/users/${a.body.id}`, { body: { name: 'Changed Feed' } });
       const everything = await allChanges(get, position(changed));
       const users = everything.filter((c) => c.kind === 'user').map((c) => c.user as UserJson);
       expect(new Set(users.map((u) => u.id)).size).toBe(users.length);
@@ -277,7 +270,7 @@ for (const [backend, open, enabled] of await testStores()) {
       expect(users.find((u) => u.id === b.body.id)).toBeDefined();
       // Resuming from the last token shows only what changed since.
       const token = everything.at(-1)?.position ?? '0';
-      const later = await call<UserJson>(base, 'PATCH', `/users/${b.body.id}`, { body: { name: 'Later Feed' } });
+      const later = await call<UserJson>(served.url, 'PATCH', `/users/${b.body.id}`, { body: { name: 'Later Feed' } });
       const resumed = await read<{ changes: Array<{ kind: string; user?: UserJson }>; next: string }>(`/changes?since=${token}`, later);
       expect(resumed.body.changes.map((c) => c.user?.name)).toEqual(['Later Feed']);
       expect(BigInt(resumed.body.next)).toBe(position(later));
@@ -300,14 +293,14 @@ for (const [backend, open, enabled] of await testStores()) {
         createUser({ ...bad, username: 'has space' }),
         createUser({ ...bad, extra: 1 }),
         createUser({ name: bad.name }),
-        call(base, 'POST', '/users', { body: 'x', headers: { 'content-type': 'text/plain' } }),
-        call(base, 'PATCH', '/users/not-a-uuid', { body: { name: 'x' } }),
-        call(base, 'PATCH', '/users/00000000-0000-4000-8000-000000000000', { body: {} }),
+        call(served.url, 'POST', '/users', { body: 'x', headers: { 'content-type': 'text/plain' } }),
+        call(served.url, 'PATCH', '/users/not-a-uuid', { body: { name: 'x' } }),
+        call(served.url, 'PATCH', '/users/00000000-0000-4000-8000-000000000000', { body: {} }),
       ]);
       expect(replies.map((r) => r.status)).toEqual([400, 400, 400, 400, 400, 400, 400]);
       expect(replies[0]?.body).toMatchObject({ error: 'InvalidArgument', argument: 'email' });
       expect(replies[2]?.body).toMatchObject({ error: 'InvalidArgument' });
-      const missing = await call(base, 'PATCH', '/users/00000000-0000-4000-8000-000000000000', { body: { name: 'x' } });
+      const missing = await call(served.url, 'PATCH', '/users/00000000-0000-4000-8000-000000000000', { body: { name: 'x' } });
       expect(missing.status).toBe(404);
       const none = await get<{ users: unknown[] }>(`/users?email=${bad.email}`);
       expect(none.body.users).toEqual([]);

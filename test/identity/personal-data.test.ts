@@ -6,11 +6,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/index.js';
 import type { PostgresEventStore } from '../../src/postgres.js';
 import type { SqliteEventStore } from '../../src/sqlite.js';
-import { call, type IdentityProcess, position, type Reply, startIdentity, type TestStore, testStores } from './service.js';
+import { serveDuringTests } from './served.js';
+import { call, position, type Reply, startIdentity, testStores } from './service.js';
 
 interface UserJson {
   id: string;
@@ -43,42 +44,30 @@ function sqliteBytes(url: string): Buffer {
 
 for (const [backend, open, enabled] of await testStores()) {
   describe.skipIf(!enabled)(`forgetting a user's personal data on ${backend}`, () => {
-    let store: TestStore;
-    let service: IdentityProcess;
-    let base: string;
+    const served = serveDuringTests(open, ['--min-position-timeout-ms', '5000']);
     const read = <T>(path: string, after: Reply<unknown>) =>
-      call<T>(base, 'GET', path, { headers: { 'logline-min-position': String(position(after)) } });
-
-    beforeAll(async () => {
-      store = await open();
-      service = await startIdentity(store.url, ['--min-position-timeout-ms', '5000']);
-      base = service.url;
-    });
-    afterAll(async () => {
-      await service?.stop();
-      await store?.drop();
-    });
+      call<T>(served.url, 'GET', path, { headers: { 'logline-min-position': String(position(after)) } });
 
     it('drops name, username and email from every view and the audit; id, groups and history stay; the email is free again', async () => {
       const tag = Math.random().toString(36).slice(2, 10);
       const email = `Forgettable-${tag}@Example.org`;
       const input = { name: `Homer Zq${tag}`, username: `homer_${tag}`, email };
-      const created = await call<UserJson>(base, 'POST', '/users', { body: input, headers: { 'x-actor': 'signup' } });
+      const created = await call<UserJson>(served.url, 'POST', '/users', { body: input, headers: { 'x-actor': 'signup' } });
       expect(created.status).toBe(201);
       const id = created.body.id;
-      const renamed = await call(base, 'PATCH', `/users/${id}`, { body: { name: `Homer J Zq${tag}` } });
+      const renamed = await call(served.url, 'PATCH', `/users/${id}`, { body: { name: `Homer J Zq${tag}` } });
       expect(renamed.status).toBe(200);
-      const group = await call<{ id: string }>(base, 'POST', '/groups', { body: { name: `Plant ${tag}` } });
-      const joined = await call(base, 'PUT', `/groups/${group.body.id}/members/${id}`);
+      const group = await call<{ id: string }>(served.url, 'POST', '/groups', { body: { name: `Plant ${tag}` } });
+      const joined = await call(served.url, 'PUT', `/groups/${group.body.id}/members/${id}`);
       expect(joined.status).toBe(201);
       // Before: every view has the person (so "absent" below means something).
       expect((await read<UserJson>(`/users/${id}`, joined)).body).toMatchObject({ ...input, name: `Homer J Zq${tag}`, forgotten: false });
       expect((await read<{ users: UserJson[] }>(`/users?email=${email.toLowerCase()}`, joined)).body.users.map((u) => u.id)).toEqual([id]);
       expect((await read<{ users: UserJson[] }>(`/users/search?q=zq${tag}`, joined)).body.users.map((u) => u.id)).toEqual([id]);
-      if (store.name === 'sqlite') expect(sqliteBytes(store.url).includes(email.toLowerCase())).toBe(true);
+      if (served.store.name === 'sqlite') expect(sqliteBytes(served.store.url).includes(email.toLowerCase())).toBe(true);
 
       const forgotten = await call<{ id: string; forgottenAt: string; alreadyForgotten: boolean }>(
-        base,
+        served.url,
         'DELETE',
         `/users/${id}/personal-data`,
       );
@@ -90,14 +79,14 @@ for (const [backend, open, enabled] of await testStores()) {
       expect(user.status).toBe(200);
       expect(user.body).toMatchObject({ id, name: null, username: null, email: null, active: true, forgotten: true, version: 2 });
       // The version did not change, yet the cached copy is stale: no 304, not cacheable.
-      const cached = await call(base, 'GET', `/users/${id}`, { headers: { 'if-none-match': '"2"' } });
+      const cached = await call(served.url, 'GET', `/users/${id}`, { headers: { 'if-none-match': '"2"' } });
       expect(cached.status).toBe(200);
       expect(cached.headers.get('cache-control')).toBe('no-store');
       expect((await read<{ users: UserJson[] }>(`/users?email=${email}`, forgotten)).body.users).toEqual([]);
       expect((await read<{ users: UserJson[] }>(`/users/search?q=zq${tag}`, forgotten)).body.users).toEqual([]);
       expect((await read<{ users: UserJson[] }>(`/users/search?q=homer_${tag}`, forgotten)).body.users).toEqual([]);
 
-      const audit = await call<{ entries: AuditEntry[] }>(base, 'GET', `/users/${id}/audit`);
+      const audit = await call<{ entries: AuditEntry[] }>(served.url, 'GET', `/users/${id}/audit`);
       expect(audit.body.entries.map((e) => [e.type, e.version, e.actor, e.forgotten])).toEqual([
         ['UserCreated', 1, 'signup', true],
         ['UserNameSet', 2, 'anonymous', true],
@@ -120,33 +109,35 @@ for (const [backend, open, enabled] of await testStores()) {
       expect(changes.body.changes.map((c) => [c.kind, c.user?.id, c.user?.forgotten])).toEqual([['user', id, true]]);
 
       // Idempotent; the person's data can never be stored again; the email and username are free.
-      const again = await call(base, 'DELETE', `/users/${id}/personal-data`);
+      const again = await call(served.url, 'DELETE', `/users/${id}/personal-data`);
       expect(again.status).toBe(200);
       expect(again.body).toMatchObject({ id, forgottenAt: forgotten.body.forgottenAt, alreadyForgotten: true });
-      const patched = await call(base, 'PATCH', `/users/${id}`, { body: { name: 'Back Again' } });
+      const patched = await call(served.url, 'PATCH', `/users/${id}`, { body: { name: 'Back Again' } });
       expect(patched.status).toBe(409);
       expect(patched.body).toMatchObject({ error: 'SubjectForgotten' });
-      const reused = await call<UserJson>(base, 'POST', '/users', { body: { name: 'Someone Else', username: input.username, email } });
+      const reused = await call<UserJson>(served.url, 'POST', '/users', {
+        body: { name: 'Someone Else', username: input.username, email },
+      });
       expect(reused.status).toBe(201);
       expect(reused.body.id).not.toBe(id);
       // What carries no personal data still works: deactivating, leaving a group.
-      const deactivated = await call<UserJson>(base, 'POST', `/users/${id}/deactivate`);
+      const deactivated = await call<UserJson>(served.url, 'POST', `/users/${id}/deactivate`);
       expect(deactivated.status).toBe(200);
       expect(deactivated.body).toMatchObject({ id, name: null, email: null, active: false });
-      expect((await call(base, 'DELETE', `/groups/${group.body.id}/members/${id}`)).status).toBe(200);
+      expect((await call(served.url, 'DELETE', `/groups/${group.body.id}/members/${id}`)).status).toBe(200);
 
-      if (store.name === 'sqlite') {
+      if (served.store.name === 'sqlite') {
         // Only the new user's copy of the email may remain: forget it too, then no byte of it is left.
-        const second = await call(base, 'DELETE', `/users/${reused.body.id}/personal-data`);
+        const second = await call(served.url, 'DELETE', `/users/${reused.body.id}/personal-data`);
         await read(`/users/${reused.body.id}`, second);
-        const bytes = sqliteBytes(store.url);
+        const bytes = sqliteBytes(served.store.url);
         for (const secret of [email, email.toLowerCase(), `homer_${tag}`, `zq${tag}`]) expect(bytes.includes(secret)).toBe(false);
         expect(bytes.includes(`Plant ${tag}`)).toBe(true); // the group's name is not personal
       }
 
       // A view built after the forget reads the user's events without the fields: users view v2
       // built from the log now has the user, with nothing personal, and search does not find it.
-      expect((await call(base, 'POST', '/admin/users-view/upgrade')).body).toEqual({ usersView: 2 });
+      expect((await call(served.url, 'POST', '/admin/users-view/upgrade')).body).toEqual({ usersView: 2 });
       const rebuilt = await read<UserJson & { displayName: string | null }>(`/users/${id}`, forgotten);
       expect(rebuilt.body).toMatchObject({ id, name: null, username: null, email: null, displayName: null, forgotten: true });
       expect((await read<{ users: UserJson[] }>(`/users/search?q=zq${tag}`, forgotten)).body.users).toEqual([]);
@@ -229,15 +220,15 @@ for (const [backend, open, enabled] of await testStores()) {
     });
 
     it('404 for an unknown user, 400 for an id that is not a UUID', async () => {
-      const unknown = await call(base, 'DELETE', `/users/${crypto.randomUUID()}/personal-data`);
+      const unknown = await call(served.url, 'DELETE', `/users/${crypto.randomUUID()}/personal-data`);
       expect(unknown.status).toBe(404);
       expect(unknown.body).toMatchObject({ error: 'UserNotFound' });
-      expect((await call(base, 'DELETE', '/users/nobody/personal-data')).status).toBe(400);
+      expect((await call(served.url, 'DELETE', '/users/nobody/personal-data')).status).toBe(400);
     });
 
     it('409 PersonalDataNotDeclared for a user whose events declared no personal data (written before they did)', async () => {
       const id = crypto.randomUUID();
-      const old = await openStore(store.url);
+      const old = await openStore(served.store.url);
       try {
         await old.append(`user-${id}`, [
           { type: 'UserCreated', data: { name: 'Old Timer', username: `old${id.slice(0, 8)}`, email: `${id}@old.org` } },
@@ -245,7 +236,7 @@ for (const [backend, open, enabled] of await testStores()) {
       } finally {
         await old.close();
       }
-      const reply = await call(base, 'DELETE', `/users/${id}/personal-data`);
+      const reply = await call(served.url, 'DELETE', `/users/${id}/personal-data`);
       expect(reply.status).toBe(409);
       expect(reply.body).toMatchObject({ error: 'PersonalDataNotDeclared', id });
     });

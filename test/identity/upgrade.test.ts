@@ -3,8 +3,9 @@
  * displayName) is built beside version 1 while the service serves a mixed load, then switched
  * atomically. Not one request of the load fails, and reads with a write's token keep seeing it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, type IdentityProcess, position, sqliteStore, startIdentity, type TestStore, testStores } from './service.js';
+import { describe, expect, it } from 'vitest';
+import { serveDuringTests } from './served.js';
+import { call, type IdentityProcess, position, sqliteStore, startIdentity, testStores } from './service.js';
 
 interface UserJson {
   id: string;
@@ -16,20 +17,10 @@ interface UserJson {
 
 for (const [backend, open, enabled] of await testStores()) {
   describe.skipIf(!enabled)(`users view upgrade under load on ${backend}`, () => {
-    let store: TestStore;
-    let service: IdentityProcess;
-
-    beforeAll(async () => {
-      store = await open();
-      service = await startIdentity(store.url);
-    });
-    afterAll(async () => {
-      await service?.stop();
-      await store?.drop();
-    });
+    const served = serveDuringTests(open);
 
     it('builds v2 beside v1 and switches while reads and writes go on: zero failed requests', async () => {
-      const base = service.url;
+      const base = served.url;
       const users: UserJson[] = [];
       for (let i = 0; i < 100; i += 20) {
         const batch = await Promise.all(
