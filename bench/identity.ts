@@ -10,7 +10,8 @@
  * the views have drained what the write scenarios left; how long that took is reported), and
  * the service's memory over the mixed run; with --upgrade, last, the zero-downtime upgrade drill:
  * users view version 2 built over the whole dataset and switched while the mixed load runs at
- * --upgrade-rate req/s (default 500; the store stays at version 2). On SQLite, and on PostgreSQL when it is reachable.
+ * --upgrade-rate req/s (default 500; the store stays at version 2). On SQLite, and on PostgreSQL
+ * when it is reachable.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
