@@ -60,6 +60,29 @@ async function scenarios(backend: string, store: EventStore): Promise<void> {
     ),
     PLAIN,
   );
+  // Short streams, many readers: what a command handler does (load one aggregate's events), where
+  // a page's key lookup is a second round trip on PostgreSQL unless the page's query reads the keys.
+  const shortStreams = 200;
+  for (const [label, make] of makers) {
+    for (let s = 0; s < shortStreams; s++)
+      await store.append(
+        `short-${label.length}-${s}`,
+        Array.from({ length: 10 }, (_, k) => make(s * 10 + k)),
+      );
+  }
+  printScenario(
+    `${backend}, read a 10-event stream, 16 readers`,
+    await interleave(
+      makers.map(([label]) => ({
+        label,
+        operations: flags.quick ? 1000 : 5000,
+        eventsPerOperation: 10,
+        concurrency: 16,
+        operation: (i: number) => countEvents(store.read(`short-${label.length}-${i % shortStreams}`)),
+      })),
+    ),
+    PLAIN,
+  );
   const total = flags.quick ? 2000 : 10_000;
   for (const [label, make] of makers) {
     for (let v = 0; v < total; v += 500)

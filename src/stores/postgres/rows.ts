@@ -11,7 +11,7 @@ export const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
 export const COLUMNS = `position, stream_id, stream_version, id, type, data, metadata,
   to_char(occurred_at AT TIME ZONE 'UTC', ${ISO}), to_char(recorded_at AT TIME ZONE 'UTC', ${ISO})`;
 
-export const toRecorded = (row: Row): RecordedEvent => ({
+export const toRecorded = (row: Row | KeyedRow): RecordedEvent => ({
   position: BigInt(row[0]),
   streamId: row[1],
   streamVersion: row[2],
@@ -22,3 +22,28 @@ export const toRecorded = (row: Row): RecordedEvent => ({
   occurredAt: row[7],
   recordedAt: row[8],
 });
+
+/**
+ * One more column after COLUMNS: for an event with sealed personal data, its subject's key as the
+ * key table holds it now (hex; NULL once forgotten), read in the same statement as the event, so
+ * opening a page costs no second round trip. `strpos` on the metadata's text is cheaper than
+ * parsing it as JSON, and sealed metadata always holds the `"$sealed"` key (personal-data.ts).
+ * `S` is the quoted schema.
+ */
+export const keyColumn = (S: string): string =>
+  `CASE WHEN strpos(metadata::text, '"$sealed"') > 0
+     THEN (SELECT encode(k.key, 'hex') FROM ${S}.subject_keys k WHERE k.subject = metadata->>'subject') END`;
+
+/** A row read with COLUMNS and keyColumn. */
+export type KeyedRow = [...Row, string | null];
+
+/** The subjects' keys read with a page (keyColumn), for StorePersonalData.open. */
+export function keysRead(rows: KeyedRow[]): Map<string, { key: Uint8Array | undefined }> {
+  const keys = new Map<string, { key: Uint8Array | undefined }>();
+  for (const row of rows) {
+    const subject = row[6].subject;
+    if (typeof subject !== 'string' || row[6].$sealed === undefined || keys.has(subject)) continue;
+    keys.set(subject, { key: row[9] === null ? undefined : Buffer.from(row[9], 'hex') });
+  }
+  return keys;
+}
