@@ -22,7 +22,7 @@ import { countEvents, flags, measureRead, percentile, printScenario, type Result
 const DIR = join(process.cwd(), '.bench-data', 'projections');
 const PG_URL = process.env.LOGLINE_BENCH_PG_URL ?? process.env.LOGLINE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const TYPES = ['OrderPlaced', 'OrderPaid', 'OrderShipped', 'OrderCancelled'];
-/** Events per projection transaction while catching up. PostgreSQL pays ~5 round trips per batch. */
+/** Events per projection transaction while catching up. PostgreSQL pays 3 round trips per batch (BEGIN, the work, COMMIT). */
 const SQLITE_BATCH = 1000;
 const POSTGRES_BATCH = 5000;
 

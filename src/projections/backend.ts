@@ -56,6 +56,13 @@ export interface TransactOptions {
   guard?: { projection: string; version: number };
   /** Delete this parked event in the same transaction (a successful replay). */
   deleteParked?: number;
+  /**
+   * The lowest position `work` applies, when it applies events. A backend may then run
+   * `work(tx, undefined)` before its read of the stored checkpoint has answered (PostgreSQL
+   * sends them together), provided it rolls back and runs `work(tx, stored)` again when the stored
+   * checkpoint turns out to be at or past `from`: another runner applied some of the events first.
+   */
+  from?: bigint;
 }
 
 export interface LeaseRow {

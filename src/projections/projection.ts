@@ -260,10 +260,12 @@ export function applyProjection<Tx>(
     const todo = stored === undefined ? events : events.filter((event) => event.position > stored);
     return runHandlers(definition, todo, ctx, backend.kind === 'sqlite');
   };
+  const first = events[0]?.position;
+  const withFrom = first === undefined ? options : { ...options, from: first };
   const attempt = backend.transactional
-    ? backend.transact(work, options)
+    ? backend.transact(work, withFrom)
     : // Without rollback, what ran before a failure stays applied.
-      backend.transact(work, options).catch((error) => {
+      backend.transact(work, withFrom).catch((error) => {
         throw error instanceof EventFailure ? new EventFailure(error.position, error.cause, true, error.wholeBatch) : error;
       });
   return attempt.catch((error) => {

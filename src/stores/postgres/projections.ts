@@ -23,6 +23,7 @@ import {
   planLeases,
   type StoredCheckpoint,
   SupersededError,
+  type TransactOptions,
   versionedTable,
 } from '../../projections/backend.js';
 import { COLUMNS, type Row, toRecorded } from './rows.js';
@@ -58,6 +59,9 @@ CREATE TABLE IF NOT EXISTS ${S}.logline_group_members (
 const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Rolls back an early transaction whose events another runner had applied in part (see transact). */
+class Overtaken extends Error {}
 
 /** How long a transaction body that saw a connection error waits for begin() to fail by itself. */
 const LOST_CONNECTION_GRACE_MS = 1000;
@@ -130,6 +134,22 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
     await tx.unsafe(SCHEMA(S));
   });
 
+  /**
+   * The work, then the checkpoint's save and the parked event's delete. Those two are sent as
+   * soon as the work has sent its first statements (they commit or roll back with it, so their
+   * order within the transaction does not matter); the work's own failure is the one reported.
+   */
+  const runEffects = async (tx: TransactionSql, work: () => unknown, options: TransactOptions): Promise<void> => {
+    const working = Promise.resolve(work());
+    const after = Promise.all([
+      options.checkpoint && save(tx, options.checkpoint),
+      options.deleteParked !== undefined && tx`DELETE FROM ${parked} WHERE id = ${options.deleteParked}`,
+    ]);
+    after.catch(() => {});
+    await working;
+    await after;
+  };
+
   const save = (q: Sql | TransactionSql, update: CheckpointUpdate) =>
     q`INSERT INTO ${checkpoints} (name, kind, position, updated_at) VALUES (${update.name}, ${update.kind}, ${String(update.position)}, now())
       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
@@ -186,28 +206,41 @@ export async function createPostgresBackend(store: PostgresStoreLike): Promise<P
     },
     async transact(work, options) {
       // Not re-run here: the consumer retries the whole batch (and applies only what is new).
-      await watchTransaction(async (tx) => {
-        // Read models can be rebuilt from the log: their commits need not wait for the WAL flush.
-        // A server crash may lose the last few, effects and checkpoint together: redone, still once.
-        // Both statements go out together (postgres.js pipelines), so the SET costs no round trip;
-        // both are awaited, so neither can end as an unhandled rejection.
-        const [, [row]] = await Promise.all([
-          tx`SET LOCAL synchronous_commit = off`,
-          tx<{ active: number | null; position: string | null }[]>`
-          WITH locked AS (
-            SELECT position FROM ${checkpoints} WHERE name = ${options.checkpoint?.name ?? ''} FOR UPDATE
-          )
-          SELECT (SELECT active_version FROM ${projections} WHERE name = ${options.guard?.projection ?? ''}) AS active,
-                 (SELECT position FROM locked) AS position`,
-        ]);
-        if (options.guard && row?.active != null && row.active > options.guard.version) {
-          throw new SupersededError(options.guard.projection, row.active);
-        }
-        const stored = options.checkpoint && row?.position != null ? BigInt(row.position) : undefined;
-        await work(tx, stored);
-        if (options.checkpoint) await save(tx, options.checkpoint);
-        if (options.deleteParked !== undefined) await tx`DELETE FROM ${parked} WHERE id = ${options.deleteParked}`;
-      });
+      const attempt = (early: boolean) =>
+        watchTransaction(async (tx) => {
+          // Read models can be rebuilt from the log: their commits need not wait for the WAL flush.
+          // A server crash may lose the last few, effects and checkpoint together: redone, still once.
+          const head = Promise.all([
+            tx`SET LOCAL synchronous_commit = off`,
+            tx<{ active: number | null; position: string | null }[]>`
+            WITH locked AS (
+              SELECT position FROM ${checkpoints} WHERE name = ${options.checkpoint?.name ?? ''} FOR UPDATE
+            )
+            SELECT (SELECT active_version FROM ${projections} WHERE name = ${options.guard?.projection ?? ''}) AS active,
+                   (SELECT position FROM locked) AS position`,
+          ]);
+          // Early (options.from): the work's statements and the checkpoint's save go out right behind
+          // the lock, in the same pipeline, so a batch costs BEGIN, one round trip and COMMIT. The
+          // server runs them in order, so they run under the lock. Every promise is awaited below
+          // or given a handler here, so none can end as an unhandled rejection.
+          const effects = early ? runEffects(tx, () => work(tx, undefined), options) : undefined;
+          effects?.catch(() => {});
+          const [, [row]] = await head;
+          if (options.guard && row?.active != null && row.active > options.guard.version) {
+            throw new SupersededError(options.guard.projection, row.active);
+          }
+          const stored = options.checkpoint && row?.position != null ? BigInt(row.position) : undefined;
+          if (!effects) return runEffects(tx, () => work(tx, stored), options);
+          // Another runner applied some of these events first: roll back and apply only what is new.
+          if (stored !== undefined && options.from !== undefined && stored >= options.from) throw new Overtaken();
+          await effects;
+        });
+      try {
+        await attempt(options.from !== undefined && options.checkpoint !== undefined);
+      } catch (error) {
+        if (!(error instanceof Overtaken)) throw error;
+        await attempt(false);
+      }
     },
     async park(input, advance) {
       await transaction(async (tx) => {
@@ -358,9 +391,12 @@ async function attachPostgresInline(
    * not this append's fault, and the consumer's retry/park policy deals with it.
    */
   const catchUp = async (tx: TransactionSql, own: RecordedEvent[], through: bigint | undefined): Promise<bigint | undefined> => {
-    const [active] = await tx<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${guardOf.projection}`;
+    // Sent together (postgres.js pipelines them): one round trip in every append it runs in.
+    const [[active], [row]] = await Promise.all([
+      tx<{ active_version: number }[]>`SELECT active_version FROM ${projections} WHERE name = ${guardOf.projection}`,
+      tx<{ position: string }[]>`SELECT position FROM ${checkpoints} WHERE name = ${key} FOR UPDATE`,
+    ]);
     if (active && active.active_version > guardOf.version) throw new SupersededError(guardOf.projection, active.active_version);
-    const [row] = await tx<{ position: string }[]>`SELECT position FROM ${checkpoints} WHERE name = ${key} FOR UPDATE`;
     const stored = row ? BigInt(row.position) : 0n;
     const first = own[0]?.position;
     const gap =
