@@ -27,7 +27,7 @@ import {
 import type { PreparedEvent } from './validation.js';
 
 /** Metadata key of the sealed personal fields in the stored form of an event. */
-const SEALED = '$sealed';
+export const SEALED = '$sealed';
 /** Stream and type of the notification `forget` appends (a system stream: `$` is reserved). */
 export const SUBJECTS_STREAM = '$subjects';
 export const SUBJECT_FORGOTTEN = 'SubjectForgotten';

@@ -1,4 +1,5 @@
 /** Mapping between rows of the events table and RecordedEvent (the store and its read models share it). */
+import { SEALED } from '../../core/personal-data.js';
 import type { JsonObject, JsonValue, RecordedEvent } from '../../core/types.js';
 
 /** The largest value of an `integer` column (stream versions). */
@@ -27,11 +28,10 @@ export const toRecorded = (row: Row | KeyedRow): RecordedEvent => ({
  * One more column after COLUMNS: for an event with sealed personal data, its subject's key as the
  * key table holds it now (hex; NULL once forgotten), read in the same statement as the event, so
  * opening a page costs no second round trip. `strpos` on the metadata's text is cheaper than
- * parsing it as JSON, and sealed metadata always holds the `"$sealed"` key (personal-data.ts).
- * `S` is the quoted schema.
+ * parsing it as JSON, and sealed metadata always holds the SEALED key. `S` is the quoted schema.
  */
 export const keyColumn = (S: string): string =>
-  `CASE WHEN strpos(metadata::text, '"$sealed"') > 0
+  `CASE WHEN strpos(metadata::text, '"${SEALED}"') > 0
      THEN (SELECT encode(k.key, 'hex') FROM ${S}.subject_keys k WHERE k.subject = metadata->>'subject') END`;
 
 /** A row read with COLUMNS and keyColumn. */
@@ -42,7 +42,7 @@ export function keysRead(rows: KeyedRow[]): Map<string, { key: Uint8Array | unde
   const keys = new Map<string, { key: Uint8Array | undefined }>();
   for (const row of rows) {
     const subject = row[6].subject;
-    if (typeof subject !== 'string' || row[6].$sealed === undefined || keys.has(subject)) continue;
+    if (typeof subject !== 'string' || row[6][SEALED] === undefined || keys.has(subject)) continue;
     keys.set(subject, { key: row[9] === null ? undefined : Buffer.from(row[9], 'hex') });
   }
   return keys;
