@@ -10,7 +10,7 @@ import { openStore } from '../../src/core/open-store.js';
 import type { NewEvent } from '../../src/index.js';
 import { collect } from '../helpers/collect.js';
 import { freshSchemaUrl, requirePostgres } from '../helpers/postgres.js';
-import { CLI, ROOT, type ServerProcess, startServerProcess, tempDir } from '../server/process.js';
+import { cliArgs, ROOT, type ServerProcess, startServerProcess, tempDir } from '../server/process.js';
 
 interface Run {
   code: number | null;
@@ -19,7 +19,7 @@ interface Run {
 }
 
 function run(args: string[], input?: string): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  const child = spawn(process.execPath, cliArgs(...args), {
     cwd: ROOT,
     env: { ...process.env, LOGLINE_SERVER: '', LOGLINE_STORE: '', LOGLINE_API_KEY: '' },
   });
@@ -176,7 +176,7 @@ describe.each(['store', 'server'] as const)('logline CLI against a %s', (mode) =
   }, 60_000);
 
   it('tail follows live events until interrupted', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'tail', 'live-1', '--from', 'start', ...target], { cwd: ROOT });
+    const child = spawn(process.execPath, cliArgs('tail', 'live-1', '--from', 'start', ...target), { cwd: ROOT });
     const seen: Array<Record<string, unknown>> = [];
     const reader = createInterface({ input: child.stdout });
     const gotTwo = new Promise<void>((resolve) =>
@@ -383,18 +383,7 @@ describe('logline CLI: help and progress', () => {
       recordedAt: at,
     }));
     writeFileSync(file, `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
-    const command = [
-      process.execPath,
-      '--import',
-      'tsx',
-      CLI,
-      'import',
-      file,
-      '--batch',
-      '50',
-      '--store',
-      `sqlite:${join(dir.path, 'tty.db')}`,
-    ]
+    const command = [process.execPath, ...cliArgs('import', file, '--batch', '50', '--store', `sqlite:${join(dir.path, 'tty.db')}`)]
       .map((arg) => `'${arg}'`)
       .join(' ');
     const terminal = await new Promise<Run>((resolve) => {

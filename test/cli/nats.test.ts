@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshNatsUrl, requireNats } from '../helpers/nats.js';
-import { CLI, ROOT, tempDir } from '../server/process.js';
+import { cliArgs, ROOT, tempDir } from '../server/process.js';
 
 const reachable = await requireNats();
 const dir = tempDir('logline-cli-nats-');
@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 function run(args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  const child = spawn(process.execPath, cliArgs(...args), {
     cwd: ROOT,
     env: { ...process.env, LOGLINE_SERVER: '', LOGLINE_STORE: '', LOGLINE_API_KEY: '' },
   });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServer } from '../../src/server/serve.js';
-import { CLI, post, ROOT, startServerProcess, tempDir } from '../server/process.js';
+import { cliArgs, post, ROOT, startServerProcess, tempDir } from '../server/process.js';
 import { deduplicated, startWebhookTarget, versionsByStream, waitFor } from './webhook-target.js';
 
 const SECRET = 'a-shared-secret-of-enough-length';
@@ -70,7 +70,7 @@ describe('connectors configuration', () => {
     const file = writeConfig([{ name: 'a', sink: { type: 'http' } }]);
     const failure = await promisify(execFile)(
       process.execPath,
-      ['--import', 'tsx', CLI, 'serve', '--store', 'memory:', '--port', '0', '--connectors', file],
+      cliArgs('serve', '--store', 'memory:', '--port', '0', '--connectors', file),
       { cwd: ROOT },
     ).catch((e) => e);
     expect(failure.code).toBe(2);

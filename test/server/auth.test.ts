@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, get, post, ROOT, type ServerProcess, startServerProcess, tempDir } from './process.js';
+import { cliArgs, get, post, ROOT, type ServerProcess, startServerProcess, tempDir } from './process.js';
 
 const KEYS = {
   keys: [
@@ -84,7 +84,7 @@ describe('the CLI against a server with keys', () => {
       LOGLINE_API_KEYS: JSON.stringify(KEYS),
     });
     const cli = (args: string[]) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args, '--server', server.url], {
+      const child = spawn(process.execPath, cliArgs(...args, '--server', server.url), {
         cwd: ROOT,
         env: { ...process.env, LOGLINE_API_KEY: '' },
       });
@@ -115,7 +115,7 @@ describe('the CLI against a server with keys', () => {
 
 /** Runs `logline serve` expecting it to refuse; returns exit code and stderr. */
 function refuse(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', '0', '--store', 'memory:', ...args], {
+  const child = spawn(process.execPath, cliArgs('serve', '--port', '0', '--store', 'memory:', ...args), {
     cwd: ROOT,
     env: { ...process.env, LOGLINE_API_KEYS: '', LOGLINE_API_KEYS_FILE: '', ...env },
   });
