@@ -37,13 +37,16 @@ export const keyColumn = (S: string): string =>
 /** A row read with COLUMNS and keyColumn. */
 export type KeyedRow = [...Row, string | null];
 
-/** The subjects' keys read with a page (keyColumn), for StorePersonalData.open. */
-export function keysRead(rows: KeyedRow[]): Map<string, { key: Uint8Array | undefined }> {
-  const keys = new Map<string, { key: Uint8Array | undefined }>();
+/**
+ * The subjects' keys read with a page (keyColumn), for StorePersonalData.open. A subject with no
+ * key left (forgotten, or unknown here) is absent, which opens its events as forgotten.
+ */
+export function keysRead(rows: KeyedRow[]): Map<string, { key: Uint8Array }> {
+  const keys = new Map<string, { key: Uint8Array }>();
   for (const row of rows) {
-    const subject = row[6].subject;
-    if (typeof subject !== 'string' || row[6][SEALED] === undefined || keys.has(subject)) continue;
-    keys.set(subject, { key: row[9] === null ? undefined : Buffer.from(row[9], 'hex') });
+    const key = row[9];
+    const subject = String(row[6].subject);
+    if (key !== null && !keys.has(subject)) keys.set(subject, { key: Buffer.from(key, 'hex') });
   }
   return keys;
 }
