@@ -97,15 +97,24 @@ function mergedReplacements(replacements: Replacement[]): Array<{ sql: string; p
   for (const latest of byTable.values()) {
     const all = [...latest.values()];
     const { table, match, columns } = all[0] as Replacement;
-    const keys = Object.keys(match);
-    const keyArrays = keys.map((k) => all.map((r) => r.match[k] as string));
-    // `first = ANY(array)` keeps the delete an index probe in a cached generic plan, which the row
-    // IN (unnest) alone is not (it was planned as a scan of the whole table).
-    out.push({
-      sql: `DELETE FROM ${table} WHERE ${keys[0]} = ANY(?::text[])
-            AND (${keys.join(', ')}) IN (SELECT * FROM unnest(${keys.map(() => '?::text[]').join(', ')}))`,
-      params: [keyArrays[0] as string[], ...keyArrays].map(arrayLiteral),
-    });
+    const [first, ...others] = Object.keys(match) as [string, ...string[]];
+    // One DELETE per combination of the other match values (a source, here), each `first =
+    // ANY(array) AND other = value`: an index probe per key whatever the planner knows. A join
+    // with unnest() of the pairs was planned, without fresh statistics, as a scan of the whole
+    // table, or as a probe of every key for every pair (a batch of 1,000 users read its index
+    // two million times).
+    const byOthers = new Map<string, { values: string[]; firsts: string[] }>();
+    for (const r of all) {
+      const values = others.map((k) => r.match[k] as string);
+      const group = byOthers.get(JSON.stringify(values)) ?? { values, firsts: [] };
+      byOthers.set(JSON.stringify(values), group);
+      group.firsts.push(r.match[first] as string);
+    }
+    for (const { values, firsts } of byOthers.values())
+      out.push({
+        sql: `DELETE FROM ${table} WHERE ${[`${first} = ANY(?::text[])`, ...others.map((k) => `${k} = ?`)].join(' AND ')}`,
+        params: [arrayLiteral(firsts), ...values],
+      });
     const rows = all.flatMap((r) => r.rows);
     if (rows.length === 0) continue;
     // Column types from the values: numbers as bigint (assignment casts narrow them), the rest text.
