@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { dataset, FULL_SIZE } from '../apps/identity/src/dataset.js';
 import { loadDataset, terminalProgress } from '../apps/identity/src/load.js';
 import { freshSchemaUrl, PG_URL, requirePostgres } from '../test/helpers/postgres.js';
@@ -307,6 +308,7 @@ async function backend(
 ): Promise<string> {
   // --reuse (SQLite) or --pg-schema: a store a previous run with the same sizes loaded; only the scenarios run.
   const report = reuse ? undefined : await loadDataset(url, dataset(SEED, size), terminalProgress);
+  const vacuumed = name === 'PostgreSQL' ? await vacuumSchema(url) : '';
   const service = await startIdentity(url);
   try {
     const { rows, memory, lag, upgrade } = await scenarios(autocannon, service, size, seconds);
@@ -317,6 +319,7 @@ async function backend(
         ? 'reused the dataset a previous run loaded (--reuse, --pg-schema)'
         : `bulk load through the library: ${report.events.toLocaleString('en-US')} events in ${report.appendSeconds.toFixed(1)} s (${Math.round(report.events / report.appendSeconds).toLocaleString('en-US')} appends/s, each one append of one event with the inline uniqueness check); ` +
           `${report.refusedUsers.email} email and ${report.refusedUsers.username} username collisions refused (all of them); ${report.repeatedMemberships} repeated memberships recorded nothing; views built from the log in ${report.viewSeconds.toFixed(1)} s`,
+      ...(vacuumed ? ['', vacuumed] : []),
       '',
       `| scenario (${CONNECTIONS} connections, ${SOAK ?? seconds} s) | requests | req/s | p50 ms | p99 ms | failed |`,
       '|---|---|---|---|---|---|',
@@ -329,6 +332,26 @@ async function backend(
     return lines.join('\n');
   } finally {
     await service.stop();
+  }
+}
+
+/**
+ * VACUUM (ANALYZE) of every table of the store's schema, before the scenarios. A PostgreSQL with
+ * autovacuum on (its default) does this by itself after a bulk load and between runs; this
+ * machine's has it off, and without it each run left dead rows of the last one's name changes
+ * and the planner had no statistics of the freshly built views.
+ */
+async function vacuumSchema(url: string): Promise<string> {
+  const schema = new URL(url).searchParams.get('schema') as string;
+  const sql = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  try {
+    const [setting] = await sql<{ autovacuum: string }[]>`SELECT current_setting('autovacuum') AS autovacuum`;
+    const started = performance.now();
+    const tables = await sql<{ tablename: string }[]>`SELECT tablename FROM pg_tables WHERE schemaname = ${schema}`;
+    for (const { tablename } of tables) await sql`VACUUM (ANALYZE) ${sql(schema)}.${sql(tablename)}`;
+    return `VACUUM (ANALYZE) of the schema's ${tables.length} tables before the scenarios: ${((performance.now() - started) / 1000).toFixed(1)} s (this server's autovacuum: ${setting?.autovacuum})`;
+  } finally {
+    await sql.end({ timeout: 5 });
   }
 }
 

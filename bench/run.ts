@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- <suite>…] [--quick] [--large] (identity also takes --users n, --only sqlite|postgres, --seconds n)
+ * npm run bench [-- <suite>…] [--quick] [--large] (identity takes more: see bench/identity.ts)
  * Runs the named suites (default: all) one after another; each prints Markdown tables.
  */
 const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
@@ -18,7 +18,17 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
 };
 
 // Flags that take a value: that value is not a suite name.
-const VALUE_FLAGS = ['--users', '--only', '--seconds', '--lag-rate', '--lookup-rate', '--soak', '--pg-schema'];
+const VALUE_FLAGS = [
+  '--users',
+  '--only',
+  '--scenarios',
+  '--seconds',
+  '--lag-rate',
+  '--lookup-rate',
+  '--soak',
+  '--pg-schema',
+  '--upgrade-rate',
+];
 const asked = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith('--') && !VALUE_FLAGS.includes(all[i - 1] ?? ''));
 const names = asked.length ? asked : Object.keys(suites);
 for (const name of names) {
