@@ -1,5 +1,5 @@
 /**
- * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--scenarios a,b] [--seconds n] [--reuse] [--pg-schema name] [--lag-rate n] [--lookup-rate n] [--soak n] [--upgrade] [--upgrade-rate n]
+ * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--scenarios a,b] [--walk-start n] [--seconds n] [--reuse] [--pg-schema name] [--lag-rate n] [--lookup-rate n] [--soak n] [--upgrade] [--upgrade-rate n]
  *
  * The identity service (apps/identity, seed 003) with production-like data: a seeded dataset
  * (default 1M users, 50k groups, 5M memberships; --users n scales it as n, n/20, 5n; --quick:
@@ -13,6 +13,7 @@
  * --upgrade-rate req/s (default 500; the store stays at version 2). On SQLite, and on PostgreSQL
  * when it is reachable.
  */
+import { randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { loadavg } from 'node:os';
@@ -45,6 +46,15 @@ const ALL_SCENARIOS = ['id', 'email', 'paced', 'search', 'members', 'writes', 'm
 const SCENARIOS = new Set(arg('scenarios')?.split(',') ?? ALL_SCENARIOS);
 for (const key of SCENARIOS)
   if (!ALL_SCENARIOS.includes(key)) throw new Error(`--scenarios takes a list of ${ALL_SCENARIOS.join(', ')}; got ${key}`);
+
+/** Where the scenarios' walk over users starts: `--walk-start n`, or a random place, printed with the results. */
+let walkStarted: number | undefined;
+function walkStart(users: number): number {
+  walkStarted = arg('walk-start') === undefined ? randomInt(users) : Number(arg('walk-start'));
+  if (!Number.isSafeInteger(walkStarted) || walkStarted < 0)
+    throw new Error(`--walk-start must be an integer ≥ 0, got ${arg('walk-start')}`);
+  return walkStarted;
+}
 
 /** `--upgrade`: end with the users view upgrade under the mixed load, sent at `--upgrade-rate` req/s. */
 const UPGRADE = process.argv.includes('--upgrade');
@@ -91,8 +101,10 @@ const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/
 
 async function scenarios(autocannon: Autocannon, service: IdentityProcess, size: ReturnType<typeof sizes>, seconds: number) {
   const data = dataset(SEED, size);
-  let n = 0;
-  // A fixed walk over users that loaded (colliding ones were refused), the same every run.
+  let n = walkStart(size.users);
+  // A walk over users that loaded (colliding ones were refused). It starts at a random place
+  // (--walk-start n repeats one): a run that renamed the users an earlier run had renamed found
+  // their rows and index pages in PostgreSQL's cache, and its view lag read 100× lower.
   const nextUser = () => data.user(data.loadedUser((n++ * 7919) % size.users));
   const prefixes = ['hom', 'mar', 'ned', 'sim', 'lis', 'flan', 'bur', 'mps', 'ande', 'wig'];
   const byId: AutocannonRequest = { setupRequest: (r) => ({ ...r, method: 'GET', path: `/users/${nextUser().id}` }) };
@@ -321,7 +333,7 @@ async function backend(
           `${report.refusedUsers.email} email and ${report.refusedUsers.username} username collisions refused (all of them); ${report.repeatedMemberships} repeated memberships recorded nothing; views built from the log in ${report.viewSeconds.toFixed(1)} s`,
       ...(vacuumed ? ['', vacuumed] : []),
       '',
-      `| scenario (${CONNECTIONS} connections, ${SOAK ?? seconds} s) | requests | req/s | p50 ms | p99 ms | failed |`,
+      `| scenario (${CONNECTIONS} connections, ${SOAK ?? seconds} s, users from --walk-start ${walkStarted}) | requests | req/s | p50 ms | p99 ms | failed |`,
       '|---|---|---|---|---|---|',
       ...rows.map((r) => `| ${r.scenario} | ${r.requests} | ${Math.round(r.reqPerSec)} | ${r.p50} | ${r.p99} | ${r.failed} |`),
       '',
