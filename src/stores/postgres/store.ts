@@ -125,6 +125,9 @@ async function loadDriver(): Promise<typeof Postgres> {
   }
 }
 
+/** A postgres.js option its types and README leave out (its src/index.js reads it; default 100). */
+const PIPELINE = { max_pipeline: 10_000 };
+
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresEventStore> {
   assertMasterKey(options.masterKey);
   const { url, schema, poolSize, pollMs } = parseUrl(options);
@@ -138,6 +141,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       // No type-fetching query on each (re)connect: fewer states for a connection killed mid-startup.
       // Arrays are passed as JSON text instead.
       fetch_types: false,
+      // postgres.js sends at most 100 queries ahead of their answers (default) and each later one
+      // only as an answer comes back: a projection batch of 500 statements then took one wake-up
+      // of this process per statement past the 100th, and behind a busy event loop the identity
+      // service's users view fell ever further behind 1k writes/s (docs/benchmarks.md). The
+      // socket's own backpressure still holds queries back when the server does not read.
+      ...PIPELINE,
       // Lets operators (and tests) find this store's sessions in pg_stat_activity.
       connection: { application_name: `logline:${schema}`, ...settings },
     });
