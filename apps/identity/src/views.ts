@@ -178,7 +178,9 @@ export function usersProjection(dialect: Dialect, version: 1 | 2) {
         { sql: `CREATE INDEX IF NOT EXISTS ${bare(terms)}_rank ON ${terms} (rank, term, user_id)` },
         { sql: `CREATE INDEX IF NOT EXISTS ${bare(u)}_email ON ${u} (email_key)` },
         { sql: `CREATE INDEX IF NOT EXISTS ${bare(u)}_username ON ${u} (username_key)` },
-        { sql: `CREATE INDEX IF NOT EXISTS ${bare(u)}_name ON ${u} (name_key)` },
+        // No query reads by name_key: its index, which earlier versions built, only cost a write
+        // per user created or renamed.
+        { sql: `DROP INDEX IF EXISTS ${u}_name` },
         { sql: `CREATE INDEX IF NOT EXISTS ${bare(u)}_position ON ${u} (position)` },
       ];
     },
