@@ -67,11 +67,16 @@ export function createPostgresKeyTable(sql: Sql, schema: string): KeyTable {
     forgottenAt: row.forgotten_at ?? undefined,
   });
   return {
-    async load(subjects) {
-      const rows = await sql<KeyRow[]>`
-        SELECT subject, encode(key, 'hex') AS key, created_at, forgotten_at FROM ${S}.subject_keys
-        WHERE subject = ANY(${arrayLiteral(subjects)}::text[])`;
-      return new Map(rows.map((row) => [row.subject, toStored(row)]));
+    async load(subjects, stream) {
+      // With a stream, whether it is noted for each subject comes in the same round trip.
+      const noted =
+        stream === undefined
+          ? sql`NULL`
+          : sql`EXISTS (SELECT 1 FROM ${S}.subject_streams s WHERE s.subject = k.subject AND s.stream_id = ${stream})`;
+      const rows = await sql<(KeyRow & { noted: boolean | null })[]>`
+        SELECT k.subject, encode(k.key, 'hex') AS key, k.created_at, k.forgotten_at, ${noted} AS noted FROM ${S}.subject_keys k
+        WHERE k.subject = ANY(${arrayLiteral(subjects)}::text[])`;
+      return new Map(rows.map((row) => [row.subject, { ...toStored(row), ...(row.noted !== null && { streamNoted: row.noted }) }]));
     },
     async insert(keys, streams, at) {
       const keyRows = JSON.stringify([...keys].map(([subject, key]) => [subject, Buffer.from(key).toString('hex')]));

@@ -5,7 +5,7 @@
  * then checkpoints the WAL with TRUNCATE, so the key bytes leave both files.
  */
 import type { Database } from 'better-sqlite3';
-import type { StoredKey, SubjectKeyRow } from '../../core/personal-data.js';
+import type { LoadedKey, StoredKey, SubjectKeyRow } from '../../core/personal-data.js';
 import type { ForgetResult, SubjectStatus } from '../../core/types.js';
 
 /** Migration 2 (src/stores/sqlite/schema.ts). */
@@ -24,7 +24,7 @@ export const SUBJECT_KEYS_SCHEMA = `
 
 /** The KeyTable of src/core/personal-data.ts, answering synchronously (the store's retry check needs that). */
 export interface SqliteKeyTable {
-  load(subjects: string[]): Map<string, StoredKey>;
+  load(subjects: string[], stream?: string): Map<string, LoadedKey>;
   insert(keys: Map<string, Uint8Array>, streams: [string, string][], at: string): void;
   forget(subject: string, at: string): ForgetResult | undefined;
   status(subject: string): SubjectStatus | undefined;
@@ -80,14 +80,16 @@ export function createSqliteKeyTable(db: Database): SqliteKeyTable {
     return { subject, forgottenAt: at, alreadyForgotten: false };
   });
   return {
-    load(subjects) {
+    load(subjects, stream) {
       const rows = sql.load.all(JSON.stringify(subjects)) as KeyRow[];
-      return new Map(rows.map((row) => [row[0], toStored(row)]));
+      return new Map(
+        rows.map((row) => [
+          row[0],
+          { ...toStored(row), ...(stream !== undefined && { streamNoted: sql.hasStream.get(row[0], stream) !== undefined }) },
+        ]),
+      );
     },
     insert(keys, streams, at) {
-      // A write to a known subject's known stream (a user's name change) only notes pairs that are
-      // there already: reading that costs no write lock and no commit on this thread.
-      if (keys.size === 0 && streams.every(([subject, stream]) => sql.hasStream.get(subject, stream) !== undefined)) return;
       insert.immediate(keys, streams, at);
     },
     forget(subject, at) {
