@@ -1,7 +1,7 @@
 /**
  * The users view applies events one at a time on SQLite and a whole batch at once on PostgreSQL
- * (apps/identity/src/sql.ts: the search-term replacements of a batch become one DELETE and one
- * INSERT, the last one per user and source winning). Both must end in the same rows for any log:
+ * (apps/identity/src/sql.ts: the search-term replacements of a batch become a DELETE per source
+ * and one INSERT, the last one per user and source winning). Both must end in the same rows for any log:
  * a random log of user events (names with quotes, backslashes, commas and braces, which the
  * PostgreSQL path sends as array literals) is appended to a SQLite and a PostgreSQL store, the
  * view is built on each, and the two are compared row for row.

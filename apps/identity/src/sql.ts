@@ -14,8 +14,8 @@ export type Param = string | number | bigint | null;
 /**
  * One SQL statement, or a replacement: delete the rows of `table` whose `match` columns have
  * these values, then insert `rows` (values for `columns`). A batch of events on PostgreSQL keeps
- * only the last replacement per table and match values, and runs all of them as one DELETE and
- * one INSERT (see sqlProjection).
+ * only the last replacement per table and match values, and runs them together (see
+ * mergedReplacements).
  */
 export type Statement =
   | {
@@ -82,8 +82,8 @@ function asStatements({ table, match, columns, rows }: Replacement): Array<{ sql
 
 /**
  * A batch's replacements on PostgreSQL: per table, the last one per match values wins, and all
- * of them run as one DELETE and one INSERT over arrays (a statement per event cost a round trip
- * and a socket write each).
+ * of them run as a few DELETEs (one per value of the match's other columns) and one INSERT over
+ * arrays (a statement per event cost a round trip and a socket write each).
  */
 function mergedReplacements(replacements: Replacement[]): Array<{ sql: string; params: unknown[] }> {
   const byTable = new Map<string, Map<string, Replacement>>();
@@ -106,8 +106,8 @@ function mergedReplacements(replacements: Replacement[]): Array<{ sql: string; p
     const byOthers = new Map<string, { values: string[]; firsts: string[] }>();
     for (const r of all) {
       const values = others.map((k) => r.match[k] as string);
-      const group = byOthers.get(JSON.stringify(values)) ?? { values, firsts: [] };
-      byOthers.set(JSON.stringify(values), group);
+      let group = byOthers.get(JSON.stringify(values));
+      if (!group) byOthers.set(JSON.stringify(values), (group = { values, firsts: [] }));
       group.firsts.push(r.match[first] as string);
     }
     for (const { values, firsts } of byOthers.values())
