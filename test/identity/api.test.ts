@@ -221,6 +221,8 @@ for (const [backend, open, enabled] of await testStores()) {
         last,
       );
       expect(all.body.users.map((u) => u.id)).toEqual([exact.body.id, prefix.body.id, namePrefix.body.id, last.body.id]);
+      // The whole username, a username prefix, a name prefix, a later word's prefix.
+      expect(all.body.users.map((u) => u.rank)).toEqual([0, 1, 2, 3]);
       const page = await get<{ users: UserJson[]; next: number | null }>(`/users/search?q=${tag}&limit=2&offset=2`);
       expect(page.body.users.map((u) => u.id)).toEqual([namePrefix.body.id, last.body.id]);
       expect(page.body.next).toBeNull();

@@ -281,7 +281,9 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
     const wanted = offset + limit + 1;
     // Best rank first, and within a rank in index order (matched text, then id), so each step
     // reads only as many index entries as the page needs: the cost does not grow with the
-    // number of users that match. A whole username equal to q ranks 0.
+    // number of users that match. A whole username equal to q ranks 0: it is the rank-1 term
+    // equal to q (usernames are at most 64 characters, all of them in the term), which sorts
+    // first in rank 1, so rank 1's reads find it without a query of its own.
     const ranked: Array<{ id: string; rank: number }> = [];
     const seen = new Set<string>();
     const take = (id: string, rank: number) => {
@@ -289,8 +291,6 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
       seen.add(id);
       ranked.push({ id, rank });
     };
-    for (const row of await queries.all<{ id: string }>(`SELECT id FROM ${U(c)} WHERE username_key = ? AND active = 1`, [key]))
-      take(row.id, 0);
     for (const rank of [1, 2, 3, 4]) {
       let after: { term: string; user_id: string } | undefined;
       while (ranked.length < wanted) {
@@ -302,7 +302,7 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
            ${after ? 'AND (term > ? OR (term = ? AND user_id > ?))' : ''} ORDER BY term, user_id LIMIT ?`,
           [rank, key, end, ...(after ? [after.term, after.term, after.user_id] : []), size],
         );
-        for (const row of batch) take(row.user_id, rank);
+        for (const row of batch) take(row.user_id, rank === 1 && row.term === key ? 0 : rank);
         if (batch.length < size) break;
         after = batch[batch.length - 1];
       }
