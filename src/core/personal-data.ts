@@ -328,7 +328,9 @@ export async function sealForAppend(
 ): Promise<void> {
   const wanted = subjectsToSeal(events);
   const subjects = [...wanted.create, ...wanted.open];
-  let stored = await table.load(subjects, stream);
+  const unnoted = subjects.filter((subject) => !noted.has(`${subject}\u0000${stream}`));
+  // Asks whether the stream is noted only for pairs this process has not noted itself.
+  let stored = await table.load(subjects, unnoted.length ? stream : undefined);
   for (const subject of wanted.create) {
     const forgottenAt = stored.get(subject)?.forgottenAt;
     if (forgottenAt !== undefined) throw new SubjectForgottenError(subject, forgottenAt);
@@ -338,15 +340,14 @@ export async function sealForAppend(
   // Imported (already sealed) events count too: forget drops the snapshots of their streams as well.
   // A pair the key table or this process has noted costs no write (at 1M users on PostgreSQL,
   // nearly every name change went to a user whose pair the memo no longer held: a query each).
-  const pairs = subjects
-    .filter((subject) => !stored.get(subject)?.streamNoted && !noted.has(`${subject}\u0000${stream}`))
-    .map((subject): [string, string] => [subject, stream]);
+  const pairs = unnoted.filter((subject) => !stored.get(subject)?.streamNoted).map((subject): [string, string] => [subject, stream]);
   if (missing.size || pairs.length) {
     await table.insert(missing, pairs, new Date().toISOString());
-    if (noted.size > MEMO_LIMIT) noted.clear();
-    for (const [subject] of pairs) noted.add(`${subject}\u0000${stream}`);
     if (missing.size) stored = await table.load(subjects);
   }
+  // Every pair is noted now (by the table already, or just above): later appends skip the question.
+  if (noted.size > MEMO_LIMIT) noted.clear();
+  for (const subject of unnoted) noted.add(`${subject}\u0000${stream}`);
   sealEvents(events, readableKeys(stored, masterKey));
 }
 
