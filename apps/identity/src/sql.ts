@@ -106,8 +106,9 @@ function mergedReplacements(replacements: Replacement[]): Array<{ sql: string; p
     const byOthers = new Map<string, { values: string[]; firsts: string[] }>();
     for (const r of all) {
       const values = others.map((k) => r.match[k] as string);
-      let group = byOthers.get(JSON.stringify(values));
-      if (!group) byOthers.set(JSON.stringify(values), (group = { values, firsts: [] }));
+      const id = JSON.stringify(values);
+      let group = byOthers.get(id);
+      if (!group) byOthers.set(id, (group = { values, firsts: [] }));
       group.firsts.push(r.match[first] as string);
     }
     for (const { values, firsts } of byOthers.values())
