@@ -26,7 +26,7 @@ import {
   type TransactOptions,
   versionedTable,
 } from '../../projections/backend.js';
-import { COLUMNS, type Row, toRecorded } from './rows.js';
+import { COLUMNS, type KeyedRow, keyColumn, keysRead, toRecorded } from './rows.js';
 import { appendLockName } from './schema.js';
 import type { PostgresEventStore } from './store.js';
 import { isConnectionError } from './watchdog.js';
@@ -380,7 +380,9 @@ async function attachPostgresInline(
   const { advance, apply, key, guard: guardOf, wants } = inline;
   const { sql, schema } = store;
   const S = schema;
-  const columns = sql.unsafe(COLUMNS);
+  // With each sealed event's key: opening the gap asks the pool nothing. The catch-up can hold
+  // the pool's only connection (poolSize 1), and a key lookup queued behind it would never run.
+  const columns = sql.unsafe(`${COLUMNS}, ${keyColumn(S)}`);
   const events = sql.unsafe(`${S}.events`);
   const checkpoints = sql.unsafe(`${S}.logline_checkpoints`);
   const projections = sql.unsafe(`${S}.logline_projections`);
@@ -399,15 +401,12 @@ async function attachPostgresInline(
     if (active && active.active_version > guardOf.version) throw new SupersededError(guardOf.projection, active.active_version);
     const stored = row ? BigInt(row.position) : 0n;
     const first = own[0]?.position;
-    const gap =
+    const gapRows =
       first === undefined || first - 1n > stored
-        ? await store.openSealed(
-            (
-              (await tx`SELECT ${columns} FROM ${events} WHERE position > ${String(stored)}
-              ${first === undefined ? sql`` : sql`AND position < ${String(first)}`} ORDER BY position`.values()) as unknown as Row[]
-            ).map(toRecorded),
-          )
+        ? ((await tx`SELECT ${columns} FROM ${events} WHERE position > ${String(stored)}
+            ${first === undefined ? sql`` : sql`AND position < ${String(first)}`} ORDER BY position`.values()) as unknown as KeyedRow[])
         : [];
+    const gap = await store.openSealed(gapRows.map(toRecorded), keysRead(gapRows));
     const todo = [...gap, ...own].filter((event) => event.position > stored);
     const last = todo.length ? (todo[todo.length - 1] as RecordedEvent).position : stored;
     const missed = gap.filter((event) => event.position > stored && wants(event));

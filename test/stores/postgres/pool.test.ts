@@ -89,3 +89,49 @@ describe.skipIf(!reachable)('postgres store: the read pool', () => {
     await expect.poll(sessions).toBe(0);
   });
 });
+
+describe.skipIf(!reachable)('postgres store: a one-connection read pool', () => {
+  it('an inline projection attaching over sealed events does not wait on its own connection', async () => {
+    const fresh = await freshSchemaUrl();
+    const store = await openPostgresStore({ url: fresh.url, poolSize: 1 });
+    try {
+      // Sealed personal data in the attach's gap: opening it needs the subjects' keys, and the
+      // attach's transaction holds the pool's only connection.
+      for (const name of ['homer', 'marge']) {
+        await store.append(`user-${name}`, [
+          { type: 'UserSignedUp', data: { email: `${name}@example.com` }, metadata: { subject: name, personal: ['email'] } },
+        ]);
+      }
+      const backend = await store.projectionBackend();
+      const seen: string[] = [];
+      let advanced = 0n;
+      const attached = backend.attachInline?.({
+        key: 'emails',
+        guard: { projection: 'emails', version: 1 },
+        wants: () => true,
+        apply: (_tx, events) => seen.push(...events.map((e) => String((e.data as { email?: string }).email))),
+        applyAndCheckpoint: async () => {},
+        advance: (position) => {
+          advanced = position;
+        },
+        superseded: () => {},
+        fellBehind: () => {},
+      });
+      const stalled = new Promise((_, reject) => setTimeout(() => reject(new Error('attach stalled for 5 s')), 5000));
+      const hook = await Promise.race([attached, stalled]);
+      expect(hook).toBeDefined();
+      expect(seen).toEqual(['homer@example.com', 'marge@example.com']);
+      expect(advanced).toBe(2n);
+      // The hook runs in appends from now on, and the one connection serves other reads again.
+      await store.append('user-bart', [
+        { type: 'UserSignedUp', data: { email: 'bart@example.com' }, metadata: { subject: 'bart', personal: ['email'] } },
+      ]);
+      expect(seen).toEqual(['homer@example.com', 'marge@example.com', 'bart@example.com']);
+      expect(await store.headPosition()).toBe(3n);
+      (hook as { detach(): void }).detach();
+    } finally {
+      await store.close();
+      await fresh.drop();
+    }
+  });
+});
