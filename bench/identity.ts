@@ -1,5 +1,5 @@
 /**
- * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--scenarios a,b] [--walk-start n] [--seconds n] [--reuse] [--pg-schema name] [--lag-rate n] [--lookup-rate n] [--soak n] [--upgrade] [--upgrade-rate n]
+ * npm run bench -- identity [--quick] [--users n] [--only sqlite|postgres] [--scenarios a,b] [--walk-start n] [--seconds n] [--reuse] [--pg-schema name] [--pool-size n] [--lag-rate n] [--lookup-rate n] [--soak n] [--upgrade] [--upgrade-rate n]
  *
  * The identity service (apps/identity, seed 003) with production-like data: a seeded dataset
  * (default 1M users, 50k groups, 5M memberships; --users n scales it as n, n/20, 5n; --quick:
@@ -395,7 +395,11 @@ export async function run(): Promise<void> {
   // --store 'postgres://…?schema=<name>'); only the scenarios run, and the schema stays.
   const pgSchema = arg('pg-schema');
   if (only !== 'sqlite' && (await requirePostgres())) {
-    const { url, drop } = pgSchema ? { url: `${PG_URL}?schema=${pgSchema}`, drop: async () => {} } : await freshSchemaUrl();
+    const fresh = pgSchema ? { url: `${PG_URL}?schema=${pgSchema}`, drop: async () => {} } : await freshSchemaUrl();
+    // --pool-size: the service's read connections (the store URL's poolSize; default 10).
+    const poolSize = arg('pool-size');
+    const url = poolSize === undefined ? fresh.url : `${fresh.url}&poolSize=${poolSize}`;
+    const { drop } = fresh;
     try {
       console.log(await backend(autocannon, 'PostgreSQL', url, size, seconds, pgSchema !== undefined));
     } finally {

@@ -28,6 +28,8 @@ const VALUE_FLAGS = [
   '--soak',
   '--pg-schema',
   '--upgrade-rate',
+  '--walk-start',
+  '--pool-size',
 ];
 const asked = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith('--') && !VALUE_FLAGS.includes(all[i - 1] ?? ''));
 const names = asked.length ? asked : Object.keys(suites);
