@@ -8,15 +8,25 @@
  * every query then costs a little more time and memory than the one before, without end. The
  * queues of a one-connection instance run empty on every query, so they stay small.
  *
- * A query goes to the instance with the fewest queries running, the first on a tie, so a quiet
- * store keeps few connections open (postgres.js opens a connection on its first query) and a busy
- * one spreads over all of them. Helpers that build no query (`sql(name)`, `sql.json`, …),
- * `file`, and `listen`/`notify`/`subscribe` (their own connections) come from the first instance.
+ * A query goes to the first instance with fewer than DEPTH queries running, and only when every
+ * one has that many to the one with the fewest. Queries made together then share a connection:
+ * postgres.js sends them in one socket write and the server runs them in one process, one wake-up
+ * for all. Spread one to a connection, each cost a write system call and a server process of its
+ * own, and those processes took the CPU from the ones applying read models (docs/postgres.md,
+ * *The read pool's pick*). A quiet store keeps one connection open (postgres.js opens a connection
+ * on its first query). Helpers that build no query (`sql(name)`, `sql.json`, …), `file`, and
+ * `listen`/`notify`/`subscribe` (their own connections) come from the first instance.
  */
 import type { Sql } from 'postgres';
 
-/** Weight of a reserved connection: nothing else runs on it until it is released. */
-const RESERVED = 1_000_000;
+/**
+ * Weight of a connection held by a transaction or a reserved session: nothing else runs on it
+ * until it ends, so a query goes there only when every connection is held. A transaction that
+ * awaits a query outside it (on `store.sql`) must find another connection.
+ */
+const HELD = 1_000_000;
+/** Queries running on one connection before the next connection gets any. */
+export const DEPTH = 16;
 
 /** The parts of a postgres.js Query (not in its types) that route it to a connection. */
 interface RunnableQuery {
@@ -25,11 +35,12 @@ interface RunnableQuery {
   cursorFn?: unknown;
 }
 
-export function spreadPool(instances: Sql[]): Sql {
+export function readPool(instances: Sql[]): Sql {
   const [first] = instances;
-  if (!first) throw new Error('spreadPool needs at least one postgres.js instance');
+  if (!first) throw new Error('readPool needs at least one postgres.js instance');
   const running = instances.map(() => 0);
   const pick = () => {
+    for (let i = 0; i < running.length; i++) if ((running[i] as number) < DEPTH) return i;
     let best = 0;
     for (let i = 1; i < running.length; i++) if ((running[i] as number) < (running[best] as number)) best = i;
     return best;
@@ -47,12 +58,12 @@ export function spreadPool(instances: Sql[]): Sql {
   type Call = (...args: unknown[]) => unknown;
   const probes = instances.map((instance) => (instance as unknown as Call)(Object.assign([''], { raw: [''] })) as RunnableQuery);
   /**
-   * Builds a query anywhere and picks its instance when it runs, so queries made together spread
-   * (postgres.js runs a query a tick after it is awaited). A query nested in another as a
+   * Builds a query anywhere and picks its instance when it runs, so queries made together are
+   * counted together (postgres.js runs a query a tick after it is awaited). A query nested in another as a
    * fragment never runs here. It counts as running until it settles; a cursor's promise settles
    * only through its iterator, so cursors are not counted (the pick is an estimate, not a limit).
    */
-  const spread = <Q>(query: Q): Q => {
+  const routed = <Q>(query: Q): Q => {
     (query as unknown as RunnableQuery).handler = (q) => {
       const i = pick();
       const probe = probes[i] as RunnableQuery;
@@ -70,21 +81,21 @@ export function spreadPool(instances: Sql[]): Sql {
 
   function pooled(...args: unknown[]) {
     const strings = args[0] as { raw?: unknown } | undefined;
-    return strings && Array.isArray(strings.raw) ? spread(at(0)(...args)) : at(0)(...args);
+    return strings && Array.isArray(strings.raw) ? routed(at(0)(...args)) : at(0)(...args);
   }
 
   const overrides = {
-    unsafe: (...args: unknown[]) => spread(at(0).unsafe(...args)),
+    unsafe: (...args: unknown[]) => routed(at(0).unsafe(...args)),
     begin: (...args: unknown[]) => {
       const i = pick();
-      const done = hold(i, 1);
+      const done = hold(i, HELD);
       const transaction = at(i).begin(...args) as Promise<unknown>;
       transaction.then(done, done);
       return transaction;
     },
     reserve: async () => {
       const i = pick();
-      const done = hold(i, RESERVED);
+      const done = hold(i, HELD);
       try {
         const session = await (instances[i] as Sql).reserve();
         const release = session.release;

@@ -56,7 +56,7 @@ import {
 import type { ProjectionSupport } from '../../projections/backend.js';
 import { arrayLiteral } from './arrays.js';
 import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
-import { spreadPool } from './pool.js';
+import { readPool } from './pool.js';
 import { postgresRetention, visibleCondition } from './retention.js';
 import { COLUMNS, ISO, type KeyedRow, keyColumn, keysRead, MAX_INT, type Row, toRecorded } from './rows.js';
 import { appendLockName, CATEGORY_SQL, channelName, migrate } from './schema.js';
@@ -151,7 +151,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       connection: { application_name: `logline:${schema}`, ...settings },
     });
   // Instances of one connection, not one pool: see pool.ts for the driver issue this avoids.
-  const sql = spreadPool(Array.from({ length: poolSize }, () => connect(1)));
+  const sql = readPool(Array.from({ length: poolSize }, () => connect(1)));
   // One connection for every append: postgres.js pipelines its queries, so the server runs the
   // batches in the order they were sent (call order). `append_batch` reads the head after taking
   // the ordering lock, which needs a fresh snapshot per statement: read committed, pinned here

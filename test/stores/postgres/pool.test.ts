@@ -1,12 +1,14 @@
 /**
  * The store's read pool (src/stores/postgres/pool.ts): `poolSize` one-connection postgres.js
- * instances behind one `store.sql`. What a user of `store.sql` relies on: queries made together run
- * on different connections, a quiet store keeps one connection, a reserved session holds up nothing
- * else, fragments and transactions work as on a plain pool, and close ends every connection.
+ * instances behind one `store.sql`. What a user of `store.sql` relies on: queries made together
+ * share a connection up to a depth, then spread; a quiet store keeps one connection; a reserved
+ * session or a transaction holds up nothing else; fragments and transactions work as on a plain
+ * pool; close ends every connection.
  */
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgresStore, type PostgresEventStore } from '../../../src/postgres.js';
+import { DEPTH } from '../../../src/stores/postgres/pool.js';
 import { freshSchemaUrl, PG_URL, requirePostgres } from '../../helpers/postgres.js';
 
 const reachable = await requirePostgres();
@@ -34,19 +36,40 @@ describe.skipIf(!reachable)('postgres store: the read pool', () => {
 
   const backend = async () => (await store.sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`)[0]?.pid;
 
-  it('runs one query at a time on one connection, and queries made together on as many as there are', async () => {
+  /** How many of `results` (one row each) ran on each connection, largest first. */
+  const perConnection = (results: { pid: number }[][]) => {
+    const counts = new Map<number, number>();
+    for (const [row] of results) counts.set(row?.pid as number, (counts.get(row?.pid as number) ?? 0) + 1);
+    return [...counts.values()].sort((a, b) => b - a);
+  };
+  const together = (n: number) =>
+    Promise.all(Array.from({ length: n }, () => store.sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`));
+
+  it('fills one connection up to DEPTH queries before the next, and spreads evenly once all are that full', async () => {
     const sequential = new Set<number | undefined>();
     for (let i = 0; i < 20; i++) sequential.add(await backend());
     expect(sequential.size).toBe(1);
-    const together = await Promise.all(
-      Array.from({ length: 4 }, () => store.sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid, pg_sleep(0.2)`),
-    );
-    expect(new Set(together.map((rows) => rows[0]?.pid)).size).toBe(4);
-    // Eight at once on four connections: two each, none left waiting.
-    const eight = await Promise.all(Array.from({ length: 8 }, () => store.sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`));
-    const perConnection = new Map<number, number>();
-    for (const [row] of eight) perConnection.set(row?.pid as number, (perConnection.get(row?.pid as number) ?? 0) + 1);
-    expect([...perConnection.values()].sort()).toEqual([2, 2, 2, 2]);
+    // Made together, up to DEPTH share a connection (one socket write, one server process).
+    expect(perConnection(await together(DEPTH))).toEqual([DEPTH]);
+    expect(perConnection(await together(2 * DEPTH + 2))).toEqual([DEPTH, DEPTH, 2]);
+    // Past DEPTH on each of the four, the rest go to the least loaded.
+    expect(perConnection(await together(4 * DEPTH + 4))).toEqual([DEPTH + 1, DEPTH + 1, DEPTH + 1, DEPTH + 1]);
+  });
+
+  it('a transaction holds its connection: a query outside it, awaited inside it, runs on another', async () => {
+    const pids = await store.sql.begin(async (tx) => {
+      const [inside] = await tx<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      // On the transaction's own connection this would wait for the transaction to end: forever.
+      const [outside] = await store.sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      return [inside?.pid, outside?.pid];
+    });
+    expect(pids[0]).not.toBe(pids[1]);
+    // Queries made while a transaction runs all avoid its connection.
+    const results = await store.sql.begin(async (tx) => {
+      const [mine] = await tx<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      return { mine: mine?.pid, others: (await together(8)).map(([row]) => row?.pid) };
+    });
+    expect(results.others).not.toContain(results.mine);
   });
 
   it('a reserved session holds up no other query, and its connection serves again once released', async () => {
@@ -57,10 +80,8 @@ describe.skipIf(!reachable)('postgres store: the read pool', () => {
     const others = await Promise.all(Array.from({ length: 8 }, () => backend()));
     expect(others).not.toContain(mine?.pid);
     reserved.release();
-    const after = await Promise.all(
-      Array.from({ length: 4 }, () => store.sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid, pg_sleep(0.1)`),
-    );
-    expect(after.map((rows) => rows[0]?.pid)).toContain(mine?.pid);
+    // Released, it is the first connection again: queries made together go there.
+    expect((await together(4)).map(([row]) => row?.pid)).toEqual([mine?.pid, mine?.pid, mine?.pid, mine?.pid]);
     expect(await sessions()).toBe(sessionsBefore);
   });
 
@@ -83,7 +104,8 @@ describe.skipIf(!reachable)('postgres store: the read pool', () => {
   });
 
   it('close ends every connection', async () => {
-    await Promise.all(Array.from({ length: 4 }, () => store.sql`SELECT pg_sleep(0.1)`));
+    // Enough at once to fill all four connections.
+    expect(perConnection(await together(4 * DEPTH))).toEqual([DEPTH, DEPTH, DEPTH, DEPTH]);
     expect(await sessions()).toBeGreaterThanOrEqual(4);
     await store.close();
     await expect.poll(sessions).toBe(0);
