@@ -69,7 +69,10 @@ export interface PostgresStoreOptions {
   url: string;
   /** The schema holding this store's tables (one per tenant). Default: the URL's `schema`, else 'logline'. */
   schema?: string;
-  /** Connections in the read pool (the writer connection and the LISTEN connection come on top). Default: the URL's `poolSize`, else 10. */
+  /**
+   * Connections in the read pool (the writer connection and the LISTEN connection come on top),
+   * each filled up to 16 queries at once before the next is used. Default: the URL's `poolSize`, else 10.
+   */
   poolSize?: number;
   /** Longest a live subscriber sleeps without a wake-up before reading again. Default 1000 ms. */
   pollMs?: number;
