@@ -406,7 +406,8 @@ async function attachPostgresInline(
         ? ((await tx`SELECT ${columns} FROM ${events} WHERE position > ${String(stored)}
             ${first === undefined ? sql`` : sql`AND position < ${String(first)}`} ORDER BY position`.values()) as unknown as KeyedRow[])
         : [];
-    const gap = await store.openSealed(gapRows.map(toRecorded), keysRead(gapRows));
+    // Most appends have no gap: nothing to open, no await added to the append's transaction.
+    const gap = gapRows.length ? await store.openSealed(gapRows.map(toRecorded), keysRead(gapRows)) : [];
     const todo = [...gap, ...own].filter((event) => event.position > stored);
     const last = todo.length ? (todo[todo.length - 1] as RecordedEvent).position : stored;
     const missed = gap.filter((event) => event.position > stored && wants(event));
