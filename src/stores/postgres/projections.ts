@@ -26,7 +26,7 @@ import {
   type TransactOptions,
   versionedTable,
 } from '../../projections/backend.js';
-import { COLUMNS, type KeyedRow, keyColumn, keysRead, toRecorded } from './rows.js';
+import { type KeyedRow, keyedColumnsText, keysRead, toRecorded } from './rows.js';
 import { appendLockName } from './schema.js';
 import type { PostgresEventStore } from './store.js';
 import { isConnectionError } from './watchdog.js';
@@ -382,7 +382,7 @@ async function attachPostgresInline(
   const S = schema;
   // With each sealed event's key: opening the gap asks the pool nothing. The catch-up can hold
   // the pool's only connection (poolSize 1), and a key lookup queued behind it would never run.
-  const columns = sql.unsafe(`${COLUMNS}, ${keyColumn(S)}`);
+  const columns = sql.unsafe(keyedColumnsText(S));
   const events = sql.unsafe(`${S}.events`);
   const checkpoints = sql.unsafe(`${S}.logline_checkpoints`);
   const projections = sql.unsafe(`${S}.logline_projections`);

@@ -25,20 +25,21 @@ export const toRecorded = (row: Row | KeyedRow): RecordedEvent => ({
 });
 
 /**
- * One more column after COLUMNS: for an event with sealed personal data, its subject's key as the
- * key table holds it now (hex; NULL once forgotten), read in the same statement as the event, so
- * opening a page costs no second round trip. `strpos` on the metadata's text is cheaper than
- * parsing it as JSON, and sealed metadata always holds the SEALED key. `S` is the quoted schema.
+ * COLUMNS and one more: for an event with sealed personal data, its subject's key as the key
+ * table holds it now (hex; NULL once forgotten), read in the same statement as the event, so
+ * opening a page costs no second round trip (and no query on another connection). `strpos` on
+ * the metadata's text is cheaper than parsing it as JSON, and sealed metadata always holds the
+ * SEALED key. `S` is the schema as the statement names it.
  */
-export const keyColumn = (S: string): string =>
-  `CASE WHEN strpos(metadata::text, '"${SEALED}"') > 0
+export const keyedColumnsText = (S: string): string =>
+  `${COLUMNS}, CASE WHEN strpos(metadata::text, '"${SEALED}"') > 0
      THEN (SELECT encode(k.key, 'hex') FROM ${S}.subject_keys k WHERE k.subject = metadata->>'subject') END`;
 
-/** A row read with COLUMNS and keyColumn. */
+/** A row read with keyedColumnsText. */
 export type KeyedRow = [...Row, string | null];
 
 /**
- * The subjects' keys read with a page (keyColumn), for StorePersonalData.open. A subject with no
+ * The subjects' keys read with a page (keyedColumnsText), for StorePersonalData.open. A subject with no
  * key left (forgotten, or unknown here) is absent, which opens its events as forgotten.
  */
 export function keysRead(rows: KeyedRow[]): Map<string, { key: Uint8Array }> {

@@ -58,7 +58,7 @@ import { arrayLiteral } from './arrays.js';
 import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
 import { readPool } from './pool.js';
 import { postgresRetention, visibleCondition } from './retention.js';
-import { COLUMNS, ISO, type KeyedRow, keyColumn, keysRead, MAX_INT, type Row, toRecorded } from './rows.js';
+import { COLUMNS, ISO, type KeyedRow, keyedColumnsText, keysRead, MAX_INT, type Row, toRecorded } from './rows.js';
 import { appendLockName, CATEGORY_SQL, channelName, migrate } from './schema.js';
 import { createPostgresKeyTable } from './subject-keys.js';
 import { parseUrl } from './url.js';
@@ -194,7 +194,7 @@ function createPostgresStore(
   /** The events table, for SQL built as text (the schema name is a validated identifier). */
   const table = `"${schema}".events`;
   /** COLUMNS and each sealed event's key: a page opens without a second query (rows.ts). */
-  const keyedText = `${COLUMNS}, ${keyColumn(`"${schema}"`)}`;
+  const keyedText = keyedColumnsText(`"${schema}"`);
   const keyedColumns = sql.unsafe(keyedText);
   const { masterKey } = options;
   const keyTable = createPostgresKeyTable(sql, schema);
