@@ -395,11 +395,10 @@ export async function run(): Promise<void> {
   // --store 'postgres://…?schema=<name>'); only the scenarios run, and the schema stays.
   const pgSchema = arg('pg-schema');
   if (only !== 'sqlite' && (await requirePostgres())) {
-    const fresh = pgSchema ? { url: `${PG_URL}?schema=${pgSchema}`, drop: async () => {} } : await freshSchemaUrl();
+    const { url: schemaUrl, drop } = pgSchema ? { url: `${PG_URL}?schema=${pgSchema}`, drop: async () => {} } : await freshSchemaUrl();
     // --pool-size: the service's read connections (the store URL's poolSize; default 10).
     const poolSize = arg('pool-size');
-    const url = poolSize === undefined ? fresh.url : `${fresh.url}&poolSize=${poolSize}`;
-    const { drop } = fresh;
+    const url = poolSize === undefined ? schemaUrl : `${schemaUrl}&poolSize=${poolSize}`;
     try {
       console.log(await backend(autocannon, 'PostgreSQL', url, size, seconds, pgSchema !== undefined));
     } finally {
