@@ -234,6 +234,11 @@ for (const [backend, open, enabled] of await testStores()) {
         // Ties by the matched text: <q>, <q>_2, <q>ina, <q>son.
         [exact, prefix, namePrefix, last].map((r) => [r.body.id, 4]),
       );
+      // Inside a word from three characters on; one or two match only where a word or username starts.
+      const ids = async (q: string) => (await get<{ users: UserJson[] }>(`/users/search?q=${q}&limit=1000`)).body.users.map((u) => u.id);
+      expect(await ids('son')).toContain(last.body.id);
+      expect(await ids('on')).not.toContain(last.body.id);
+      expect(await ids('ab')).toContain(last.body.id);
       // Renamed and deactivated users are found by what they are now, or not at all.
       const renamed = await call(served.url, 'PATCH', `/users/${namePrefix.body.id}`, { body: { name: 'Plain Name' } });
       const gone = await call(served.url, 'POST', `/users/${last.body.id}/deactivate`);

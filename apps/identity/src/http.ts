@@ -37,6 +37,7 @@ import {
   users,
 } from './domain.js';
 import type { Service } from './service.js';
+import { SHORTEST_INSIDE_MATCH } from './views.js';
 
 export interface HttpOptions {
   /** Longest wait for Logline-Min-Position, ms. */
@@ -291,7 +292,9 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
       seen.add(id);
       ranked.push({ id, rank });
     };
-    for (const rank of [1, 2, 3, 4]) {
+    // Inside words only from SHORTEST_INSIDE_MATCH characters on: the view keeps no shorter suffixes.
+    const ranks = [...key].length < SHORTEST_INSIDE_MATCH ? [1, 2, 3] : [1, 2, 3, 4];
+    for (const rank of ranks) {
       let after: { term: string; user_id: string } | undefined;
       while (ranked.length < wanted) {
         // Twice what the page still needs (a user can match at several places, e.g. "an" in "banana"):
@@ -635,7 +638,7 @@ function openApi(): Record<string, unknown> {
       },
       '/users/search': {
         get: {
-          summary: 'Search users by name or username (prefix and substring, ranked)',
+          summary: 'Search users by name or username (prefix, and substring from 3 characters; ranked)',
           parameters: [q('q', 'text'), q('limit', '1..1000'), q('offset', 'from 0'), minPosition],
           responses: { 200: ok('A page of users, best first'), ...errors },
         },
