@@ -107,7 +107,8 @@ const setUser = (t: TableOf, e: RecordedEvent, assignments: string, params: Para
 /**
  * Characters a search needs before it matches inside words (rank 4); shorter queries match where
  * a word or username starts. A one- or two-character substring matches most users anyway, and
- * leaving out the suffixes it would need (`on`, `n` of `johnson`) saves a third of the terms.
+ * leaving out the suffixes it would need (`on`, `n` of `johnson`) saves a fifth of the terms
+ * (30.4 → 24.4 per generated user).
  */
 export const SHORTEST_INSIDE_MATCH = 3;
 
