@@ -56,6 +56,7 @@ import {
 import type { ProjectionSupport } from '../../projections/backend.js';
 import { arrayLiteral } from './arrays.js';
 import { type BatchRow, batchParams, MAX_BYTES_PER_COMMIT, MAX_EVENTS_PER_COMMIT, type Outcome, type PendingAppend } from './batching.js';
+import { coalescedPerTurn } from './coalesce.js';
 import { readPool } from './pool.js';
 import { postgresRetention, visibleCondition } from './retention.js';
 import { COLUMNS, ISO, type KeyedRow, keyedColumnsText, keysRead, MAX_INT, type Row, toRecorded } from './rows.js';
@@ -494,6 +495,32 @@ function createPostgresStore(
     return filter.sealed ? page : openSealed(page, keysRead(rows));
   };
 
+  /** Forward pages of streams, read together when asked for in the same turn (coalesce.ts). */
+  const forwardPage = coalescedPerTurn(async (reads: Array<{ stream: string; from: number; limit: number }>): Promise<KeyedRow[][]> => {
+    if (reads.length === 1) {
+      const [{ stream, from, limit }] = reads as [(typeof reads)[0]];
+      const rows = await connections.watch(
+        sql`SELECT ${keyedColumns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version >= ${from} AND ${visible}
+            ORDER BY stream_version LIMIT ${limit}`.values(),
+      );
+      return [rows as unknown as KeyedRow[]];
+    }
+    const text = `SELECT e.*, r.ord FROM unnest($1::text[], $2::int[], $3::int[]) WITH ORDINALITY AS r(s, v, n, ord)
+      CROSS JOIN LATERAL (SELECT ${keyedText} FROM ${table} WHERE stream_id = r.s AND stream_version >= r.v AND ${visibleText}
+        ORDER BY stream_version LIMIT r.n) e
+      ORDER BY r.ord, e.stream_version`;
+    const params = [
+      arrayLiteral(reads.map((r) => r.stream)),
+      arrayLiteral(reads.map((r) => r.from)),
+      arrayLiteral(reads.map((r) => r.limit)),
+    ];
+    const rows = await connections.watch(sql.unsafe(text, params, { prepare: true }).values());
+    const pages = reads.map((): KeyedRow[] => []);
+    // The last column is the read's place in the batch (ordinality counts from 1).
+    for (const row of rows as unknown as unknown[][]) pages[Number(row.pop()) - 1]?.push(row as unknown as KeyedRow);
+    return pages;
+  });
+
   const headPosition = async (): Promise<bigint> => {
     const [row] = await connections.watch(sql<{ head: string }[]>`SELECT coalesce(max(position), 0)::text AS head FROM ${S}.events`);
     return BigInt(row?.head ?? '0');
@@ -593,14 +620,12 @@ function createPostgresStore(
       while (remaining > 0 && (backward ? next >= 1 : true)) {
         assertOpen();
         const pageSize = Math.min(1000, remaining);
-        const rows = (await connections.watch(
-          (backward
-            ? sql`SELECT ${keyedColumns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version <= ${next} AND ${visible}
-                ORDER BY stream_version DESC LIMIT ${pageSize}`
-            : sql`SELECT ${keyedColumns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version >= ${next} AND ${visible}
-                ORDER BY stream_version LIMIT ${pageSize}`
-          ).values(),
-        )) as unknown as KeyedRow[];
+        const rows = backward
+          ? ((await connections.watch(
+              sql`SELECT ${keyedColumns} FROM ${S}.events WHERE stream_id = ${stream} AND stream_version <= ${next} AND ${visible}
+                ORDER BY stream_version DESC LIMIT ${pageSize}`.values(),
+            )) as unknown as KeyedRow[])
+          : await forwardPage({ stream, from: next, limit: pageSize });
         yield* await openSealed(rows.map(toRecorded), keysRead(rows));
         if (rows.length < pageSize) return;
         remaining -= rows.length;

@@ -10,6 +10,7 @@
 import type { Sql } from 'postgres';
 import type { KeyTable, StoredKey } from '../../core/personal-data.js';
 import { arrayLiteral } from './arrays.js';
+import { coalescedPerTurn } from './coalesce.js';
 
 /** Migration 3 (src/stores/postgres/schema.ts); `S` is the quoted schema. */
 export const subjectKeysSchema = (S: string): string => `
@@ -66,18 +67,39 @@ export function createPostgresKeyTable(sql: Sql, schema: string): KeyTable {
     createdAt: row.created_at,
     forgottenAt: row.forgotten_at ?? undefined,
   });
-  return {
-    async load(subjects, stream) {
-      // With a stream, whether it is noted for each subject comes in the same round trip.
+  type Loaded = Map<string, StoredKey & { streamNoted?: boolean }>;
+  const loaded = (rows: Array<KeyRow & { noted: boolean | null }>): Loaded =>
+    new Map(rows.map((row) => [row.subject, { ...toStored(row), ...(row.noted !== null && { streamNoted: row.noted }) }]));
+  /** Keys (and, with a stream, whether it is noted for each subject) asked for in one turn: one statement (coalesce.ts). */
+  const loadTogether = coalescedPerTurn(async (loads: Array<{ subjects: string[]; stream: string | undefined }>): Promise<Loaded[]> => {
+    if (loads.length === 1) {
+      const [{ subjects, stream }] = loads as [(typeof loads)[0]];
       const noted =
         stream === undefined
           ? sql`NULL`
           : sql`EXISTS (SELECT 1 FROM ${S}.subject_streams s WHERE s.subject = k.subject AND s.stream_id = ${stream})`;
-      const rows = await sql<(KeyRow & { noted: boolean | null })[]>`
-        SELECT k.subject, encode(k.key, 'hex') AS key, k.created_at, k.forgotten_at, ${noted} AS noted FROM ${S}.subject_keys k
-        WHERE k.subject = ANY(${arrayLiteral(subjects)}::text[])`;
-      return new Map(rows.map((row) => [row.subject, { ...toStored(row), ...(row.noted !== null && { streamNoted: row.noted }) }]));
-    },
+      return [
+        loaded(
+          await sql<(KeyRow & { noted: boolean | null })[]>`
+            SELECT k.subject, encode(k.key, 'hex') AS key, k.created_at, k.forgotten_at, ${noted} AS noted FROM ${S}.subject_keys k
+            WHERE k.subject = ANY(${arrayLiteral(subjects)}::text[])`,
+        ),
+      ];
+    }
+    const asked = loads.flatMap(({ subjects, stream }, ord) => subjects.map((subject) => ({ subject, stream: stream ?? null, ord })));
+    const rows = await sql<(KeyRow & { noted: boolean | null; ord: number })[]>`
+      SELECT r.ord::int AS ord, k.subject, encode(k.key, 'hex') AS key, k.created_at, k.forgotten_at,
+        CASE WHEN r.stream IS NULL THEN NULL
+          ELSE EXISTS (SELECT 1 FROM ${S}.subject_streams s WHERE s.subject = k.subject AND s.stream_id = r.stream) END AS noted
+      FROM unnest(${arrayLiteral(asked.map((a) => a.subject))}::text[], ${arrayLiteral(asked.map((a) => a.stream))}::text[],
+        ${arrayLiteral(asked.map((a) => a.ord))}::int[]) AS r(subject, stream, ord)
+      JOIN ${S}.subject_keys k ON k.subject = r.subject`;
+    const byLoad = loads.map((): Array<KeyRow & { noted: boolean | null }> => []);
+    for (const row of rows) byLoad[row.ord]?.push(row);
+    return byLoad.map(loaded);
+  });
+  return {
+    load: (subjects, stream) => loadTogether({ subjects, stream }),
     async insert(keys, streams, at) {
       const keyRows = JSON.stringify([...keys].map(([subject, key]) => [subject, Buffer.from(key).toString('hex')]));
       await sql`

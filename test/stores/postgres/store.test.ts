@@ -1,9 +1,11 @@
 /** PostgreSQL-specific behaviour beyond the contract: URL options, migrations, inline hooks, close. */
+import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InvalidStoreUrlError, openStore, SchemaTooNewError, StoreClosedError } from '../../../src/index.js';
+import { InvalidStoreUrlError, openStore, SchemaTooNewError, StoreClosedError, SubjectForgottenError } from '../../../src/index.js';
 import { openPostgresStore, type PostgresEventStore } from '../../../src/postgres.js';
 import { channelName, SCHEMA_VERSION } from '../../../src/stores/postgres/schema.js';
 import { collect, event } from '../../helpers/collect.js';
+import { signedUp } from '../../helpers/personal-data.js';
 import { freshSchemaUrl, PG_URL, requirePostgres } from '../../helpers/postgres.js';
 
 const reachable = await requirePostgres();
@@ -143,6 +145,80 @@ describe.skipIf(!reachable)('postgres store', () => {
     // With a 60 s poll, only the NOTIFY can deliver this within the test timeout.
     expect((await first).value?.type).toBe('FromElsewhere');
     await iterator.return?.();
+  });
+
+  it('reads started together come back as each alone: many streams, one stream twice, long, hidden, sealed and empty ones', async () => {
+    const { store } = await fresh();
+    // 2,500 events: the forward pages after the first also go out together with the others' reads.
+    for (let k = 0; k < 5; k++)
+      await store.append(
+        'long-1',
+        Array.from({ length: 500 }, (_, i) => event('L', { n: k * 500 + i })),
+      );
+    for (let i = 0; i < 40; i++)
+      await store.append(
+        `short-${i}`,
+        Array.from({ length: 1 + (i % 4) }, (_, j) => event('S', { i, j })),
+      );
+    await store.append(
+      'trimmed-1',
+      Array.from({ length: 6 }, (_, i) => event('T', { i })),
+    );
+    await store.setStreamMetadata('trimmed-1', { truncateBefore: 4 });
+    const subject = randomUUID();
+    await store.append(`person-${subject}`, [signedUp(subject, 'homer@example.test')]);
+    const reads: Array<[string, { from?: number; limit?: number }]> = [
+      ['long-1', {}],
+      ['long-1', { from: 1_800, limit: 300 }],
+      ...Array.from({ length: 40 }, (_, i): [string, { from?: number }] => [`short-${i}`, { from: 1 + (i % 3) }]),
+      ['trimmed-1', {}],
+      [`person-${subject}`, {}],
+      ['missing-1', {}],
+    ];
+    const alone: unknown[] = [];
+    for (const [stream, opts] of reads) alone.push(await collect(store.read(stream, opts)));
+    const together = await Promise.all(reads.map(([stream, opts]) => collect(store.read(stream, opts))));
+    expect(together).toEqual(alone);
+    // What each alone read holds, so equal means right, not equally wrong.
+    expect((alone[0] as unknown[]).length).toBe(2_500);
+    expect((alone[1] as Array<{ streamVersion: number }>).map((e) => e.streamVersion)).toEqual(
+      Array.from({ length: 300 }, (_, i) => 1_800 + i),
+    );
+    expect((alone[2 + 7] as Array<{ data: unknown }>).map((e) => e.data)).toEqual([
+      { i: 7, j: 1 },
+      { i: 7, j: 2 },
+      { i: 7, j: 3 },
+    ]);
+    expect((alone[42] as Array<{ streamVersion: number }>).map((e) => e.streamVersion)).toEqual([4, 5, 6]);
+    expect((alone[43] as Array<{ data: { email: string } }>)[0]?.data.email).toBe('homer@example.test');
+    expect(alone[44]).toEqual([]);
+  });
+
+  it('appends of personal data started together each seal with their own subject: new, known and forgotten subjects', async () => {
+    const { store, schema } = await fresh();
+    const known = Array.from({ length: 12 }, () => randomUUID());
+    for (const subject of known) await store.append(`person-${subject}`, [signedUp(subject, `${subject}@old.test`)]);
+    const forgotten = known[0] as string;
+    await store.forget(forgotten);
+    const newcomers = Array.from({ length: 12 }, () => randomUUID());
+    // Known subjects also on a second stream of theirs, which the key table has not noted yet.
+    const appends = [
+      ...known.map((subject) => [`person-${subject}`, subject] as const),
+      ...known.slice(1, 6).map((subject) => [`other-${subject}`, subject] as const),
+      ...newcomers.map((subject) => [`person-${subject}`, subject] as const),
+    ];
+    const results = await Promise.allSettled(
+      appends.map(([stream, subject]) => store.append(stream, [signedUp(subject, `${subject}@new.test`)])),
+    );
+    expect(results.map((r) => r.status)).toEqual(appends.map(([, subject]) => (subject === forgotten ? 'rejected' : 'fulfilled')));
+    expect((results[0] as PromiseRejectedResult).reason).toBeInstanceOf(SubjectForgottenError);
+    for (const [stream, subject] of appends.filter(([, subject]) => subject !== forgotten)) {
+      const read = await collect(store.read(stream));
+      expect(read.at(-1)?.data).toMatchObject({ email: `${subject}@new.test` });
+    }
+    const noted = await store.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM ${store.sql(schema)}.subject_streams WHERE stream_id LIKE 'other-%'`;
+    expect(noted[0]?.n).toBe(5);
   });
 
   it('stores large positions and versions as exact integers', async () => {
