@@ -114,7 +114,8 @@ export async function pacedLoad(opts: {
     allSettled = resolve;
   });
 
-  let measuredFrom = Number.POSITIVE_INFINITY;
+  const started = performance.now();
+  const measuredFrom = started + (opts.warmupSeconds ?? 0) * 1000;
   const settle = (ok: boolean, scheduled: number) => {
     last = performance.now();
     if (!ok) failed += 1;
@@ -151,7 +152,7 @@ export async function pacedLoad(opts: {
       conn.connected = true;
       free(conn);
     });
-    conn.socket.on('data', (chunk: Buffer) => {
+    socket.on('data', (chunk: Buffer) => {
       conn.received = conn.received.length ? Buffer.concat([conn.received, chunk]) : chunk;
       let response: ReturnType<typeof responseEnd>;
       try {
@@ -166,8 +167,8 @@ export async function pacedLoad(opts: {
       settle(response.status >= 200 && response.status < 300, conn.current.scheduled);
       free(conn);
     });
-    conn.socket.on('error', () => drop(conn));
-    conn.socket.on('close', () => drop(conn));
+    socket.on('error', () => drop(conn));
+    socket.on('close', () => drop(conn));
   };
   const dispatch = (due: Due) => {
     const conn = idle.pop();
@@ -183,8 +184,6 @@ export async function pacedLoad(opts: {
     while (waiting.length && now - (waiting[0] as Due).scheduled > TIMEOUT_MS) settle(false, (waiting.shift() as Due).scheduled);
   }, 250);
 
-  const started = performance.now();
-  measuredFrom = started + (opts.warmupSeconds ?? 0) * 1000;
   let sent = 0;
   await new Promise<void>((resolve) => {
     // Timers fire at best every millisecond: each tick sends every request whose time has come.
