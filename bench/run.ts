@@ -25,6 +25,7 @@ const VALUE_FLAGS = [
   '--seconds',
   '--lag-rate',
   '--lookup-rate',
+  '--search-rate',
   '--soak',
   '--pg-schema',
   '--upgrade-rate',

@@ -65,17 +65,25 @@ describe('identity dataset', () => {
         '2',
         '--lookup-rate',
         '1000',
+        '--search-rate',
+        '200',
         '--upgrade',
       ],
       { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 },
     );
     expect(stdout).toContain(`${expected.email} email and ${expected.username} username collisions refused`);
-    const rows = stdout.split('\n').filter((line) => /^\| (lookup|search|group|writes|mixed)/.test(line));
-    expect(rows).toHaveLength(7);
-    // The paced lookups ran at the rate asked (--lookup-rate), not as fast as answered (thousands a second).
-    const rated = rows.find((row) => row.includes('1,000 req/s paced'))?.split('|') ?? [];
-    expect(Number(rated[3])).toBeGreaterThan(0);
-    expect(Number(rated[3])).toBeLessThanOrEqual(1100);
+    const rows = stdout.split('\n').filter((line) => /^\| (lookup|\/health|search|group|writes|mixed)/.test(line));
+    expect(rows).toHaveLength(9);
+    // The paced rows ran at the rates asked (--lookup-rate, --search-rate), not as fast as answered (thousands a second).
+    for (const [label, rate] of [
+      ['lookup by email, 1,000 req/s paced', 1000],
+      ['/health (one query, no view), 1,000 req/s paced', 1000],
+      ['search, 200 req/s paced', 200],
+    ] as const) {
+      const rated = rows.find((row) => row.includes(label))?.split('|') ?? [];
+      expect(Number(rated[3]), label).toBeGreaterThan(0);
+      expect(Number(rated[3]), label).toBeLessThanOrEqual(rate * 1.1);
+    }
     let answered = 0;
     for (const row of rows) {
       const cells = row.split('|').map((cell) => cell.trim());
