@@ -318,14 +318,11 @@ export function createHttpApp(service: Service, options: HttpOptions): Hono<Env>
         )
       : [];
     const byId = new Map(userRows.map((row) => [row.id, row]));
-    const rows = pageIds.flatMap(({ id, rank }) => {
+    const users = pageIds.flatMap(({ id, rank }) => {
       const row = byId.get(id);
-      return row ? [{ ...row, rank }] : [];
+      return row ? [{ ...userJson(row), rank }] : [];
     });
-    return json(c, {
-      users: rows.map((row) => ({ ...userJson(row), rank: row.rank })),
-      next: ranked.length > offset + limit ? offset + limit : null,
-    });
+    return json(c, { users, next: ranked.length > offset + limit ? offset + limit : null });
   });
 
   app.get('/users/:id', async (c) => {
