@@ -118,24 +118,29 @@ const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/
 async function scenarios(autocannon: Autocannon, service: IdentityProcess, size: ReturnType<typeof sizes>, seconds: number) {
   const data = dataset(SEED, size);
   let n = walkStart(size.users);
+  // Each generator counts for itself: sharing the walk's counter made a write's rename skip every
+  // other user of the walk.
+  let names = 0;
+  let searches = 0;
+  let groups = 0;
   // A walk over users that loaded (colliding ones were refused). It starts at a random place
   // (--walk-start n repeats one): a run that renamed the users an earlier run had renamed found
   // their rows and index pages in PostgreSQL's cache, and its view lag read 100× lower.
   const nextUser = () => data.user(data.loadedUser((n++ * 7919) % size.users));
   // Renames to generated names (another user's): short made-up ones ("Renamed 12") have fewer
   // search terms and cost the users view about half as much PostgreSQL time.
-  const nextName = () => data.user((n++ * 104_729) % size.users).name;
+  const nextName = () => data.user((names++ * 104_729) % size.users).name;
   const prefixes = ['hom', 'mar', 'ned', 'sim', 'lis', 'flan', 'bur', 'mps', 'ande', 'wig'];
   const byId: AutocannonRequest = { setupRequest: (r) => ({ ...r, method: 'GET', path: `/users/${nextUser().id}` }) };
   const byEmail: AutocannonRequest = {
     setupRequest: (r) => ({ ...r, method: 'GET', path: `/users?email=${encodeURIComponent(nextUser().email)}` }),
   };
   const search: AutocannonRequest = {
-    setupRequest: (r) => ({ ...r, method: 'GET', path: `/users/search?q=${prefixes[n++ % prefixes.length]}&limit=20` }),
+    setupRequest: (r) => ({ ...r, method: 'GET', path: `/users/search?q=${prefixes[searches++ % prefixes.length]}&limit=20` }),
   };
   const health: AutocannonRequest = { method: 'GET', path: '/health' };
   const members: AutocannonRequest = {
-    setupRequest: (r) => ({ ...r, method: 'GET', path: `/groups/${data.group((n++ * 31) % size.groups).id}/members?limit=50` }),
+    setupRequest: (r) => ({ ...r, method: 'GET', path: `/groups/${data.group((groups++ * 31) % size.groups).id}/members?limit=50` }),
   };
   const write: AutocannonRequest = {
     setupRequest: (r) => ({
