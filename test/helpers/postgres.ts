@@ -59,3 +59,26 @@ export async function freshSchemaUrl(base: string = PG_URL): Promise<{ url: stri
     },
   };
 }
+
+/**
+ * Waits until no session of a store on `schema` is left (stores name their sessions
+ * `logline:<schema>`). A process killed with SIGKILL leaves its server sessions behind for a
+ * moment: one running a statement, or holding a COMMIT it had already sent, finishes it and
+ * commits before it notices the client is gone. Checks of what a killed writer left must start
+ * after that, or a late commit lands between two of their reads.
+ */
+export async function sessionsGone(schema: string, timeoutMs = 10_000): Promise<void> {
+  const sql = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  try {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity
+                                               WHERE pid <> pg_backend_pid() AND application_name = ${`logline:${schema}`}`;
+      if (row?.n === 0) return;
+      if (Date.now() > until) throw new Error(`${row?.n} sessions on schema ${schema} still open after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../../src/index.js';
 import { openPostgresStore } from '../../../src/postgres.js';
 import { collect } from '../../helpers/collect.js';
-import { freshSchemaUrl, requirePostgres } from '../../helpers/postgres.js';
+import { freshSchemaUrl, requirePostgres, sessionsGone } from '../../helpers/postgres.js';
 
 const reachable = await requirePostgres();
 const writer = fileURLToPath(new URL('./crash-writer.ts', import.meta.url));
@@ -59,7 +59,7 @@ function runAndKill(url: string, writeMs: number): Promise<Ack[]> {
 
 describe.skipIf(!reachable)('postgres crash safety', () => {
   it(`keeps every acknowledged append, whole, across ${KILLS} kill -9s`, async () => {
-    const { url, drop } = await freshSchemaUrl();
+    const { url, schema, drop } = await freshSchemaUrl();
     cleanups.push(drop);
     const acked = new Map<string, Ack>();
     let killsWithWrites = 0;
@@ -68,7 +68,9 @@ describe.skipIf(!reachable)('postgres crash safety', () => {
       if (acks.length > 1) killsWithWrites++; // more than the append the writer makes before READY
       for (const ack of acks) acked.set(ack.appendId, ack);
 
-      // The killed process's sessions are gone or going; a fresh store sees what was committed.
+      // Once the killed process's sessions are gone (a statement or COMMIT it had sent still
+      // commits), a fresh store sees all that was committed, and nothing commits during its reads.
+      await sessionsGone(schema);
       const store = await openPostgresStore({ url, poolSize: 1 });
       try {
         const all = await collect(store.readAll());
